@@ -1,0 +1,37 @@
+# Set-up, build, run and test in one place. Every target installs the Debian packages it needs
+# (only the missing ones) before building.
+BUILD_DIR ?= build
+BUILD_TYPE ?= RelWithDebInfo
+JOBS ?= $(shell nproc)
+BROKER_ARGS ?=
+
+PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
+            libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libgtest-dev \
+            clang-format
+
+.PHONY: deps build run-broker test format-check clean
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+build: deps
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DGOPHERMQ_WERROR=ON
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run-broker: build
+	./$(BUILD_DIR)/gophermq broker $(BROKER_ARGS)
+
+test: build format-check
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+format-check: deps
+	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

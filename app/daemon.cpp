@@ -1,0 +1,171 @@
+#include "app/daemon.hpp"
+
+#include <systemd/sd-daemon.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <csignal>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "broker/broker_service.hpp"
+#include "http/api_handler.hpp"
+#include "http/metrics_endpoint.hpp"
+#include "http/server.hpp"
+
+namespace gophermq::app {
+namespace asio = boost::asio;
+using config::log;
+using config::LogLevel;
+
+namespace {
+
+using WorkGuard = asio::executor_work_guard<asio::io_context::executor_type>;
+
+// Threads that each run one io_context until its guard is released and its work is done.
+class ContextPool {
+ public:
+  explicit ContextPool(unsigned size) {
+    for (unsigned i = 0; i < size; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+  }
+
+  [[nodiscard]] std::vector<asio::any_io_executor> executors() const {
+    std::vector<asio::any_io_executor> executors;
+    for (const auto& context : contexts_) {
+      executors.emplace_back(context->get_executor());
+    }
+    return executors;
+  }
+
+  void start() {
+    for (auto& context : contexts_) {
+      threads_.emplace_back([&context] { context->run(); });
+    }
+  }
+
+  void finish() {
+    guards_.clear();
+    for (auto& thread : threads_) {
+      thread.join();
+    }
+    threads_.clear();
+  }
+
+  ~ContextPool() {
+    if (!threads_.empty()) {
+      for (auto& context : contexts_) {
+        context->stop();
+      }
+      finish();
+    }
+  }
+
+  ContextPool(const ContextPool&) = delete;
+  ContextPool& operator=(const ContextPool&) = delete;
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<WorkGuard> guards_;
+  std::vector<std::thread> threads_;
+};
+
+asio::ip::tcp::endpoint endpoint_of(const config::Endpoint& endpoint) {
+  return {asio::ip::make_address(endpoint.host), endpoint.port};
+}
+
+std::string describe(const asio::ip::tcp::endpoint& endpoint) {
+  return endpoint.address().to_string() + " port=" + std::to_string(endpoint.port());
+}
+
+unsigned http_threads(const config::Config& config) {
+  if (config.threads != 0) {
+    return config.threads;
+  }
+  return std::max(1U, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+int run_daemon(const config::Config& config) {
+  const auto started = std::chrono::system_clock::now();
+  // Contexts are declared first so they outlive everything that holds their executors. The
+  // shutdown sequence ends every coroutine before the objects they use are destroyed.
+  asio::io_context control(1);
+  ContextPool core(1);
+  ContextPool workers(http_threads(config));
+
+  prometheus::Registry registry;
+  broker::BrokerService service(
+      core.executors().front(),
+      broker::Limits{config.max_pending, config.max_pending_bytes, config.max_subject_length},
+      config.async_queue_size);
+  const http::ServerLimits limits{config.max_body_bytes, config.max_header_bytes,
+                                  config.idle_timeout, config.read_timeout, config.write_timeout};
+
+  http::ApiHandler api(service, registry);
+  http::MetricsEndpoint metrics(service, registry, started);
+  std::optional<http::Server> api_server;
+  std::optional<http::Server> metrics_server;
+  try {
+    api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
+                       limits);
+    if (config.monitoring_enable) {
+      metrics_server.emplace(control.get_executor(), workers.executors(),
+                             endpoint_of(config.monitoring), metrics, limits);
+    }
+  } catch (const std::exception& error) {
+    log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");
+    return 1;
+  }
+
+  asio::signal_set signals(control, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& error, int signal) {
+    if (error) {
+      return;
+    }
+    log(LogLevel::info, "msg=\"shutting down\" signal=" + std::to_string(signal));
+    sd_notify(0, "STOPPING=1");
+    api.stop_accepting();
+    asio::co_spawn(
+        control,
+        [&]() -> asio::awaitable<void> {
+          const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
+          co_await api_server->shut_down(deadline);
+          co_await service.drain_async();
+          if (metrics_server) {
+            co_await metrics_server->shut_down(deadline);
+          }
+        },
+        [&](const std::exception_ptr&) {
+          workers.finish();
+          core.finish();
+        });
+  });
+
+  core.start();
+  workers.start();
+  api_server->start();
+  log(LogLevel::info,
+      "msg=listening listener=api address=" + describe(api_server->local_endpoint()));
+  if (metrics_server) {
+    metrics_server->start();
+    log(LogLevel::info,
+        "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
+  }
+  sd_notify(0, "READY=1");
+  control.run();
+  log(LogLevel::info, "msg=stopped");
+  return 0;
+}
+
+}  // namespace gophermq::app

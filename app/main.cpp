@@ -1,0 +1,36 @@
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "app/daemon.hpp"
+#include "config/config.hpp"
+
+extern char** environ;
+
+int main(int argc, char** argv) {
+  using namespace gophermq;
+  const std::vector<std::string> arguments(argv + 1, argv + argc);
+  std::vector<std::string> environment;
+  for (char** entry = environ; *entry != nullptr; ++entry) {
+    environment.emplace_back(*entry);
+  }
+  config::Invocation invocation;
+  try {
+    invocation = config::load(arguments, environment);
+  } catch (const config::ConfigError& error) {
+    std::cerr << "gophermq: " << error.what() << "\n";
+    return 2;
+  }
+  switch (invocation.command) {
+    case config::Command::show_help:
+      std::cout << invocation.help_text;
+      return 0;
+    case config::Command::show_version:
+      std::cout << "gophermq " << GOPHERMQ_VERSION << "\n";
+      return 0;
+    case config::Command::run_broker:
+      break;
+  }
+  config::set_log_level(invocation.config.log_level);
+  return app::run_daemon(invocation.config);
+}

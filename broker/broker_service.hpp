@@ -1,0 +1,83 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/strand.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/broker.hpp"
+
+namespace gophermq::broker {
+
+enum class AsyncPublishStatus { accepted, queue_full };
+enum class AsyncFailure : std::size_t { no_subscribers, overflow, count };
+
+struct FetchResult {
+  FetchStatus status = FetchStatus::ok;
+  std::vector<Message> messages;
+};
+
+struct ServiceSnapshot {
+  Totals totals;
+  std::uint64_t async_queue_depth = 0;
+  std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
+};
+
+// Owns the Broker on one strand and is the only way in: each call hops onto the broker strand,
+// runs there, and resumes the caller on its own executor, so the broker needs no lock.
+// Async publishes go through a second, dedicated worker strand that batches them into the broker
+// in arrival order.
+class BrokerService {
+ public:
+  BrokerService(const boost::asio::any_io_executor& executor, Limits limits,
+                std::size_t async_queue_capacity);
+
+  boost::asio::awaitable<SubscribeStatus> subscribe(const std::string& id,
+                                                    const std::string& subject,
+                                                    const std::optional<std::string>& group);
+  boost::asio::awaitable<PublishStatus> publish(const std::string& subject,
+                                                const std::vector<Message>& messages);
+  boost::asio::awaitable<FetchResult> fetch(const std::string& subject, const std::string& id,
+                                            std::size_t max);
+  boost::asio::awaitable<UnsubscribeStatus> unsubscribe(const std::string& subject,
+                                                        const std::string& id);
+  boost::asio::awaitable<ServiceSnapshot> snapshot();
+
+  // Never waits: the message is queued for the worker strand or refused when the queue is full.
+  // Calls from one thread reach the broker in call order.
+  AsyncPublishStatus publish_async(std::string subject, Message message);
+
+  // Completes once every async publish accepted before the call has reached the broker.
+  boost::asio::awaitable<void> drain_async();
+
+  [[nodiscard]] const Limits& limits() const noexcept { return limits_; }
+
+ private:
+  struct AsyncItem {
+    std::string subject;
+    Message message;
+  };
+
+  void enqueue_on_worker(AsyncItem item);
+  void flush_worker_batch();
+  void apply_async_batch(const std::vector<AsyncItem>& batch);
+
+  using Strand = boost::asio::strand<boost::asio::any_io_executor>;
+  Strand broker_strand_;
+  Strand worker_strand_;
+  Limits limits_;
+  Broker broker_;  // touched only on broker_strand_
+
+  const std::size_t async_capacity_;
+  std::atomic<std::uint64_t> async_depth_{0};
+  std::vector<AsyncItem> worker_batch_;  // touched only on worker_strand_
+  bool worker_flush_scheduled_ = false;  // touched only on worker_strand_
+  std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
+};
+
+}  // namespace gophermq::broker

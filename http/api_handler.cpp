@@ -1,0 +1,218 @@
+#include "http/api_handler.hpp"
+
+#include <iterator>
+#include <limits>
+
+#include "broker/subject.hpp"
+#include "broker/uuid.hpp"
+#include "http/json_codec.hpp"
+
+namespace gophermq::http {
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using bhttp::status;
+using bhttp::verb;
+
+namespace {
+
+constexpr std::string_view kInvalidBody = "request's body is invalid";
+constexpr std::string_view kInvalidSubject = "invalid subject";
+
+std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+Response publish_error(broker::PublishStatus result) {
+  switch (result) {
+    case broker::PublishStatus::invalid_subject:
+      return error_response(status::bad_request, kInvalidSubject);
+    case broker::PublishStatus::no_subscribers:
+      return error_response(status::not_found, "subscriber not found");
+    case broker::PublishStatus::overflow:
+      return error_response(status::too_many_requests, "broker overflow");
+    case broker::PublishStatus::ok:
+      break;
+  }
+  return error_response(status::internal_server_error, "internal server error");
+}
+
+}  // namespace
+
+const ApiHandler::Route ApiHandler::kRoutes[] = {
+    {"/api/subscribe", verb::post, "POST", &ApiHandler::subscribe},
+    {"/api/publish", verb::post, "POST", &ApiHandler::publish},
+    {"/api/publish/async", verb::post, "POST", &ApiHandler::publish_async},
+    {"/api/publish/batch", verb::post, "POST", &ApiHandler::publish_batch},
+    {"/api/fetch", verb::post, "POST", &ApiHandler::fetch},
+    {"/api/unsubscribe", verb::post, "POST", &ApiHandler::unsubscribe},
+    {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
+};
+
+std::vector<std::string> ApiHandler::route_labels() {
+  std::vector<std::string> labels;
+  for (const Route& route : kRoutes) {
+    labels.emplace_back(route.path);
+  }
+  labels.emplace_back("unmatched");  // the label of every unknown path, so the set stays bounded
+  return labels;
+}
+
+ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry)
+    : service_(service), metrics_(registry, route_labels()) {}
+
+Response json_response(status code, std::string body) {
+  Response response{code, 11};
+  response.set(bhttp::field::content_type, "application/json; charset=UTF-8");
+  response.body() = std::move(body);
+  return response;
+}
+
+Response error_response(status code, std::string_view message) {
+  return json_response(code, encode_message(message));
+}
+
+const ApiHandler::Route* ApiHandler::find_route(std::string_view target) {
+  const std::string_view path = path_of(target);
+  for (const Route& route : kRoutes) {
+    if (route.path == path) {
+      return &route;
+    }
+  }
+  return nullptr;
+}
+
+std::size_t ApiHandler::route_index(const Route* route) {
+  return route == nullptr ? std::size(kRoutes) : static_cast<std::size_t>(route - kRoutes);
+}
+
+asio::awaitable<Response> ApiHandler::handle(Request& request) {
+  const auto started = std::chrono::steady_clock::now();
+  const Route* route = find_route(request.target());
+  Response response;
+  if (route == nullptr) {
+    response = error_response(status::not_found, "Not Found");
+  } else if (request.method() == route->method ||
+             (route->method == verb::get && request.method() == verb::head)) {
+    response = co_await (this->*route->endpoint)(request);
+  } else {
+    response = error_response(status::method_not_allowed, "Method Not Allowed");
+    response.set(bhttp::field::allow, route->allow);
+  }
+  metrics_.record(route_index(route), response.result_int(),
+                  std::chrono::steady_clock::now() - started);
+  co_return response;
+}
+
+Response ApiHandler::reject(const Request& request, status code, std::string_view message) {
+  metrics_.record(route_index(find_route(request.target())), static_cast<unsigned>(code),
+                  std::chrono::steady_clock::duration::zero());
+  return error_response(code, message);
+}
+
+asio::awaitable<Response> ApiHandler::subscribe(const Request& request) {
+  auto body = decode_subscribe(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  std::string id = broker::random_uuid_v4();
+  auto result = co_await service_.subscribe(id, body->subject, body->group);
+  if (result == broker::SubscribeStatus::duplicate_id) {
+    // 122 random bits make this a once-in-the-universe event; one more draw settles it.
+    id = broker::random_uuid_v4();
+    result = co_await service_.subscribe(id, body->subject, body->group);
+  }
+  switch (result) {
+    case broker::SubscribeStatus::ok:
+      co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
+    case broker::SubscribeStatus::invalid_subject:
+      co_return error_response(status::bad_request, kInvalidSubject);
+    case broker::SubscribeStatus::invalid_group:
+      co_return error_response(status::bad_request, "invalid group");
+    case broker::SubscribeStatus::duplicate_id:
+      break;
+  }
+  co_return error_response(status::internal_server_error, "internal server error");
+}
+
+asio::awaitable<Response> ApiHandler::publish(const Request& request) {
+  auto body = decode_publish(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  const auto result = co_await service_.publish(body->subject, body->messages);
+  if (result != broker::PublishStatus::ok) {
+    co_return publish_error(result);
+  }
+  co_return json_response(status::ok, encode_status_ok());
+}
+
+asio::awaitable<Response> ApiHandler::publish_async(const Request& request) {
+  auto body = decode_publish(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  if (!broker::is_valid_subject(body->subject, broker::SubjectUse::publish,
+                                service_.limits().max_subject_length)) {
+    co_return error_response(status::bad_request, kInvalidSubject);
+  }
+  if (service_.publish_async(std::move(body->subject), std::move(body->messages.front())) ==
+      broker::AsyncPublishStatus::queue_full) {
+    co_return error_response(status::too_many_requests, "async queue full");
+  }
+  co_return json_response(status::ok, encode_status_ok());
+}
+
+asio::awaitable<Response> ApiHandler::publish_batch(const Request& request) {
+  auto body = decode_publish_batch(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  const auto result = co_await service_.publish(body->subject, body->messages);
+  if (result != broker::PublishStatus::ok) {
+    co_return publish_error(result);
+  }
+  co_return json_response(status::ok, encode_batch_ok(body->messages.size()));
+}
+
+asio::awaitable<Response> ApiHandler::fetch(const Request& request) {
+  auto body = decode_fetch(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  auto result = co_await service_.fetch(
+      body->subject, body->id, body->max.value_or(std::numeric_limits<std::size_t>::max()));
+  switch (result.status) {
+    case broker::FetchStatus::ok:
+      co_return json_response(status::ok, encode_fetched(result.messages, body->id, body->subject));
+    case broker::FetchStatus::invalid_subject:
+      co_return error_response(status::bad_request, kInvalidSubject);
+    case broker::FetchStatus::bad_id:
+      break;
+  }
+  co_return error_response(status::not_found, "bad id");
+}
+
+asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request) {
+  auto body = decode_unsubscribe(request.body());
+  if (!body) {
+    co_return error_response(status::bad_request, kInvalidBody);
+  }
+  switch (co_await service_.unsubscribe(body->subject, body->id)) {
+    case broker::UnsubscribeStatus::ok:
+      co_return json_response(status::ok, encode_status_ok());
+    case broker::UnsubscribeStatus::invalid_subject:
+      co_return error_response(status::bad_request, kInvalidSubject);
+    case broker::UnsubscribeStatus::bad_id:
+      break;
+  }
+  co_return error_response(status::not_found, "bad id");
+}
+
+asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/) {
+  if (!accepting_.load(std::memory_order_relaxed)) {
+    co_return error_response(status::service_unavailable, "shutting down");
+  }
+  co_return Response{status::no_content, 11};
+}
+
+}  // namespace gophermq::http

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <atomic>
+#include <boost/beast/http/verb.hpp>
+#include <chrono>
+#include <string_view>
+
+#include "broker/broker_service.hpp"
+#include "http/request_handler.hpp"
+#include "metrics/request_metrics.hpp"
+
+namespace gophermq::http {
+
+// The broker's HTTP API: decodes each request, asks the BrokerService, encodes the answer, and
+// records the request's route, status and latency. It keeps no broker state of its own.
+class ApiHandler final : public RequestHandler {
+ public:
+  ApiHandler(broker::BrokerService& service, prometheus::Registry& registry);
+
+  boost::asio::awaitable<Response> handle(Request& request) override;
+  Response reject(const Request& request, boost::beast::http::status status,
+                  std::string_view message) override;
+
+  // From now on /ready answers 503, so load balancers stop sending work.
+  void stop_accepting() noexcept { accepting_.store(false, std::memory_order_relaxed); }
+
+ private:
+  using Endpoint = boost::asio::awaitable<Response> (ApiHandler::*)(const Request&);
+
+  struct Route {
+    std::string_view path;
+    boost::beast::http::verb method;
+    std::string_view allow;
+    Endpoint endpoint;
+  };
+
+  static const Route* find_route(std::string_view target);
+  static std::size_t route_index(const Route* route);
+  static std::vector<std::string> route_labels();
+
+  boost::asio::awaitable<Response> subscribe(const Request& request);
+  boost::asio::awaitable<Response> publish(const Request& request);
+  boost::asio::awaitable<Response> publish_async(const Request& request);
+  boost::asio::awaitable<Response> publish_batch(const Request& request);
+  boost::asio::awaitable<Response> fetch(const Request& request);
+  boost::asio::awaitable<Response> unsubscribe(const Request& request);
+  boost::asio::awaitable<Response> ready(const Request& request);
+
+  static const Route kRoutes[];
+
+  broker::BrokerService& service_;
+  metrics::RequestMetrics metrics_;
+  std::atomic<bool> accepting_{true};
+};
+
+// A response with a JSON body and the contract's content type.
+Response json_response(boost::beast::http::status status, std::string body);
+Response error_response(boost::beast::http::status status, std::string_view message);
+
+}  // namespace gophermq::http

@@ -1,0 +1,284 @@
+#include "http/json_codec.hpp"
+
+#include <array>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace gophermq::http {
+namespace json = boost::json;
+
+namespace {
+
+// Parses with a stack buffer as the arena, so a small request body costs no heap allocation.
+class ParsedObject {
+ public:
+  explicit ParsedObject(std::string_view body) {
+    json::error_code error;
+    value_ = json::parse(body, error, json::storage_ptr(&arena_));
+    if (!error && value_.is_object()) {
+      object_ = &value_.get_object();
+    }
+  }
+  ParsedObject(const ParsedObject&) = delete;
+  ParsedObject& operator=(const ParsedObject&) = delete;
+
+  [[nodiscard]] bool valid() const noexcept { return object_ != nullptr; }
+
+  // nullopt: the field has the wrong type. An absent field gives an empty string.
+  [[nodiscard]] std::optional<std::string_view> string_field(std::string_view key) const {
+    const json::value* field = object_->if_contains(key);
+    if (field == nullptr) {
+      return std::string_view{};
+    }
+    if (!field->is_string()) {
+      return std::nullopt;
+    }
+    return std::string_view(field->get_string());
+  }
+
+  [[nodiscard]] const json::value* field(std::string_view key) const {
+    return object_->if_contains(key);
+  }
+
+ private:
+  std::array<unsigned char, 4096> buffer_{};
+  json::monotonic_resource arena_{buffer_.data(), buffer_.size()};
+  json::value value_;
+  const json::object* object_ = nullptr;
+};
+
+std::optional<std::string> owned(std::optional<std::string_view> text) {
+  if (!text) {
+    return std::nullopt;
+  }
+  return std::string(*text);
+}
+
+std::optional<std::size_t> positive_integer(const json::value& value) {
+  if (value.is_int64() && value.get_int64() >= 1) {
+    return static_cast<std::size_t>(value.get_int64());
+  }
+  if (value.is_uint64() && value.get_uint64() >= 1) {
+    return static_cast<std::size_t>(value.get_uint64());
+  }
+  return std::nullopt;
+}
+
+std::optional<SubscriptionRequest> decode_subject_and_id(const ParsedObject& body) {
+  const auto subject = owned(body.string_field("subject"));
+  const auto id = owned(body.string_field("id"));
+  if (!subject || !id) {
+    return std::nullopt;
+  }
+  return SubscriptionRequest{*subject, *id};
+}
+
+void append_key(std::string& out, std::string_view key) {
+  out.push_back('"');
+  out.append(key);
+  out.append("\":");
+}
+
+}  // namespace
+
+std::optional<SubscribeRequest> decode_subscribe(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  const auto subject = owned(parsed.string_field("subject"));
+  if (!subject) {
+    return std::nullopt;
+  }
+  SubscribeRequest request{*subject, std::nullopt};
+  if (const json::value* group = parsed.field("group"); group != nullptr) {
+    if (!group->is_string()) {
+      return std::nullopt;
+    }
+    request.group = std::string(group->get_string());
+  }
+  return request;
+}
+
+std::optional<PublishRequest> decode_publish(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  const auto subject = owned(parsed.string_field("subject"));
+  const auto data = parsed.string_field("data");
+  if (!subject || !data) {
+    return std::nullopt;
+  }
+  return PublishRequest{*subject, {broker::Message::create(*data)}};
+}
+
+std::optional<PublishRequest> decode_publish_batch(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  const auto subject = owned(parsed.string_field("subject"));
+  const json::value* data = parsed.field("data");
+  if (!subject || data == nullptr || !data->is_array() || data->get_array().empty()) {
+    return std::nullopt;
+  }
+  PublishRequest request{*subject, {}};
+  request.messages.reserve(data->get_array().size());
+  for (const json::value& item : data->get_array()) {
+    if (!item.is_string()) {
+      return std::nullopt;
+    }
+    request.messages.push_back(broker::Message::create(item.get_string()));
+  }
+  return request;
+}
+
+std::optional<FetchRequest> decode_fetch(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  const auto subject_and_id = decode_subject_and_id(parsed);
+  if (!subject_and_id) {
+    return std::nullopt;
+  }
+  FetchRequest request{subject_and_id->subject, subject_and_id->id, std::nullopt};
+  if (const json::value* max = parsed.field("max"); max != nullptr) {
+    request.max = positive_integer(*max);
+    if (!request.max) {
+      return std::nullopt;
+    }
+  }
+  return request;
+}
+
+std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  return decode_subject_and_id(parsed);
+}
+
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if (byte < 0x80) {
+      switch (byte) {
+        case '"':
+          out.append("\\\"");
+          break;
+        case '\\':
+          out.append("\\\\");
+          break;
+        case '\b':
+          out.append("\\b");
+          break;
+        case '\f':
+          out.append("\\f");
+          break;
+        case '\n':
+          out.append("\\n");
+          break;
+        case '\r':
+          out.append("\\r");
+          break;
+        case '\t':
+          out.append("\\t");
+          break;
+        case '<':
+        case '>':
+        case '&':
+          out.append("\\u00");
+          out.push_back(kHex[byte >> 4]);
+          out.push_back(kHex[byte & 0xF]);
+          break;
+        default:
+          if (byte < 0x20) {
+            out.append("\\u00");
+            out.push_back(kHex[byte >> 4]);
+            out.push_back(kHex[byte & 0xF]);
+          } else {
+            out.push_back(static_cast<char>(byte));
+          }
+      }
+      ++i;
+      continue;
+    }
+    // Input reached us through a validating JSON parser, so it is well-formed UTF-8; only the two
+    // line separators that break JavaScript need escaping, as Go does.
+    if (byte == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
+        (static_cast<unsigned char>(text[i + 2]) & 0xFE) == 0xA8) {
+      out.append(static_cast<unsigned char>(text[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029");
+      i += 3;
+      continue;
+    }
+    out.push_back(static_cast<char>(byte));
+    ++i;
+  }
+  out.push_back('"');
+}
+
+std::string encode_message(std::string_view message) {
+  std::string out = "{\"message\":";
+  append_json_string(out, message);
+  out.append("}\n");
+  return out;
+}
+
+std::string encode_status_ok() {
+  return "{\"status\":\"ok\"}\n";
+}
+
+std::string encode_batch_ok(std::size_t count) {
+  return "{\"count\":" + std::to_string(count) + ",\"status\":\"ok\"}\n";
+}
+
+std::string encode_subscribed(std::string_view id, std::string_view subject,
+                              const std::optional<std::string>& group) {
+  std::string out = "{";
+  if (group) {
+    append_key(out, "group");
+    append_json_string(out, *group);
+    out.push_back(',');
+  }
+  append_key(out, "id");
+  append_json_string(out, id);
+  out.push_back(',');
+  append_key(out, "subject");
+  append_json_string(out, subject);
+  out.append("}\n");
+  return out;
+}
+
+std::string encode_fetched(const std::vector<broker::Message>& messages, std::string_view id,
+                           std::string_view subject) {
+  std::size_t size = 64 + id.size() + subject.size();
+  for (const broker::Message& message : messages) {
+    size += message.size() + 3;
+  }
+  std::string out;
+  out.reserve(size);
+  out.append("{\"data\":[");
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    if (i > 0) {
+      out.push_back(',');
+    }
+    append_json_string(out, messages[i].data());
+  }
+  out.append("],");
+  append_key(out, "id");
+  append_json_string(out, id);
+  out.push_back(',');
+  append_key(out, "subject");
+  append_json_string(out, subject);
+  out.append("}\n");
+  return out;
+}
+
+}  // namespace gophermq::http

@@ -1,0 +1,56 @@
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/message.hpp"
+
+namespace gophermq::http {
+
+// Request bodies, decoded. A field the client left out is empty (or nullopt where absence has a
+// meaning of its own); a body that is not a JSON object, or a known field of the wrong JSON type,
+// decodes to nullopt. Subjects are checked by the broker, not here.
+struct SubscribeRequest {
+  std::string subject;
+  std::optional<std::string> group;
+};
+
+struct PublishRequest {
+  std::string subject;
+  std::vector<broker::Message> messages;
+};
+
+struct FetchRequest {
+  std::string subject;
+  std::string id;
+  std::optional<std::size_t> max;
+};
+
+struct SubscriptionRequest {
+  std::string subject;
+  std::string id;
+};
+
+std::optional<SubscribeRequest> decode_subscribe(std::string_view body);
+std::optional<PublishRequest> decode_publish(std::string_view body);
+std::optional<PublishRequest> decode_publish_batch(std::string_view body);
+std::optional<FetchRequest> decode_fetch(std::string_view body);
+std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body);
+
+// Response bodies: compact JSON with keys in lexicographic order and one trailing newline, escaped
+// exactly as Go's encoding/json does it (HTML-safe), so clients of the original that compare bytes
+// keep working.
+void append_json_string(std::string& out, std::string_view text);
+
+std::string encode_message(std::string_view message);
+std::string encode_status_ok();
+std::string encode_batch_ok(std::size_t count);
+std::string encode_subscribed(std::string_view id, std::string_view subject,
+                              const std::optional<std::string>& group);
+std::string encode_fetched(const std::vector<broker::Message>& messages, std::string_view id,
+                           std::string_view subject);
+
+}  // namespace gophermq::http

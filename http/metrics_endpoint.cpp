@@ -1,0 +1,42 @@
+#include "http/metrics_endpoint.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include "http/api_handler.hpp"
+#include "metrics/state_metrics.hpp"
+
+namespace gophermq::http {
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+
+MetricsEndpoint::MetricsEndpoint(broker::BrokerService& service, prometheus::Registry& registry,
+                                 std::chrono::system_clock::time_point started)
+    : service_(service), registry_(registry), started_(started) {}
+
+asio::awaitable<Response> MetricsEndpoint::handle(Request& request) {
+  if (request.target().substr(0, request.target().find('?')) != "/metrics") {
+    co_return error_response(bhttp::status::not_found, "Not Found");
+  }
+  if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {
+    Response response = error_response(bhttp::status::method_not_allowed, "Method Not Allowed");
+    response.set(bhttp::field::allow, "GET, HEAD");
+    co_return response;
+  }
+  const broker::ServiceSnapshot snapshot = co_await service_.snapshot();
+  std::vector<prometheus::MetricFamily> families = registry_.Collect();
+  for (auto& extra : {metrics::broker_families(snapshot), metrics::process_families(started_)}) {
+    families.insert(families.end(), extra.begin(), extra.end());
+  }
+
+  Response response{bhttp::status::ok, 11};
+  response.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  response.body() = prometheus::TextSerializer().Serialize(families);
+  co_return response;
+}
+
+Response MetricsEndpoint::reject(const Request& /*request*/, bhttp::status status,
+                                 std::string_view message) {
+  return error_response(status, message);
+}
+
+}  // namespace gophermq::http

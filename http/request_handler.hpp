@@ -1,0 +1,28 @@
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <string_view>
+
+namespace gophermq::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+// What a listener serves. The server owns connections and framing; the handler turns requests
+// into responses and records them.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+
+  virtual boost::asio::awaitable<Response> handle(Request& request) = 0;
+
+  // A request the server refused before reading all of it (too large, malformed). `request` holds
+  // whatever head was parsed, maybe none.
+  virtual Response reject(const Request& request, boost::beast::http::status status,
+                          std::string_view message) = 0;
+};
+
+}  // namespace gophermq::http

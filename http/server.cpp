@@ -1,0 +1,256 @@
+#include "http/server.hpp"
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <exception>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace gophermq::http {
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using boost::asio::ip::tcp;
+
+namespace {
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t kFirstReadBytes = 16 * 1024;
+// How long a refused client gets to see the answer before the socket closes: closing with unread
+// input makes the kernel send RST, which can destroy the response before the client reads it.
+constexpr std::chrono::seconds kLingerTime{2};
+constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+
+struct Refusal {
+  bhttp::status status;
+  std::string_view message;
+};
+
+// Read errors that deserve an answer before the connection closes; for the rest (the peer went
+// away, a timeout) there is nobody to answer.
+std::optional<Refusal> refusal_for(const beast::error_code& error) {
+  if (error == bhttp::error::body_limit) {
+    return Refusal{bhttp::status::payload_too_large, "request body too large"};
+  }
+  if (error == bhttp::error::header_limit) {
+    return Refusal{bhttp::status::request_header_fields_too_large,
+                   "request header fields too large"};
+  }
+  if (error == bhttp::error::end_of_stream || error == bhttp::error::partial_message) {
+    return std::nullopt;
+  }
+  if (error.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
+    return Refusal{bhttp::status::bad_request, "malformed HTTP request"};
+  }
+  return std::nullopt;
+}
+
+bool expects_continue(const Request& request) {
+  const auto expect = request[bhttp::field::expect];
+  return expect.size() == 12 && beast::iequals(expect, "100-continue");
+}
+
+}  // namespace
+
+struct Server::Connection {
+  beast::tcp_stream& stream;
+  bool idle = false;
+};
+
+Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor> workers,
+               const tcp::endpoint& endpoint, RequestHandler& handler, ServerLimits limits)
+    : control_(std::move(control)),
+      acceptor_(control_),
+      handler_(handler),
+      limits_(limits),
+      all_closed_(control_) {
+  for (auto& executor : workers) {
+    workers_.push_back(std::make_unique<Worker>(Worker{std::move(executor), {}}));
+  }
+  acceptor_.open(endpoint.protocol());
+  acceptor_.set_option(asio::socket_base::reuse_address(true));
+  acceptor_.bind(endpoint);
+  acceptor_.listen(asio::socket_base::max_listen_connections);
+}
+
+Server::~Server() = default;
+
+tcp::endpoint Server::local_endpoint() const {
+  return acceptor_.local_endpoint();
+}
+
+void Server::start() {
+  asio::co_spawn(control_, accept_loop(), asio::detached);
+}
+
+asio::awaitable<void> Server::accept_loop() {
+  while (!stopping_) {
+    Worker& worker = *workers_[next_worker_++ % workers_.size()];
+    auto [error, socket] = co_await acceptor_.async_accept(worker.executor, kUseTuple);
+    if (error == asio::error::operation_aborted || stopping_) {
+      co_return;
+    }
+    if (error) {
+      // Out of descriptors or memory: back off rather than spin; the backlog waits meanwhile.
+      asio::steady_timer delay(control_, kAcceptRetryDelay);
+      co_await delay.async_wait(kUseTuple);
+      continue;
+    }
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    ++open_connections_;
+    asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
+                   asio::detached);
+  }
+}
+
+asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
+  Connection connection{stream};
+  // Registered for shutdown while it lives, however the coroutine ends.
+  struct Registration {
+    Server& server;
+    Worker& worker;
+    Connection& connection;
+    Registration(Server& s, Worker& w, Connection& c) : server(s), worker(w), connection(c) {
+      worker.connections.insert(&connection);
+    }
+    ~Registration() {
+      worker.connections.erase(&connection);
+      beast::error_code ignored;
+      connection.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      connection.stream.socket().close(ignored);
+      server.connection_closed();
+    }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+  } registration(*this, worker, connection);
+
+  beast::flat_buffer buffer;
+  while (true) {
+    if (buffer.size() == 0) {
+      if (stopping_) {
+        co_return;
+      }
+      connection.idle = true;
+      stream.expires_after(limits_.idle_timeout);
+      auto [error, read] =
+          co_await stream.async_read_some(buffer.prepare(kFirstReadBytes), kUseTuple);
+      connection.idle = false;
+      if (error) {
+        co_return;
+      }
+      buffer.commit(read);
+    }
+
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(limits_.max_body_bytes);
+    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
+    stream.expires_after(limits_.read_timeout);
+    auto [head_error, head_bytes] =
+        co_await bhttp::async_read_header(stream, buffer, parser, kUseTuple);
+    if (!head_error && expects_continue(parser.get()) && !parser.is_done()) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      auto [continue_error, written] =
+          co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
+      head_error = continue_error;
+    }
+    auto [error, read] = head_error ? std::tuple{head_error, std::size_t{0}}
+                                    : co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
+    if (error) {
+      if (const auto refusal = refusal_for(error)) {
+        Response response = handler_.reject(parser.get(), refusal->status, refusal->message);
+        if (co_await answer(connection, std::move(response), false)) {
+          co_await close_after_refusal(connection);
+        }
+      }
+      co_return;
+    }
+
+    Request request = parser.release();
+    const bool keep_alive = request.keep_alive() && !stopping_;
+    std::optional<Response> response;
+    try {
+      response.emplace(co_await handler_.handle(request));
+    } catch (const std::exception&) {
+      response.emplace(
+          handler_.reject(request, bhttp::status::internal_server_error, "internal server error"));
+    }
+    response->version(request.version());
+    if (!co_await answer(connection, std::move(*response), keep_alive) || !keep_alive) {
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<bool> Server::answer(Connection& connection, Response response, bool keep_alive) {
+  response.keep_alive(keep_alive);
+  response.prepare_payload();
+  if (response.result() == bhttp::status::no_content) {
+    response.erase(bhttp::field::content_length);  // RFC 9110 forbids it on a 204
+  }
+  connection.stream.expires_after(limits_.write_timeout);
+  auto [error, written] = co_await bhttp::async_write(connection.stream, response, kUseTuple);
+  co_return !error;
+}
+
+asio::awaitable<void> Server::close_after_refusal(Connection& connection) {
+  beast::error_code ignored;
+  connection.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  connection.stream.expires_after(kLingerTime);
+  std::array<char, 4096> discard{};
+  while (true) {
+    auto [error, read] =
+        co_await connection.stream.async_read_some(asio::buffer(discard), kUseTuple);
+    if (error) {
+      co_return;
+    }
+  }
+}
+
+void Server::close_connections(Worker& worker, bool idle_only) {
+  for (Connection* connection : worker.connections) {
+    if (connection->idle || !idle_only) {
+      connection->stream.cancel();
+    }
+  }
+}
+
+void Server::connection_closed() {
+  if (open_connections_.fetch_sub(1) == 1 && stopping_) {
+    asio::post(control_, [this] { all_closed_.cancel(); });
+  }
+}
+
+asio::awaitable<void> Server::shut_down(std::chrono::steady_clock::time_point deadline) {
+  stopping_ = true;
+  beast::error_code ignored;
+  acceptor_.close(ignored);
+  for (const bool idle_only : {true, false}) {
+    for (auto& worker : workers_) {
+      asio::post(worker->executor,
+                 [this, &worker = *worker, idle_only] { close_connections(worker, idle_only); });
+    }
+    co_await wait_for_connections(idle_only ? deadline
+                                            : std::chrono::steady_clock::time_point::max());
+  }
+}
+
+asio::awaitable<void> Server::wait_for_connections(std::chrono::steady_clock::time_point deadline) {
+  if (open_connections_ == 0) {
+    co_return;
+  }
+  all_closed_.expires_at(deadline);
+  co_await all_closed_.async_wait(kUseTuple);
+}
+
+}  // namespace gophermq::http

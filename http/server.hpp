@@ -1,0 +1,74 @@
+#pragma once
+
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include "http/request_handler.hpp"
+
+namespace gophermq::http {
+
+struct ServerLimits {
+  std::size_t max_body_bytes = 1024 * 1024;
+  std::size_t max_header_bytes = 8 * 1024;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds write_timeout{30'000};
+};
+
+// One listening socket. Accepted connections are spread round-robin over the worker executors
+// (one io_context, one thread each); each connection is one coroutine that stays on its worker, so
+// a connection's state is never shared between threads.
+class Server {
+ public:
+  Server(boost::asio::any_io_executor control, std::vector<boost::asio::any_io_executor> workers,
+         const boost::asio::ip::tcp::endpoint& endpoint, RequestHandler& handler,
+         ServerLimits limits);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  [[nodiscard]] boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  void start();
+
+  // Stops accepting, closes idle connections and lets requests in flight finish (each connection
+  // then closes). Connections still open at `deadline` are closed hard. Completes when no
+  // connection is left, so nothing of the server is in use afterwards.
+  boost::asio::awaitable<void> shut_down(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  struct Connection;
+  struct Worker {
+    boost::asio::any_io_executor executor;
+    std::unordered_set<Connection*> connections;  // touched only on `executor`
+  };
+
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream, Worker& worker);
+  boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive);
+  boost::asio::awaitable<void> close_after_refusal(Connection& connection);
+  void close_connections(Worker& worker, bool idle_only);
+  boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
+  void connection_closed();
+
+  boost::asio::any_io_executor control_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  RequestHandler& handler_;
+  ServerLimits limits_;
+  std::size_t next_worker_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> open_connections_{0};
+  boost::asio::steady_timer all_closed_;
+};
+
+}  // namespace gophermq::http
