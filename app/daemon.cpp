@@ -133,17 +133,21 @@ int run_daemon(const config::Config& config) {
     if (error) {
       return;
     }
-    log(LogLevel::info, "msg=\"shutting down\" signal=" + std::to_string(signal));
     sd_notify(0, "STOPPING=1");
     api.stop_accepting();
+    api_server->stop_accepting();
+    if (metrics_server) {
+      metrics_server->stop_accepting();
+    }
+    log(LogLevel::info, "msg=\"shutting down\" signal=" + std::to_string(signal));
     asio::co_spawn(
         control,
         [&]() -> asio::awaitable<void> {
           const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
-          co_await api_server->shut_down(deadline);
+          co_await api_server->drain(deadline);
           co_await service.drain_async();
           if (metrics_server) {
-            co_await metrics_server->shut_down(deadline);
+            co_await metrics_server->drain(deadline);
           }
         },
         [&](const std::exception_ptr&) {
@@ -162,6 +166,7 @@ int run_daemon(const config::Config& config) {
     log(LogLevel::info,
         "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
   }
+  log(LogLevel::info, "msg=ready");
   sd_notify(0, "READY=1");
   control.run();
   log(LogLevel::info, "msg=stopped");

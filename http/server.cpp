@@ -55,6 +55,12 @@ std::optional<Refusal> refusal_for(const beast::error_code& error) {
   return std::nullopt;
 }
 
+// Bytes already waiting in the kernel are a request that began before the shutdown did.
+bool has_pending_input(beast::tcp_stream& stream) {
+  beast::error_code error;
+  return stream.socket().available(error) > 0;
+}
+
 bool expects_continue(const Request& request) {
   const auto expect = request[bhttp::field::expect];
   return expect.size() == 12 && beast::iequals(expect, "100-continue");
@@ -106,11 +112,27 @@ asio::awaitable<void> Server::accept_loop() {
       co_await delay.async_wait(kUseTuple);
       continue;
     }
-    beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
-    ++open_connections_;
-    asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
-                   asio::detached);
+    start_connection(std::move(socket), worker);
+  }
+}
+
+void Server::start_connection(tcp::socket socket, Worker& worker) {
+  beast::error_code ignored;
+  socket.set_option(tcp::no_delay(true), ignored);
+  ++open_connections_;
+  asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
+                 asio::detached);
+}
+
+void Server::accept_backlog() {
+  beast::error_code error;
+  acceptor_.non_blocking(true, error);
+  while (!error) {
+    Worker& worker = *workers_[next_worker_++ % workers_.size()];
+    tcp::socket socket = acceptor_.accept(worker.executor, error);
+    if (!error) {
+      start_connection(std::move(socket), worker);
+    }
   }
 }
 
@@ -138,7 +160,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
   beast::flat_buffer buffer;
   while (true) {
     if (buffer.size() == 0) {
-      if (stopping_) {
+      if (stopping_ && !has_pending_input(stream)) {
         co_return;
       }
       connection.idle = true;
@@ -219,7 +241,7 @@ asio::awaitable<void> Server::close_after_refusal(Connection& connection) {
 
 void Server::close_connections(Worker& worker, bool idle_only) {
   for (Connection* connection : worker.connections) {
-    if (connection->idle || !idle_only) {
+    if (!idle_only || (connection->idle && !has_pending_input(connection->stream))) {
       connection->stream.cancel();
     }
   }
@@ -231,18 +253,26 @@ void Server::connection_closed() {
   }
 }
 
-asio::awaitable<void> Server::shut_down(std::chrono::steady_clock::time_point deadline) {
+void Server::stop_accepting() {
   stopping_ = true;
+  // Connections the kernel completed before now may carry requests sent before the signal.
+  accept_backlog();
   beast::error_code ignored;
   acceptor_.close(ignored);
-  for (const bool idle_only : {true, false}) {
-    for (auto& worker : workers_) {
-      asio::post(worker->executor,
-                 [this, &worker = *worker, idle_only] { close_connections(worker, idle_only); });
-    }
-    co_await wait_for_connections(idle_only ? deadline
-                                            : std::chrono::steady_clock::time_point::max());
+  close_connections(/*idle_only=*/true);
+}
+
+void Server::close_connections(bool idle_only) {
+  for (auto& worker : workers_) {
+    asio::post(worker->executor,
+               [this, &worker = *worker, idle_only] { close_connections(worker, idle_only); });
   }
+}
+
+asio::awaitable<void> Server::drain(std::chrono::steady_clock::time_point deadline) {
+  co_await wait_for_connections(deadline);
+  close_connections(/*idle_only=*/false);
+  co_await wait_for_connections(std::chrono::steady_clock::time_point::max());
 }
 
 asio::awaitable<void> Server::wait_for_connections(std::chrono::steady_clock::time_point deadline) {

@@ -40,10 +40,13 @@ class Server {
 
   void start();
 
-  // Stops accepting, closes idle connections and lets requests in flight finish (each connection
-  // then closes). Connections still open at `deadline` are closed hard. Completes when no
-  // connection is left, so nothing of the server is in use afterwards.
-  boost::asio::awaitable<void> shut_down(std::chrono::steady_clock::time_point deadline);
+  // Stops accepting (serving what the backlog already holds) and closes idle connections; from
+  // now on every connection closes after its current request. Call on the control executor.
+  void stop_accepting();
+
+  // Waits for the requests in flight; connections still open at `deadline` are closed hard.
+  // Completes when no connection is left, so nothing of the server is in use afterwards.
+  boost::asio::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);
 
  private:
   struct Connection;
@@ -53,9 +56,12 @@ class Server {
   };
 
   boost::asio::awaitable<void> accept_loop();
+  void accept_backlog();
+  void start_connection(boost::asio::ip::tcp::socket socket, Worker& worker);
   boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream, Worker& worker);
   boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive);
   boost::asio::awaitable<void> close_after_refusal(Connection& connection);
+  void close_connections(bool idle_only);
   void close_connections(Worker& worker, bool idle_only);
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
   void connection_closed();

@@ -1,0 +1,318 @@
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+
+namespace gophermq::test {
+namespace {
+
+constexpr std::string_view kJson = "application/json; charset=UTF-8";
+
+std::string id_of(const HttpResponse& response) {
+  static const std::regex id(R"re("id":"([^"]+)")re");
+  std::smatch match;
+  EXPECT_TRUE(std::regex_search(response.body, match, id)) << response.body;
+  return match[1];
+}
+
+class Api : public testing::Test {
+ protected:
+  BrokerProcess broker{isolated_arguments()};
+  HttpClient client{broker.api_port()};
+
+  std::string subscribe(std::string_view subject) {
+    const auto response =
+        client.post("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}");
+    EXPECT_EQ(response.status, 200U);
+    return id_of(response);
+  }
+
+  HttpResponse fetch(std::string_view subject, std::string_view id) {
+    return client.post("/api/fetch", R"({"subject":")" + std::string(subject) + R"(","id":")" +
+                                         std::string(id) + "\"}");
+  }
+
+  void expect_error(const HttpResponse& response, unsigned status, std::string_view message) {
+    EXPECT_EQ(response.status, status);
+    EXPECT_EQ(response.body, "{\"message\":\"" + std::string(message) + "\"}\n");
+    EXPECT_EQ(response.header("content-type"), kJson);
+  }
+};
+
+TEST_F(Api, SubscribeReturnsARandomUuidV4AndTheSubject) {
+  const auto first = client.post("/api/subscribe", R"({"subject":"orders.created"})");
+  const auto second = client.post("/api/subscribe", R"({"subject":"orders.created"})");
+  EXPECT_EQ(first.status, 200U);
+  EXPECT_EQ(first.header("content-type"), kJson);
+  const std::regex shape(
+      R"(\{"id":"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}","subject":"orders\.created"\}\n)");
+  EXPECT_TRUE(std::regex_match(first.body, shape)) << first.body;
+  EXPECT_NE(id_of(first), id_of(second));
+}
+
+TEST_F(Api, SubscribeWithGroupEchoesIt) {
+  const auto response = client.post("/api/subscribe", R"({"subject":"jobs","group":"workers"})");
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.body,
+            R"({"group":"workers","id":")" + id_of(response) + R"(","subject":"jobs"})" + "\n");
+}
+
+TEST_F(Api, PublishThenFetchIsByteExact) {
+  const std::string id = subscribe("a.b");
+  const auto published =
+      client.post("/api/publish", R"({"subject":"a.b","data":"hello <b> & \"q\""})");
+  EXPECT_EQ(published.status, 200U);
+  EXPECT_EQ(published.body, "{\"status\":\"ok\"}\n");
+  EXPECT_EQ(published.header("content-type"), kJson);
+  client.post("/api/publish", R"({"subject":"a.b"})");
+  const auto fetched = fetch("a.b", id);
+  EXPECT_EQ(fetched.status, 200U);
+  EXPECT_EQ(fetched.body, R"({"data":["hello \u003cb\u003e \u0026 \"q\"",""],"id":")" + id +
+                              R"(","subject":"a.b"})" + "\n");
+  EXPECT_EQ(fetch("a.b", id).body, R"({"data":[],"id":")" + id + R"(","subject":"a.b"})" + "\n");
+}
+
+TEST_F(Api, EverySubscriberGetsEveryMessageInOrder) {
+  const std::string first = subscribe("s");
+  const std::string second = subscribe("s");
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_EQ(client.post("/api/publish", R"({"subject":"s","data":")" + std::to_string(i) + "\"}")
+                  .status,
+              200U);
+  }
+  std::string expected = R"({"data":[)";
+  for (int i = 0; i < 50; ++i) {
+    expected += (i > 0 ? ",\"" : "\"") + std::to_string(i) + "\"";
+  }
+  for (const auto& id : {first, second}) {
+    EXPECT_EQ(fetch("s", id).body, expected + R"(],"id":")" + id + R"(","subject":"s"})" + "\n");
+  }
+}
+
+TEST_F(Api, FetchMaxLimitsTheBatch) {
+  const std::string id = subscribe("s");
+  client.post("/api/publish/batch", R"({"subject":"s","data":["1","2","3"]})");
+  const auto first = client.post("/api/fetch", R"({"subject":"s","id":")" + id + R"(","max":2})");
+  EXPECT_EQ(first.body, R"({"data":["1","2"],"id":")" + id + R"(","subject":"s"})" + "\n");
+}
+
+TEST_F(Api, BadBodiesAre400) {
+  for (const std::string_view target : {"/api/subscribe", "/api/publish", "/api/publish/async",
+                                        "/api/fetch", "/api/unsubscribe", "/api/publish/batch"}) {
+    for (const char* body : {"", "null", "[]", "42", "{\"subject\":", "{\"subject\":7}"}) {
+      expect_error(client.post(target, body), 400, "request's body is invalid");
+    }
+  }
+  expect_error(client.post("/api/publish", R"({"subject":"a","data":1})"), 400,
+               "request's body is invalid");
+  expect_error(client.post("/api/fetch", R"({"subject":"a","id":"x","max":0})"), 400,
+               "request's body is invalid");
+  expect_error(client.post("/api/publish/batch", R"({"subject":"a","data":[]})"), 400,
+               "request's body is invalid");
+}
+
+TEST_F(Api, InvalidSubjectsAre400) {
+  for (const char* subject : {"", "a..b", "a b", "a.", "a.>.b"}) {
+    const std::string field = std::string(R"("subject":")") + subject + "\"";
+    expect_error(client.post("/api/subscribe", "{" + field + "}"), 400, "invalid subject");
+    expect_error(client.post("/api/publish", "{" + field + "}"), 400, "invalid subject");
+    expect_error(client.post("/api/publish/async", "{" + field + "}"), 400, "invalid subject");
+    expect_error(client.post("/api/fetch", "{" + field + R"(,"id":"x"})"), 400, "invalid subject");
+  }
+  expect_error(client.post("/api/subscribe", "{}"), 400, "invalid subject");
+  expect_error(client.post("/api/publish", R"({"subject":"a.*"})"), 400, "invalid subject");
+  expect_error(client.post("/api/publish/async", R"({"subject":"a.>"})"), 400, "invalid subject");
+  expect_error(client.post("/api/subscribe", R"({"subject":")" + std::string(257, 'x') + "\"}"),
+               400, "invalid subject");
+  expect_error(client.post("/api/subscribe", R"({"subject":"a","group":""})"), 400,
+               "invalid group");
+}
+
+TEST_F(Api, PublishWithoutSubscriberIs404) {
+  expect_error(client.post("/api/publish", R"({"subject":"nobody.home","data":"x"})"), 404,
+               "subscriber not found");
+}
+
+TEST_F(Api, FetchWithWrongIdOrSubjectIs404) {
+  const std::string id = subscribe("s");
+  expect_error(fetch("s", "not-an-id"), 404, "bad id");
+  expect_error(fetch("other", id), 404, "bad id");
+  expect_error(client.post("/api/unsubscribe", R"({"subject":"s","id":"nope"})"), 404, "bad id");
+}
+
+TEST_F(Api, UnsubscribeEndsTheSubscription) {
+  const std::string id = subscribe("s");
+  client.post("/api/publish", R"({"subject":"s","data":"x"})");
+  const auto response = client.post("/api/unsubscribe", R"({"subject":"s","id":")" + id + "\"}");
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.body, "{\"status\":\"ok\"}\n");
+  expect_error(fetch("s", id), 404, "bad id");
+}
+
+TEST_F(Api, QueueGroupMembersShareOneQueue) {
+  const auto a = id_of(client.post("/api/subscribe", R"({"subject":"jobs","group":"w"})"));
+  const auto b = id_of(client.post("/api/subscribe", R"({"subject":"jobs","group":"w"})"));
+  client.post("/api/publish/batch", R"({"subject":"jobs","data":["1","2"]})");
+  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"jobs","id":")" + a + R"(","max":1})").body,
+            R"({"data":["1"],"id":")" + a + R"(","subject":"jobs"})" + "\n");
+  EXPECT_EQ(fetch("jobs", b).body, R"({"data":["2"],"id":")" + b + R"(","subject":"jobs"})" + "\n");
+}
+
+TEST_F(Api, WildcardSubscriptionIsFetchedByItsPattern) {
+  const std::string id = subscribe("orders.>");
+  client.post("/api/publish", R"({"subject":"orders.eu.created","data":"x"})");
+  EXPECT_EQ(fetch("orders.>", id).body,
+            R"({"data":["x"],"id":")" + id + R"(","subject":"orders.\u003e"})" + "\n");
+}
+
+TEST_F(Api, BatchPublishReportsTheCount) {
+  subscribe("s");
+  const auto response =
+      client.post("/api/publish/batch", R"({"subject":"s","data":["a","b","c"]})");
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.body, "{\"count\":3,\"status\":\"ok\"}\n");
+}
+
+TEST_F(Api, AsyncPublishesFromOneConnectionArriveInOrder) {
+  const std::string id = subscribe("s");
+  constexpr int kCount = 300;
+  std::string pipelined;
+  for (int i = 0; i < kCount; ++i) {
+    pipelined += post_request("/api/publish/async",
+                              R"({"subject":"s","data":")" + std::to_string(i) + "\"}");
+  }
+  client.send_raw(pipelined);
+  for (int i = 0; i < kCount; ++i) {
+    const auto response = client.read_response();
+    ASSERT_EQ(response.status, 200U);
+    ASSERT_EQ(response.body, "{\"status\":\"ok\"}\n");
+  }
+  // The worker applies them shortly after the 200s; fetch until all have arrived.
+  std::vector<std::string> received;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const std::regex item(R"x("(\d+)")x");
+  while (received.size() < kCount && std::chrono::steady_clock::now() < deadline) {
+    const std::string body = fetch("s", id).body;
+    const std::string data = body.substr(0, body.find(']'));
+    for (std::sregex_iterator match(data.begin(), data.end(), item), end; match != end; ++match) {
+      received.push_back((*match)[1]);
+    }
+  }
+  ASSERT_EQ(received.size(), static_cast<std::size_t>(kCount));
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_EQ(received[static_cast<std::size_t>(i)], std::to_string(i));
+  }
+}
+
+TEST_F(Api, AsyncPublishToNobodyIsAcceptedAndCountedAsFailed) {
+  EXPECT_EQ(client.post("/api/publish/async", R"({"subject":"nobody","data":"x"})").body,
+            "{\"status\":\"ok\"}\n");
+  HttpClient metrics(broker.metrics_port());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string text;
+  while (std::chrono::steady_clock::now() < deadline) {
+    text = metrics.get("/metrics").body;
+    if (text.find("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1") !=
+        std::string::npos) {
+      break;
+    }
+  }
+  EXPECT_NE(text.find("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+TEST_F(Api, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+  expect_error(client.post("/api/nope", "{}"), 404, "Not Found");
+  expect_error(client.post("/api/publish/", "{}"), 404, "Not Found");
+  const auto wrong = client.get("/api/publish");
+  expect_error(wrong, 405, "Method Not Allowed");
+  EXPECT_EQ(wrong.header("allow"), "POST");
+  const auto ready = client.post("/ready", "{}");
+  expect_error(ready, 405, "Method Not Allowed");
+  EXPECT_EQ(ready.header("allow"), "GET, HEAD");
+}
+
+TEST_F(Api, ReadyIs204WithoutBody) {
+  const auto response = client.get("/ready");
+  EXPECT_EQ(response.status, 204U);
+  EXPECT_EQ(response.body, "");
+  EXPECT_FALSE(response.has_header("content-length"));
+}
+
+TEST_F(Api, MetricsCountRequestsByRouteAndCode) {
+  subscribe("s");
+  client.post("/api/publish", R"({"subject":"s","data":"x"})");
+  client.post("/api/publish", R"({"subject":"nobody","data":"x"})");
+  HttpClient metrics(broker.metrics_port());
+  const auto response = metrics.get("/metrics");
+  EXPECT_EQ(response.status, 200U);
+  const std::string& text = response.body;
+  for (const char* line :
+       {"gophermq_client_request_rate{code=\"200\",method=\"/api/publish\"} 1",
+        "gophermq_client_request_rate{code=\"404\",method=\"/api/publish\"} 1",
+        "gophermq_request_duration_seconds_count{code=\"200\",method=\"/api/subscribe\"} 1",
+        "gophermq_request_duration_seconds_bucket{code=\"200\",method=\"/api/"
+        "publish\",le=\"0.0001\"}",
+        "gophermq_pending_messages 1", "gophermq_pending_bytes 1", "gophermq_subscriptions 1",
+        "gophermq_subjects 1", "gophermq_published_messages_total 1",
+        "# TYPE gophermq_request_duration_seconds histogram", "process_resident_memory_bytes",
+        "process_open_fds", "process_cpu_seconds_total", "process_start_time_seconds"}) {
+    EXPECT_NE(text.find(line), std::string::npos) << line;
+  }
+}
+
+TEST(ApiLimits, OverflowIs429AndStoresNothing) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-pending=3"}));
+  HttpClient client(broker.api_port());
+  const auto a = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+  const auto b = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"1"})").status, 200U);
+  const auto overflow = client.post("/api/publish", R"({"subject":"s","data":"2"})");
+  EXPECT_EQ(overflow.status, 429U);
+  EXPECT_EQ(overflow.body, "{\"message\":\"broker overflow\"}\n");
+  const auto batch = client.post("/api/publish/batch", R"({"subject":"s","data":["x","y"]})");
+  EXPECT_EQ(batch.body, "{\"message\":\"broker overflow\"}\n");
+  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + a + "\"}").body,
+            R"({"data":["1"],"id":")" + a + R"(","subject":"s"})" + "\n");
+  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + b + "\"}").body,
+            R"({"data":["1"],"id":")" + b + R"(","subject":"s"})" + "\n");
+}
+
+TEST(ApiLimits, PendingBytesLimitIs429) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-pending-bytes=4"}));
+  HttpClient client(broker.api_port());
+  client.post("/api/subscribe", R"({"subject":"s"})");
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"1234"})").status, 200U);
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"5"})").body,
+            "{\"message\":\"broker overflow\"}\n");
+}
+
+TEST(ApiLimits, FullAsyncQueueIs429) {
+  BrokerProcess broker(isolated_arguments({"--broker.async-queue-size=1"}));
+  HttpClient client(broker.api_port());
+  client.post("/api/subscribe", R"({"subject":"s"})");
+  constexpr int kCount = 3000;
+  std::string pipelined;
+  for (int i = 0; i < kCount; ++i) {
+    pipelined += post_request("/api/publish/async", R"({"subject":"s","data":"x"})");
+  }
+  client.send_raw(pipelined);
+  int refused = 0;
+  for (int i = 0; i < kCount; ++i) {
+    const auto response = client.read_response();
+    if (response.status == 429) {
+      EXPECT_EQ(response.body, "{\"message\":\"async queue full\"}\n");
+      ++refused;
+    } else {
+      ASSERT_EQ(response.status, 200U);
+    }
+  }
+  // With one slot and 3000 back-to-back requests the worker cannot keep up with all of them.
+  EXPECT_GT(refused, 0);
+}
+
+}  // namespace
+}  // namespace gophermq::test

@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+
+namespace gophermq::test {
+namespace {
+
+// How many messages a broker accepts for one subscriber before answering 429: its max-pending.
+int accepted_before_overflow(const BrokerProcess& broker) {
+  HttpClient client(broker.api_port());
+  client.post("/api/subscribe", R"({"subject":"s"})");
+  for (int accepted = 0; accepted < 100; ++accepted) {
+    if (client.post("/api/publish", R"({"subject":"s","data":"x"})").status == 429) {
+      return accepted;
+    }
+  }
+  return -1;
+}
+
+std::string write_config(const std::string& text) {
+  char name[] = "/tmp/gophermq-e2e-XXXXXX";
+  close(mkstemp(name));
+  std::ofstream(name) << text;
+  return name;
+}
+
+TEST(ConfigE2e, CommandLineBeatsEnvironmentBeatsFile) {
+  const std::string file = write_config("[broker]\nmax-pending = 2\n");
+  {
+    BrokerProcess broker(isolated_arguments({"--config=" + file}));
+    EXPECT_EQ(accepted_before_overflow(broker), 2);
+  }
+  {
+    BrokerProcess broker(isolated_arguments({"--config=" + file}),
+                         {"GOPHERMQ_BROKER_MAX__PENDING=3"});
+    EXPECT_EQ(accepted_before_overflow(broker), 3);
+  }
+  {
+    BrokerProcess broker(isolated_arguments({"--config=" + file, "--broker.max-pending=4"}),
+                         {"GOPHERMQ_BROKER_MAX__PENDING=3"});
+    EXPECT_EQ(accepted_before_overflow(broker), 4);
+  }
+  std::remove(file.c_str());
+}
+
+void expect_config_error(const RunResult& result, const std::string& key) {
+  EXPECT_EQ(result.status, 2);
+  EXPECT_EQ(std::count(result.output.begin(), result.output.end(), '\n'), 1) << result.output;
+  EXPECT_TRUE(result.output.starts_with("gophermq: ")) << result.output;
+  EXPECT_NE(result.output.find(key), std::string::npos) << result.output;
+}
+
+TEST(ConfigE2e, BadValueAnywhereExitsTwoWithOneLineNamingTheKey) {
+  expect_config_error(run_to_exit({"broker", "--broker.port=http"}), "broker.port");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_MAX__PENDING=ten"}),
+                      "broker.max-pending");
+  const std::string file = write_config("[monitoring]\nenable = sometimes\n");
+  expect_config_error(run_to_exit({"broker", "--config", file}), "monitoring.enable");
+  std::remove(file.c_str());
+  expect_config_error(run_to_exit({"broker", "--logger.level=chatty"}), "logger.level");
+  expect_config_error(run_to_exit({"serve"}), "serve");
+}
+
+TEST(ConfigE2e, HelpAndVersion) {
+  const RunResult help = run_to_exit({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.output.find("Usage: gophermq broker"), std::string::npos);
+  EXPECT_NE(help.output.find("monitoring.port"), std::string::npos);
+  const RunResult version = run_to_exit({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_TRUE(version.output.starts_with("gophermq ")) << version.output;
+}
+
+TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
+  BrokerProcess broker(isolated_arguments({"--monitoring.enable=false"}));
+  EXPECT_EQ(broker.metrics_port(), 0);
+  EXPECT_EQ(broker.log().find("listener=metrics"), std::string::npos);
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+}
+
+TEST(ConfigE2e, PortInUseIsAClearError) {
+  BrokerProcess first(isolated_arguments());
+  const RunResult second = run_to_exit({"broker", "--broker.host=127.0.0.1",
+                                        "--broker.port=" + std::to_string(first.api_port()),
+                                        "--monitoring.enable=false"});
+  EXPECT_EQ(second.status, 1);
+  EXPECT_NE(second.output.find("cannot listen"), std::string::npos) << second.output;
+}
+
+}  // namespace
+}  // namespace gophermq::test

@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+
+namespace gophermq::test {
+namespace {
+
+constexpr std::string_view kTooLarge = "{\"message\":\"request body too large\"}\n";
+
+class Protocol : public testing::Test {
+ protected:
+  BrokerProcess broker{isolated_arguments({"--broker.max-body-bytes=1024"})};
+};
+
+TEST_F(Protocol, KeepAliveServesManyRequestsOnOneConnection) {
+  HttpClient client(broker.api_port());
+  for (int i = 0; i < 20; ++i) {
+    const auto response = client.post("/api/subscribe", R"({"subject":"s"})");
+    ASSERT_EQ(response.status, 200U);
+    EXPECT_NE(response.header("connection"), "close");
+  }
+}
+
+TEST_F(Protocol, PipelinedRequestsAreAnsweredInOrder) {
+  HttpClient client(broker.api_port());
+  client.send_raw(post_request("/api/subscribe", R"({"subject":"p"})") +
+                  post_request("/api/publish", R"({"subject":"p","data":"1"})") +
+                  post_request("/api/publish", R"({"subject":"nobody","data":"1"})") +
+                  "GET /ready HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(client.read_response().status, 200U);
+  EXPECT_EQ(client.read_response().body, "{\"status\":\"ok\"}\n");
+  EXPECT_EQ(client.read_response().body, "{\"message\":\"subscriber not found\"}\n");
+  EXPECT_EQ(client.read_response().status, 204U);
+}
+
+TEST_F(Protocol, Http10ClosesUnlessKeepAliveIsAsked) {
+  HttpClient plain(broker.api_port());
+  plain.send_raw("GET /ready HTTP/1.0\r\n\r\n");
+  const auto response = plain.read_response();
+  EXPECT_EQ(response.status, 204U);
+  EXPECT_EQ(response.version, 10U);
+  EXPECT_TRUE(plain.closed_cleanly());
+
+  HttpClient kept(broker.api_port());
+  const std::string body = R"({"subject":"s"})";
+  const std::string request =
+      "POST /api/subscribe HTTP/1.0\r\nConnection: keep-alive\r\n"
+      "Content-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  kept.send_raw(request);
+  const auto first = kept.read_response();
+  EXPECT_EQ(first.status, 200U);
+  EXPECT_EQ(first.header("connection"), "keep-alive");
+  kept.send_raw(request);
+  EXPECT_EQ(kept.read_response().status, 200U);
+}
+
+TEST_F(Protocol, BodyIsJsonWhateverTheContentType) {
+  HttpClient client(broker.api_port());
+  client.send_raw(post_request("/api/subscribe", R"({"subject":"form"})",
+                               "Content-Type: application/x-www-form-urlencoded\r\n"));
+  EXPECT_EQ(client.read_response().status, 200U);
+}
+
+TEST_F(Protocol, ChunkedBodiesAreRead) {
+  HttpClient client(broker.api_port());
+  client.send_raw(
+      "POST /api/subscribe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\n{\"sub\r\na\r\nject\":\"c\"}\r\n0\r\n\r\n");
+  EXPECT_EQ(client.read_response().status, 200U);
+}
+
+TEST_F(Protocol, OversizedBodyIs413ThenCleanCloseAndTheServerStaysHealthy) {
+  HttpClient client(broker.api_port());
+  const std::string big = R"({"subject":"s","data":")" + std::string(4000, 'x') + "\"}";
+  client.send_raw(post_request("/api/publish", big));
+  const auto response = client.read_response();
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, kTooLarge);
+  EXPECT_EQ(response.header("connection"), "close");
+  EXPECT_TRUE(client.closed_cleanly());
+  EXPECT_EQ(post_once(broker.api_port(), "/api/subscribe", R"({"subject":"s"})").status, 200U);
+}
+
+TEST_F(Protocol, OversizedChunkedBodyIs413) {
+  HttpClient client(broker.api_port());
+  std::string request =
+      "POST /api/publish HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 3; ++i) {
+    request += "200\r\n" + std::string(512, 'x') + "\r\n";
+  }
+  client.send_raw(request);
+  const auto response = client.read_response();
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, kTooLarge);
+}
+
+TEST_F(Protocol, ExpectContinueGetsA100OrAnEarly413) {
+  HttpClient small(broker.api_port());
+  small.send_raw(
+      "POST /api/subscribe HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+      "Content-Length: 15\r\n\r\n");
+  EXPECT_EQ(small.read_response().status, 100U);
+  small.send_raw(R"({"subject":"s"})");
+  EXPECT_EQ(small.read_response().status, 200U);
+
+  HttpClient large(broker.api_port());
+  large.send_raw(
+      "POST /api/publish HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+      "Content-Length: 1000000\r\n\r\n");
+  const auto response = large.read_response();
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, kTooLarge);
+}
+
+TEST_F(Protocol, HugeHeaderIs431) {
+  HttpClient client(broker.api_port());
+  client.send_raw("GET /ready HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(20000, 'h') +
+                  "\r\n\r\n");
+  const auto response = client.read_response();
+  EXPECT_EQ(response.status, 431U);
+  EXPECT_EQ(response.body, "{\"message\":\"request header fields too large\"}\n");
+}
+
+TEST_F(Protocol, MalformedRequestIs400AndClosed) {
+  HttpClient client(broker.api_port());
+  client.send_raw("THIS IS NOT HTTP\r\n\r\n");
+  const auto response = client.read_response();
+  EXPECT_EQ(response.status, 400U);
+  EXPECT_EQ(response.body, "{\"message\":\"malformed HTTP request\"}\n");
+  EXPECT_TRUE(client.closed_cleanly());
+}
+
+TEST_F(Protocol, HeadOnReadyHasNoBody) {
+  HttpClient client(broker.api_port());
+  client.send_raw("HEAD /ready HTTP/1.1\r\nHost: t\r\n\r\n");
+  EXPECT_EQ(client.read_response(true).status, 204U);
+  EXPECT_EQ(client.get("/ready").status, 204U);
+}
+
+TEST(ProtocolTimeouts, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=200ms"}));
+  HttpClient client(broker.api_port());
+  EXPECT_EQ(client.get("/ready").status, 204U);
+  EXPECT_TRUE(client.closed_cleanly());  // blocks until the server closes it
+}
+
+}  // namespace
+}  // namespace gophermq::test

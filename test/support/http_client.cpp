@@ -1,0 +1,76 @@
+#include "support/http_client.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cctype>
+
+namespace gophermq::test {
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+
+HttpClient::HttpClient(std::uint16_t port) : socket_(context_) {
+  socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+}
+
+void HttpClient::send_raw(std::string_view bytes) {
+  asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
+}
+
+HttpResponse HttpClient::read_response(bool head_request) {
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  parser.skip(head_request);
+  bhttp::read(socket_, buffer_, parser);
+  const auto& message = parser.get();
+  HttpResponse response;
+  response.status = message.result_int();
+  response.version = message.version();
+  for (const auto& field : message) {
+    std::string name(field.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    response.headers[name] = std::string(field.value());
+  }
+  response.body = message.body();
+  return response;
+}
+
+HttpResponse HttpClient::post(std::string_view target, std::string_view body) {
+  send_raw(post_request(target, body));
+  return read_response();
+}
+
+HttpResponse HttpClient::get(std::string_view target) {
+  send_raw("GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n\r\n");
+  return read_response();
+}
+
+bool HttpClient::closed_cleanly() {
+  if (buffer_.size() != 0) {
+    return false;
+  }
+  char byte = 0;
+  boost::system::error_code error;
+  const std::size_t got = socket_.read_some(asio::buffer(&byte, 1), error);
+  return got == 0 && error == asio::error::eof;
+}
+
+std::string post_request(std::string_view target, std::string_view body,
+                         std::string_view extra_headers) {
+  std::string request = "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n";
+  request += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  request += extra_headers;
+  request += "\r\n";
+  request += body;
+  return request;
+}
+
+HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body) {
+  HttpClient client(port);
+  return client.post(target, body);
+}
+
+}  // namespace gophermq::test

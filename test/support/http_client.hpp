@@ -1,0 +1,54 @@
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace gophermq::test {
+
+struct HttpResponse {
+  unsigned status = 0;
+  unsigned version = 11;
+  std::map<std::string, std::string> headers;  // names in lower case
+  std::string body;
+
+  [[nodiscard]] bool has_header(const std::string& name) const { return headers.contains(name); }
+  [[nodiscard]] std::string header(const std::string& name) const {
+    const auto found = headers.find(name);
+    return found == headers.end() ? std::string() : found->second;
+  }
+};
+
+// A blocking HTTP/1.x client over one TCP connection, so tests control exactly which bytes go out
+// (pipelining, HTTP/1.0, malformed requests) and see exactly what comes back.
+class HttpClient {
+ public:
+  explicit HttpClient(std::uint16_t port);
+
+  void send_raw(std::string_view bytes);
+  HttpResponse read_response(bool head_request = false);
+
+  HttpResponse post(std::string_view target, std::string_view body);
+  HttpResponse get(std::string_view target);
+
+  // True when the server closed the connection in an orderly way (EOF, no reset) and sent nothing
+  // more.
+  bool closed_cleanly();
+
+ private:
+  boost::asio::io_context context_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+std::string post_request(std::string_view target, std::string_view body,
+                         std::string_view extra_headers = "");
+
+// One request on a fresh connection.
+HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body);
+
+}  // namespace gophermq::test

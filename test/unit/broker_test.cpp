@@ -1,0 +1,211 @@
+#include "broker/broker.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace gophermq::broker {
+namespace {
+
+std::vector<Message> messages(std::initializer_list<std::string_view> texts) {
+  std::vector<Message> result;
+  for (const auto text : texts) {
+    result.push_back(Message::create(text));
+  }
+  return result;
+}
+
+std::vector<std::string> fetch_all(Broker& broker, std::string_view subject, std::string_view id,
+                                   std::size_t max = SIZE_MAX) {
+  std::vector<Message> out;
+  EXPECT_EQ(broker.fetch(subject, id, max, out), FetchStatus::ok);
+  std::vector<std::string> texts;
+  for (const auto& message : out) {
+    texts.emplace_back(message.data());
+  }
+  return texts;
+}
+
+PublishStatus publish(Broker& broker, std::string_view subject, std::string_view data) {
+  const auto batch = messages({data});
+  return broker.publish(subject, batch);
+}
+
+using Texts = std::vector<std::string>;
+
+TEST(Broker, FansOutToEveryUngroupedSubscriberInPublishOrder) {
+  Broker broker(Limits{});
+  ASSERT_EQ(broker.subscribe("a", "orders", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("b", "orders", std::nullopt), SubscribeStatus::ok);
+  EXPECT_EQ(publish(broker, "orders", "1"), PublishStatus::ok);
+  EXPECT_EQ(publish(broker, "orders", "2"), PublishStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "orders", "a"), (Texts{"1", "2"}));
+  EXPECT_EQ(fetch_all(broker, "orders", "b"), (Texts{"1", "2"}));
+}
+
+TEST(Broker, FetchDrainsTheQueue) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  publish(broker, "s", "x");
+  EXPECT_EQ(fetch_all(broker, "s", "a"), Texts{"x"});
+  EXPECT_EQ(fetch_all(broker, "s", "a"), Texts{});
+}
+
+TEST(Broker, FetchTakesAtMostMaxOldestFirst) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  const auto batch = messages({"1", "2", "3"});
+  ASSERT_EQ(broker.publish("s", batch), PublishStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "s", "a", 2), (Texts{"1", "2"}));
+  EXPECT_EQ(fetch_all(broker, "s", "a", 2), Texts{"3"});
+}
+
+TEST(Broker, PublishWithoutSubscribersIsRefused) {
+  Broker broker(Limits{});
+  EXPECT_EQ(publish(broker, "nobody", "x"), PublishStatus::no_subscribers);
+  EXPECT_EQ(broker.totals().counters.published, 0U);
+}
+
+TEST(Broker, RejectsInvalidSubjectsEverywhere) {
+  Broker broker(Limits{});
+  std::vector<Message> out;
+  EXPECT_EQ(broker.subscribe("a", "", std::nullopt), SubscribeStatus::invalid_subject);
+  EXPECT_EQ(broker.subscribe("a", "a..b", std::nullopt), SubscribeStatus::invalid_subject);
+  EXPECT_EQ(publish(broker, "a b", "x"), PublishStatus::invalid_subject);
+  EXPECT_EQ(publish(broker, "a.*", "x"), PublishStatus::invalid_subject);
+  EXPECT_EQ(broker.fetch("", "a", 1, out), FetchStatus::invalid_subject);
+  EXPECT_EQ(broker.unsubscribe("a.", "a"), UnsubscribeStatus::invalid_subject);
+}
+
+TEST(Broker, FetchWithUnknownIdOrOtherSubjectIsBadId) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  std::vector<Message> out;
+  EXPECT_EQ(broker.fetch("s", "zzz", 1, out), FetchStatus::bad_id);
+  EXPECT_EQ(broker.fetch("other", "a", 1, out), FetchStatus::bad_id);
+}
+
+TEST(Broker, OverflowOnMessageCountStoresNothingForAnySubscriber) {
+  Broker broker(Limits{.max_pending = 3});
+  broker.subscribe("a", "s", std::nullopt);
+  broker.subscribe("b", "s", std::nullopt);
+  EXPECT_EQ(publish(broker, "s", "1"), PublishStatus::ok);        // 2 stored
+  EXPECT_EQ(publish(broker, "s", "2"), PublishStatus::overflow);  // would be 4
+  EXPECT_EQ(broker.totals().pending_messages, 2U);
+  EXPECT_EQ(fetch_all(broker, "s", "a"), Texts{"1"});
+  EXPECT_EQ(fetch_all(broker, "s", "b"), Texts{"1"});
+}
+
+TEST(Broker, OverflowOnBytesStoresNothing) {
+  Broker broker(Limits{.max_pending_bytes = 10});
+  broker.subscribe("a", "s", std::nullopt);
+  EXPECT_EQ(publish(broker, "s", "123456"), PublishStatus::ok);
+  EXPECT_EQ(publish(broker, "s", "12345"), PublishStatus::overflow);
+  EXPECT_EQ(publish(broker, "s", "1234"), PublishStatus::ok);
+  EXPECT_EQ(broker.totals().pending_bytes, 10U);
+}
+
+TEST(Broker, BatchIsAllOrNothing) {
+  Broker broker(Limits{.max_pending = 2});
+  broker.subscribe("a", "s", std::nullopt);
+  const auto three = messages({"1", "2", "3"});
+  EXPECT_EQ(broker.publish("s", three), PublishStatus::overflow);
+  EXPECT_EQ(broker.totals().pending_messages, 0U);
+  const auto two = messages({"1", "2"});
+  EXPECT_EQ(broker.publish("s", two), PublishStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "s", "a"), (Texts{"1", "2"}));
+}
+
+TEST(Broker, PendingCountsReturnToZero) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  broker.subscribe("b", "s.*", std::nullopt);
+  publish(broker, "s", "abc");
+  publish(broker, "s.x", "defg");
+  EXPECT_EQ(broker.totals().pending_messages, 2U);
+  EXPECT_EQ(broker.totals().pending_bytes, 7U);
+  fetch_all(broker, "s", "a");
+  fetch_all(broker, "s.*", "b");
+  const Totals totals = broker.totals();
+  EXPECT_EQ(totals.pending_messages, 0U);
+  EXPECT_EQ(totals.pending_bytes, 0U);
+  EXPECT_EQ(totals.counters.published, 2U);
+  EXPECT_EQ(totals.counters.delivered, 2U);
+}
+
+TEST(Broker, QueueGroupDeliversEachMessageOnceToTheGroup) {
+  Broker broker(Limits{});
+  broker.subscribe("w1", "jobs", "workers");
+  broker.subscribe("w2", "jobs", "workers");
+  broker.subscribe("audit", "jobs", std::nullopt);
+  const auto batch = messages({"1", "2", "3"});
+  ASSERT_EQ(broker.publish("jobs", batch), PublishStatus::ok);
+  EXPECT_EQ(broker.totals().pending_messages, 6U);  // the group's queue once, the auditor's once
+  EXPECT_EQ(fetch_all(broker, "jobs", "w1", 1), Texts{"1"});
+  EXPECT_EQ(fetch_all(broker, "jobs", "w2"), (Texts{"2", "3"}));
+  EXPECT_EQ(fetch_all(broker, "jobs", "w1"), Texts{});
+  EXPECT_EQ(fetch_all(broker, "jobs", "audit"), (Texts{"1", "2", "3"}));
+}
+
+TEST(Broker, EmptyOrDottedGroupIsInvalid) {
+  Broker broker(Limits{});
+  EXPECT_EQ(broker.subscribe("a", "s", ""), SubscribeStatus::invalid_group);
+  EXPECT_EQ(broker.subscribe("a", "s", "a.b"), SubscribeStatus::invalid_group);
+  EXPECT_EQ(broker.subscribe("a", "s", "*"), SubscribeStatus::invalid_group);
+}
+
+TEST(Broker, DuplicateIdIsRefused) {
+  Broker broker(Limits{});
+  EXPECT_EQ(broker.subscribe("a", "s", std::nullopt), SubscribeStatus::ok);
+  EXPECT_EQ(broker.subscribe("a", "t", std::nullopt), SubscribeStatus::duplicate_id);
+}
+
+TEST(Broker, UnsubscribeFreesPendingAndCountsTheDrop) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  publish(broker, "s", "xyz");
+  EXPECT_EQ(broker.unsubscribe("s", "b"), UnsubscribeStatus::bad_id);
+  EXPECT_EQ(broker.unsubscribe("s", "a"), UnsubscribeStatus::ok);
+  const Totals totals = broker.totals();
+  EXPECT_EQ(totals.pending_messages, 0U);
+  EXPECT_EQ(totals.pending_bytes, 0U);
+  EXPECT_EQ(totals.subscriptions, 0U);
+  EXPECT_EQ(totals.subjects, 0U);
+  EXPECT_EQ(totals.counters.dropped[static_cast<std::size_t>(DropReason::unsubscribe)], 1U);
+  EXPECT_EQ(publish(broker, "s", "x"), PublishStatus::no_subscribers);
+}
+
+TEST(Broker, GroupQueueLivesWhileItHasAMember) {
+  Broker broker(Limits{});
+  broker.subscribe("w1", "jobs", "g");
+  broker.subscribe("w2", "jobs", "g");
+  publish(broker, "jobs", "1");
+  ASSERT_EQ(broker.unsubscribe("jobs", "w1"), UnsubscribeStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "jobs", "w2"), Texts{"1"});
+  publish(broker, "jobs", "2");
+  ASSERT_EQ(broker.unsubscribe("jobs", "w2"), UnsubscribeStatus::ok);
+  EXPECT_EQ(broker.totals().pending_messages, 0U);
+  EXPECT_EQ(publish(broker, "jobs", "3"), PublishStatus::no_subscribers);
+}
+
+TEST(Broker, CountsSubjectsAndSubscriptions) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s", std::nullopt);
+  broker.subscribe("b", "s", "g");
+  broker.subscribe("c", "t.>", std::nullopt);
+  const Totals totals = broker.totals();
+  EXPECT_EQ(totals.subscriptions, 3U);
+  EXPECT_EQ(totals.subjects, 2U);
+}
+
+TEST(Message, SharesOneCopyAcrossHandles) {
+  const Message original = Message::create("payload");
+  const Message copy = original;  // NOLINT(performance-unnecessary-copy-initialization)
+  EXPECT_EQ(copy.data().data(), original.data().data());
+  EXPECT_EQ(copy.data(), "payload");
+  EXPECT_EQ(Message::create("").size(), 0U);
+}
+
+}  // namespace
+}  // namespace gophermq::broker

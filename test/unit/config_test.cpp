@@ -1,0 +1,116 @@
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+namespace gophermq::config {
+namespace {
+
+Config load_config(std::vector<std::string> arguments, std::vector<std::string> environment = {}) {
+  arguments.insert(arguments.begin(), "broker");
+  return load(arguments, environment).config;
+}
+
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char name[] = "/tmp/gophermq-config-XXXXXX";
+    const int fd = mkstemp(name);
+    close(fd);
+    path_ = name;
+    std::ofstream(path_) << content;
+  }
+  ~TempFile() { std::remove(path_.c_str()); }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+TEST(Config, DefaultsMatchTheOriginal) {
+  const Config config = load_config({});
+  EXPECT_EQ(config.api.port, 8082);
+  EXPECT_EQ(config.monitoring.port, 9001);
+  EXPECT_TRUE(config.monitoring_enable);
+  EXPECT_EQ(config.max_pending, 1'000'000U);
+  EXPECT_EQ(config.max_pending_bytes, 512ULL * 1024 * 1024);
+  EXPECT_EQ(config.max_body_bytes, 1024U * 1024);
+  EXPECT_EQ(config.async_queue_size, 65'536U);
+  EXPECT_EQ(config.log_level, LogLevel::info);
+}
+
+TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
+  const TempFile file(
+      "[broker]\nport = 1111\nmax-pending = 5\nmax-pending-bytes = 77\n[logger]\nlevel = warn\n");
+  const Config config =
+      load_config({"--config", file.path(), "--broker.port=3333"},
+                  {"GOPHERMQ_BROKER_PORT=2222", "GOPHERMQ_BROKER_MAX__PENDING=6", "PATH=/bin"});
+  EXPECT_EQ(config.api.port, 3333);
+  EXPECT_EQ(config.max_pending, 6U);
+  EXPECT_EQ(config.max_pending_bytes, 77U);
+  EXPECT_EQ(config.log_level, LogLevel::warn);
+}
+
+TEST(Config, MonitoringPortTakesEitherForm) {
+  EXPECT_EQ(load_config({"--monitoring.port=:9100"}).monitoring.port, 9100);
+  EXPECT_EQ(load_config({"--monitoring.port=9101"}).monitoring.port, 9101);
+  const Config bound = load_config({"--monitoring.port=127.0.0.1:9102"});
+  EXPECT_EQ(bound.monitoring.host, "127.0.0.1");
+  EXPECT_EQ(bound.monitoring.port, 9102);
+  EXPECT_FALSE(load_config({"--monitoring.enable=false"}).monitoring_enable);
+}
+
+TEST(Config, DurationsReadLikeGo) {
+  EXPECT_EQ(parse_duration("1h30m"), std::chrono::minutes(90));
+  EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
+  EXPECT_EQ(parse_duration("0"), std::chrono::milliseconds(0));
+  EXPECT_FALSE(parse_duration("10"));
+  EXPECT_FALSE(parse_duration("s"));
+  EXPECT_FALSE(parse_duration("5 s"));
+  EXPECT_EQ(load_config({"--broker.idle-timeout=2s"}).idle_timeout, std::chrono::seconds(2));
+}
+
+void expect_error(std::vector<std::string> arguments, std::vector<std::string> environment,
+                  const std::string& expected) {
+  try {
+    load(arguments, environment);
+    FAIL() << "no error, expected: " << expected;
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+  }
+}
+
+TEST(Config, BadValuesNameTheKey) {
+  expect_error({"broker", "--broker.port=abc"}, {}, "'abc' for broker.port");
+  expect_error({"broker", "--broker.port=70000"}, {}, "broker.port");
+  expect_error({"broker"}, {"GOPHERMQ_BROKER_MAX__PENDING=-1"}, "broker.max-pending");
+  expect_error({"broker", "--monitoring.enable=maybe"}, {}, "monitoring.enable");
+  expect_error({"broker", "--logger.level=loud"}, {}, "logger.level");
+  expect_error({"broker", "--broker.idle-timeout=0"}, {}, "broker.idle-timeout");
+  expect_error({"broker", "--no-such-flag=1"}, {}, "no-such-flag");
+  expect_error({"broker"}, {"GOPHERMQ_BROKER_NOPE=1"}, "GOPHERMQ_BROKER_NOPE");
+  expect_error({"broker", "--config=/nonexistent/gophermq.conf"}, {}, "/nonexistent/gophermq.conf");
+  expect_error({"frobnicate"}, {}, "unknown command 'frobnicate'");
+  expect_error({}, {}, "missing command");
+}
+
+TEST(Config, BadValueInTheFileNamesTheKey) {
+  const TempFile file("[broker]\nmax-pending = lots\n");
+  expect_error({"broker", "--config", file.path()}, {}, "broker.max-pending");
+  const TempFile unknown("[broker]\nnope = 1\n");
+  expect_error({"broker", "--config", unknown.path()}, {}, "broker.nope");
+}
+
+TEST(Config, HelpAndVersionNeedNoCommand) {
+  EXPECT_EQ(load({"--help"}, {}).command, Command::show_help);
+  EXPECT_EQ(load({"broker", "--help"}, {}).command, Command::show_help);
+  EXPECT_EQ(load({"--version"}, {}).command, Command::show_version);
+  EXPECT_NE(load({"--help"}, {}).help_text.find("broker.max-pending"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gophermq::config
