@@ -31,7 +31,7 @@ test: build format-check
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 format-check: deps
-	clang-format --dry-run -Werror $$(git ls-files '*.cpp' '*.hpp')
+	clang-format --dry-run -Werror $$(find app broker config http metrics test -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD_DIR)
