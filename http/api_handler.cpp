@@ -18,10 +18,6 @@ namespace {
 constexpr std::string_view kInvalidBody = "request's body is invalid";
 constexpr std::string_view kInvalidSubject = "invalid subject";
 
-std::string_view path_of(std::string_view target) {
-  return target.substr(0, target.find('?'));
-}
-
 Response publish_error(broker::PublishStatus result) {
   switch (result) {
     case broker::PublishStatus::invalid_subject:

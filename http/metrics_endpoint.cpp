@@ -14,7 +14,7 @@ MetricsEndpoint::MetricsEndpoint(broker::BrokerService& service, prometheus::Reg
     : service_(service), registry_(registry), started_(started) {}
 
 asio::awaitable<Response> MetricsEndpoint::handle(Request& request) {
-  if (request.target().substr(0, request.target().find('?')) != "/metrics") {
+  if (path_of(request.target()) != "/metrics") {
     co_return error_response(bhttp::status::not_found, "Not Found");
   }
   if (request.method() != bhttp::verb::get && request.method() != bhttp::verb::head) {

@@ -11,6 +11,11 @@ namespace gophermq::http {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 
+// The path part of a request target: routes match without the query string.
+inline std::string_view path_of(std::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
 // What a listener serves. The server owns connections and framing; the handler turns requests
 // into responses and records them.
 class RequestHandler {

@@ -8,6 +8,11 @@ namespace {
 
 constexpr std::string_view kTooLarge = "{\"message\":\"request body too large\"}\n";
 
+void expect_too_large(const HttpResponse& response) {
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, kTooLarge);
+}
+
 class Protocol : public testing::Test {
  protected:
   BrokerProcess broker{isolated_arguments({"--broker.max-body-bytes=1024"})};
@@ -76,8 +81,7 @@ TEST_F(Protocol, OversizedBodyIs413ThenCleanCloseAndTheServerStaysHealthy) {
   const std::string big = R"({"subject":"s","data":")" + std::string(4000, 'x') + "\"}";
   client.send_raw(post_request("/api/publish", big));
   const auto response = client.read_response();
-  EXPECT_EQ(response.status, 413U);
-  EXPECT_EQ(response.body, kTooLarge);
+  expect_too_large(response);
   EXPECT_EQ(response.header("connection"), "close");
   EXPECT_TRUE(client.closed_cleanly());
   EXPECT_EQ(post_once(broker.api_port(), "/api/subscribe", R"({"subject":"s"})").status, 200U);
@@ -91,9 +95,7 @@ TEST_F(Protocol, OversizedChunkedBodyIs413) {
     request += "200\r\n" + std::string(512, 'x') + "\r\n";
   }
   client.send_raw(request);
-  const auto response = client.read_response();
-  EXPECT_EQ(response.status, 413U);
-  EXPECT_EQ(response.body, kTooLarge);
+  expect_too_large(client.read_response());
 }
 
 TEST_F(Protocol, ExpectContinueGetsA100OrAnEarly413) {
@@ -109,9 +111,7 @@ TEST_F(Protocol, ExpectContinueGetsA100OrAnEarly413) {
   large.send_raw(
       "POST /api/publish HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
       "Content-Length: 1000000\r\n\r\n");
-  const auto response = large.read_response();
-  EXPECT_EQ(response.status, 413U);
-  EXPECT_EQ(response.body, kTooLarge);
+  expect_too_large(large.read_response());
 }
 
 TEST_F(Protocol, HugeHeaderIs431) {
