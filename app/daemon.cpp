@@ -107,12 +107,13 @@ int run_daemon(const config::Config& config) {
   prometheus::Registry registry;
   broker::BrokerService service(
       core.executors().front(),
-      broker::Limits{config.max_pending, config.max_pending_bytes, config.max_subject_length},
+      broker::Limits{config.max_pending, config.max_pending_bytes, config.max_subject_length,
+                     config.subscriber_ttl, config.message_ttl},
       config.async_queue_size);
   const http::ServerLimits limits{config.max_body_bytes, config.max_header_bytes,
                                   config.idle_timeout, config.read_timeout, config.write_timeout};
 
-  http::ApiHandler api(service, registry);
+  http::ApiHandler api(service, registry, config.max_wait);
   http::MetricsEndpoint metrics(service, registry, started);
   std::optional<http::Server> api_server;
   std::optional<http::Server> metrics_server;
@@ -135,6 +136,7 @@ int run_daemon(const config::Config& config) {
     }
     sd_notify(0, "STOPPING=1");
     api.stop_accepting();
+    service.stop_waiting();
     api_server->stop_accepting();
     if (metrics_server) {
       metrics_server->stop_accepting();
@@ -145,7 +147,7 @@ int run_daemon(const config::Config& config) {
         [&]() -> asio::awaitable<void> {
           const auto deadline = std::chrono::steady_clock::now() + config.shutdown_timeout;
           co_await api_server->drain(deadline);
-          co_await service.drain_async();
+          co_await service.shutdown();
           if (metrics_server) {
             co_await metrics_server->drain(deadline);
           }
@@ -156,6 +158,7 @@ int run_daemon(const config::Config& config) {
         });
   });
 
+  service.start();
   core.start();
   workers.start();
   api_server->start();

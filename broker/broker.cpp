@@ -6,7 +6,32 @@
 
 namespace gophermq::broker {
 
-Broker::Broker(Limits limits) : limits_(limits) {}
+namespace {
+
+// Messages published this close together share one Stamp. The run keeps its newest time, so a
+// message may outlive message-ttl by up to one tick but never leaves before it.
+std::chrono::milliseconds stamp_tick(std::chrono::milliseconds message_ttl) {
+  return std::max(std::chrono::milliseconds(1), message_ttl / 100);
+}
+
+}  // namespace
+
+std::string_view name_of(DropReason reason) {
+  switch (reason) {
+    case DropReason::unsubscribe:
+      return "unsubscribe";
+    case DropReason::subscriber_ttl:
+      return "subscriber_ttl";
+    case DropReason::message_ttl:
+      return "message_ttl";
+    case DropReason::count:
+      break;
+  }
+  return "unknown";
+}
+
+Broker::Broker(Limits limits, const Clock& clock) : limits_(limits), clock_(clock) {}
+
 Broker::~Broker() = default;
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
@@ -24,18 +49,24 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (topic == topics_.end()) {
     topic = topics_.emplace(std::string(subject), Topic{}).first;
   }
-  Subscription subscription{std::string(subject), std::string(group.value_or("")), nullptr,
-                            nullptr};
+  auto entry = subscriptions_.try_emplace(std::string(id)).first;
+  Subscription& subscription = entry->second;
+  subscription.id = entry->first;
+  subscription.subject = subject;
+  subscription.group = group.value_or("");
+  subscription.topic = &topic->second;
   if (!group) {
     subscription.own_queue = std::make_unique<Queue>();
     subscription.own_queue->members = 1;
+    subscription.own_queue->topic = &topic->second;
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
   } else {
     subscription.queue = &join_group(topic->second, subject, *group);
   }
   ++topic->second.subscriptions;
-  subscriptions_.emplace(std::string(id), std::move(subscription));
+  subscription.last_active = clock_.now();
+  by_activity_.push_back(subscription);
   return SubscribeStatus::ok;
 }
 
@@ -43,6 +74,7 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
   auto found = topic.groups.find(group);
   if (found == topic.groups.end()) {
     found = topic.groups.emplace(std::string(group), std::make_unique<Queue>()).first;
+    found->second->topic = &topic;
     index_.insert(subject, found->second.get());
   }
   ++found->second->members;
@@ -67,12 +99,14 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
       pending_bytes_ + copies * batch_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
+  const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   for (Queue* queue : matched_) {
-    queue->messages.insert(queue->messages.end(), messages.begin(), messages.end());
+    store(*queue, messages, batch_bytes, now);
   }
-  pending_messages_ += copies * messages.size();
-  pending_bytes_ += copies * batch_bytes;
   counters_.published += messages.size();
+  for (Queue* queue : matched_) {
+    serve_waiters(*queue);
+  }
   return PublishStatus::ok;
 }
 
@@ -85,62 +119,220 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   if (subscription == nullptr) {
     return FetchStatus::bad_id;
   }
-  auto& pending = subscription->queue->messages;
-  const std::size_t count = std::min(max, pending.size());
-  out.reserve(out.size() + count);
-  for (std::size_t i = 0; i < count; ++i) {
-    pending_bytes_ -= pending.front().size();
-    out.push_back(std::move(pending.front()));
-    pending.pop_front();
-  }
-  pending_messages_ -= count;
-  counters_.delivered += count;
+  const TimePoint now = clock_.now();
+  touch(*subscription, now);
+  drop_expired_messages(*subscription->queue, now);
+  take(*subscription->queue, max, out);
   return FetchStatus::ok;
+}
+
+FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
+                                  Waiter& waiter) {
+  const FetchStatus status = fetch(subject, id, max, waiter.messages);
+  if (status != FetchStatus::ok || !waiter.messages.empty()) {
+    return status;
+  }
+  Subscription& subscription = *find_subscription(subject, id);
+  waiter.subscription_ = &subscription;
+  waiter.max_ = max;
+  subscription.queue->waiters.push_back(waiter);
+  ++subscription.waiting;
+  ++waiting_fetches_;
+  return FetchStatus::waiting;
+}
+
+bool Broker::cancel_wait(Waiter& waiter) {
+  if (!waiter.is_linked()) {
+    return false;
+  }
+  Subscription& subscription = *waiter.subscription_;
+  subscription.queue->waiters.erase(subscription.queue->waiters.iterator_to(waiter));
+  --subscription.waiting;
+  --waiting_fetches_;
+  touch(subscription, clock_.now());
+  return true;
+}
+
+void Broker::serve_waiters(Queue& queue) {
+  while (!queue.waiters.empty() && !queue.messages.empty()) {
+    Waiter& waiter = queue.waiters.front();
+    queue.waiters.pop_front();
+    --waiter.subscription_->waiting;
+    --waiting_fetches_;
+    touch(*waiter.subscription_, clock_.now());
+    take(queue, waiter.max_, waiter.messages);
+    waiter.wake();
+  }
+}
+
+void Broker::wake_waiters_of(Queue& queue, const Subscription* subscription) {
+  auto waiter = queue.waiters.begin();
+  while (waiter != queue.waiters.end()) {
+    Waiter& woken = *waiter;
+    if (subscription != nullptr && woken.subscription_ != subscription) {
+      ++waiter;
+      continue;
+    }
+    waiter = queue.waiters.erase(waiter);
+    --woken.subscription_->waiting;
+    --waiting_fetches_;
+    woken.wake();
+  }
+}
+
+void Broker::wake_all_waiters() {
+  for_each_queue([this](Queue& queue) { wake_waiters_of(queue, nullptr); });
 }
 
 UnsubscribeStatus Broker::unsubscribe(std::string_view subject, std::string_view id) {
   if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
     return UnsubscribeStatus::invalid_subject;
   }
-  Subscription* found = find_subscription(subject, id);
-  if (found == nullptr) {
+  Subscription* subscription = find_subscription(subject, id);
+  if (subscription == nullptr) {
     return UnsubscribeStatus::bad_id;
   }
-  const auto topic = topics_.find(subject);
-  Subscription& subscription = *found;
-  if (subscription.own_queue) {
-    drop_pending(*subscription.own_queue, DropReason::unsubscribe);
-    index_.erase(subject, subscription.own_queue.get());
-  } else {
-    leave_group(topic->second, subscription);
-  }
-  if (--topic->second.subscriptions == 0) {
-    topics_.erase(topic);
-  }
-  subscriptions_.erase(subscriptions_.find(id));
+  remove_subscription(*subscription, DropReason::unsubscribe);
   return UnsubscribeStatus::ok;
 }
 
-void Broker::leave_group(Topic& topic, const Subscription& subscription) {
+void Broker::remove_subscription(Subscription& subscription, DropReason reason) {
+  wake_waiters_of(*subscription.queue, &subscription);
+  Topic& topic = *subscription.topic;
+  if (subscription.own_queue) {
+    drop_front(*subscription.own_queue, subscription.own_queue->messages.size(), reason);
+    index_.erase(subscription.subject, subscription.own_queue.get());
+  } else {
+    leave_group(subscription, reason);
+  }
+  by_activity_.erase(by_activity_.iterator_to(subscription));
+  const std::string subject = std::move(subscription.subject);
+  if (--topic.subscriptions == 0) {
+    topics_.erase(topics_.find(subject));
+  }
+  subscriptions_.erase(subscriptions_.find(subscription.id));
+}
+
+void Broker::leave_group(Subscription& subscription, DropReason reason) {
+  Topic& topic = *subscription.topic;
   const auto group = topic.groups.find(subscription.group);
   if (--group->second->members > 0) {
     return;
   }
-  drop_pending(*group->second, DropReason::unsubscribe);
+  drop_front(*group->second, group->second->messages.size(), reason);
   index_.erase(subscription.subject, group->second.get());
   topic.groups.erase(group);
 }
 
-void Broker::drop_pending(Queue& queue, DropReason reason) {
-  for (const Message& message : queue.messages) {
-    pending_bytes_ -= message.size();
+void Broker::expire() {
+  const TimePoint now = clock_.now();
+  if (limits_.message_ttl.count() > 0) {
+    for_each_queue([this, now](Queue& queue) { drop_expired_messages(queue, now); });
   }
-  pending_messages_ -= queue.messages.size();
-  counters_.dropped[static_cast<std::size_t>(reason)] += queue.messages.size();
-  queue.messages.clear();
+  if (limits_.subscriber_ttl.count() == 0) {
+    return;
+  }
+  while (!by_activity_.empty() &&
+         by_activity_.front().last_active + limits_.subscriber_ttl <= now) {
+    Subscription& idle = by_activity_.front();
+    if (idle.waiting > 0) {
+      touch(idle, now);  // a waiting fetch is activity
+    } else {
+      remove_subscription(idle, DropReason::subscriber_ttl);
+    }
+  }
 }
 
-Broker::Subscription* Broker::find_subscription(std::string_view subject, std::string_view id) {
+void Broker::touch(Subscription& subscription, TimePoint now) {
+  subscription.last_active = now;
+  by_activity_.erase(by_activity_.iterator_to(subscription));
+  by_activity_.push_back(subscription);
+}
+
+void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes,
+                   TimePoint now) {
+  queue.messages.insert(queue.messages.end(), messages.begin(), messages.end());
+  queue.topic->pending_messages += messages.size();
+  queue.topic->pending_bytes += bytes;
+  pending_messages_ += messages.size();
+  pending_bytes_ += bytes;
+  if (limits_.message_ttl.count() == 0) {
+    return;
+  }
+  if (!queue.stamps.empty() &&
+      now - queue.stamps.back().published < stamp_tick(limits_.message_ttl)) {
+    queue.stamps.back().published = now;
+    queue.stamps.back().count += messages.size();
+  } else {
+    queue.stamps.push_back(Stamp{now, messages.size()});
+  }
+}
+
+void Broker::take(Queue& queue, std::size_t max, std::vector<Message>& out) {
+  const std::size_t count = std::min(max, queue.messages.size());
+  remove_front(queue, count, &out);
+  counters_.delivered += count;
+}
+
+void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
+  remove_front(queue, count, nullptr);
+  counters_.dropped[static_cast<std::size_t>(reason)] += count;
+}
+
+void Broker::remove_front(Queue& queue, std::size_t count, std::vector<Message>* out) {
+  const auto begin = queue.messages.begin();
+  const auto end = begin + static_cast<std::ptrdiff_t>(count);
+  std::uint64_t bytes = 0;
+  for (auto message = begin; message != end; ++message) {
+    bytes += message->size();
+  }
+  if (out != nullptr) {
+    out->insert(out->end(), std::make_move_iterator(begin), std::make_move_iterator(end));
+  }
+  queue.messages.erase(begin, end);
+  queue.topic->pending_messages -= count;
+  queue.topic->pending_bytes -= bytes;
+  pending_messages_ -= count;
+  pending_bytes_ -= bytes;
+  for (std::size_t left = count; left > 0 && !queue.stamps.empty();) {
+    Stamp& oldest = queue.stamps.front();
+    const std::size_t consumed = std::min(left, oldest.count);
+    oldest.count -= consumed;
+    left -= consumed;
+    if (oldest.count == 0) {
+      queue.stamps.pop_front();
+    }
+  }
+}
+
+void Broker::drop_expired_messages(Queue& queue, TimePoint now) {
+  std::size_t expired = 0;
+  for (const Stamp& stamp : queue.stamps) {
+    if (stamp.published + limits_.message_ttl > now) {
+      break;
+    }
+    expired += stamp.count;
+  }
+  if (expired > 0) {
+    drop_front(queue, expired, DropReason::message_ttl);
+  }
+}
+
+template <typename Function>
+void Broker::for_each_queue(Function function) {
+  for (auto& [id, subscription] : subscriptions_) {
+    if (subscription.own_queue) {
+      function(*subscription.own_queue);
+    }
+  }
+  for (auto& [subject, topic] : topics_) {
+    for (auto& [group, queue] : topic.groups) {
+      function(*queue);
+    }
+  }
+}
+
+Subscription* Broker::find_subscription(std::string_view subject, std::string_view id) {
   const auto found = subscriptions_.find(id);
   if (found == subscriptions_.end() || found->second.subject != subject) {
     return nullptr;
@@ -149,8 +341,32 @@ Broker::Subscription* Broker::find_subscription(std::string_view subject, std::s
 }
 
 Totals Broker::totals() const {
-  return Totals{pending_messages_, pending_bytes_, subscriptions_.size(), topics_.size(),
-                counters_};
+  return Totals{pending_messages_, pending_bytes_,   subscriptions_.size(),
+                topics_.size(),    waiting_fetches_, counters_};
+}
+
+std::vector<SubjectStats> Broker::top_subjects(std::size_t limit) const {
+  using Entry = const std::pair<const std::string, Topic>*;
+  std::vector<Entry> entries;
+  entries.reserve(topics_.size());
+  for (const auto& entry : topics_) {
+    entries.push_back(&entry);
+  }
+  const auto shown = entries.begin() + static_cast<std::ptrdiff_t>(std::min(limit, entries.size()));
+  std::partial_sort(entries.begin(), shown, entries.end(), [](Entry a, Entry b) {
+    if (a->second.pending_messages != b->second.pending_messages) {
+      return a->second.pending_messages > b->second.pending_messages;
+    }
+    return a->first < b->first;
+  });
+  std::vector<SubjectStats> rows;
+  rows.reserve(static_cast<std::size_t>(shown - entries.begin()));
+  for (auto entry = entries.begin(); entry != shown; ++entry) {
+    const Topic& topic = (*entry)->second;
+    rows.push_back(SubjectStats{(*entry)->first, topic.subscriptions, topic.groups.size(),
+                                topic.pending_messages, topic.pending_bytes});
+  }
+  return rows;
 }
 
 }  // namespace gophermq::broker

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <boost/intrusive/list.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -10,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/clock.hpp"
 #include "broker/message.hpp"
 #include "broker/string_map.hpp"
 #include "broker/subject_index.hpp"
@@ -20,20 +23,18 @@ struct Limits {
   std::uint64_t max_pending = 1'000'000;
   std::uint64_t max_pending_bytes = 512ULL * 1024 * 1024;
   std::size_t max_subject_length = 256;
-};
-
-// The messages waiting for one ungrouped subscriber, or for one queue group.
-struct Queue {
-  std::deque<Message> messages;
-  std::size_t members = 0;
+  std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: subscriptions never expire
+  std::chrono::milliseconds message_ttl{0};             // 0: messages never expire
 };
 
 enum class SubscribeStatus { ok, invalid_subject, invalid_group, duplicate_id };
 enum class PublishStatus { ok, invalid_subject, no_subscribers, overflow };
-enum class FetchStatus { ok, invalid_subject, bad_id };
+enum class FetchStatus { ok, waiting, invalid_subject, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, bad_id };
 
-enum class DropReason : std::size_t { unsubscribe, count };
+// Why pending messages left a queue without being fetched (alphabetical: stats list them so).
+enum class DropReason : std::size_t { message_ttl, subscriber_ttl, unsubscribe, count };
+std::string_view name_of(DropReason reason);
 
 struct Counters {
   std::uint64_t published = 0;
@@ -46,15 +47,84 @@ struct Totals {
   std::uint64_t pending_bytes = 0;
   std::size_t subscriptions = 0;
   std::size_t subjects = 0;
+  std::size_t waiting_fetches = 0;
   Counters counters;
 };
 
+// One subscription pattern, as GET /api/stats shows it.
+struct SubjectStats {
+  std::string subject;
+  std::size_t subscriptions = 0;
+  std::size_t groups = 0;
+  std::uint64_t pending_messages = 0;
+  std::uint64_t pending_bytes = 0;
+};
+
+struct Subscription;
+struct Topic;
+
+// A fetch that found nothing pending and waits for a publish. The broker links it to the queue;
+// when messages arrive, or the wait is ended by unsubscribe or shutdown, the broker unlinks it,
+// fills `messages` and calls wake(). Its owner keeps it alive until then or until cancel_wait.
+class Waiter : public boost::intrusive::list_base_hook<> {
+ public:
+  std::vector<Message> messages;
+
+  virtual void wake() = 0;
+
+ protected:
+  Waiter() = default;
+  virtual ~Waiter() = default;
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+ private:
+  friend class Broker;
+  Subscription* subscription_ = nullptr;
+  std::size_t max_ = 0;
+};
+
+// Publish times of a queue's messages, oldest first, one entry per run of messages published
+// within the same tick: message-ttl costs a few bytes per tick, not per message.
+struct Stamp {
+  TimePoint published;
+  std::size_t count = 0;
+};
+
+// The messages waiting for one ungrouped subscriber, or for one queue group.
+struct Queue {
+  std::deque<Message> messages;
+  std::deque<Stamp> stamps;  // kept only when message_ttl is set
+  std::size_t members = 0;
+  Topic* topic = nullptr;
+  boost::intrusive::list<Waiter> waiters;
+};
+
+struct Subscription : boost::intrusive::list_base_hook<> {
+  std::string_view id;  // the key it is stored under in the broker
+  std::string subject;
+  std::string group;
+  Topic* topic = nullptr;
+  Queue* queue = nullptr;
+  std::unique_ptr<Queue> own_queue;  // set when ungrouped
+  TimePoint last_active;
+  std::size_t waiting = 0;  // fetches waiting on it; a waiting subscription is not idle
+};
+
+// Every subscription sharing one subject pattern, and the queue of each of its groups.
+struct Topic {
+  std::size_t subscriptions = 0;
+  StringMap<std::unique_ptr<Queue>> groups;
+  std::uint64_t pending_messages = 0;
+  std::uint64_t pending_bytes = 0;
+};
+
 // The broker's whole state. A plain single-threaded class: the daemon owns it from one strand, and
-// tests drive it directly. Persistence, when it comes, sits behind publish (append before storing)
-// and fetch (acknowledge after removing).
+// tests drive it directly with a clock of their own. Persistence, when it comes, sits behind
+// publish (append before storing) and fetch (acknowledge after removing).
 class Broker {
  public:
-  explicit Broker(Limits limits);
+  explicit Broker(Limits limits, const Clock& clock = steady_clock());
   ~Broker();
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -63,43 +133,66 @@ class Broker {
   SubscribeStatus subscribe(std::string_view id, std::string_view subject,
                             std::optional<std::string_view> group);
 
-  // Stores every message for every matching queue, in order, or nothing at all.
+  // Stores every message for every matching queue, in order, or nothing at all. Waiting fetches
+  // of those queues are woken with what they can take.
   PublishStatus publish(std::string_view subject, std::span<const Message> messages);
 
   // Moves up to `max` of the subscription's oldest pending messages into `out`.
   FetchStatus fetch(std::string_view subject, std::string_view id, std::size_t max,
                     std::vector<Message>& out);
 
+  // Like fetch, into `waiter.messages`; when nothing is pending, links the waiter to the queue
+  // and returns FetchStatus::waiting instead.
+  FetchStatus fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
+                            Waiter& waiter);
+
+  // Ends a wait without messages and without calling wake(). False when the waiter was already
+  // woken (or never waited).
+  bool cancel_wait(Waiter& waiter);
+
+  // Wakes every waiting fetch with nothing: the daemon is shutting down.
+  void wake_all_waiters();
+
   UnsubscribeStatus unsubscribe(std::string_view subject, std::string_view id);
 
+  // Drops messages older than message-ttl and removes subscriptions idle for subscriber-ttl.
+  void expire();
+
   [[nodiscard]] Totals totals() const;
+  // The `limit` subjects with the most pending messages, most first (ties by name).
+  [[nodiscard]] std::vector<SubjectStats> top_subjects(std::size_t limit) const;
   [[nodiscard]] const Limits& limits() const noexcept { return limits_; }
 
  private:
-  struct Subscription {
-    std::string subject;
-    std::string group;
-    Queue* queue = nullptr;
-    std::unique_ptr<Queue> own_queue;
-  };
-
-  // Every subscription sharing one subject pattern, and the queue of each of its groups.
-  struct Topic {
-    std::size_t subscriptions = 0;
-    StringMap<std::unique_ptr<Queue>> groups;
-  };
-
-  Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
-  void leave_group(Topic& topic, const Subscription& subscription);
-  void drop_pending(Queue& queue, DropReason reason);
   Subscription* find_subscription(std::string_view subject, std::string_view id);
+  Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
+  void remove_subscription(Subscription& subscription, DropReason reason);
+  void leave_group(Subscription& subscription, DropReason reason);
+  void wake_waiters_of(Queue& queue, const Subscription* subscription);
+  void touch(Subscription& subscription, TimePoint now);
+
+  void store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes, TimePoint now);
+  void take(Queue& queue, std::size_t max, std::vector<Message>& out);
+  void drop_front(Queue& queue, std::size_t count, DropReason reason);
+  // Removes the `count` oldest messages, moving them to `out` unless it is null, and keeps every
+  // pending count in step.
+  void remove_front(Queue& queue, std::size_t count, std::vector<Message>* out);
+  void drop_expired_messages(Queue& queue, TimePoint now);
+  void serve_waiters(Queue& queue);
+  template <typename Function>
+  void for_each_queue(Function function);
 
   Limits limits_;
+  const Clock& clock_;
   SubjectIndex index_;
   StringMap<Subscription> subscriptions_;
   StringMap<Topic> topics_;
+  // Subscriptions by last activity, least recent first: subscriber-ttl only looks at the front.
+  // Declared after subscriptions_ so it is destroyed, unlinking them, before they are.
+  boost::intrusive::list<Subscription> by_activity_;
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
+  std::size_t waiting_fetches_ = 0;
   Counters counters_;
   std::vector<Queue*> matched_;  // reused by publish to avoid an allocation per call
 };

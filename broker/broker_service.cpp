@@ -1,9 +1,13 @@
 #include "broker/broker_service.hpp"
 
+#include <algorithm>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -46,7 +50,59 @@ auto run_on(Strand& strand, Function function) -> asio::awaitable<std::invoke_re
       asio::use_awaitable, std::move(function));
 }
 
+// Sweeps often enough that nothing outlives its TTL by more than a tenth of it (or one second),
+// and rarely enough that an idle broker stays idle.
+std::chrono::milliseconds expiry_interval_for(const Limits& limits) {
+  std::chrono::milliseconds shortest{0};
+  for (const auto ttl : {limits.subscriber_ttl, limits.message_ttl}) {
+    if (ttl.count() > 0 && (shortest.count() == 0 || ttl < shortest)) {
+      shortest = ttl;
+    }
+  }
+  return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
 }  // namespace
+
+// A fetch waiting on the broker strand. Shared by its timer's handler and the caller's
+// cancellation slot, whichever lets go last frees it; the broker only links it while it waits.
+class BrokerService::PendingFetch final : public Waiter {
+ public:
+  using Handler = asio::any_completion_handler<void(FetchResult)>;
+
+  template <typename CompletionHandler>
+  PendingFetch(Strand& strand, CompletionHandler handler)
+      : timer(strand),
+        caller_(asio::prefer(asio::get_associated_executor(handler),
+                             asio::execution::outstanding_work.tracked)),
+        slot_(asio::get_associated_cancellation_slot(handler)),
+        handler_(std::move(handler)) {}
+
+  void wake() override {
+    timer.cancel();
+    complete(FetchStatus::ok);
+  }
+
+  // Resumes the caller once, on its own executor, with whatever the broker handed over.
+  void complete(FetchStatus status) {
+    asio::post(caller_, [handler = std::move(handler_), slot = slot_,
+                         result = FetchResult{status, std::move(messages)}]() mutable {
+      if (slot.is_connected()) {
+        slot.clear();
+      }
+      std::move(handler)(std::move(result));
+    });
+  }
+
+  asio::cancellation_slot& slot() { return slot_; }
+
+  asio::steady_timer timer;
+
+ private:
+  asio::any_io_executor caller_;
+  asio::cancellation_slot slot_;
+  Handler handler_;
+};
 
 BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limits,
                              std::size_t async_queue_capacity)
@@ -54,7 +110,27 @@ BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limit
       worker_strand_(asio::make_strand(executor)),
       limits_(limits),
       broker_(limits),
+      expiry_timer_(broker_strand_),
+      expiry_interval_(expiry_interval_for(limits)),
       async_capacity_(async_queue_capacity) {}
+
+void BrokerService::start() {
+  asio::post(broker_strand_, [this] { schedule_expiry(); });
+}
+
+void BrokerService::schedule_expiry() {
+  if (limits_.subscriber_ttl.count() == 0 && limits_.message_ttl.count() == 0) {
+    return;
+  }
+  expiry_timer_.expires_after(expiry_interval_);
+  expiry_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error) {
+      return;
+    }
+    broker_.expire();
+    schedule_expiry();
+  });
+}
 
 asio::awaitable<SubscribeStatus> BrokerService::subscribe(const std::string& id,
                                                           const std::string& subject,
@@ -73,12 +149,51 @@ asio::awaitable<PublishStatus> BrokerService::publish(const std::string& subject
 }
 
 asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, const std::string& id,
-                                                  std::size_t max) {
+                                                  std::size_t max, std::chrono::milliseconds wait) {
+  if (wait.count() > 0) {
+    return wait_for_messages(subject, id, max, wait);
+  }
   return run_on(broker_strand_, [this, &subject = subject, &id = id, max] {
     FetchResult result;
     result.status = broker_.fetch(subject, id, max, result.messages);
     return result;
   });
+}
+
+asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string& subject,
+                                                              const std::string& id,
+                                                              std::size_t max,
+                                                              std::chrono::milliseconds wait) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(FetchResult)>(
+      [this, &subject, &id, max, wait](auto handler) {
+        auto pending = std::make_shared<PendingFetch>(broker_strand_, std::move(handler));
+        if (pending->slot().is_connected()) {
+          pending->slot().assign([this, pending](asio::cancellation_type) {
+            asio::post(broker_strand_, [this, pending] {
+              if (broker_.cancel_wait(*pending)) {
+                pending->timer.cancel();
+                pending->complete(FetchStatus::ok);
+              }
+            });
+          });
+        }
+        asio::post(broker_strand_, [this, pending, &subject, &id, max, wait] {
+          const FetchStatus status = waits_allowed_
+                                         ? broker_.fetch_or_wait(subject, id, max, *pending)
+                                         : broker_.fetch(subject, id, max, pending->messages);
+          if (status != FetchStatus::waiting) {
+            pending->complete(status);
+            return;
+          }
+          pending->timer.expires_after(wait);
+          pending->timer.async_wait([this, pending](const boost::system::error_code&) {
+            if (broker_.cancel_wait(*pending)) {
+              pending->complete(FetchStatus::ok);
+            }
+          });
+        });
+      },
+      asio::use_awaitable);
 }
 
 asio::awaitable<UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
@@ -87,10 +202,11 @@ asio::awaitable<UnsubscribeStatus> BrokerService::unsubscribe(const std::string&
                 [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
 }
 
-asio::awaitable<ServiceSnapshot> BrokerService::snapshot() {
-  return run_on(broker_strand_, [this] {
+asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subjects) {
+  return run_on(broker_strand_, [this, top_subjects] {
     ServiceSnapshot snapshot;
     snapshot.totals = broker_.totals();
+    snapshot.top_subjects = broker_.top_subjects(top_subjects);
     snapshot.async_queue_depth = async_depth_.load(std::memory_order_relaxed);
     std::copy(std::begin(async_failures_), std::end(async_failures_),
               std::begin(snapshot.async_failures));
@@ -145,9 +261,16 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
   async_depth_.fetch_sub(batch.size(), std::memory_order_relaxed);
 }
 
-asio::awaitable<void> BrokerService::drain_async() {
+void BrokerService::stop_waiting() {
+  asio::post(broker_strand_, [this] {
+    waits_allowed_ = false;
+    broker_.wake_all_waiters();
+  });
+}
+
+asio::awaitable<void> BrokerService::shutdown() {
   co_await run_on(worker_strand_, [this] { flush_worker_batch(); });
-  co_await run_on(broker_strand_, [] {});
+  co_await run_on(broker_strand_, [this] { expiry_timer_.cancel(); });
 }
 
 }  // namespace gophermq::broker

@@ -3,7 +3,9 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -24,6 +26,7 @@ struct FetchResult {
 
 struct ServiceSnapshot {
   Totals totals;
+  std::vector<SubjectStats> top_subjects;
   std::uint64_t async_queue_depth = 0;
   std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
 };
@@ -42,18 +45,32 @@ class BrokerService {
                                                     const std::optional<std::string>& group);
   boost::asio::awaitable<PublishStatus> publish(const std::string& subject,
                                                 const std::vector<Message>& messages);
-  boost::asio::awaitable<FetchResult> fetch(const std::string& subject, const std::string& id,
-                                            std::size_t max);
+  // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
+  // queue, for `wait` to pass, or for unsubscribe or shutdown, without holding a thread or the
+  // strand. Cancelling the awaiting operation (the client went away) ends the wait and leaves
+  // the messages queued.
+  boost::asio::awaitable<FetchResult> fetch(
+      const std::string& subject, const std::string& id, std::size_t max,
+      std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   boost::asio::awaitable<UnsubscribeStatus> unsubscribe(const std::string& subject,
                                                         const std::string& id);
-  boost::asio::awaitable<ServiceSnapshot> snapshot();
+  // Totals, and the `top_subjects` subjects with the most pending messages.
+  boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
+
+  // Starts the periodic work on the broker strand: expiry of messages and subscriptions.
+  void start();
 
   // Never waits: the message is queued for the worker strand or refused when the queue is full.
   // Calls from one thread reach the broker in call order.
   AsyncPublishStatus publish_async(std::string subject, Message message);
 
-  // Completes once every async publish accepted before the call has reached the broker.
-  boost::asio::awaitable<void> drain_async();
+  // Shutdown, first step: every waiting fetch returns what it has ([]), and fetches from now on
+  // do not wait.
+  void stop_waiting();
+
+  // Shutdown, last step: completes once every async publish accepted before the call has reached
+  // the broker, and the periodic work has stopped. Calls still work afterwards.
+  boost::asio::awaitable<void> shutdown();
 
   [[nodiscard]] const Limits& limits() const noexcept { return limits_; }
 
@@ -63,6 +80,12 @@ class BrokerService {
     Message message;
   };
 
+  class PendingFetch;
+
+  boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
+                                                        const std::string& id, std::size_t max,
+                                                        std::chrono::milliseconds wait);
+  void schedule_expiry();
   void enqueue_on_worker(AsyncItem item);
   void flush_worker_batch();
   void apply_async_batch(const std::vector<AsyncItem>& batch);
@@ -71,7 +94,10 @@ class BrokerService {
   Strand broker_strand_;
   Strand worker_strand_;
   Limits limits_;
-  Broker broker_;  // touched only on broker_strand_
+  Broker broker_;                           // touched only on broker_strand_
+  bool waits_allowed_ = true;               // broker strand
+  boost::asio::steady_timer expiry_timer_;  // broker strand
+  std::chrono::milliseconds expiry_interval_;
 
   const std::size_t async_capacity_;
   std::atomic<std::uint64_t> async_depth_{0};

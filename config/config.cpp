@@ -34,6 +34,9 @@ po::options_description describe_options() {
     ("broker.max-subject-length", text(), "longest subject in bytes (default 256)")
     ("broker.max-body-bytes", text(), "largest request body in bytes (default 1048576)")
     ("broker.max-header-bytes", text(), "largest request head in bytes (default 8192)")
+    ("broker.max-wait-ms", text(), "longest wait_ms a fetch may ask for, in milliseconds (default 30000)")
+    ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
+    ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
     ("broker.async-queue-size", text(), "async publishes waiting for the broker, at most (default 65536)")
     ("broker.idle-timeout", text(), "close a connection that sends no complete request for this long (default 60s)")
     ("broker.read-timeout", text(), "longest time to receive one whole request once it has begun (default 30s)")
@@ -185,6 +188,15 @@ Config build(const Settings& settings) {
   }
   if (const auto* v = value("broker.max-header-bytes")) {
     config.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
+  }
+  if (const auto* v = value("broker.max-wait-ms")) {
+    config.max_wait = std::chrono::milliseconds(to_unsigned("broker.max-wait-ms", *v, 0, kMax));
+  }
+  if (const auto* v = value("broker.subscriber-ttl")) {
+    config.subscriber_ttl = to_duration("broker.subscriber-ttl", *v);
+  }
+  if (const auto* v = value("broker.message-ttl")) {
+    config.message_ttl = to_duration("broker.message-ttl", *v);
   }
   if (const auto* v = value("broker.async-queue-size")) {
     config.async_queue_size = to_unsigned("broker.async-queue-size", *v, 1, kMax);

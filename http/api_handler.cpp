@@ -1,7 +1,13 @@
 #include "http/api_handler.hpp"
 
+#include <algorithm>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <charconv>
+#include <cstdint>
 #include <iterator>
 #include <limits>
+#include <optional>
+#include <variant>
 
 #include "broker/subject.hpp"
 #include "broker/uuid.hpp"
@@ -12,11 +18,43 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 using bhttp::status;
 using bhttp::verb;
+using boost::asio::experimental::awaitable_operators::operator||;
 
 namespace {
 
 constexpr std::string_view kInvalidBody = "request's body is invalid";
 constexpr std::string_view kInvalidSubject = "invalid subject";
+// nginx's code for a request whose client left before the answer; only metrics ever see it.
+constexpr auto kClientClosedRequest = static_cast<status>(499);
+constexpr std::size_t kDefaultStatsRows = 100;
+constexpr std::size_t kMaxStatsRows = 1000;
+
+// `limit` from the query string of GET /api/stats: 0..kMaxStatsRows, default kDefaultStatsRows.
+std::optional<std::size_t> stats_limit(std::string_view target) {
+  const auto query_start = target.find('?');
+  if (query_start == std::string_view::npos) {
+    return kDefaultStatsRows;
+  }
+  std::string_view query = target.substr(query_start + 1);
+  std::optional<std::size_t> limit = kDefaultStatsRows;
+  while (!query.empty()) {
+    const auto end = query.find('&');
+    const std::string_view pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view{} : query.substr(end + 1);
+    if (!pair.starts_with("limit=")) {
+      continue;
+    }
+    const std::string_view digits = pair.substr(6);
+    std::size_t value = 0;
+    const auto [rest, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (digits.empty() || error != std::errc{} || rest != digits.data() + digits.size() ||
+        value > kMaxStatsRows) {
+      return std::nullopt;
+    }
+    limit = value;
+  }
+  return limit;
+}
 
 Response publish_error(broker::PublishStatus result) {
   switch (result) {
@@ -41,6 +79,7 @@ const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/api/publish/batch", verb::post, "POST", &ApiHandler::publish_batch},
     {"/api/fetch", verb::post, "POST", &ApiHandler::fetch},
     {"/api/unsubscribe", verb::post, "POST", &ApiHandler::unsubscribe},
+    {"/api/stats", verb::get, "GET, HEAD", &ApiHandler::stats},
     {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
 };
 
@@ -53,8 +92,9 @@ std::vector<std::string> ApiHandler::route_labels() {
   return labels;
 }
 
-ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry)
-    : service_(service), metrics_(registry, route_labels()) {}
+ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+                       std::chrono::milliseconds max_wait)
+    : service_(service), metrics_(registry, route_labels()), max_wait_(max_wait) {}
 
 Response json_response(status code, std::string body) {
   Response response{code, 11};
@@ -81,7 +121,7 @@ std::size_t ApiHandler::route_index(const Route* route) {
   return route == nullptr ? std::size(kRoutes) : static_cast<std::size_t>(route - kRoutes);
 }
 
-asio::awaitable<Response> ApiHandler::handle(Request& request) {
+asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   const auto started = std::chrono::steady_clock::now();
   const Route* route = find_route(request.target());
   Response response;
@@ -89,7 +129,7 @@ asio::awaitable<Response> ApiHandler::handle(Request& request) {
     response = error_response(status::not_found, "Not Found");
   } else if (request.method() == route->method ||
              (route->method == verb::get && request.method() == verb::head)) {
-    response = co_await (this->*route->endpoint)(request);
+    response = co_await (this->*route->endpoint)(request, client);
   } else {
     response = error_response(status::method_not_allowed, "Method Not Allowed");
     response.set(bhttp::field::allow, route->allow);
@@ -105,7 +145,7 @@ Response ApiHandler::reject(const Request& request, status code, std::string_vie
   return error_response(code, message);
 }
 
-asio::awaitable<Response> ApiHandler::subscribe(const Request& request) {
+asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/) {
   auto body = decode_subscribe(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
@@ -130,7 +170,7 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request) {
   co_return error_response(status::internal_server_error, "internal server error");
 }
 
-asio::awaitable<Response> ApiHandler::publish(const Request& request) {
+asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {
   auto body = decode_publish(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
@@ -142,7 +182,7 @@ asio::awaitable<Response> ApiHandler::publish(const Request& request) {
   co_return json_response(status::ok, encode_status_ok());
 }
 
-asio::awaitable<Response> ApiHandler::publish_async(const Request& request) {
+asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Client& /*client*/) {
   auto body = decode_publish(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
@@ -158,7 +198,7 @@ asio::awaitable<Response> ApiHandler::publish_async(const Request& request) {
   co_return json_response(status::ok, encode_status_ok());
 }
 
-asio::awaitable<Response> ApiHandler::publish_batch(const Request& request) {
+asio::awaitable<Response> ApiHandler::publish_batch(const Request& request, Client& /*client*/) {
   auto body = decode_publish_batch(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
@@ -170,25 +210,38 @@ asio::awaitable<Response> ApiHandler::publish_batch(const Request& request) {
   co_return json_response(status::ok, encode_batch_ok(body->messages.size()));
 }
 
-asio::awaitable<Response> ApiHandler::fetch(const Request& request) {
+asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client) {
   auto body = decode_fetch(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
   }
-  auto result = co_await service_.fetch(
-      body->subject, body->id, body->max.value_or(std::numeric_limits<std::size_t>::max()));
+  const std::size_t max = body->max.value_or(std::numeric_limits<std::size_t>::max());
+  const auto wait = std::chrono::milliseconds(
+      std::min<std::uint64_t>(body->wait_ms, static_cast<std::uint64_t>(max_wait_.count())));
+  broker::FetchResult result;
+  if (wait.count() == 0) {
+    result = co_await service_.fetch(body->subject, body->id, max);
+  } else {
+    // Racing the client's hangup ends a wait nobody will read, and leaves its messages queued.
+    auto outcome = co_await (service_.fetch(body->subject, body->id, max, wait) || client.hangup());
+    if (outcome.index() == 1) {
+      co_return error_response(kClientClosedRequest, "client closed request");
+    }
+    result = std::move(std::get<0>(outcome));
+  }
   switch (result.status) {
     case broker::FetchStatus::ok:
       co_return json_response(status::ok, encode_fetched(result.messages, body->id, body->subject));
     case broker::FetchStatus::invalid_subject:
       co_return error_response(status::bad_request, kInvalidSubject);
     case broker::FetchStatus::bad_id:
+    case broker::FetchStatus::waiting:  // the service only returns once the wait is over
       break;
   }
   co_return error_response(status::not_found, "bad id");
 }
 
-asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request) {
+asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client& /*client*/) {
   auto body = decode_unsubscribe(request.body());
   if (!body) {
     co_return error_response(status::bad_request, kInvalidBody);
@@ -204,7 +257,19 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request) {
   co_return error_response(status::not_found, "bad id");
 }
 
-asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/) {
+asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*client*/) {
+  const auto limit = stats_limit(request.target());
+  if (!limit) {
+    co_return error_response(status::bad_request, "invalid limit");
+  }
+  const broker::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
+  const auto uptime =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
+  co_return json_response(status::ok, encode_stats(snapshot.totals, snapshot.top_subjects,
+                                                   static_cast<std::uint64_t>(uptime.count())));
+}
+
+asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     co_return error_response(status::service_unavailable, "shutting down");
   }

@@ -15,9 +15,11 @@ namespace gophermq::http {
 // records the request's route, status and latency. It keeps no broker state of its own.
 class ApiHandler final : public RequestHandler {
  public:
-  ApiHandler(broker::BrokerService& service, prometheus::Registry& registry);
+  // `max_wait` caps the wait_ms of a fetch.
+  ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+             std::chrono::milliseconds max_wait);
 
-  boost::asio::awaitable<Response> handle(Request& request) override;
+  boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
                   std::string_view message) override;
 
@@ -25,7 +27,7 @@ class ApiHandler final : public RequestHandler {
   void stop_accepting() noexcept { accepting_.store(false, std::memory_order_relaxed); }
 
  private:
-  using Endpoint = boost::asio::awaitable<Response> (ApiHandler::*)(const Request&);
+  using Endpoint = boost::asio::awaitable<Response> (ApiHandler::*)(const Request&, Client&);
 
   struct Route {
     std::string_view path;
@@ -38,18 +40,21 @@ class ApiHandler final : public RequestHandler {
   static std::size_t route_index(const Route* route);
   static std::vector<std::string> route_labels();
 
-  boost::asio::awaitable<Response> subscribe(const Request& request);
-  boost::asio::awaitable<Response> publish(const Request& request);
-  boost::asio::awaitable<Response> publish_async(const Request& request);
-  boost::asio::awaitable<Response> publish_batch(const Request& request);
-  boost::asio::awaitable<Response> fetch(const Request& request);
-  boost::asio::awaitable<Response> unsubscribe(const Request& request);
-  boost::asio::awaitable<Response> ready(const Request& request);
+  boost::asio::awaitable<Response> subscribe(const Request& request, Client& client);
+  boost::asio::awaitable<Response> publish(const Request& request, Client& client);
+  boost::asio::awaitable<Response> publish_async(const Request& request, Client& client);
+  boost::asio::awaitable<Response> publish_batch(const Request& request, Client& client);
+  boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
+  boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
+  boost::asio::awaitable<Response> stats(const Request& request, Client& client);
+  boost::asio::awaitable<Response> ready(const Request& request, Client& client);
 
   static const Route kRoutes[];
 
   broker::BrokerService& service_;
   metrics::RequestMetrics metrics_;
+  const std::chrono::milliseconds max_wait_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};
 };
 

@@ -55,6 +55,16 @@ std::optional<std::string> owned(std::optional<std::string_view> text) {
   return std::string(*text);
 }
 
+std::optional<std::uint64_t> non_negative_integer(const json::value& value) {
+  if (value.is_int64() && value.get_int64() >= 0) {
+    return static_cast<std::uint64_t>(value.get_int64());
+  }
+  if (value.is_uint64()) {
+    return value.get_uint64();
+  }
+  return std::nullopt;
+}
+
 std::optional<std::size_t> positive_integer(const json::value& value) {
   if (value.is_int64() && value.get_int64() >= 1) {
     return static_cast<std::size_t>(value.get_int64());
@@ -144,12 +154,19 @@ std::optional<FetchRequest> decode_fetch(std::string_view body) {
   if (!subject_and_id) {
     return std::nullopt;
   }
-  FetchRequest request{subject_and_id->subject, subject_and_id->id, std::nullopt};
+  FetchRequest request{subject_and_id->subject, subject_and_id->id, std::nullopt, 0};
   if (const json::value* max = parsed.field("max"); max != nullptr) {
     request.max = positive_integer(*max);
     if (!request.max) {
       return std::nullopt;
     }
+  }
+  if (const json::value* wait = parsed.field("wait_ms"); wait != nullptr) {
+    const auto wait_ms = non_negative_integer(*wait);
+    if (!wait_ms) {
+      return std::nullopt;
+    }
+    request.wait_ms = *wait_ms;
   }
   return request;
 }
@@ -277,6 +294,78 @@ std::string encode_fetched(const std::vector<broker::Message>& messages, std::st
   out.push_back(',');
   append_key(out, "subject");
   append_json_string(out, subject);
+  out.append("}\n");
+  return out;
+}
+
+}  // namespace gophermq::http
+
+namespace gophermq::http {
+namespace {
+
+void append_number_field(std::string& out, std::string_view key, std::uint64_t value) {
+  append_key(out, key);
+  out.append(std::to_string(value));
+}
+
+void append_subject_row(std::string& out, const broker::SubjectStats& row) {
+  out.push_back('{');
+  append_number_field(out, "groups", row.groups);
+  out.push_back(',');
+  append_number_field(out, "pending_bytes", row.pending_bytes);
+  out.push_back(',');
+  append_number_field(out, "pending_messages", row.pending_messages);
+  out.push_back(',');
+  append_key(out, "subject");
+  append_json_string(out, row.subject);
+  out.push_back(',');
+  append_number_field(out, "subscriptions", row.subscriptions);
+  out.push_back('}');
+}
+
+}  // namespace
+
+std::string encode_stats(const broker::Totals& totals,
+                         const std::vector<broker::SubjectStats>& subjects,
+                         std::uint64_t uptime_seconds) {
+  std::string out = "{";
+  append_key(out, "subjects");
+  out.push_back('[');
+  for (std::size_t i = 0; i < subjects.size(); ++i) {
+    if (i > 0) {
+      out.push_back(',');
+    }
+    append_subject_row(out, subjects[i]);
+  }
+  out.append("],");
+  append_key(out, "totals");
+  out.push_back('{');
+  append_number_field(out, "delivered_messages", totals.counters.delivered);
+  out.push_back(',');
+  append_key(out, "dropped_messages");
+  out.push_back('{');
+  for (std::size_t reason = 0; reason < static_cast<std::size_t>(broker::DropReason::count);
+       ++reason) {
+    if (reason > 0) {
+      out.push_back(',');
+    }
+    append_number_field(out, broker::name_of(static_cast<broker::DropReason>(reason)),
+                        totals.counters.dropped[reason]);
+  }
+  out.append("},");
+  append_number_field(out, "pending_bytes", totals.pending_bytes);
+  out.push_back(',');
+  append_number_field(out, "pending_messages", totals.pending_messages);
+  out.push_back(',');
+  append_number_field(out, "published_messages", totals.counters.published);
+  out.push_back(',');
+  append_number_field(out, "subjects", totals.subjects);
+  out.push_back(',');
+  append_number_field(out, "subscriptions", totals.subscriptions);
+  out.push_back(',');
+  append_number_field(out, "waiting_fetches", totals.waiting_fetches);
+  out.append("},");
+  append_number_field(out, "uptime_seconds", uptime_seconds);
   out.append("}\n");
   return out;
 }

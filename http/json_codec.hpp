@@ -1,11 +1,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "broker/broker.hpp"
 #include "broker/message.hpp"
 
 namespace gophermq::http {
@@ -27,6 +29,7 @@ struct FetchRequest {
   std::string subject;
   std::string id;
   std::optional<std::size_t> max;
+  std::uint64_t wait_ms = 0;
 };
 
 struct SubscriptionRequest {
@@ -50,6 +53,10 @@ std::string encode_status_ok();
 std::string encode_batch_ok(std::size_t count);
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group);
+// GET /api/stats. Drop reasons are listed in their enum order, which is alphabetical.
+std::string encode_stats(const broker::Totals& totals,
+                         const std::vector<broker::SubjectStats>& subjects,
+                         std::uint64_t uptime_seconds);
 std::string encode_fetched(const std::vector<broker::Message>& messages, std::string_view id,
                            std::string_view subject);
 

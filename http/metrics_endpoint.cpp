@@ -13,7 +13,7 @@ MetricsEndpoint::MetricsEndpoint(broker::BrokerService& service, prometheus::Reg
                                  std::chrono::system_clock::time_point started)
     : service_(service), registry_(registry), started_(started) {}
 
-asio::awaitable<Response> MetricsEndpoint::handle(Request& request) {
+asio::awaitable<Response> MetricsEndpoint::handle(Request& request, Client& /*client*/) {
   if (path_of(request.target()) != "/metrics") {
     co_return error_response(bhttp::status::not_found, "Not Found");
   }

@@ -16,7 +16,7 @@ class MetricsEndpoint final : public RequestHandler {
   MetricsEndpoint(broker::BrokerService& service, prometheus::Registry& registry,
                   std::chrono::system_clock::time_point started);
 
-  boost::asio::awaitable<Response> handle(Request& request) override;
+  boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
                   std::string_view message) override;
 

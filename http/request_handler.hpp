@@ -16,13 +16,24 @@ inline std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+// The far end of a connection, for a handler that waits long and should stop when nobody is left
+// to answer.
+class Client {
+ public:
+  virtual ~Client() = default;
+
+  // Completes when the client has closed its side of the connection. Cancel it (for example with
+  // awaitable operator ||) to stop watching.
+  virtual boost::asio::awaitable<void> hangup() = 0;
+};
+
 // What a listener serves. The server owns connections and framing; the handler turns requests
 // into responses and records them.
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
 
-  virtual boost::asio::awaitable<Response> handle(Request& request) = 0;
+  virtual boost::asio::awaitable<Response> handle(Request& request, Client& client) = 0;
 
   // A request the server refused before reading all of it (too large, malformed). `request` holds
   // whatever head was parsed, maybe none.

@@ -1,16 +1,20 @@
 #include "http/server.hpp"
 
+#include <sys/socket.h>
+
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <cerrno>
 #include <exception>
 #include <optional>
 #include <string_view>
@@ -61,6 +65,13 @@ bool has_pending_input(beast::tcp_stream& stream) {
   return stream.socket().available(error) > 0;
 }
 
+// Readable with nothing to read means the peer sent FIN (or the connection broke).
+bool peer_closed(tcp::socket& socket) {
+  char byte = 0;
+  const auto received = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 bool expects_continue(const Request& request) {
   const auto expect = request[bhttp::field::expect];
   return expect.size() == 12 && beast::iequals(expect, "100-continue");
@@ -68,7 +79,20 @@ bool expects_continue(const Request& request) {
 
 }  // namespace
 
-struct Server::Connection {
+struct Server::Connection final : Client {
+  explicit Connection(beast::tcp_stream& connection_stream) : stream(connection_stream) {}
+
+  asio::awaitable<void> hangup() override {
+    auto [error] = co_await stream.socket().async_wait(tcp::socket::wait_read, kUseTuple);
+    if (error || peer_closed(stream.socket())) {
+      co_return;
+    }
+    // The client pipelined its next request: its close cannot be seen before that is read, so
+    // stop watching and wait to be cancelled.
+    asio::steady_timer never(stream.get_executor(), asio::steady_timer::time_point::max());
+    co_await never.async_wait(kUseTuple);
+  }
+
   beast::tcp_stream& stream;
   bool idle = false;
 };
@@ -202,7 +226,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     const bool keep_alive = request.keep_alive() && !stopping_;
     std::optional<Response> response;
     try {
-      response.emplace(co_await handler_.handle(request));
+      response.emplace(co_await handler_.handle(request, connection));
     } catch (const std::exception&) {
       response.emplace(
           handler_.reject(request, bhttp::status::internal_server_error, "internal server error"));

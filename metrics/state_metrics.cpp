@@ -100,11 +100,16 @@ std::vector<prometheus::MetricFamily> broker_families(const broker::ServiceSnaps
   auto dropped = family("gophermq_dropped_messages_total",
                         "Stored messages removed other than by fetch, by reason.",
                         prometheus::MetricType::Counter);
-  dropped.metric.push_back(counter_value(
-      static_cast<double>(
-          totals.counters.dropped[static_cast<std::size_t>(broker::DropReason::unsubscribe)]),
-      {"reason", "unsubscribe"}));
+  for (std::size_t reason = 0; reason < static_cast<std::size_t>(broker::DropReason::count);
+       ++reason) {
+    dropped.metric.push_back(
+        counter_value(static_cast<double>(totals.counters.dropped[reason]),
+                      {"reason", std::string(name_of(static_cast<broker::DropReason>(reason)))}));
+  }
   families.push_back(std::move(dropped));
+  families.push_back(single_gauge("gophermq_waiting_fetches",
+                                  "Fetches waiting (wait_ms) for a message to arrive.",
+                                  static_cast<double>(totals.waiting_fetches)));
   families.push_back(single_gauge("gophermq_async_queue_depth",
                                   "Async publishes accepted and not yet applied to the broker.",
                                   static_cast<double>(snapshot.async_queue_depth)));

@@ -3,12 +3,22 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace gophermq::broker {
 namespace {
 namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using asio::experimental::awaitable_operators::operator||;
+using asio::experimental::awaitable_operators::operator&&;
 
 template <typename Result>
 Result run(asio::io_context& context, asio::awaitable<Result> operation) {
@@ -27,7 +37,7 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   EXPECT_EQ(service.publish_async("s", Message::create("2")), AsyncPublishStatus::accepted);
   EXPECT_EQ(service.publish_async("s", Message::create("3")), AsyncPublishStatus::queue_full);
   EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 2U);
-  run(context, service.drain_async());
+  run(context, service.shutdown());
   EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 0U);
   const FetchResult fetched = run(context, service.fetch("s", "id", 10));
   ASSERT_EQ(fetched.messages.size(), 2U);
@@ -43,11 +53,110 @@ TEST(BrokerService, AsyncFailuresAreCountedByReason) {
   service.publish_async("nobody", Message::create("x"));
   service.publish_async("s", Message::create("1"));
   service.publish_async("s", Message::create("2"));
-  run(context, service.drain_async());
+  run(context, service.shutdown());
   const ServiceSnapshot snapshot = run(context, service.snapshot());
   EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::no_subscribers)], 1U);
   EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::overflow)], 1U);
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
+}
+
+// Runs `ready` on the broker once the fetch is waiting, without sleeping: the snapshot hop queues
+// behind the fetch on the strand, so it sees the waiter once it has been linked.
+asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
+                                   std::function<asio::awaitable<void>()> ready) {
+  while ((co_await service.snapshot()).totals.waiting_fetches < count) {
+    asio::steady_timer tick(co_await asio::this_coro::executor, 1ms);
+    co_await tick.async_wait(asio::use_awaitable);
+  }
+  co_await ready();
+}
+
+std::vector<std::string> texts(const FetchResult& result) {
+  std::vector<std::string> out;
+  for (const Message& message : result.messages) {
+    out.emplace_back(message.data());
+  }
+  return out;
+}
+
+TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  const auto started = std::chrono::steady_clock::now();
+  const FetchResult fetched =
+      run(context, service.fetch("s", "id", 10, 60s) &&
+                       when_waiting(service, 1, [&]() -> asio::awaitable<void> {
+                         const std::vector<Message> hello{Message::create("hello")};
+                         co_await service.publish("s", hello);
+                       }));
+  EXPECT_EQ(fetched.status, FetchStatus::ok);
+  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+}
+
+TEST(BrokerService, WaitingFetchReturnsEmptyWhenTheWaitEnds) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  const auto started = std::chrono::steady_clock::now();
+  const FetchResult fetched = run(context, service.fetch("s", "id", 10, 50ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 50ms);
+  EXPECT_EQ(fetched.status, FetchStatus::ok);
+  EXPECT_TRUE(fetched.messages.empty());
+  EXPECT_EQ(run(context, service.snapshot()).totals.waiting_fetches, 0U);
+}
+
+TEST(BrokerService, WaitingFetchWithABadIdFailsAtOnce) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  EXPECT_EQ(run(context, service.fetch("s", "nobody", 10, 60s)).status, FetchStatus::bad_id);
+}
+
+TEST(BrokerService, CancelledWaitLeavesTheMessageForTheNextFetch) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  auto outcome =
+      run(context, service.fetch("s", "id", 10, 60s) ||
+                       when_waiting(service, 1, []() -> asio::awaitable<void> { co_return; }));
+  EXPECT_EQ(outcome.index(), 1U);
+  // The cancellation reaches the broker strand before this publish does.
+  const std::vector<Message> kept{Message::create("kept")};
+  run(context, service.publish("s", kept));
+  EXPECT_EQ(texts(run(context, service.fetch("s", "id", 10))), std::vector<std::string>{"kept"});
+  EXPECT_EQ(run(context, service.snapshot()).totals.waiting_fetches, 0U);
+}
+
+TEST(BrokerService, StopWaitingEndsWaitsAndLaterFetchesDoNotWait) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  const FetchResult fetched =
+      run(context, service.fetch("s", "id", 10, 60s) &&
+                       when_waiting(service, 1, [&]() -> asio::awaitable<void> {
+                         service.stop_waiting();
+                         co_return;
+                       }));
+  EXPECT_TRUE(fetched.messages.empty());
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_TRUE(run(context, service.fetch("s", "id", 10, 60s)).messages.empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+}
+
+TEST(BrokerService, ExpirySweepsRunOnceStarted) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.subscriber_ttl = 20ms}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  service.start();
+  run(context, [&]() -> asio::awaitable<void> {
+    while ((co_await service.snapshot()).totals.subscriptions > 0) {
+      asio::steady_timer tick(co_await asio::this_coro::executor, 5ms);
+      co_await tick.async_wait(asio::use_awaitable);
+    }
+    co_await service.shutdown();
+  }());
+  EXPECT_EQ(run(context, service.snapshot()).totals.subscriptions, 0U);
 }
 
 }  // namespace
