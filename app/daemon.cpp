@@ -136,11 +136,12 @@ int run_daemon(const config::Config& config) {
     }
     sd_notify(0, "STOPPING=1");
     api.stop_accepting();
-    service.stop_waiting();
     api_server->stop_accepting();
     if (metrics_server) {
       metrics_server->stop_accepting();
     }
+    // After the servers: the long polls it ends are answered with Connection: close.
+    service.stop_waiting();
     log(LogLevel::info, "msg=\"shutting down\" signal=" + std::to_string(signal));
     asio::co_spawn(
         control,

@@ -223,7 +223,6 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     }
 
     Request request = parser.release();
-    const bool keep_alive = request.keep_alive() && !stopping_;
     std::optional<Response> response;
     try {
       response.emplace(co_await handler_.handle(request, connection));
@@ -231,6 +230,8 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
       response.emplace(
           handler_.reject(request, bhttp::status::internal_server_error, "internal server error"));
     }
+    // Read after the handler: a long poll may have been ended by the shutdown.
+    const bool keep_alive = request.keep_alive() && !stopping_;
     response->version(request.version());
     if (!co_await answer(connection, std::move(*response), keep_alive) || !keep_alive) {
       co_return;

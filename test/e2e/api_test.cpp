@@ -210,15 +210,8 @@ TEST_F(Api, AsyncPublishToNobodyIsAcceptedAndCountedAsFailed) {
   EXPECT_EQ(client.post("/api/publish/async", R"({"subject":"nobody","data":"x"})").body,
             "{\"status\":\"ok\"}\n");
   HttpClient metrics(broker.metrics_port());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  std::string text;
-  while (std::chrono::steady_clock::now() < deadline) {
-    text = metrics.get("/metrics").body;
-    if (text.find("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1") !=
-        std::string::npos) {
-      break;
-    }
-  }
+  const std::string text = poll_until_contains(
+      metrics, "/metrics", "gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1");
   EXPECT_NE(text.find("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1"),
             std::string::npos)
       << text;

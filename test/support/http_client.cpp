@@ -7,6 +7,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cctype>
+#include <thread>
 
 namespace gophermq::test {
 namespace asio = boost::asio;
@@ -71,6 +72,17 @@ std::string post_request(std::string_view target, std::string_view body,
 HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body) {
   HttpClient client(port);
   return client.post(target, body);
+}
+
+std::string poll_until_contains(HttpClient& client, std::string_view target,
+                                std::string_view needle, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::string body = client.get(target).body;
+  while (body.find(needle) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // a poll interval, not a wait
+    body = client.get(target).body;
+  }
+  return body;
 }
 
 }  // namespace gophermq::test

@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -50,5 +51,11 @@ std::string post_request(std::string_view target, std::string_view body,
 
 // One request on a fresh connection.
 HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body);
+
+// Re-requests GET `target` until the body contains `needle` or `timeout` passes, and returns the
+// last body. For state the broker reaches on its own time (expiry, async delivery, waits begun).
+std::string poll_until_contains(HttpClient& client, std::string_view target,
+                                std::string_view needle,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace gophermq::test
