@@ -9,7 +9,7 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libgtest-dev \
             clang-format
 
-.PHONY: deps build run-broker test format-check clean
+.PHONY: deps build run-broker test format-check bench-delivery clean
 
 deps:
 	@missing=$$(for p in $(PACKAGES); do \
@@ -30,8 +30,12 @@ run-broker: build
 test: build format-check
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
+# Subject-index cost and 10 000 concurrent long polls; results are recorded in docs/delivery.md.
+bench-delivery: build
+	bench/delivery.sh $(BUILD_DIR)
+
 format-check: deps
-	clang-format --dry-run -Werror $$(find app broker config http metrics test -name '*.cpp' -o -name '*.hpp')
+	clang-format --dry-run -Werror $$(find app bench broker config http metrics test -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD_DIR)
