@@ -94,6 +94,18 @@ unsigned http_threads(const config::Config& config) {
   return std::max(1U, std::thread::hardware_concurrency());
 }
 
+// Under systemd with WatchdogSec=, WATCHDOG=1 goes out at half the watchdog period from the
+// broker strand itself, so a wedged broker, not only a dead process, gets restarted.
+broker::Heartbeat watchdog_heartbeat() {
+  std::uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
+    return {};
+  }
+  const auto interval =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::microseconds(usec / 2));
+  return {std::max(interval, std::chrono::milliseconds(1)), [] { sd_notify(0, "WATCHDOG=1"); }};
+}
+
 }  // namespace
 
 int run_daemon(const config::Config& config) {
@@ -159,7 +171,7 @@ int run_daemon(const config::Config& config) {
         });
   });
 
-  service.start();
+  service.start(watchdog_heartbeat());
   core.start();
   workers.start();
   api_server->start();

@@ -112,10 +112,29 @@ BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limit
       broker_(limits),
       expiry_timer_(broker_strand_),
       expiry_interval_(expiry_interval_for(limits)),
+      heartbeat_timer_(broker_strand_),
       async_capacity_(async_queue_capacity) {}
 
-void BrokerService::start() {
-  asio::post(broker_strand_, [this] { schedule_expiry(); });
+void BrokerService::start(Heartbeat heartbeat) {
+  asio::post(broker_strand_, [this, heartbeat = std::move(heartbeat)]() mutable {
+    heartbeat_ = std::move(heartbeat);
+    schedule_expiry();
+    schedule_heartbeat();
+  });
+}
+
+void BrokerService::schedule_heartbeat() {
+  if (heartbeat_.interval.count() == 0) {
+    return;
+  }
+  heartbeat_timer_.expires_after(heartbeat_.interval);
+  heartbeat_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error) {
+      return;
+    }
+    heartbeat_.beat();
+    schedule_heartbeat();
+  });
 }
 
 void BrokerService::schedule_expiry() {
@@ -270,7 +289,10 @@ void BrokerService::stop_waiting() {
 
 asio::awaitable<void> BrokerService::shutdown() {
   co_await run_on(worker_strand_, [this] { flush_worker_batch(); });
-  co_await run_on(broker_strand_, [this] { expiry_timer_.cancel(); });
+  co_await run_on(broker_strand_, [this] {
+    expiry_timer_.cancel();
+    heartbeat_timer_.cancel();
+  });
 }
 
 }  // namespace gophermq::broker

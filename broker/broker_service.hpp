@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,6 +30,13 @@ struct ServiceSnapshot {
   std::vector<SubjectStats> top_subjects;
   std::uint64_t async_queue_depth = 0;
   std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
+};
+
+// Something the broker strand does every `interval` while it is healthy, such as telling a
+// watchdog it is alive: a strand that is stuck stops beating.
+struct Heartbeat {
+  std::chrono::milliseconds interval{0};  // 0: no heartbeat
+  std::function<void()> beat;
 };
 
 // Owns the Broker on one strand and is the only way in: each call hops onto the broker strand,
@@ -57,8 +65,9 @@ class BrokerService {
   // Totals, and the `top_subjects` subjects with the most pending messages.
   boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
 
-  // Starts the periodic work on the broker strand: expiry of messages and subscriptions.
-  void start();
+  // Starts the periodic work on the broker strand: expiry of messages and subscriptions, and the
+  // heartbeat.
+  void start(Heartbeat heartbeat = {});
 
   // Never waits: the message is queued for the worker strand or refused when the queue is full.
   // Calls from one thread reach the broker in call order.
@@ -86,6 +95,7 @@ class BrokerService {
                                                         const std::string& id, std::size_t max,
                                                         std::chrono::milliseconds wait);
   void schedule_expiry();
+  void schedule_heartbeat();
   void enqueue_on_worker(AsyncItem item);
   void flush_worker_batch();
   void apply_async_batch(const std::vector<AsyncItem>& batch);
@@ -98,6 +108,8 @@ class BrokerService {
   bool waits_allowed_ = true;               // broker strand
   boost::asio::steady_timer expiry_timer_;  // broker strand
   std::chrono::milliseconds expiry_interval_;
+  boost::asio::steady_timer heartbeat_timer_;  // broker strand
+  Heartbeat heartbeat_;                        // broker strand
 
   const std::size_t async_capacity_;
   std::atomic<std::uint64_t> async_depth_{0};

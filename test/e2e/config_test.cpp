@@ -82,6 +82,13 @@ TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
   EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
 }
 
+TEST(ConfigE2e, TheShippedConfigFileAndEnvironmentFileAreValid) {
+  // Command-line ports beat the file's, so the shipped file is read whole without binding 8082.
+  BrokerProcess broker(
+      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.conf"}));
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+}
+
 TEST(ConfigE2e, PortInUseIsAClearError) {
   BrokerProcess first(isolated_arguments());
   const RunResult second = run_to_exit({"broker", "--broker.host=127.0.0.1",

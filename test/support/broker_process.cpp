@@ -39,11 +39,26 @@ std::vector<std::string> isolated_arguments(std::vector<std::string> extra) {
 BrokerProcess::BrokerProcess(const std::vector<std::string>& arguments,
                              const std::vector<std::string>& environment,
                              bool wait_until_listening) {
+  spawn(GOPHERMQ_BINARY, arguments, environment);
+  if (wait_until_listening) {
+    wait_for_log("msg=ready");
+    api_port_ = port_after(log_, "listener=api");
+    metrics_port_ = port_after(log_, "listener=metrics");
+  }
+}
+
+BrokerProcess::BrokerProcess(const std::string& program,
+                             const std::vector<std::string>& arguments) {
+  spawn(program, arguments, {});
+}
+
+void BrokerProcess::spawn(const std::string& program, const std::vector<std::string>& arguments,
+                          const std::vector<std::string>& environment) {
   int pipe_ends[2];
   if (pipe2(pipe_ends, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
-  std::vector<std::string> argv_text{GOPHERMQ_BINARY};
+  std::vector<std::string> argv_text{program};
   argv_text.insert(argv_text.end(), arguments.begin(), arguments.end());
   std::vector<std::string> env_text;
   for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -69,11 +84,6 @@ BrokerProcess::BrokerProcess(const std::vector<std::string>& arguments,
   }
   close(pipe_ends[1]);
   output_ = pipe_ends[0];
-  if (wait_until_listening) {
-    wait_for_log("msg=ready");
-    api_port_ = port_after(log_, "listener=api");
-    metrics_port_ = port_after(log_, "listener=metrics");
-  }
 }
 
 BrokerProcess::~BrokerProcess() {

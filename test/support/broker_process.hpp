@@ -22,6 +22,8 @@ class BrokerProcess {
   explicit BrokerProcess(const std::vector<std::string>& arguments,
                          const std::vector<std::string>& environment = {},
                          bool wait_until_listening = true);
+  // Another program the tests run beside the broker (Prometheus), with the same log access.
+  BrokerProcess(const std::string& program, const std::vector<std::string>& arguments);
   ~BrokerProcess();
   BrokerProcess(const BrokerProcess&) = delete;
   BrokerProcess& operator=(const BrokerProcess&) = delete;
@@ -40,6 +42,8 @@ class BrokerProcess {
   int wait_for_exit(std::chrono::milliseconds timeout = std::chrono::seconds(20));
 
  private:
+  void spawn(const std::string& program, const std::vector<std::string>& arguments,
+             const std::vector<std::string>& environment);
   bool read_more(std::chrono::steady_clock::time_point deadline);
 
   pid_t pid_ = -1;

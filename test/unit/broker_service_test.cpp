@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -157,6 +158,23 @@ TEST(BrokerService, ExpirySweepsRunOnceStarted) {
     co_await service.shutdown();
   }());
   EXPECT_EQ(run(context, service.snapshot()).totals.subscriptions, 0U);
+}
+
+TEST(BrokerService, HeartbeatBeatsFromTheBrokerStrandUntilShutdown) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.subscriber_ttl = 0ms}, 8);
+  int beats = 0;
+  asio::steady_timer three_beats(context, asio::steady_timer::time_point::max());
+  service.start({5ms, [&] {
+                   if (++beats == 3) {
+                     three_beats.cancel();
+                   }
+                 }});
+  run(context, [&]() -> asio::awaitable<void> {
+    co_await three_beats.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await service.shutdown();
+  }());
+  EXPECT_EQ(beats, 3);  // and run() returned: nothing periodic is left after shutdown
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+// A real Prometheus (Debian's `prometheus`) scrapes the real broker with the shipped scrape config,
+// and every PromQL expression of the shipped Grafana dashboard must return data.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json/parse.hpp>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+
+namespace gophermq::test {
+namespace {
+
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void replace_all(std::string& text, std::string_view from, std::string_view to) {
+  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+}
+
+std::uint16_t free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+std::string url_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : text) {
+    if (std::isalnum(c) != 0 || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += {'%', kHex[c >> 4], kHex[c & 15]};
+    }
+  }
+  return out;
+}
+
+// Every `expr` of every panel target, with Grafana's rate window replaced by one that covers a few
+// of the test's one-second scrapes.
+std::vector<std::string> dashboard_queries() {
+  const auto dashboard = boost::json::parse(
+      read_file(fs::path(GOPHERMQ_SOURCE_DIR) / "metrics/grafana/dashboards/gophermq.json"));
+  std::vector<std::string> queries;
+  for (const auto& panel : dashboard.at("panels").as_array()) {
+    for (const auto& target : panel.at("targets").as_array()) {
+      std::string expr(target.at("expr").as_string());
+      replace_all(expr, "$__rate_interval", "10s");
+      queries.push_back(expr);
+    }
+  }
+  return queries;
+}
+
+// Requests of every route and outcome the dashboard plots, including drops and async failures.
+void generate_traffic(HttpClient& client) {
+  const auto subscribed = client.post("/api/subscribe", R"({"subject":"obs"})").body;
+  const std::string id =
+      std::regex_replace(subscribed, std::regex(R"re(.*"id":"([^"]+)".*\n?)re"), "$1");
+  client.post("/api/publish", R"({"subject":"obs","data":"x"})");
+  client.post("/api/publish/batch", R"({"subject":"obs","data":["a","b"]})");
+  client.post("/api/publish/async", R"({"subject":"nobody","data":"x"})");
+  client.post("/api/publish", R"({"subject":"nobody","data":"x"})");
+  client.post("/api/fetch", R"({"subject":"obs","id":")" + id + R"(","max":1})");
+  client.post("/api/unsubscribe", R"({"subject":"obs","id":")" + id + "\"}");
+  client.get("/ready");
+}
+
+TEST(Observability, PrometheusScrapesTheBrokerAndEveryDashboardQueryReturnsData) {
+  BrokerProcess broker(isolated_arguments());
+  HttpClient client(broker.api_port());
+  generate_traffic(client);
+
+  const fs::path scratch =
+      fs::path(testing::TempDir()) / ("gophermq-prometheus-" + std::to_string(getpid()));
+  fs::remove_all(scratch);
+  fs::create_directories(scratch);
+  std::string config =
+      read_file(fs::path(GOPHERMQ_SOURCE_DIR) / "metrics/prometheus/prometheus.yml");
+  replace_all(config, "gophermq:9001", "127.0.0.1:" + std::to_string(broker.metrics_port()));
+  replace_all(config, "scrape_interval: 5s", "scrape_interval: 1s");
+  std::ofstream(scratch / "prometheus.yml") << config;
+
+  const std::uint16_t port = free_port();
+  BrokerProcess prometheus(GOPHERMQ_PROMETHEUS,
+                           {"--config.file=" + (scratch / "prometheus.yml").string(),
+                            "--storage.tsdb.path=" + (scratch / "data").string(),
+                            "--web.listen-address=127.0.0.1:" + std::to_string(port)});
+  prometheus.wait_for_log("Server is ready to receive web requests");
+  HttpClient api(port);
+
+  std::map<std::string, std::string> answers;
+  std::vector<std::string> empty;
+  const auto deadline = std::chrono::steady_clock::now() + 45s;
+  do {
+    generate_traffic(client);
+    empty.clear();
+    for (const auto& query : dashboard_queries()) {
+      answers[query] = api.get("/api/v1/query?query=" + url_encode(query)).body;
+      const auto result = boost::json::parse(answers[query]).at("data").at("result");
+      if (result.as_array().empty()) {
+        empty.push_back(query);
+      }
+    }
+  } while (!empty.empty() && std::chrono::steady_clock::now() < deadline);
+  for (const auto& query : empty) {
+    ADD_FAILURE() << "no data for " << query << "\n" << answers[query];
+  }
+  EXPECT_EQ(dashboard_queries().size(), 18U);
+  fs::remove_all(scratch);
+}
+
+}  // namespace
+}  // namespace gophermq::test
