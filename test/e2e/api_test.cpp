@@ -10,13 +10,6 @@ namespace {
 
 constexpr std::string_view kJson = "application/json; charset=UTF-8";
 
-std::string id_of(const HttpResponse& response) {
-  static const std::regex id(R"re("id":"([^"]+)")re");
-  std::smatch match;
-  EXPECT_TRUE(std::regex_search(response.body, match, id)) << response.body;
-  return match[1];
-}
-
 class Api : public testing::Test {
  protected:
   BrokerProcess broker{isolated_arguments()};

@@ -16,13 +16,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-std::string id_of(const HttpResponse& response) {
-  static const std::regex id(R"re("id":"([^"]+)")re");
-  std::smatch match;
-  EXPECT_TRUE(std::regex_search(response.body, match, id)) << response.body;
-  return match[1];
-}
-
 std::string fetch_body(std::string_view subject, std::string_view id, std::string_view extra) {
   return R"({"subject":")" + std::string(subject) + R"(","id":")" + std::string(id) + "\"" +
          std::string(extra) + "}";

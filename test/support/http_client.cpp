@@ -1,5 +1,7 @@
 #include "support/http_client.hpp"
 
+#include <gtest/gtest.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -7,6 +9,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cctype>
+#include <regex>
 #include <thread>
 
 namespace gophermq::test {
@@ -72,6 +75,13 @@ std::string post_request(std::string_view target, std::string_view body,
 HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body) {
   HttpClient client(port);
   return client.post(target, body);
+}
+
+std::string id_of(const HttpResponse& response) {
+  static const std::regex id(R"re("id":"([^"]+)")re");
+  std::smatch match;
+  EXPECT_TRUE(std::regex_search(response.body, match, id)) << response.body;
+  return match[1];
 }
 
 std::string poll_until_contains(HttpClient& client, std::string_view target,

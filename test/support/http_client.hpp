@@ -52,6 +52,9 @@ std::string post_request(std::string_view target, std::string_view body,
 // One request on a fresh connection.
 HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_view body);
 
+// The subscription id in a subscribe answer (a test failure when there is none).
+std::string id_of(const HttpResponse& response);
+
 // Re-requests GET `target` until the body contains `needle` or `timeout` passes, and returns the
 // last body. For state the broker reaches on its own time (expiry, async delivery, waits begun).
 std::string poll_until_contains(HttpClient& client, std::string_view target,

@@ -91,6 +91,9 @@ TEST(Config, BadValuesNameTheKey) {
   expect_error({"broker", "--monitoring.enable=maybe"}, {}, "monitoring.enable");
   expect_error({"broker", "--logger.level=loud"}, {}, "logger.level");
   expect_error({"broker", "--broker.idle-timeout=0"}, {}, "broker.idle-timeout");
+  expect_error({"broker", "--broker.max-wait-ms=-5"}, {}, "broker.max-wait-ms");
+  expect_error({"broker", "--broker.subscriber-ttl=soon"}, {}, "broker.subscriber-ttl");
+  expect_error({"broker"}, {"GOPHERMQ_BROKER_MESSAGE__TTL=1x"}, "broker.message-ttl");
   expect_error({"broker", "--no-such-flag=1"}, {}, "no-such-flag");
   expect_error({"broker"}, {"GOPHERMQ_BROKER_NOPE=1"}, "GOPHERMQ_BROKER_NOPE");
   expect_error({"broker", "--config=/nonexistent/gophermq.conf"}, {}, "/nonexistent/gophermq.conf");
