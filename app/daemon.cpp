@@ -117,24 +117,33 @@ int run_daemon(const config::Config& config) {
   ContextPool workers(http_threads(config));
 
   prometheus::Registry registry;
-  broker::BrokerService service(
-      core.executors().front(),
-      broker::Limits{config.max_pending, config.max_pending_bytes, config.max_subject_length,
-                     config.subscriber_ttl, config.message_ttl},
-      config.async_queue_size);
-  const http::ServerLimits limits{config.max_body_bytes, config.max_header_bytes,
-                                  config.idle_timeout, config.read_timeout, config.write_timeout};
+  broker::BrokerService service(core.executors().front(),
+                                broker::Limits{.max_pending = config.max_pending,
+                                               .max_pending_bytes = config.max_pending_bytes,
+                                               .max_subject_length = config.max_subject_length,
+                                               .max_message_bytes = config.max_message_bytes,
+                                               .subscriber_ttl = config.subscriber_ttl,
+                                               .message_ttl = config.message_ttl},
+                                config.async_queue_size);
+  const http::ServerLimits limits{.max_connections = config.max_connections,
+                                  .max_body_bytes = config.max_body_bytes,
+                                  .max_header_bytes = config.max_header_bytes,
+                                  .idle_timeout = config.idle_timeout,
+                                  .header_timeout = config.header_timeout,
+                                  .read_timeout = config.read_timeout,
+                                  .write_timeout = config.write_timeout};
 
-  http::ApiHandler api(service, registry, config.max_wait);
+  metrics::LimitMetrics limit_metrics(registry);
+  http::ApiHandler api(service, registry, limit_metrics, config.max_wait);
   http::MetricsEndpoint metrics(service, registry, started);
   std::optional<http::Server> api_server;
   std::optional<http::Server> metrics_server;
   try {
     api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
-                       limits);
+                       limits, limit_metrics);
     if (config.monitoring_enable) {
       metrics_server.emplace(control.get_executor(), workers.executors(),
-                             endpoint_of(config.monitoring), metrics, limits);
+                             endpoint_of(config.monitoring), metrics, limits, limit_metrics);
     }
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");

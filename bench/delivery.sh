@@ -12,7 +12,7 @@ waiters=${2:-10000}
 ulimit -n "$(ulimit -Hn)"
 log=$(mktemp)
 "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.port=127.0.0.1:0 \
-  --threads=2 2>"$log" &
+  --threads=2 --broker.max-connections=100000 2>"$log" &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -f "$log"' EXIT
 until grep -q 'msg=ready' "$log"; do

@@ -85,6 +85,11 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   if (!is_valid_subject(subject, SubjectUse::publish, limits_.max_subject_length)) {
     return PublishStatus::invalid_subject;
   }
+  for (const Message& message : messages) {
+    if (message.size() > limits_.max_message_bytes) {
+      return PublishStatus::message_too_large;
+    }
+  }
   matched_.clear();
   index_.match(subject, matched_);
   if (matched_.empty()) {

@@ -273,7 +273,8 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::overflow)];
         break;
       case PublishStatus::ok:
-      case PublishStatus::invalid_subject:  // validated before it was accepted
+      case PublishStatus::invalid_subject:  // both validated before it was accepted
+      case PublishStatus::message_too_large:
         break;
     }
   }

@@ -34,11 +34,14 @@ po::options_description describe_options() {
     ("broker.max-subject-length", text(), "longest subject in bytes (default 256)")
     ("broker.max-body-bytes", text(), "largest request body in bytes (default 1048576)")
     ("broker.max-header-bytes", text(), "largest request head in bytes (default 8192)")
+    ("broker.max-message-bytes", text(), "largest message data in bytes (default 1048576)")
+    ("broker.max-connections", text(), "open connections per listener; more get 503 and are closed (default 10000)")
     ("broker.max-wait-ms", text(), "longest wait_ms a fetch may ask for, in milliseconds (default 30000)")
     ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
     ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
     ("broker.async-queue-size", text(), "async publishes waiting for the broker, at most (default 65536)")
     ("broker.idle-timeout", text(), "close a connection that sends no complete request for this long (default 60s)")
+    ("broker.header-timeout", text(), "longest time to receive a request's head once it has begun (default 10s)")
     ("broker.read-timeout", text(), "longest time to receive one whole request once it has begun (default 30s)")
     ("broker.write-timeout", text(), "longest time to send one response (default 30s)")
     ("broker.shutdown-timeout", text(), "longest wait for requests in flight on shutdown (default 10s)")
@@ -189,6 +192,12 @@ Config build(const Settings& settings) {
   if (const auto* v = value("broker.max-header-bytes")) {
     config.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
   }
+  if (const auto* v = value("broker.max-message-bytes")) {
+    config.max_message_bytes = to_unsigned("broker.max-message-bytes", *v, 1, kMax);
+  }
+  if (const auto* v = value("broker.max-connections")) {
+    config.max_connections = to_unsigned("broker.max-connections", *v, 1, 10'000'000);
+  }
   if (const auto* v = value("broker.max-wait-ms")) {
     config.max_wait = std::chrono::milliseconds(to_unsigned("broker.max-wait-ms", *v, 0, kMax));
   }
@@ -204,6 +213,10 @@ Config build(const Settings& settings) {
   if (const auto* v = value("broker.idle-timeout")) {
     config.idle_timeout = to_duration("broker.idle-timeout", *v);
     if (config.idle_timeout.count() == 0) fail("broker.idle-timeout", *v, "must be above 0");
+  }
+  if (const auto* v = value("broker.header-timeout")) {
+    config.header_timeout = to_duration("broker.header-timeout", *v);
+    if (config.header_timeout.count() == 0) fail("broker.header-timeout", *v, "must be above 0");
   }
   if (const auto* v = value("broker.read-timeout")) {
     config.read_timeout = to_duration("broker.read-timeout", *v);

@@ -26,11 +26,14 @@ struct Config {
   std::size_t max_subject_length = 256;
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
+  std::size_t max_message_bytes = 1024 * 1024;
+  std::size_t max_connections = 10'000;  // per listener
   std::chrono::milliseconds max_wait{30'000};
   std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: never
   std::chrono::milliseconds message_ttl{0};             // 0: never
   std::size_t async_queue_size = 65'536;
   std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds shutdown_timeout{10'000};

@@ -56,21 +56,32 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
   return limit;
 }
 
-Response publish_error(broker::PublishStatus result) {
+}  // namespace
+
+Response ApiHandler::invalid_subject(std::string_view subject) {
+  if (subject.size() > service_.limits().max_subject_length) {
+    limit_metrics_.hit(metrics::Limit::max_subject_length);
+  }
+  return error_response(status::bad_request, kInvalidSubject);
+}
+
+Response ApiHandler::publish_error(broker::PublishStatus result, std::string_view subject) {
   switch (result) {
     case broker::PublishStatus::invalid_subject:
-      return error_response(status::bad_request, kInvalidSubject);
+      return invalid_subject(subject);
+    case broker::PublishStatus::message_too_large:
+      limit_metrics_.hit(metrics::Limit::max_message_bytes);
+      return error_response(status::payload_too_large, "message too large");
     case broker::PublishStatus::no_subscribers:
       return error_response(status::not_found, "subscriber not found");
     case broker::PublishStatus::overflow:
+      limit_metrics_.hit(metrics::Limit::max_pending);
       return error_response(status::too_many_requests, "broker overflow");
     case broker::PublishStatus::ok:
       break;
   }
   return error_response(status::internal_server_error, "internal server error");
 }
-
-}  // namespace
 
 const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/api/subscribe", verb::post, "POST", &ApiHandler::subscribe},
@@ -93,8 +104,11 @@ std::vector<std::string> ApiHandler::route_labels() {
 }
 
 ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
-                       std::chrono::milliseconds max_wait)
-    : service_(service), metrics_(registry, route_labels()), max_wait_(max_wait) {}
+                       metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait)
+    : service_(service),
+      metrics_(registry, route_labels()),
+      limit_metrics_(limit_metrics),
+      max_wait_(max_wait) {}
 
 Response json_response(status code, std::string body) {
   Response response{code, 11};
@@ -161,7 +175,7 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     case broker::SubscribeStatus::ok:
       co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
     case broker::SubscribeStatus::invalid_subject:
-      co_return error_response(status::bad_request, kInvalidSubject);
+      co_return invalid_subject(body->subject);
     case broker::SubscribeStatus::invalid_group:
       co_return error_response(status::bad_request, "invalid group");
     case broker::SubscribeStatus::duplicate_id:
@@ -177,7 +191,7 @@ asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*
   }
   const auto result = co_await service_.publish(body->subject, body->messages);
   if (result != broker::PublishStatus::ok) {
-    co_return publish_error(result);
+    co_return publish_error(result, body->subject);
   }
   co_return json_response(status::ok, encode_status_ok());
 }
@@ -189,10 +203,14 @@ asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Clie
   }
   if (!broker::is_valid_subject(body->subject, broker::SubjectUse::publish,
                                 service_.limits().max_subject_length)) {
-    co_return error_response(status::bad_request, kInvalidSubject);
+    co_return invalid_subject(body->subject);
+  }
+  if (body->messages.front().size() > service_.limits().max_message_bytes) {
+    co_return publish_error(broker::PublishStatus::message_too_large, body->subject);
   }
   if (service_.publish_async(std::move(body->subject), std::move(body->messages.front())) ==
       broker::AsyncPublishStatus::queue_full) {
+    limit_metrics_.hit(metrics::Limit::async_queue_size);
     co_return error_response(status::too_many_requests, "async queue full");
   }
   co_return json_response(status::ok, encode_status_ok());
@@ -205,7 +223,7 @@ asio::awaitable<Response> ApiHandler::publish_batch(const Request& request, Clie
   }
   const auto result = co_await service_.publish(body->subject, body->messages);
   if (result != broker::PublishStatus::ok) {
-    co_return publish_error(result);
+    co_return publish_error(result, body->subject);
   }
   co_return json_response(status::ok, encode_batch_ok(body->messages.size()));
 }
@@ -233,7 +251,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     case broker::FetchStatus::ok:
       co_return json_response(status::ok, encode_fetched(result.messages, body->id, body->subject));
     case broker::FetchStatus::invalid_subject:
-      co_return error_response(status::bad_request, kInvalidSubject);
+      co_return invalid_subject(body->subject);
     case broker::FetchStatus::bad_id:
     case broker::FetchStatus::waiting:  // the service only returns once the wait is over
       break;
@@ -250,7 +268,7 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
     case broker::UnsubscribeStatus::ok:
       co_return json_response(status::ok, encode_status_ok());
     case broker::UnsubscribeStatus::invalid_subject:
-      co_return error_response(status::bad_request, kInvalidSubject);
+      co_return invalid_subject(body->subject);
     case broker::UnsubscribeStatus::bad_id:
       break;
   }

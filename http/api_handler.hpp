@@ -7,6 +7,7 @@
 
 #include "broker/broker_service.hpp"
 #include "http/request_handler.hpp"
+#include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
 
 namespace gophermq::http {
@@ -17,7 +18,7 @@ class ApiHandler final : public RequestHandler {
  public:
   // `max_wait` caps the wait_ms of a fetch.
   ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
-             std::chrono::milliseconds max_wait);
+             metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
@@ -49,10 +50,14 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
 
+  Response invalid_subject(std::string_view subject);
+  Response publish_error(broker::PublishStatus result, std::string_view subject);
+
   static const Route kRoutes[];
 
   broker::BrokerService& service_;
   metrics::RequestMetrics metrics_;
+  metrics::LimitMetrics& limit_metrics_;
   const std::chrono::milliseconds max_wait_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};

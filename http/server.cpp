@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -9,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -34,27 +36,33 @@ constexpr std::size_t kFirstReadBytes = 16 * 1024;
 // input makes the kernel send RST, which can destroy the response before the client reads it.
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
+// Refused connections still lingering; past this many, further ones are closed at once, so a
+// connection flood costs the server no more than this many coroutines on top of max-connections.
+constexpr std::size_t kMaxLingeringRefusals = 256;
+constexpr std::chrono::seconds kRefusalWriteTimeout{1};
 
 struct Refusal {
   bhttp::status status;
   std::string_view message;
+  std::optional<metrics::Limit> limit;
 };
 
 // Read errors that deserve an answer before the connection closes; for the rest (the peer went
 // away, a timeout) there is nobody to answer.
 std::optional<Refusal> refusal_for(const beast::error_code& error) {
   if (error == bhttp::error::body_limit) {
-    return Refusal{bhttp::status::payload_too_large, "request body too large"};
+    return Refusal{bhttp::status::payload_too_large, "request body too large",
+                   metrics::Limit::max_body_bytes};
   }
   if (error == bhttp::error::header_limit) {
     return Refusal{bhttp::status::request_header_fields_too_large,
-                   "request header fields too large"};
+                   "request header fields too large", metrics::Limit::max_header_bytes};
   }
   if (error == bhttp::error::end_of_stream || error == bhttp::error::partial_message) {
     return std::nullopt;
   }
   if (error.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
-    return Refusal{bhttp::status::bad_request, "malformed HTTP request"};
+    return Refusal{bhttp::status::bad_request, "malformed HTTP request", std::nullopt};
   }
   return std::nullopt;
 }
@@ -75,6 +83,16 @@ bool peer_closed(tcp::socket& socket) {
 bool expects_continue(const Request& request) {
   const auto expect = request[bhttp::field::expect];
   return expect.size() == 12 && beast::iequals(expect, "100-continue");
+}
+
+Response too_many_connections() {
+  Response response{bhttp::status::service_unavailable, 11};
+  response.set(bhttp::field::content_type, "application/json; charset=UTF-8");
+  response.set(bhttp::field::retry_after, "1");
+  response.body() = "{\"message\":\"too many connections\"}\n";
+  response.keep_alive(false);
+  response.prepare_payload();
+  return response;
 }
 
 }  // namespace
@@ -98,11 +116,13 @@ struct Server::Connection final : Client {
 };
 
 Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor> workers,
-               const tcp::endpoint& endpoint, RequestHandler& handler, ServerLimits limits)
+               const tcp::endpoint& endpoint, RequestHandler& handler, ServerLimits limits,
+               metrics::LimitMetrics& limit_metrics)
     : control_(std::move(control)),
       acceptor_(control_),
       handler_(handler),
       limits_(limits),
+      limit_metrics_(limit_metrics),
       all_closed_(control_) {
   for (auto& executor : workers) {
     workers_.push_back(std::make_unique<Worker>(Worker{std::move(executor), {}}));
@@ -141,11 +161,39 @@ asio::awaitable<void> Server::accept_loop() {
 }
 
 void Server::start_connection(tcp::socket socket, Worker& worker) {
+  // Both only grow on this thread. Read in this order, a refusal ending meanwhile can only make
+  // `serving` look higher than it is, never let one connection too many in.
+  const std::size_t open = open_connections_.load();
+  const std::size_t refusing = refusing_.load();
+  const std::size_t serving = open > refusing ? open - refusing : 0;
+  if (serving >= limits_.max_connections) {
+    limit_metrics_.hit(metrics::Limit::max_connections);
+    if (refusing < kMaxLingeringRefusals) {
+      ++refusing_;
+      ++open_connections_;
+      asio::co_spawn(worker.executor, refuse(beast::tcp_stream(std::move(socket))), asio::detached);
+    }
+    return;
+  }
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
   ++open_connections_;
   asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
                  asio::detached);
+}
+
+// A connection over max-connections gets a 503 it can read, without its request being parsed.
+asio::awaitable<void> Server::refuse(beast::tcp_stream stream) {
+  static const Response kRefusal = too_many_connections();
+  stream.expires_after(kRefusalWriteTimeout);
+  auto [error, written] = co_await bhttp::async_write(stream, kRefusal, kUseTuple);
+  if (!error) {
+    co_await close_after_refusal(stream);
+  }
+  beast::error_code ignored;
+  stream.socket().close(ignored);
+  --refusing_;
+  connection_closed();
 }
 
 void Server::accept_backlog() {
@@ -181,7 +229,9 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     Registration& operator=(const Registration&) = delete;
   } registration(*this, worker, connection);
 
-  beast::flat_buffer buffer;
+  // The parser's limits stop a request long before this; it bounds what pipelined input can pile
+  // up behind one.
+  beast::flat_buffer buffer(limits_.max_header_bytes + limits_.max_body_bytes + kFirstReadBytes);
   while (true) {
     if (buffer.size() == 0) {
       if (stopping_ && !has_pending_input(stream)) {
@@ -193,6 +243,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
           co_await stream.async_read_some(buffer.prepare(kFirstReadBytes), kUseTuple);
       connection.idle = false;
       if (error) {
+        count_timeout(error, metrics::Limit::idle_timeout);
         co_return;
       }
       buffer.commit(read);
@@ -201,7 +252,9 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.body_limit(limits_.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    stream.expires_after(limits_.read_timeout);
+    const auto request_started = std::chrono::steady_clock::now();
+    const bool head_timeout_first = limits_.header_timeout < limits_.read_timeout;
+    stream.expires_at(request_started + std::min(limits_.header_timeout, limits_.read_timeout));
     auto [head_error, head_bytes] =
         co_await bhttp::async_read_header(stream, buffer, parser, kUseTuple);
     if (!head_error && expects_continue(parser.get()) && !parser.is_done()) {
@@ -210,13 +263,25 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
           co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
       head_error = continue_error;
     }
+    if (head_error) {
+      count_timeout(head_error, head_timeout_first ? metrics::Limit::header_timeout
+                                                   : metrics::Limit::read_timeout);
+    } else {
+      stream.expires_at(request_started + limits_.read_timeout);
+    }
     auto [error, read] = head_error ? std::tuple{head_error, std::size_t{0}}
                                     : co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
     if (error) {
+      if (!head_error) {
+        count_timeout(error, metrics::Limit::read_timeout);
+      }
       if (const auto refusal = refusal_for(error)) {
+        if (refusal->limit) {
+          limit_metrics_.hit(*refusal->limit);
+        }
         Response response = handler_.reject(parser.get(), refusal->status, refusal->message);
         if (co_await answer(connection, std::move(response), false)) {
-          co_await close_after_refusal(connection);
+          co_await close_after_refusal(connection.stream);
         }
       }
       co_return;
@@ -247,17 +312,23 @@ asio::awaitable<bool> Server::answer(Connection& connection, Response response, 
   }
   connection.stream.expires_after(limits_.write_timeout);
   auto [error, written] = co_await bhttp::async_write(connection.stream, response, kUseTuple);
+  count_timeout(error, metrics::Limit::write_timeout);
   co_return !error;
 }
 
-asio::awaitable<void> Server::close_after_refusal(Connection& connection) {
+void Server::count_timeout(const beast::error_code& error, metrics::Limit limit) {
+  if (error == beast::error::timeout) {
+    limit_metrics_.hit(limit);
+  }
+}
+
+asio::awaitable<void> Server::close_after_refusal(beast::tcp_stream& stream) {
   beast::error_code ignored;
-  connection.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  connection.stream.expires_after(kLingerTime);
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.expires_after(kLingerTime);
   std::array<char, 4096> discard{};
   while (true) {
-    auto [error, read] =
-        co_await connection.stream.async_read_some(asio::buffer(discard), kUseTuple);
+    auto [error, read] = co_await stream.async_read_some(asio::buffer(discard), kUseTuple);
     if (error) {
       co_return;
     }

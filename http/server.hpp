@@ -13,13 +13,18 @@
 #include <vector>
 
 #include "http/request_handler.hpp"
+#include "metrics/limit_metrics.hpp"
 
 namespace gophermq::http {
 
 struct ServerLimits {
+  std::size_t max_connections = 10'000;
   std::size_t max_body_bytes = 1024 * 1024;
   std::size_t max_header_bytes = 8 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
+  // Both from a request's first byte: the head must be in within header_timeout (so a slowloris
+  // client is cut off early), the whole request within read_timeout.
+  std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
 };
@@ -31,7 +36,7 @@ class Server {
  public:
   Server(boost::asio::any_io_executor control, std::vector<boost::asio::any_io_executor> workers,
          const boost::asio::ip::tcp::endpoint& endpoint, RequestHandler& handler,
-         ServerLimits limits);
+         ServerLimits limits, metrics::LimitMetrics& limit_metrics);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -58,9 +63,11 @@ class Server {
   boost::asio::awaitable<void> accept_loop();
   void accept_backlog();
   void start_connection(boost::asio::ip::tcp::socket socket, Worker& worker);
+  boost::asio::awaitable<void> refuse(boost::beast::tcp_stream stream);
   boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream, Worker& worker);
   boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive);
-  boost::asio::awaitable<void> close_after_refusal(Connection& connection);
+  boost::asio::awaitable<void> close_after_refusal(boost::beast::tcp_stream& stream);
+  void count_timeout(const boost::beast::error_code& error, metrics::Limit limit);
   void close_connections(bool idle_only);
   void close_connections(Worker& worker, bool idle_only);
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
@@ -71,9 +78,11 @@ class Server {
   boost::asio::ip::tcp::acceptor acceptor_;
   RequestHandler& handler_;
   ServerLimits limits_;
+  metrics::LimitMetrics& limit_metrics_;
   std::size_t next_worker_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};
+  std::atomic<std::size_t> refusing_{0};
   boost::asio::steady_timer all_closed_;
 };
 

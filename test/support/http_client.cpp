@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
@@ -60,6 +61,15 @@ bool HttpClient::closed_cleanly() {
   boost::system::error_code error;
   const std::size_t got = socket_.read_some(asio::buffer(&byte, 1), error);
   return got == 0 && error == asio::error::eof;
+}
+
+bool HttpClient::wait_until_closed() {
+  std::array<char, 4096> discard{};
+  boost::system::error_code error;
+  while (!error) {
+    socket_.read_some(asio::buffer(discard), error);
+  }
+  return error == asio::error::eof || error == asio::error::connection_reset;
 }
 
 std::string post_request(std::string_view target, std::string_view body,

@@ -40,6 +40,10 @@ class HttpClient {
   // more.
   bool closed_cleanly();
 
+  // Blocks until the server ends the connection, in order or by reset, discarding anything it
+  // sends; false for any other error.
+  bool wait_until_closed();
+
  private:
   boost::asio::io_context context_;
   boost::asio::ip::tcp::socket socket_;

@@ -106,6 +106,16 @@ TEST(Broker, OverflowOnBytesStoresNothing) {
   EXPECT_EQ(broker.totals().pending_bytes, 10U);
 }
 
+TEST(Broker, MessageOverMaxMessageBytesIsRefusedWholeBatch) {
+  Broker broker(Limits{.max_message_bytes = 4});
+  broker.subscribe("a", "s", std::nullopt);
+  EXPECT_EQ(publish(broker, "s", "12345"), PublishStatus::message_too_large);
+  const auto batch = messages({"1", "12345"});
+  EXPECT_EQ(broker.publish("s", batch), PublishStatus::message_too_large);
+  EXPECT_EQ(publish(broker, "s", "1234"), PublishStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "s", "a"), Texts{"1234"});
+}
+
 TEST(Broker, BatchIsAllOrNothing) {
   Broker broker(Limits{.max_pending = 2});
   broker.subscribe("a", "s", std::nullopt);

@@ -72,6 +72,8 @@ TEST(Config, DurationsReadLikeGo) {
   EXPECT_FALSE(parse_duration("s"));
   EXPECT_FALSE(parse_duration("5 s"));
   EXPECT_EQ(load_config({"--broker.idle-timeout=2s"}).idle_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(load_config({"--broker.header-timeout=500ms"}).header_timeout,
+            std::chrono::milliseconds(500));
 }
 
 void expect_error(std::vector<std::string> arguments, std::vector<std::string> environment,
@@ -94,6 +96,9 @@ TEST(Config, BadValuesNameTheKey) {
   expect_error({"broker", "--broker.max-wait-ms=-5"}, {}, "broker.max-wait-ms");
   expect_error({"broker", "--broker.subscriber-ttl=soon"}, {}, "broker.subscriber-ttl");
   expect_error({"broker"}, {"GOPHERMQ_BROKER_MESSAGE__TTL=1x"}, "broker.message-ttl");
+  expect_error({"broker", "--broker.max-message-bytes=0"}, {}, "broker.max-message-bytes");
+  expect_error({"broker", "--broker.max-connections=lots"}, {}, "broker.max-connections");
+  expect_error({"broker", "--broker.header-timeout=0"}, {}, "broker.header-timeout");
   expect_error({"broker", "--no-such-flag=1"}, {}, "no-such-flag");
   expect_error({"broker"}, {"GOPHERMQ_BROKER_NOPE=1"}, "GOPHERMQ_BROKER_NOPE");
   expect_error({"broker", "--config=/nonexistent/gophermq.conf"}, {}, "/nonexistent/gophermq.conf");

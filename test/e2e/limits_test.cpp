@@ -1,0 +1,160 @@
+// Every configurable limit a client can hit: it holds, the client gets a clear answer (or, for a
+// timeout, a closed connection), other clients are unaffected, and the hit is counted under the
+// limit's config key.
+#include <gtest/gtest.h>
+
+#include <boost/system/system_error.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+
+namespace gophermq::test {
+namespace {
+
+std::string hits(std::string_view key, int count) {
+  return "gophermq_limit_hits_total{limit=\"" + std::string(key) + "\"} " + std::to_string(count) +
+         "\n";
+}
+
+void expect_hits(const BrokerProcess& broker, std::string_view key, int count) {
+  HttpClient metrics(broker.metrics_port());
+  const std::string text = poll_until_contains(metrics, "/metrics", hits(key, count));
+  EXPECT_NE(text.find(hits(key, count)), std::string::npos) << text;
+}
+
+TEST(Limits, EveryLimitIsExportedFromTheStart) {
+  BrokerProcess broker(isolated_arguments());
+  HttpClient metrics(broker.metrics_port());
+  const std::string text = metrics.get("/metrics").body;
+  for (const char* key :
+       {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
+        "max-subject-length", "max-pending", "async-queue-size", "idle-timeout", "header-timeout",
+        "read-timeout", "write-timeout"}) {
+    EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
+  }
+}
+
+TEST(Limits, ConnectionsOverMaxConnectionsGet503AndAreClosed) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-connections=2"}));
+  std::optional<HttpClient> first(broker.api_port());
+  HttpClient second(broker.api_port());
+  ASSERT_EQ(first->get("/ready").status, 204U);
+  ASSERT_EQ(second.get("/ready").status, 204U);
+
+  HttpClient third(broker.api_port());
+  const auto refused = third.get("/ready");
+  EXPECT_EQ(refused.status, 503U);
+  EXPECT_EQ(refused.body, "{\"message\":\"too many connections\"}\n");
+  EXPECT_EQ(refused.header("connection"), "close");
+  EXPECT_TRUE(third.closed_cleanly());
+  EXPECT_EQ(second.get("/ready").status, 204U);  // the ones let in are unaffected
+  expect_hits(broker, "max-connections", 1);
+
+  // A freed slot is given to the next client once the server has seen the close.
+  first.reset();
+  unsigned status = 0;
+  for (int attempt = 0; attempt < 200 && status != 204U; ++attempt) {
+    HttpClient next(broker.api_port());
+    status = next.get("/ready").status;
+  }
+  EXPECT_EQ(status, 204U);
+}
+
+TEST(Limits, MessageOverMaxMessageBytesIs413OnEveryPublishRoute) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-message-bytes=8"}));
+  HttpClient client(broker.api_port());
+  const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+  const std::string too_large = "{\"message\":\"message too large\"}\n";
+
+  auto response = client.post("/api/publish", R"({"subject":"s","data":"123456789"})");
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, too_large);
+  response = client.post("/api/publish/async", R"({"subject":"s","data":"123456789"})");
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, too_large);
+  response = client.post("/api/publish/batch", R"({"subject":"s","data":["1","123456789"]})");
+  EXPECT_EQ(response.status, 413U);
+  EXPECT_EQ(response.body, too_large);
+
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"12345678"})").status, 200U);
+  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
+            R"({"data":["12345678"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  expect_hits(broker, "max-message-bytes", 3);
+}
+
+TEST(Limits, SubjectOverMaxSubjectLengthIs400AndCounted) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-subject-length=8"}));
+  HttpClient client(broker.api_port());
+  const auto response = client.post("/api/subscribe", R"({"subject":"abcd.efgh"})");
+  EXPECT_EQ(response.status, 400U);
+  EXPECT_EQ(response.body, "{\"message\":\"invalid subject\"}\n");
+  EXPECT_EQ(client.post("/api/subscribe", R"({"subject":"abcd.efg"})").status, 200U);
+  EXPECT_EQ(client.post("/api/subscribe", R"({"subject":"a..b"})").status, 400U);  // not a length
+  expect_hits(broker, "max-subject-length", 1);
+}
+
+TEST(Limits, BrokerOverflowIsCounted) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-pending=1"}));
+  HttpClient client(broker.api_port());
+  client.post("/api/subscribe", R"({"subject":"s"})");
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"a"})").status, 200U);
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"b"})").status, 429U);
+  expect_hits(broker, "max-pending", 1);
+}
+
+TEST(Limits, SlowlorisIsCutOffAtTheHeaderTimeoutWhileOthersAreServed) {
+  BrokerProcess broker(
+      isolated_arguments({"--broker.header-timeout=300ms", "--broker.read-timeout=60s"}));
+  HttpClient slow(broker.api_port());
+  slow.send_raw("GET /ready HTTP/1.1\r\nHost: t\r\n");
+  // One header line every 20 ms: a timer restarted by each read would never fire. The pace is
+  // the attack itself; the test waits on the server's close, not on the clock.
+  bool cut_off = false;
+  for (int line = 0; line < 1000 && !cut_off; ++line) {
+    EXPECT_EQ(post_once(broker.api_port(), "/api/subscribe", R"({"subject":"s"})").status, 200U);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    try {
+      slow.send_raw("X-Slow: " + std::to_string(line) + "\r\n");
+    } catch (const boost::system::system_error&) {
+      cut_off = true;
+    }
+  }
+  EXPECT_TRUE(cut_off);
+  EXPECT_TRUE(slow.wait_until_closed());
+  expect_hits(broker, "header-timeout", 1);
+  expect_hits(broker, "read-timeout", 0);
+}
+
+TEST(Limits, IncompleteBodyIsCutOffAtTheReadTimeout) {
+  BrokerProcess broker(isolated_arguments({"--broker.read-timeout=300ms"}));
+  HttpClient client(broker.api_port());
+  client.send_raw("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"su");
+  EXPECT_TRUE(client.wait_until_closed());
+  expect_hits(broker, "read-timeout", 1);
+  expect_hits(broker, "header-timeout", 0);
+}
+
+TEST(Limits, IdleKeepAliveConnectionIsClosedAndCounted) {
+  BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=200ms"}));
+  HttpClient client(broker.api_port());
+  EXPECT_EQ(client.get("/ready").status, 204U);
+  EXPECT_TRUE(client.closed_cleanly());
+  expect_hits(broker, "idle-timeout", 1);
+}
+
+TEST(Limits, OversizedHeadAndBodyAreCounted) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-body-bytes=1024"}));
+  HttpClient body(broker.api_port());
+  EXPECT_EQ(body.post("/api/publish", std::string(2000, 'x')).status, 413U);
+  HttpClient head(broker.api_port());
+  head.send_raw("GET /ready HTTP/1.1\r\nX-Big: " + std::string(20000, 'h') + "\r\n\r\n");
+  EXPECT_EQ(head.read_response().status, 431U);
+  expect_hits(broker, "max-body-bytes", 1);
+  expect_hits(broker, "max-header-bytes", 1);
+}
+
+}  // namespace
+}  // namespace gophermq::test
