@@ -1,5 +1,6 @@
 # Set-up, build, run and test in one place. Every target installs the Debian packages it needs
-# (only the missing ones) before building.
+# (only the missing ones) before building. `make test` is what CI runs: the suite in a plain build,
+# then again under ASan+UBSan (Clang, with the fuzzers) and under TSan (GCC).
 BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
@@ -9,9 +10,11 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libgtest-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files.
-TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml
+TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
 
-.PHONY: deps test-deps install-missing build run-broker test format-check bench-delivery clean
+.PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
+        format-check bench-delivery soak clean
 
 deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES)"
@@ -35,15 +38,39 @@ build: deps
 run-broker: build
 	./$(BUILD_DIR)/gophermq broker $(BROKER_ARGS)
 
-test: test-deps build format-check
+test: test-plain test-asan test-tsan
+
+test-plain: test-deps build format-check
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, then each libFuzzer target
+# for FUZZ_SECONDS (alone, so the timing-sensitive tests do not share the cores with them).
+test-asan: test-deps
+	CC=clang CXX=clang++ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DGOPHERMQ_WERROR=ON -DGOPHERMQ_SANITIZE=address,undefined -DGOPHERMQ_FUZZ=ON \
+	  -DGOPHERMQ_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build build-asan -j $(JOBS)
+	test/sanitized_ctest.sh build-asan -j $(JOBS) -LE fuzz
+	test/sanitized_ctest.sh build-asan -j $(JOBS) -L fuzz
+
+# The whole suite under ThreadSanitizer: proof that the strand design has no data race.
+test-tsan: test-deps
+	cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGOPHERMQ_WERROR=ON \
+	  -DGOPHERMQ_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS)
+	test/sanitized_ctest.sh build-tsan -j $(JOBS)
 
 # Subject-index cost and 10 000 concurrent long polls; results are recorded in docs/delivery.md.
 bench-delivery: build
 	bench/delivery.sh $(BUILD_DIR)
 
+# Three minutes of honest and hostile clients; the figures are recorded in docs/reliability.md.
+SOAK_SECONDS ?= 180
+soak: build
+	python3 bench/soak.py $(BUILD_DIR)/gophermq --duration $(SOAK_SECONDS)
+
 format-check: test-deps
 	clang-format --dry-run -Werror $$(find app bench broker config http metrics test -name '*.cpp' -o -name '*.hpp')
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan build-tsan
