@@ -124,7 +124,7 @@ int run_daemon(const config::Config& config) {
                                                .max_message_bytes = config.max_message_bytes,
                                                .subscriber_ttl = config.subscriber_ttl,
                                                .message_ttl = config.message_ttl},
-                                config.async_queue_size);
+                                config.async_queue_size, config.async_queue_bytes);
   const http::ServerLimits limits{.max_connections = config.max_connections,
                                   .max_body_bytes = config.max_body_bytes,
                                   .max_header_bytes = config.max_header_bytes,

@@ -105,7 +105,7 @@ class BrokerService::PendingFetch final : public Waiter {
 };
 
 BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limits,
-                             std::size_t async_queue_capacity)
+                             std::size_t async_queue_capacity, std::uint64_t async_queue_bytes)
     : broker_strand_(asio::make_strand(executor)),
       worker_strand_(asio::make_strand(executor)),
       limits_(limits),
@@ -113,7 +113,8 @@ BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limit
       expiry_timer_(broker_strand_),
       expiry_interval_(expiry_interval_for(limits)),
       heartbeat_timer_(broker_strand_),
-      async_capacity_(async_queue_capacity) {}
+      async_capacity_(async_queue_capacity),
+      async_bytes_capacity_(async_queue_bytes) {}
 
 void BrokerService::start(Heartbeat heartbeat) {
   asio::post(broker_strand_, [this, heartbeat = std::move(heartbeat)]() mutable {
@@ -238,6 +239,12 @@ AsyncPublishStatus BrokerService::publish_async(std::string subject, Message mes
     async_depth_.fetch_sub(1, std::memory_order_relaxed);
     return AsyncPublishStatus::queue_full;
   }
+  const std::uint64_t size = message.size();
+  if (async_bytes_.fetch_add(size, std::memory_order_relaxed) + size > async_bytes_capacity_) {
+    async_bytes_.fetch_sub(size, std::memory_order_relaxed);
+    async_depth_.fetch_sub(1, std::memory_order_relaxed);
+    return AsyncPublishStatus::bytes_full;
+  }
   asio::post(worker_strand_, [this, item = AsyncItem{std::move(subject), std::move(message)}]() {
     enqueue_on_worker(item);
   });
@@ -264,7 +271,9 @@ void BrokerService::flush_worker_batch() {
 }
 
 void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
+  std::uint64_t bytes = 0;
   for (const AsyncItem& item : batch) {
+    bytes += item.message.size();
     switch (broker_.publish(item.subject, {&item.message, 1})) {
       case PublishStatus::no_subscribers:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::no_subscribers)];
@@ -278,6 +287,7 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         break;
     }
   }
+  async_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   async_depth_.fetch_sub(batch.size(), std::memory_order_relaxed);
 }
 

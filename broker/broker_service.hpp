@@ -17,7 +17,8 @@
 
 namespace gophermq::broker {
 
-enum class AsyncPublishStatus { accepted, queue_full };
+// queue_full: async-queue-size messages are waiting; bytes_full: async-queue-bytes of data are.
+enum class AsyncPublishStatus { accepted, queue_full, bytes_full };
 enum class AsyncFailure : std::size_t { no_subscribers, overflow, count };
 
 struct FetchResult {
@@ -46,7 +47,8 @@ struct Heartbeat {
 class BrokerService {
  public:
   BrokerService(const boost::asio::any_io_executor& executor, Limits limits,
-                std::size_t async_queue_capacity);
+                std::size_t async_queue_capacity,
+                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
 
   boost::asio::awaitable<SubscribeStatus> subscribe(const std::string& id,
                                                     const std::string& subject,
@@ -112,6 +114,10 @@ class BrokerService {
   Heartbeat heartbeat_;                        // broker strand
 
   const std::size_t async_capacity_;
+  // Message data waiting in the async queue is not yet pending in the broker, so it has its own
+  // bound; otherwise size x max-message-bytes could be held.
+  const std::uint64_t async_bytes_capacity_;
+  std::atomic<std::uint64_t> async_bytes_{0};
   std::atomic<std::uint64_t> async_depth_{0};
   std::vector<AsyncItem> worker_batch_;  // touched only on worker_strand_
   bool worker_flush_scheduled_ = false;  // touched only on worker_strand_

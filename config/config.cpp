@@ -40,6 +40,7 @@ po::options_description describe_options() {
     ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
     ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
     ("broker.async-queue-size", text(), "async publishes waiting for the broker, at most (default 65536)")
+    ("broker.async-queue-bytes", text(), "message bytes in async publishes waiting, at most (default 67108864)")
     ("broker.idle-timeout", text(), "close a connection that sends no complete request for this long (default 60s)")
     ("broker.header-timeout", text(), "longest time to receive a request's head once it has begun (default 10s)")
     ("broker.read-timeout", text(), "longest time to receive one whole request once it has begun (default 30s)")
@@ -209,6 +210,9 @@ Config build(const Settings& settings) {
   }
   if (const auto* v = value("broker.async-queue-size")) {
     config.async_queue_size = to_unsigned("broker.async-queue-size", *v, 1, kMax);
+  }
+  if (const auto* v = value("broker.async-queue-bytes")) {
+    config.async_queue_bytes = to_unsigned("broker.async-queue-bytes", *v, 1, kMax * kMax);
   }
   if (const auto* v = value("broker.idle-timeout")) {
     config.idle_timeout = to_duration("broker.idle-timeout", *v);

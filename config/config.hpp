@@ -32,6 +32,7 @@ struct Config {
   std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: never
   std::chrono::milliseconds message_ttl{0};             // 0: never
   std::size_t async_queue_size = 65'536;
+  std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};

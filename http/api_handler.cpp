@@ -208,10 +208,15 @@ asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Clie
   if (body->messages.front().size() > service_.limits().max_message_bytes) {
     co_return publish_error(broker::PublishStatus::message_too_large, body->subject);
   }
-  if (service_.publish_async(std::move(body->subject), std::move(body->messages.front())) ==
-      broker::AsyncPublishStatus::queue_full) {
-    limit_metrics_.hit(metrics::Limit::async_queue_size);
-    co_return error_response(status::too_many_requests, "async queue full");
+  switch (service_.publish_async(std::move(body->subject), std::move(body->messages.front()))) {
+    case broker::AsyncPublishStatus::queue_full:
+      limit_metrics_.hit(metrics::Limit::async_queue_size);
+      co_return error_response(status::too_many_requests, "async queue full");
+    case broker::AsyncPublishStatus::bytes_full:
+      limit_metrics_.hit(metrics::Limit::async_queue_bytes);
+      co_return error_response(status::too_many_requests, "async queue full");
+    case broker::AsyncPublishStatus::accepted:
+      break;
   }
   co_return json_response(status::ok, encode_status_ok());
 }

@@ -20,6 +20,8 @@ std::string_view key_of(Limit limit) {
       return "max-pending";
     case Limit::async_queue_size:
       return "async-queue-size";
+    case Limit::async_queue_bytes:
+      return "async-queue-bytes";
     case Limit::idle_timeout:
       return "idle-timeout";
     case Limit::header_timeout:

@@ -19,6 +19,7 @@ enum class Limit : std::size_t {
   max_subject_length,
   max_pending,  // max-pending or max-pending-bytes: one publish is refused for either
   async_queue_size,
+  async_queue_bytes,
   idle_timeout,
   header_timeout,
   read_timeout,

@@ -31,8 +31,8 @@ TEST(Limits, EveryLimitIsExportedFromTheStart) {
   const std::string text = metrics.get("/metrics").body;
   for (const char* key :
        {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
-        "max-subject-length", "max-pending", "async-queue-size", "idle-timeout", "header-timeout",
-        "read-timeout", "write-timeout"}) {
+        "max-subject-length", "max-pending", "async-queue-size", "async-queue-bytes",
+        "idle-timeout", "header-timeout", "read-timeout", "write-timeout"}) {
     EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
   }
 }

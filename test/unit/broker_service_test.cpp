@@ -47,6 +47,19 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   EXPECT_EQ(service.publish_async("s", Message::create("4")), AsyncPublishStatus::accepted);
 }
 
+TEST(BrokerService, AsyncQueueRefusesBeyondItsByteBoundUntilTheWorkerDrains) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 100, 10);
+  ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  EXPECT_EQ(service.publish_async("s", Message::create("123456")), AsyncPublishStatus::accepted);
+  EXPECT_EQ(service.publish_async("s", Message::create("12345")), AsyncPublishStatus::bytes_full);
+  EXPECT_EQ(service.publish_async("s", Message::create("1234")), AsyncPublishStatus::accepted);
+  EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 2U);
+  run(context, service.shutdown());
+  EXPECT_EQ(service.publish_async("s", Message::create("1234567890")),
+            AsyncPublishStatus::accepted);
+}
+
 TEST(BrokerService, AsyncFailuresAreCountedByReason) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{.max_pending = 1}, 8);
