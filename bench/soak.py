@@ -101,6 +101,11 @@ async def request_until_served(port, method, path, body):
 
 
 async def metric(port, name):
+    match = re.search(rf"^{re.escape(name)} (\S+)$", await metrics_text(port), re.M)
+    return float(match.group(1))
+
+
+async def metrics_text(port):
     connection = await Connection.open(port)
     connection.writer.write(b"GET /metrics HTTP/1.1\r\nHost: soak\r\n\r\n")
     status_line = await connection.reader.readline()
@@ -114,8 +119,7 @@ async def metric(port, name):
     text = (await connection.reader.readexactly(length)).decode()
     connection.close()
     assert b"200" in status_line
-    match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.M)
-    return float(match.group(1))
+    return text
 
 
 class Soak:
@@ -212,6 +216,9 @@ class Soak:
         fds = await self.settled_fds(baseline_fds)
         rss = await metric(self.broker.metrics, "process_resident_memory_bytes")
         lost, duplicated, unexpected = self.check_delivery()
+        limit_hits = {key: int(float(value)) for key, value in re.findall(
+            r'^gophermq_limit_hits_total\{limit="([^"]+)"\} (\S+)$',
+            await metrics_text(self.broker.metrics), re.M) if float(value) > 0}
         total_acked = sum(len(v) for v in self.acked.values())
         requests = sum(v for k, v in self.counts.items() if not k.startswith("chaos connection"))
         return {
@@ -227,6 +234,7 @@ class Soak:
             "rss_baseline_mib": round(baseline_rss / 2**20, 1),
             "rss_peak_mib": round(peak_rss / 2**20, 1),
             "rss_after_mib": round(rss / 2**20, 1),
+            "limit_hits": dict(sorted(limit_hits.items())),
             "counts": dict(sorted(self.counts.items())),
         }
 
@@ -360,7 +368,7 @@ async def wait_and_hang_up(port, sid):
 
 async def connection_burst(soak, port):
     """More connections at once than max-connections: the excess gets 503, none hangs."""
-    connections = await asyncio.gather(*(Connection.open(port) for _ in range(80)),
+    connections = await asyncio.gather(*(Connection.open(port) for _ in range(350)),
                                        return_exceptions=True)
     opened = [c for c in connections if isinstance(c, Connection)]
     results = await asyncio.gather(*(c.request("GET", "/ready") for c in opened),
