@@ -85,19 +85,17 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   if (!is_valid_subject(subject, SubjectUse::publish, limits_.max_subject_length)) {
     return PublishStatus::invalid_subject;
   }
+  std::uint64_t batch_bytes = 0;
   for (const Message& message : messages) {
     if (message.size() > limits_.max_message_bytes) {
       return PublishStatus::message_too_large;
     }
+    batch_bytes += message.size();
   }
   matched_.clear();
   index_.match(subject, matched_);
   if (matched_.empty()) {
     return PublishStatus::no_subscribers;
-  }
-  std::uint64_t batch_bytes = 0;
-  for (const Message& message : messages) {
-    batch_bytes += message.size();
   }
   const std::uint64_t copies = matched_.size();
   if (pending_messages_ + copies * messages.size() > limits_.max_pending ||
