@@ -14,7 +14,7 @@ TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libc
 FUZZ_SECONDS ?= 60
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
-        format-check bench-delivery soak clean
+        format-check bench-delivery bench-compare soak clean
 
 deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES)"
@@ -63,6 +63,11 @@ test-tsan: test-deps
 # Subject-index cost and 10 000 concurrent long polls; results are recorded in docs/delivery.md.
 bench-delivery: build
 	bench/delivery.sh $(BUILD_DIR)
+
+# GopherMQ against nginx `return 200` and Nchan under the same wrk load; docs/performance.md.
+bench-compare: build
+	@$(MAKE) --no-print-directory install-missing WANTED="wrk nginx-light libnginx-mod-nchan curl"
+	bench/compare.sh $(BUILD_DIR)
 
 # Three minutes of honest and hostile clients; the figures are recorded in docs/reliability.md.
 SOAK_SECONDS ?= 180

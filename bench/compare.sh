@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The same wrk load against GopherMQ and against nginx and Nchan on this machine, interleaved
+# (A B C D E, A B C D E, ...) so drift in a shared machine hits every case alike. Prints each
+# run, then per case the median requests/s and p99, and the ratios the performance targets use.
+#
+# Usage: bench/compare.sh BUILD_DIR   (env: ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2)
+# Needs wrk, nginx and libnginx-mod-nchan (`make bench-compare` installs them). Leaves nothing
+# running.
+set -euo pipefail
+
+build=${1:?usage: bench/compare.sh BUILD_DIR}
+rounds=${ROUNDS:-3}
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-64}
+threads=${THREADS:-2}
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+broker_pid=""
+nginx_pid=""
+
+cleanup() {
+  [ -n "$broker_pid" ] && kill "$broker_pid" 2>/dev/null && wait "$broker_pid" 2>/dev/null
+  [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# 16 bytes of data in every body, as in the targets.
+body='{"subject":"bench","data":"0123456789abcdef"}'
+
+start_broker() {
+  "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
+    --broker.max-pending=100000000 --broker.max-pending-bytes=17179869184 \
+    --broker.async-queue-size=1000000 --logger.level=info 2>"$work/broker.log" &
+  broker_pid=$!
+  until grep -q 'msg=ready' "$work/broker.log"; do
+    kill -0 "$broker_pid" || { cat "$work/broker.log"; exit 1; }
+    sleep 0.05
+  done
+  broker_port=$(sed -n 's/.*listener=api .* port=\([0-9]*\).*/\1/p' "$work/broker.log")
+  subscription=$(curl -s -d '{"subject":"bench"}' "127.0.0.1:$broker_port/api/subscribe" |
+    sed 's/.*"id":"\([^"]*\)".*/\1/')
+}
+
+stop_broker() {
+  kill "$broker_pid"
+  wait "$broker_pid" || true
+  broker_pid=""
+}
+
+# nginx with as many workers as the broker has HTTP threads (one per core); /ceiling answers
+# every request with a fixed JSON body, /pub publishes to an Nchan channel whose buffer is large
+# enough that nothing is dropped during a run.
+start_nginx() {
+  nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$work/nginx.conf" <<EOF
+load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
+worker_processes $(nproc);
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/body;
+  nchan_shared_memory_size 1024M;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location = /ceiling {
+      default_type "application/json; charset=UTF-8";
+      return 200 '{"status":"ok"}\n';
+    }
+    location = /pub {
+      nchan_publisher;
+      nchan_channel_id bench;
+      nchan_message_buffer_length 10000000;
+      nchan_message_timeout 10m;
+    }
+  }
+}
+EOF
+  nginx -c "$work/nginx.conf" -p "$work" &
+  nginx_pid=$!
+  until curl -s -o /dev/null "127.0.0.1:$nginx_port/ceiling"; do
+    kill -0 "$nginx_pid" || { cat "$work/nginx-error.log"; exit 1; }
+    sleep 0.05
+  done
+}
+
+cat >"$work/post.lua" <<EOF
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# Publish, then fetch up to 10 messages from the same subscription, alternating per connection.
+cat >"$work/pubfetch.lua" <<EOF
+local publish, fetch
+function init(args)
+  publish = wrk.format("POST", "/api/publish", {["Content-Type"] = "application/json"}, '$body')
+  fetch = wrk.format("POST", "/api/fetch", {["Content-Type"] = "application/json"},
+    '{"subject":"bench","id":"' .. args[1] .. '","max":10}')
+end
+local turn = 0
+function request()
+  turn = turn + 1
+  if turn % 2 == 1 then return publish end
+  return fetch
+end
+EOF
+
+# Runs wrk; appends "case requests_per_s p99_ms errors" to the results.
+measure() {
+  local name=$1 url=$2 script=$3
+  shift 3
+  local out
+  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$script" "$url" -- "$@")
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  errors=$(awk '/Non-2xx/ {print "non-2xx:", $5} /Socket errors/ {print $0}' <<<"$out" | tr '\n' ' ')
+  printf '%-24s %12s req/s  p99 %8s ms  %s\n' "$name" "$rps" "$p99" "${errors:-}"
+  echo "$name $rps $p99" >>"$work/results"
+}
+
+echo "wrk -t$threads -c$connections -d$duration, $rounds interleaved rounds, $(nproc) cores, $(date -u +%F)"
+start_nginx
+for round in $(seq "$rounds"); do
+  echo "-- round $round"
+  measure nginx-return-200 "http://127.0.0.1:$nginx_port/ceiling" "$work/post.lua"
+  measure nchan-publish "http://127.0.0.1:$nginx_port/pub" "$work/post.lua"
+  start_broker
+  measure gophermq-publish "http://127.0.0.1:$broker_port/api/publish" "$work/post.lua"
+  stop_broker
+  start_broker
+  measure gophermq-publish-async "http://127.0.0.1:$broker_port/api/publish/async" "$work/post.lua"
+  stop_broker
+  start_broker
+  measure gophermq-pub-fetch "http://127.0.0.1:$broker_port" "$work/pubfetch.lua" "$subscription"
+  stop_broker
+done
+
+echo "-- medians"
+python3 - "$work/results" <<'EOF'
+import statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, rps, p99 = line.split()
+    runs.setdefault(name, []).append((float(rps), float(p99)))
+median = {name: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v))
+          for name, v in runs.items()}
+for name, (rps, p99) in median.items():
+    print(f"{name:24} {rps:12.0f} req/s  p99 {p99:7.2f} ms")
+ceiling = median["nginx-return-200"][0]
+nchan = median["nchan-publish"][0]
+print("-- ratios")
+print(f"publish / nginx ceiling      {median['gophermq-publish'][0] / ceiling:.2f}  (target >= 0.8)")
+print(f"publish / nchan publish      {median['gophermq-publish'][0] / nchan:.2f}  (target >= 1.2)")
+print(f"pub+fetch / nginx ceiling    {median['gophermq-pub-fetch'][0] / ceiling:.2f}  (target >= 0.6)")
+print(f"async publish / ceiling      {median['gophermq-publish-async'][0] / ceiling:.2f}")
+EOF
