@@ -105,6 +105,17 @@ TEST(Limits, BrokerOverflowIsCounted) {
   expect_hits(broker, "max-pending", 1);
 }
 
+TEST(Limits, AsyncPublishOverAsyncQueueBytesIs429) {
+  BrokerProcess broker(isolated_arguments({"--broker.async-queue-bytes=4"}));
+  HttpClient client(broker.api_port());
+  client.post("/api/subscribe", R"({"subject":"s"})");
+  const auto response = client.post("/api/publish/async", R"({"subject":"s","data":"12345"})");
+  EXPECT_EQ(response.status, 429U);
+  EXPECT_EQ(response.body, "{\"message\":\"async queue full\"}\n");
+  EXPECT_EQ(client.post("/api/publish/async", R"({"subject":"s","data":"1234"})").status, 200U);
+  expect_hits(broker, "async-queue-bytes", 1);
+}
+
 TEST(Limits, SlowlorisIsCutOffAtTheHeaderTimeoutWhileOthersAreServed) {
   BrokerProcess broker(
       isolated_arguments({"--broker.header-timeout=300ms", "--broker.read-timeout=60s"}));
