@@ -14,7 +14,7 @@ TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libc
 FUZZ_SECONDS ?= 60
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
-        format-check bench-delivery bench-compare soak clean
+        format-check bench-delivery bench-compare bench-memory soak clean
 
 deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES)"
@@ -68,6 +68,10 @@ bench-delivery: build
 bench-compare: build
 	@$(MAKE) --no-print-directory install-missing WANTED="wrk nginx-light libnginx-mod-nchan curl"
 	bench/compare.sh $(BUILD_DIR)
+
+# What a million stored 16-byte messages cost in RSS, and the peaks filling and fetching them.
+bench-memory: build
+	python3 bench/memory.py $(BUILD_DIR)/gophermq
 
 # Three minutes of honest and hostile clients; the figures are recorded in docs/reliability.md.
 SOAK_SECONDS ?= 180

@@ -57,7 +57,7 @@ struct Setup {
       }
     }
     const auto elapsed = std::chrono::steady_clock::now() - started;
-    std::vector<Message> drained;
+    gophermq::broker::FetchedMessages drained;
     broker.fetch(kSubject, "target", count, drained);
     return std::chrono::duration<double, std::nano>(elapsed).count() / static_cast<double>(count);
   }

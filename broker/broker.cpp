@@ -114,7 +114,7 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
 }
 
 FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::size_t max,
-                          std::vector<Message>& out) {
+                          FetchedMessages& out) {
   if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
     return FetchStatus::invalid_subject;
   }
@@ -271,7 +271,7 @@ void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_
   }
 }
 
-void Broker::take(Queue& queue, std::size_t max, std::vector<Message>& out) {
+void Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
   const std::size_t count = std::min(max, queue.messages.size());
   remove_front(queue, count, &out);
   counters_.delivered += count;
@@ -282,17 +282,15 @@ void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
   counters_.dropped[static_cast<std::size_t>(reason)] += count;
 }
 
-void Broker::remove_front(Queue& queue, std::size_t count, std::vector<Message>* out) {
-  const auto begin = queue.messages.begin();
-  const auto end = begin + static_cast<std::ptrdiff_t>(count);
+void Broker::remove_front(Queue& queue, std::size_t count, FetchedMessages* out) {
   std::uint64_t bytes = 0;
-  for (auto message = begin; message != end; ++message) {
-    bytes += message->size();
+  for (std::size_t i = 0; i < count; ++i) {
+    bytes += queue.messages.front().size();
+    if (out != nullptr) {
+      out->push_back(std::move(queue.messages.front()));
+    }
+    queue.messages.pop_front();
   }
-  if (out != nullptr) {
-    out->insert(out->end(), std::make_move_iterator(begin), std::make_move_iterator(end));
-  }
-  queue.messages.erase(begin, end);
   queue.topic->pending_messages -= count;
   queue.topic->pending_bytes -= bytes;
   pending_messages_ -= count;

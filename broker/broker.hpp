@@ -69,7 +69,7 @@ struct Topic;
 // fills `messages` and calls wake(). Its owner keeps it alive until then or until cancel_wait.
 class Waiter : public boost::intrusive::list_base_hook<> {
  public:
-  std::vector<Message> messages;
+  FetchedMessages messages;
 
   virtual void wake() = 0;
 
@@ -140,7 +140,7 @@ class Broker {
 
   // Moves up to `max` of the subscription's oldest pending messages into `out`.
   FetchStatus fetch(std::string_view subject, std::string_view id, std::size_t max,
-                    std::vector<Message>& out);
+                    FetchedMessages& out);
 
   // Like fetch, into `waiter.messages`; when nothing is pending, links the waiter to the queue
   // and returns FetchStatus::waiting instead.
@@ -173,11 +173,11 @@ class Broker {
   void touch(Subscription& subscription, TimePoint now);
 
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes, TimePoint now);
-  void take(Queue& queue, std::size_t max, std::vector<Message>& out);
+  void take(Queue& queue, std::size_t max, FetchedMessages& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   // Removes the `count` oldest messages, moving them to `out` unless it is null, and keeps every
   // pending count in step.
-  void remove_front(Queue& queue, std::size_t count, std::vector<Message>* out);
+  void remove_front(Queue& queue, std::size_t count, FetchedMessages* out);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
   template <typename Function>

@@ -23,7 +23,7 @@ enum class AsyncFailure : std::size_t { no_subscribers, overflow, count };
 
 struct FetchResult {
   FetchStatus status = FetchStatus::ok;
-  std::vector<Message> messages;
+  FetchedMessages messages;
 };
 
 struct ServiceSnapshot {

@@ -9,34 +9,52 @@
 namespace gophermq::broker {
 
 Message Message::create(std::string_view data) {
+  Message message;
+  if (data.size() <= inline_capacity) {
+    if (!data.empty()) {
+      std::memcpy(message.storage_, data.data(), data.size());
+    }
+    message.tag_ = static_cast<std::uint8_t>(data.size());
+    return message;
+  }
   if (data.size() > std::numeric_limits<std::uint32_t>::max()) {
     throw std::length_error("message larger than 4 GiB");
   }
-  void* memory = ::operator new(sizeof(Header) + data.size());
-  auto* header = new (memory) Header{{1}, static_cast<std::uint32_t>(data.size())};
-  if (!data.empty()) {
-    std::memcpy(reinterpret_cast<char*>(header) + sizeof(Header), data.data(), data.size());
-  }
-  return Message(header);
+  void* memory = ::operator new(sizeof(Shared) + data.size());
+  auto* shared = new (memory) Shared{{1}, static_cast<std::uint32_t>(data.size())};
+  std::memcpy(static_cast<char*>(memory) + sizeof(Shared), data.data(), data.size());
+  std::memcpy(message.storage_, &shared, sizeof shared);
+  message.tag_ = shared_tag;
+  return message;
 }
 
-Message::Message(const Message& other) noexcept : header_(other.header_) {
-  if (header_ != nullptr) {
-    header_->references.fetch_add(1, std::memory_order_relaxed);
+Message::Message(const Message& other) noexcept : tag_(other.tag_) {
+  std::memcpy(storage_, other.storage_, sizeof storage_);
+  if (is_shared()) {
+    shared()->references.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-Message::Message(Message&& other) noexcept : header_(std::exchange(other.header_, nullptr)) {}
+Message::Message(Message&& other) noexcept : tag_(other.tag_) {
+  std::memcpy(storage_, other.storage_, sizeof storage_);
+  other.tag_ = 0;
+}
 
 Message& Message::operator=(const Message& other) noexcept {
-  Message copy(other);
-  std::swap(header_, copy.header_);
+  if (this != &other) {
+    Message copy(other);
+    *this = std::move(copy);
+  }
   return *this;
 }
 
 Message& Message::operator=(Message&& other) noexcept {
-  Message moved(std::move(other));
-  std::swap(header_, moved.header_);
+  if (this != &other) {
+    release();
+    std::memcpy(storage_, other.storage_, sizeof storage_);
+    tag_ = other.tag_;
+    other.tag_ = 0;
+  }
   return *this;
 }
 
@@ -44,22 +62,34 @@ Message::~Message() {
   release();
 }
 
+Message::Shared* Message::shared() const noexcept {
+  Shared* shared = nullptr;
+  std::memcpy(&shared, storage_, sizeof shared);
+  return shared;
+}
+
 void Message::release() noexcept {
-  if (header_ != nullptr && header_->references.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    header_->~Header();
-    ::operator delete(header_);
+  if (!is_shared()) {
+    return;
   }
+  Shared* header = shared();
+  if (header->references.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    header->~Shared();
+    ::operator delete(header);
+  }
+  tag_ = 0;
 }
 
 std::string_view Message::data() const noexcept {
-  if (header_ == nullptr) {
-    return {};
+  if (is_shared()) {
+    const Shared* header = shared();
+    return {reinterpret_cast<const char*>(header + 1), header->size};
   }
-  return {reinterpret_cast<const char*>(header_ + 1), header_->size};
+  return {storage_, tag_};
 }
 
 std::size_t Message::size() const noexcept {
-  return header_ == nullptr ? 0 : header_->size;
+  return is_shared() ? shared()->size : tag_;
 }
 
 }  // namespace gophermq::broker

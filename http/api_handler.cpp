@@ -254,7 +254,8 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
   }
   switch (result.status) {
     case broker::FetchStatus::ok:
-      co_return json_response(status::ok, encode_fetched(result.messages, body->id, body->subject));
+      co_return json_response(status::ok,
+                              encode_fetched(std::move(result.messages), body->id, body->subject));
     case broker::FetchStatus::invalid_subject:
       co_return invalid_subject(body->subject);
     case broker::FetchStatus::bad_id:

@@ -273,7 +273,7 @@ std::string encode_subscribed(std::string_view id, std::string_view subject,
   return out;
 }
 
-std::string encode_fetched(const std::vector<broker::Message>& messages, std::string_view id,
+std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
                            std::string_view subject) {
   std::size_t size = 64 + id.size() + subject.size();
   for (const broker::Message& message : messages) {
@@ -282,11 +282,12 @@ std::string encode_fetched(const std::vector<broker::Message>& messages, std::st
   std::string out;
   out.reserve(size);
   out.append("{\"data\":[");
-  for (std::size_t i = 0; i < messages.size(); ++i) {
-    if (i > 0) {
+  for (bool first = true; !messages.empty(); first = false) {
+    if (!first) {
       out.push_back(',');
     }
-    append_json_string(out, messages[i].data());
+    append_json_string(out, messages.front().data());
+    messages.pop_front();
   }
   out.append("],");
   append_key(out, "id");

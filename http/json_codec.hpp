@@ -57,7 +57,9 @@ std::string encode_subscribed(std::string_view id, std::string_view subject,
 std::string encode_stats(const broker::Totals& totals,
                          const std::vector<broker::SubjectStats>& subjects,
                          std::uint64_t uptime_seconds);
-std::string encode_fetched(const std::vector<broker::Message>& messages, std::string_view id,
+// Consumes `messages`, freeing each as it is written, so the answer and the messages are not
+// held in full at the same time.
+std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
                            std::string_view subject);
 
 }  // namespace gophermq::http

@@ -18,7 +18,7 @@ std::vector<Message> messages(std::initializer_list<std::string_view> texts) {
 
 std::vector<std::string> fetch_all(Broker& broker, std::string_view subject, std::string_view id,
                                    std::size_t max = SIZE_MAX) {
-  std::vector<Message> out;
+  FetchedMessages out;
   EXPECT_EQ(broker.fetch(subject, id, max, out), FetchStatus::ok);
   std::vector<std::string> texts;
   for (const auto& message : out) {
@@ -69,7 +69,7 @@ TEST(Broker, PublishWithoutSubscribersIsRefused) {
 
 TEST(Broker, RejectsInvalidSubjectsEverywhere) {
   Broker broker(Limits{});
-  std::vector<Message> out;
+  FetchedMessages out;
   EXPECT_EQ(broker.subscribe("a", "", std::nullopt), SubscribeStatus::invalid_subject);
   EXPECT_EQ(broker.subscribe("a", "a..b", std::nullopt), SubscribeStatus::invalid_subject);
   EXPECT_EQ(publish(broker, "a b", "x"), PublishStatus::invalid_subject);
@@ -81,7 +81,7 @@ TEST(Broker, RejectsInvalidSubjectsEverywhere) {
 TEST(Broker, FetchWithUnknownIdOrOtherSubjectIsBadId) {
   Broker broker(Limits{});
   broker.subscribe("a", "s", std::nullopt);
-  std::vector<Message> out;
+  FetchedMessages out;
   EXPECT_EQ(broker.fetch("s", "zzz", 1, out), FetchStatus::bad_id);
   EXPECT_EQ(broker.fetch("other", "a", 1, out), FetchStatus::bad_id);
 }
@@ -209,12 +209,40 @@ TEST(Broker, CountsSubjectsAndSubscriptions) {
   EXPECT_EQ(totals.subjects, 2U);
 }
 
-TEST(Message, SharesOneCopyAcrossHandles) {
-  const Message original = Message::create("payload");
+TEST(Message, LargeBodySharesOneCopyAcrossHandles) {
+  const std::string body(Message::inline_capacity + 1, 'x');
+  const Message original = Message::create(body);
   const Message copy = original;  // NOLINT(performance-unnecessary-copy-initialization)
+  EXPECT_TRUE(original.is_shared());
   EXPECT_EQ(copy.data().data(), original.data().data());
-  EXPECT_EQ(copy.data(), "payload");
+  EXPECT_EQ(copy.data(), body);
+}
+
+TEST(Message, SmallBodyIsStoredInTheHandle) {
+  const std::string body(Message::inline_capacity, 'y');
+  const Message original = Message::create(body);
+  const Message copy = original;  // NOLINT(performance-unnecessary-copy-initialization)
+  EXPECT_FALSE(original.is_shared());
+  EXPECT_NE(copy.data().data(), original.data().data());
+  EXPECT_EQ(copy.data(), body);
   EXPECT_EQ(Message::create("").size(), 0U);
+  EXPECT_EQ(Message::create("").data(), "");
+}
+
+TEST(Message, MoveLeavesTheSourceEmptyForBothKinds) {
+  for (const std::size_t size : {std::size_t{5}, std::size_t{500}}) {
+    const std::string body(size, 'z');
+    Message source = Message::create(body);
+    const Message moved = std::move(source);
+    EXPECT_EQ(moved.data(), body);
+    EXPECT_EQ(source.size(), 0U);  // NOLINT(bugprone-use-after-move): moved-from state is defined
+    Message assigned = Message::create("old");
+    assigned = moved;
+    EXPECT_EQ(assigned.data(), body);
+    assigned = Message::create("new");
+    EXPECT_EQ(assigned.data(), "new");
+    EXPECT_EQ(moved.data(), body);
+  }
 }
 
 }  // namespace

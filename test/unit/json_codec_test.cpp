@@ -29,9 +29,8 @@ TEST(JsonEncoding, ResponsesHaveSortedKeysAndATrailingNewline) {
   EXPECT_EQ(encode_subscribed("i", "s", std::nullopt), "{\"id\":\"i\",\"subject\":\"s\"}\n");
   EXPECT_EQ(encode_subscribed("i", "s", std::string("g")),
             "{\"group\":\"g\",\"id\":\"i\",\"subject\":\"s\"}\n");
-  const std::vector<broker::Message> two{broker::Message::create("a"),
-                                         broker::Message::create("b")};
-  EXPECT_EQ(encode_fetched(two, "i", "s"),
+  broker::FetchedMessages two{broker::Message::create("a"), broker::Message::create("b")};
+  EXPECT_EQ(encode_fetched(std::move(two), "i", "s"),
             "{\"data\":[\"a\",\"b\"],\"id\":\"i\",\"subject\":\"s\"}\n");
   EXPECT_EQ(encode_fetched({}, "i", "s"), "{\"data\":[],\"id\":\"i\",\"subject\":\"s\"}\n");
 }

@@ -44,7 +44,7 @@ PublishStatus publish(Broker& broker, std::string_view subject,
 }
 
 Texts fetch_all(Broker& broker, std::string_view subject, std::string_view id) {
-  std::vector<Message> out;
+  FetchedMessages out;
   EXPECT_EQ(broker.fetch(subject, id, SIZE_MAX, out), FetchStatus::ok);
   Texts texts;
   for (const Message& message : out) {
@@ -178,7 +178,7 @@ TEST(SubscriberTtl, IdleSubscriptionIsRemovedAndItsMessagesCountedAsDropped) {
   EXPECT_EQ(broker.totals().subscriptions, 1U);
   EXPECT_EQ(dropped(broker, DropReason::subscriber_ttl), 2U);
   EXPECT_EQ(broker.totals().pending_messages, 0U);
-  std::vector<Message> out;
+  FetchedMessages out;
   EXPECT_EQ(broker.fetch("s", "idle", 10, out), FetchStatus::bad_id);
   clock.advance(6s);
   broker.expire();
@@ -276,7 +276,7 @@ TEST(MessageTtl, MessagesInOneTickShareAStampAndNeverLeaveEarly) {
   clock.advance(5ms);
   broker.expire();
   EXPECT_EQ(broker.totals().pending_messages, 1U);
-  std::vector<Message> out;
+  FetchedMessages out;
   broker.fetch("s", "a", 1, out);
   ASSERT_EQ(out.size(), 1U);
   EXPECT_EQ(out.front().data(), "3");
@@ -289,7 +289,7 @@ TEST(MessageTtl, PartialFetchKeepsTheStampsInStep) {
   publish(broker, "s", {"1", "2"});
   clock.advance(100ms);
   publish(broker, "s", {"3"});
-  std::vector<Message> out;
+  FetchedMessages out;
   broker.fetch("s", "a", 1, out);
   clock.advance(900ms);
   broker.expire();

@@ -110,7 +110,7 @@ TEST(Broker, WildcardAndLiteralSubscribersBothReceive) {
   ASSERT_EQ(broker.publish("orders.eu", one), PublishStatus::ok);
   ASSERT_EQ(broker.publish("orders.eu.paris", one), PublishStatus::ok);
   EXPECT_EQ(broker.totals().pending_messages, 4U);
-  std::vector<Message> out;
+  FetchedMessages out;
   ASSERT_EQ(broker.fetch("orders.>", "tail", 10, out), FetchStatus::ok);
   EXPECT_EQ(out.size(), 2U);
 }
