@@ -1,0 +1,629 @@
+// gophermq-bench: a load generator for a running GopherMQ, in the spirit of `nats bench`. Each
+// connection is one coroutine sending a request and reading its answer on a keep-alive
+// connection. With --rate, every connection follows a fixed schedule and a request's latency is
+// measured from when it was due, not from when it was sent, so a stalled server is not hidden by
+// the client waiting for it (coordinated omission, as wrk2 avoids it). See README.md and
+// docs/performance.md.
+#include <algorithm>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+namespace po = boost::program_options;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr auto kRequestTimeout = std::chrono::seconds(10);
+// How long a fanout or longpoll fetch waits; short, so fetchers notice the end of the run soon.
+constexpr int kFetchWaitMs = 500;
+
+enum class Mode { pub, pub_async, pubfetch, fanout, batch, longpoll };
+
+struct ModeName {
+  Mode mode;
+  std::string_view name;
+};
+constexpr ModeName kModes[] = {{Mode::pub, "pub"},           {Mode::pub_async, "pub-async"},
+                               {Mode::pubfetch, "pubfetch"}, {Mode::fanout, "fanout"},
+                               {Mode::batch, "batch"},       {Mode::longpoll, "longpoll"}};
+
+std::string_view name_of(Mode mode) {
+  for (const auto& entry : kModes) {
+    if (entry.mode == mode) {
+      return entry.name;
+    }
+  }
+  return "?";
+}
+
+struct Options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8082;
+  Mode mode = Mode::pub;
+  std::size_t connections = 64;
+  std::size_t threads = 1;
+  double duration = 10;
+  double warmup = 1;
+  std::size_t message_bytes = 16;
+  std::size_t subjects = 1;
+  std::size_t subscribers = 4;
+  std::size_t batch = 100;
+  std::size_t fetch_max = 10;
+  double rate = 0;  // requests per second over all connections; 0: as fast as answers come
+  bool json = false;
+};
+
+// What one connection saw during the measured window.
+struct Stats {
+  std::vector<std::int64_t> latencies_ns;
+  std::uint64_t requests = 0;
+  std::uint64_t published = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t failed = 0;            // answered with a status other than 200
+  std::uint64_t transport_errors = 0;  // connect, write, read or timeout
+
+  void add(Stats&& other) {
+    latencies_ns.insert(latencies_ns.end(), other.latencies_ns.begin(), other.latencies_ns.end());
+    requests += other.requests;
+    published += other.published;
+    delivered += other.delivered;
+    failed += other.failed;
+    transport_errors += other.transport_errors;
+  }
+};
+
+// The measured window: answers outside it are not counted.
+struct Window {
+  Clock::time_point begin;
+  Clock::time_point end;
+  [[nodiscard]] bool contains(Clock::time_point t) const { return t >= begin && t < end; }
+};
+
+struct Answer {
+  beast::error_code error;
+  unsigned status = 0;
+  std::string body;
+};
+
+// One keep-alive HTTP/1.1 connection.
+class Connection {
+ public:
+  explicit Connection(asio::any_io_executor executor) : stream_(std::move(executor)) {}
+
+  asio::awaitable<beast::error_code> connect(const tcp::endpoint& endpoint) {
+    stream_.expires_after(kRequestTimeout);
+    auto [error] = co_await stream_.async_connect(endpoint, kUseTuple);
+    if (!error) {
+      stream_.socket().set_option(tcp::no_delay(true), error);
+    }
+    co_return error;
+  }
+
+  asio::awaitable<Answer> post(std::string_view target, std::string body,
+                               std::chrono::milliseconds extra_wait = {}) {
+    request_.target(target);
+    request_.body() = std::move(body);
+    request_.prepare_payload();
+    stream_.expires_after(kRequestTimeout + extra_wait);
+    Answer answer;
+    if (auto [error, sent] = co_await http::async_write(stream_, request_, kUseTuple); error) {
+      answer.error = error;
+      co_return answer;
+    }
+    http::response<http::string_body> response;
+    auto [error, received] = co_await http::async_read(stream_, buffer_, response, kUseTuple);
+    answer.error = error;
+    answer.status = response.result_int();
+    answer.body = std::move(response.body());
+    co_return answer;
+  }
+
+  void close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();
+  }
+
+ private:
+  static http::request<http::string_body> make_request() {
+    http::request<http::string_body> request{http::verb::post, "/", 11};
+    request.set(http::field::host, "gophermq-bench");
+    request.set(http::field::content_type, "application/json");
+    return request;
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  http::request<http::string_body> request_ = make_request();
+};
+;
+
+std::string quoted(std::string_view text) {
+  return json::serialize(json::string_view(text.data(), text.size()));
+}
+
+std::string publish_body(std::string_view subject, std::string_view payload) {
+  return "{\"subject\":" + quoted(subject) + ",\"data\":" + quoted(payload) + "}";
+}
+
+std::string batch_body(std::string_view subject, std::string_view payload, std::size_t count) {
+  std::string body = "{\"subject\":" + quoted(subject) + ",\"data\":[";
+  const std::string item = quoted(payload);
+  for (std::size_t i = 0; i < count; ++i) {
+    body += i == 0 ? "" : ",";
+    body += item;
+  }
+  return body + "]}";
+}
+
+std::string fetch_body(std::string_view subject, std::string_view id, std::size_t max,
+                       int wait_ms) {
+  std::string body = "{\"subject\":" + quoted(subject) + ",\"id\":" + quoted(id) +
+                     ",\"max\":" + std::to_string(max);
+  if (wait_ms > 0) {
+    body += ",\"wait_ms\":" + std::to_string(wait_ms);
+  }
+  return body + "}";
+}
+
+// The `data` array of a fetch answer; empty when the body is not one.
+json::array fetched_data(std::string_view body) {
+  boost::system::error_code error;
+  json::value value = json::parse(body, error);
+  if (error || !value.is_object()) {
+    return {};
+  }
+  json::value* data = value.as_object().if_contains("data");
+  return data != nullptr && data->is_array() ? std::move(data->as_array()) : json::array();
+}
+
+struct Subscription {
+  std::string subject;
+  std::string id;
+};
+
+// Everything the run needs set up in the broker, and what each connection does with it.
+class Workload {
+ public:
+  Workload(const Options& options, tcp::endpoint endpoint)
+      : options_(options), endpoint_(std::move(endpoint)), payload_(options.message_bytes, 'x') {}
+
+  asio::awaitable<void> set_up(Connection& connection) {
+    for (const std::string& subject : subjects_to_subscribe()) {
+      const Answer answer =
+          co_await connection.post("/api/subscribe", "{\"subject\":" + quoted(subject) + "}");
+      if (answer.error || answer.status != 200) {
+        throw std::runtime_error("subscribe to " + subject + " failed: " +
+                                 (answer.error ? answer.error.message() : answer.body));
+      }
+      subscriptions_.push_back(
+          {subject, std::string(json::parse(answer.body).at("id").as_string())});
+    }
+  }
+
+  asio::awaitable<void> tear_down(Connection& connection) {
+    for (const Subscription& subscription : subscriptions_) {
+      co_await connection.post("/api/unsubscribe",
+                               fetch_body(subscription.subject, subscription.id, 1, 0));
+    }
+  }
+
+  // Publishing connections, then (fanout, longpoll) one fetching connection per subscription.
+  [[nodiscard]] std::size_t publishers() const {
+    return options_.mode == Mode::longpoll ? 1 : options_.connections;
+  }
+  [[nodiscard]] std::size_t fetchers() const {
+    return options_.mode == Mode::fanout || options_.mode == Mode::longpoll ? subscriptions_.size()
+                                                                            : 0;
+  }
+
+  asio::awaitable<void> publish_loop(std::size_t index, Window window, Stats& stats) const;
+  asio::awaitable<void> fetch_loop(std::size_t index, Window window, Stats& stats) const;
+
+ private:
+  [[nodiscard]] std::vector<std::string> subjects_to_subscribe() const {
+    std::vector<std::string> subjects;
+    switch (options_.mode) {
+      case Mode::pub:
+      case Mode::pub_async:
+      case Mode::batch:
+        for (std::size_t i = 0; i < options_.subjects; ++i) {
+          subjects.push_back("bench." + std::to_string(i));
+        }
+        break;
+      case Mode::pubfetch:
+      case Mode::longpoll:
+        for (std::size_t i = 0; i < options_.connections; ++i) {
+          subjects.push_back("bench." + std::to_string(i));
+        }
+        break;
+      case Mode::fanout:
+        subjects.assign(options_.subscribers, "bench.fanout");
+        break;
+    }
+    return subjects;
+  }
+
+  // The request a publishing connection sends as its n-th, and how many messages it publishes.
+  [[nodiscard]] std::pair<std::string, std::size_t> publish_request(std::size_t index,
+                                                                    std::uint64_t n) const;
+  [[nodiscard]] std::string_view publish_target() const {
+    switch (options_.mode) {
+      case Mode::pub_async:
+        return "/api/publish/async";
+      case Mode::batch:
+        return "/api/publish/batch";
+      default:
+        return "/api/publish";
+    }
+  }
+
+  const Options& options_;
+  tcp::endpoint endpoint_;
+  std::string payload_;
+  std::vector<Subscription> subscriptions_;
+};
+
+std::pair<std::string, std::size_t> Workload::publish_request(std::size_t index,
+                                                              std::uint64_t n) const {
+  switch (options_.mode) {
+    case Mode::batch:
+      return {batch_body("bench." + std::to_string((index + n) % options_.subjects), payload_,
+                         options_.batch),
+              options_.batch};
+    case Mode::fanout:
+      return {publish_body("bench.fanout", payload_), 1};
+    case Mode::pubfetch: {
+      const Subscription& own = subscriptions_[index];
+      return {publish_body(own.subject, payload_), 1};
+    }
+    case Mode::longpoll: {
+      // The send time travels in the message, so the fetcher can measure delivery latency.
+      std::string stamp = std::to_string(Clock::now().time_since_epoch().count());
+      stamp.resize(std::max(stamp.size(), options_.message_bytes), 'x');
+      return {publish_body(subscriptions_[n % subscriptions_.size()].subject, stamp), 1};
+    }
+    default:
+      return {publish_body("bench." + std::to_string((index + n) % options_.subjects), payload_),
+              1};
+  }
+}
+
+// Waits until the n-th request of a connection is due under --rate; returns when it was due.
+asio::awaitable<Clock::time_point> wait_until_due(const Options& options, std::size_t senders,
+                                                  Clock::time_point start, std::uint64_t n) {
+  if (options.rate <= 0) {
+    co_return Clock::now();
+  }
+  const auto interval = std::chrono::duration<double>(static_cast<double>(senders) / options.rate);
+  const auto due = start + std::chrono::duration_cast<Clock::duration>(interval * n);
+  if (due > Clock::now()) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, due);
+    co_await timer.async_wait(kUseTuple);
+  }
+  co_return due;
+}
+
+asio::awaitable<void> Workload::publish_loop(std::size_t index, Window window, Stats& stats) const {
+  Connection connection(co_await asio::this_coro::executor);
+  if (co_await connection.connect(endpoint_)) {
+    ++stats.transport_errors;
+    co_return;
+  }
+  // Spread the connections' schedules over one interval, so they do not fire together.
+  const auto start =
+      Clock::now() +
+      std::chrono::microseconds(
+          options_.rate > 0
+              ? static_cast<std::int64_t>(1e6 * static_cast<double>(index) / options_.rate)
+              : 0);
+  const bool alternate_fetch = options_.mode == Mode::pubfetch;
+  for (std::uint64_t n = 0;; ++n) {
+    const Clock::time_point due = co_await wait_until_due(options_, publishers(), start, n);
+    if (due >= window.end) {
+      break;
+    }
+    const bool fetching = alternate_fetch && n % 2 == 1;
+    std::size_t publishing = 0;
+    Answer answer;
+    if (fetching) {
+      const Subscription& own = subscriptions_[index];
+      answer = co_await connection.post("/api/fetch",
+                                        fetch_body(own.subject, own.id, options_.fetch_max, 0));
+    } else {
+      auto [body, count] = publish_request(index, n);
+      publishing = count;
+      answer = co_await connection.post(publish_target(), std::move(body));
+    }
+    const Clock::time_point done = Clock::now();
+    if (answer.error) {
+      ++stats.transport_errors;
+      break;
+    }
+    if (!window.contains(done)) {
+      continue;
+    }
+    ++stats.requests;
+    stats.latencies_ns.push_back(std::chrono::nanoseconds(done - due).count());
+    if (answer.status != 200) {
+      ++stats.failed;
+    } else if (fetching) {
+      stats.delivered += fetched_data(answer.body).size();
+    } else {
+      stats.published += publishing;
+    }
+  }
+  connection.close();
+}
+
+asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Stats& stats) const {
+  Connection connection(co_await asio::this_coro::executor);
+  if (co_await connection.connect(endpoint_)) {
+    ++stats.transport_errors;
+    co_return;
+  }
+  const Subscription& own = subscriptions_[index];
+  const std::string body = fetch_body(own.subject, own.id, 1000, kFetchWaitMs);
+  while (Clock::now() < window.end) {
+    const Answer answer =
+        co_await connection.post("/api/fetch", body, std::chrono::milliseconds(kFetchWaitMs));
+    const Clock::time_point done = Clock::now();
+    if (answer.error) {
+      ++stats.transport_errors;
+      break;
+    }
+    if (answer.status != 200) {
+      ++stats.failed;
+      continue;
+    }
+    const json::array data = fetched_data(answer.body);
+    if (!window.contains(done)) {
+      continue;
+    }
+    stats.delivered += data.size();
+    if (options_.mode != Mode::longpoll) {
+      continue;
+    }
+    for (const json::value& item : data) {
+      const json::string& text = item.as_string();
+      std::int64_t sent = 0;
+      std::from_chars(text.data(), text.data() + text.size(), sent);
+      stats.latencies_ns.push_back(done.time_since_epoch().count() - sent);
+    }
+  }
+  connection.close();
+}
+
+struct Report {
+  double seconds = 0;
+  Stats total;
+
+  [[nodiscard]] double percentile_ms(double fraction) const {
+    const auto& sorted = total.latencies_ns;
+    if (sorted.empty()) {
+      return 0;
+    }
+    const auto rank =
+        static_cast<std::size_t>(std::ceil(fraction * static_cast<double>(sorted.size())));
+    return static_cast<double>(sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1]) / 1e6;
+  }
+};
+
+constexpr std::pair<std::string_view, double> kPercentiles[] = {
+    {"p50", 0.5}, {"p90", 0.9}, {"p99", 0.99}, {"p99.9", 0.999}, {"max", 1.0}};
+
+void print_text(const Options& options, const Report& report) {
+  const Stats& total = report.total;
+  std::printf("mode %s, %zu connections, %zu-byte messages, %zu subjects, rate %s, %.1f s\n",
+              std::string(name_of(options.mode)).c_str(), options.connections,
+              options.message_bytes, options.subjects,
+              options.rate > 0 ? std::to_string(static_cast<long>(options.rate)).c_str() : "max",
+              report.seconds);
+  std::printf("requests  %12llu  %12.0f req/s\n", static_cast<unsigned long long>(total.requests),
+              static_cast<double>(total.requests) / report.seconds);
+  std::printf("published %12llu  %12.0f msg/s\n", static_cast<unsigned long long>(total.published),
+              static_cast<double>(total.published) / report.seconds);
+  std::printf("delivered %12llu  %12.0f msg/s\n", static_cast<unsigned long long>(total.delivered),
+              static_cast<double>(total.delivered) / report.seconds);
+  std::printf("%s latency (ms):", options.mode == Mode::longpoll ? "delivery" : "request");
+  for (const auto& [name, fraction] : kPercentiles) {
+    std::printf("  %s %.3f", std::string(name).c_str(), report.percentile_ms(fraction));
+  }
+  std::printf("\nnon-200 answers %llu, transport errors %llu\n",
+              static_cast<unsigned long long>(total.failed),
+              static_cast<unsigned long long>(total.transport_errors));
+}
+
+void print_json(const Options& options, const Report& report) {
+  const Stats& total = report.total;
+  json::object latency;
+  for (const auto& [name, fraction] : kPercentiles) {
+    latency[name] = report.percentile_ms(fraction);
+  }
+  const json::object result{
+      {"mode", name_of(options.mode)},
+      {"connections", options.connections},
+      {"message_bytes", options.message_bytes},
+      {"subjects", options.subjects},
+      {"rate", options.rate},
+      {"seconds", report.seconds},
+      {"requests", total.requests},
+      {"requests_per_second", static_cast<double>(total.requests) / report.seconds},
+      {"published", total.published},
+      {"published_per_second", static_cast<double>(total.published) / report.seconds},
+      {"delivered", total.delivered},
+      {"delivered_per_second", static_cast<double>(total.delivered) / report.seconds},
+      {"latency_ms", latency},
+      {"failed", total.failed},
+      {"transport_errors", total.transport_errors}};
+  std::cout << json::serialize(result) << '\n';
+}
+
+std::optional<Options> parse_options(int argc, char** argv) {
+  Options options;
+  std::string mode;
+  po::options_description described("gophermq-bench: load for a running GopherMQ");
+  described.add_options()("help,h", "this text")(
+      "host", po::value(&options.host)->default_value(options.host), "broker address")(
+      "port", po::value(&options.port)->default_value(options.port), "broker API port")(
+      "mode", po::value(&mode)->default_value("pub"),
+      "pub, pub-async, pubfetch (publish and fetch alternately on one subscription per "
+      "connection), fanout (--subscribers subscriptions on one subject, each fetched by its own "
+      "connection), batch (--batch messages per publish), longpoll (one long-polling fetch per "
+      "connection, one publisher at --rate; latency is publish to delivery)")(
+      "connections,c", po::value(&options.connections)->default_value(options.connections),
+      "publishing connections (longpoll: waiting fetches)")(
+      "threads,t", po::value(&options.threads)->default_value(options.threads), "client threads")(
+      "duration,d", po::value(&options.duration)->default_value(options.duration),
+      "measured seconds")("warmup", po::value(&options.warmup)->default_value(options.warmup),
+                          "seconds run before measuring")(
+      "size,s", po::value(&options.message_bytes)->default_value(options.message_bytes),
+      "message bytes")("subjects", po::value(&options.subjects)->default_value(options.subjects),
+                       "subjects published to, round robin (pub, pub-async, batch)")(
+      "subscribers", po::value(&options.subscribers)->default_value(options.subscribers),
+      "fanout subscriptions")("batch", po::value(&options.batch)->default_value(options.batch),
+                              "messages per batch publish")(
+      "max", po::value(&options.fetch_max)->default_value(options.fetch_max),
+      "fetch max in pubfetch")(
+      "rate,r", po::value(&options.rate)->default_value(options.rate),
+      "requests per second over all connections, each on a fixed schedule; 0 = as fast as "
+      "answers come (longpoll: 1000)")("json", po::bool_switch(&options.json),
+                                       "print one JSON object");
+  po::variables_map values;
+  po::store(po::parse_command_line(argc, argv, described), values);
+  po::notify(values);
+  if (values.count("help") != 0) {
+    std::cout << described << '\n';
+    return std::nullopt;
+  }
+  const auto* found = std::find_if(std::begin(kModes), std::end(kModes),
+                                   [&](const ModeName& entry) { return entry.name == mode; });
+  if (found == std::end(kModes)) {
+    throw po::error("unknown --mode " + mode);
+  }
+  options.mode = found->mode;
+  if (options.connections == 0 || options.threads == 0 || options.subjects == 0 ||
+      options.subscribers == 0 || options.batch == 0 || options.fetch_max == 0 ||
+      options.duration <= 0 || options.warmup < 0 || options.rate < 0) {
+    throw po::error("counts and --duration must be positive");
+  }
+  if (options.mode == Mode::longpoll && options.rate == 0) {
+    options.rate = 1000;
+  }
+  return options;
+}
+
+// Subscriptions before, unsubscriptions after, on one connection of their own.
+template <typename Step>
+void run_on_one_connection(const tcp::endpoint& endpoint, Step step) {
+  asio::io_context context;
+  std::exception_ptr failure;
+  asio::co_spawn(
+      context,
+      [&]() -> asio::awaitable<void> {
+        Connection connection(co_await asio::this_coro::executor);
+        if (auto error = co_await connection.connect(endpoint)) {
+          throw std::runtime_error("cannot connect: " + error.message());
+        }
+        co_await step(connection);
+        connection.close();
+      },
+      [&](std::exception_ptr error) { failure = error; });
+  context.run();
+  if (failure) {
+    std::rethrow_exception(failure);
+  }
+}
+
+Report run(const Options& options, Workload& workload) {
+  const std::size_t loops = workload.publishers() + workload.fetchers();
+  std::vector<Stats> stats(loops);
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  for (std::size_t i = 0; i < options.threads; ++i) {
+    contexts.push_back(std::make_unique<asio::io_context>(1));
+  }
+  const auto begin = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                        std::chrono::duration<double>(options.warmup));
+  const Window window{begin, begin + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(options.duration))};
+  for (std::size_t i = 0; i < loops; ++i) {
+    auto& context = *contexts[i % contexts.size()];
+    if (i < workload.publishers()) {
+      asio::co_spawn(context, workload.publish_loop(i, window, stats[i]), asio::detached);
+    } else {
+      asio::co_spawn(context, workload.fetch_loop(i - workload.publishers(), window, stats[i]),
+                     asio::detached);
+    }
+  }
+  std::vector<std::jthread> threads;
+  for (auto& context : contexts) {
+    threads.emplace_back([&context] { context->run(); });
+  }
+  threads.clear();
+  Report report{options.duration, {}};
+  for (Stats& one : stats) {
+    report.total.add(std::move(one));
+  }
+  std::sort(report.total.latencies_ns.begin(), report.total.latencies_ns.end());
+  return report;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const std::optional<Options> options = parse_options(argc, argv);
+    if (!options) {
+      return 0;
+    }
+    asio::io_context resolving;
+    const tcp::endpoint endpoint =
+        *tcp::resolver(resolving).resolve(options->host, std::to_string(options->port)).begin();
+    Workload workload(*options, endpoint);
+    run_on_one_connection(endpoint, [&](Connection& c) { return workload.set_up(c); });
+    const Report report = run(*options, workload);
+    run_on_one_connection(endpoint, [&](Connection& c) { return workload.tear_down(c); });
+    if (options->json) {
+      print_json(*options, report);
+    } else {
+      print_text(*options, report);
+    }
+    const bool clean =
+        report.total.requests > 0 && report.total.failed == 0 && report.total.transport_errors == 0;
+    return clean ? 0 : 1;
+  } catch (const po::error& error) {
+    std::fprintf(stderr, "gophermq-bench: %s (see --help)\n", error.what());
+    return 2;
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "gophermq-bench: %s\n", error.what());
+    return 1;
+  }
+}
