@@ -65,7 +65,8 @@ class Server {
   void start_connection(boost::asio::ip::tcp::socket socket, Worker& worker);
   boost::asio::awaitable<void> refuse(boost::beast::tcp_stream stream);
   boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream, Worker& worker);
-  boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive);
+  boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive,
+                                      bool head_only);
   boost::asio::awaitable<void> close_after_refusal(boost::beast::tcp_stream& stream);
   void count_timeout(const boost::beast::error_code& error, metrics::Limit limit);
   void close_connections(bool idle_only);

@@ -228,6 +228,18 @@ TEST_F(Api, ReadyIs204WithoutBody) {
   EXPECT_FALSE(response.has_header("content-length"));
 }
 
+TEST_F(Api, HeadAnswersLikeGetWithoutTheBody) {
+  const auto got = client.get("/api/stats?limit=0");
+  ASSERT_EQ(got.status, 200U);
+  client.send_raw("HEAD /api/stats?limit=0 HTTP/1.1\r\nHost: t\r\n\r\n");
+  const auto head = client.read_response(true);
+  EXPECT_EQ(head.status, 200U);
+  EXPECT_EQ(head.body, "");
+  EXPECT_GT(std::stoul(head.header("content-length")), 0U);
+  // No body bytes were sent after the head: the next answer on the connection parses cleanly.
+  EXPECT_EQ(client.get("/ready").status, 204U);
+}
+
 TEST_F(Api, MetricsCountRequestsByRouteAndCode) {
   subscribe("s");
   client.post("/api/publish", R"({"subject":"s","data":"x"})");
