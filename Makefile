@@ -66,8 +66,8 @@ bench-delivery: build
 
 # GopherMQ against nginx `return 200` and Nchan under the same wrk load; docs/performance.md.
 bench-compare: build
-	@$(MAKE) --no-print-directory install-missing WANTED="wrk nginx-light libnginx-mod-nchan curl"
-	bench/compare.sh $(BUILD_DIR)
+	@$(MAKE) --no-print-directory install-missing WANTED="wrk nginx-light libnginx-mod-nchan curl gnuplot-nox"
+	PLOT=$(PLOT) bench/compare.sh $(BUILD_DIR)
 
 # What a million stored 16-byte messages cost in RSS, and the peaks filling and fetching them.
 bench-memory: build

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # The same wrk load against GopherMQ and against nginx and Nchan on this machine, interleaved
-# (A B C D E, A B C D E, ...) so drift in a shared machine hits every case alike. Prints each
-# run, then per case the median requests/s and p99, and the ratios the performance targets use.
+# (A B C D E F G, A B C D E F G, ...) so drift in a shared machine hits every case alike. Besides
+# the wrk cases, gophermq-bench measures batch publish (100 messages per request) and the p99 of
+# publish at a fixed rate (latency not hidden by coordinated omission). Prints each run, then per
+# case the median and the ratios the performance targets use; with PLOT=file.png also draws them.
 #
-# Usage: bench/compare.sh BUILD_DIR   (env: ROUNDS=3 DURATION=10s CONNECTIONS=64 THREADS=2)
-# Needs wrk, nginx and libnginx-mod-nchan (`make bench-compare` installs them). Leaves nothing
-# running.
+# Usage: bench/compare.sh BUILD_DIR
+#   env: ROUNDS=3 DURATION=10 (seconds) CONNECTIONS=64 THREADS=2 FIXED_RATE=20000 PLOT=
+# Needs wrk, nginx, libnginx-mod-nchan and, for PLOT, gnuplot (`make bench-compare` installs
+# them). Leaves nothing running.
 set -euo pipefail
 
 build=${1:?usage: bench/compare.sh BUILD_DIR}
 rounds=${ROUNDS:-3}
-duration=${DURATION:-10s}
+duration=${DURATION:-10}
+fixed_rate=${FIXED_RATE:-20000}
 connections=${CONNECTIONS:-64}
 threads=${THREADS:-2}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -114,7 +118,7 @@ measure() {
   local name=$1 url=$2 script=$3
   shift 3
   local out
-  out=$(wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$script" "$url" -- "$@")
+  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$url" -- "$@")
   local rps p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
@@ -123,7 +127,27 @@ measure() {
   echo "$name $rps $p99" >>"$work/results"
 }
 
-echo "wrk -t$threads -c$connections -d$duration, $rounds interleaved rounds, $(nproc) cores, $(date -u +%F)"
+# Runs gophermq-bench against a fresh broker; appends "case rate p99_ms" to the results, where the
+# rate is messages/s for batch and requests/s otherwise.
+measure_bench() {
+  local name=$1 rate_field=$2
+  shift 2
+  start_broker
+  local out
+  out=$("$build/bench/gophermq-bench" --port "$broker_port" --connections "$connections" \
+    --threads "$threads" --duration "$duration" --json "$@")
+  stop_broker
+  local rate p99 errors
+  read -r rate p99 errors <<<"$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+print(r[sys.argv[2]], r["latency_ms"]["p99"], r["failed"] + r["transport_errors"])' "$out" "$rate_field")"
+  printf '%-24s %12.0f %s  p99 %8.2f ms  errors %s\n' "$name" "$rate" \
+    "$([ "$rate_field" = published_per_second ] && echo msg/s || echo req/s)" "$p99" "$errors"
+  echo "$name $rate $p99" >>"$work/results"
+}
+
+echo "wrk -t$threads -c$connections -d${duration}s, $rounds interleaved rounds, $(nproc) cores, $(date -u +%F)"
 start_nginx
 for round in $(seq "$rounds"); do
   echo "-- round $round"
@@ -138,10 +162,12 @@ for round in $(seq "$rounds"); do
   start_broker
   measure gophermq-pub-fetch "http://127.0.0.1:$broker_port" "$work/pubfetch.lua" "$subscription"
   stop_broker
+  measure_bench gophermq-batch published_per_second --mode batch --batch 100
+  measure_bench gophermq-publish-fixed requests_per_second --mode pub --rate "$fixed_rate"
 done
 
 echo "-- medians"
-python3 - "$work/results" <<'EOF'
+python3 - "$work/results" "$work/medians" "$fixed_rate" <<'EOF'
 import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):
@@ -149,8 +175,11 @@ for line in open(sys.argv[1]):
     runs.setdefault(name, []).append((float(rps), float(p99)))
 median = {name: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v))
           for name, v in runs.items()}
-for name, (rps, p99) in median.items():
-    print(f"{name:24} {rps:12.0f} req/s  p99 {p99:7.2f} ms")
+with open(sys.argv[2], "w") as out:
+    for name, (rps, p99) in median.items():
+        unit = "msg/s" if name == "gophermq-batch" else "req/s"
+        print(f"{name:24} {rps:12.0f} {unit}  p99 {p99:7.2f} ms")
+        out.write(f"{name} {rps:.0f} {p99:.3f}\n")
 ceiling = median["nginx-return-200"][0]
 nchan = median["nchan-publish"][0]
 print("-- ratios")
@@ -158,4 +187,13 @@ print(f"publish / nginx ceiling      {median['gophermq-publish'][0] / ceiling:.2
 print(f"publish / nchan publish      {median['gophermq-publish'][0] / nchan:.2f}  (target >= 1.2)")
 print(f"pub+fetch / nginx ceiling    {median['gophermq-pub-fetch'][0] / ceiling:.2f}  (target >= 0.6)")
 print(f"async publish / ceiling      {median['gophermq-publish-async'][0] / ceiling:.2f}")
+print(f"publish p99 (wrk, 64 conns)  {median['gophermq-publish'][1]:.2f} ms  (target < 2)")
+print(f"publish p99 at {sys.argv[3]} req/s  {median['gophermq-publish-fixed'][1]:.2f} ms  (fixed rate)")
+print(f"batch publish                {median['gophermq-batch'][0]:,.0f} msg/s  (target >= 2,000,000)")
 EOF
+
+if [ -n "${PLOT:-}" ]; then
+  gnuplot -e "medians='$work/medians'; output='$PLOT'; machine='$(nproc) cores, $(date -u +%F)'" \
+    "$here/compare.gp"
+  echo "plot written to $PLOT"
+fi
