@@ -39,6 +39,21 @@ TEST_F(Protocol, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(client.read_response().status, 204U);
 }
 
+TEST_F(Protocol, RequestArrivingInPiecesIsServed) {
+  // Whatever part of a request is buffered is parsed at once; the rest is awaited. Each cut here
+  // leaves the parser in another state: inside the head, at the end of the head, inside the body.
+  const std::string request = post_request("/api/subscribe", R"({"subject":"pieces"})");
+  const std::size_t head_end = request.find("\r\n\r\n") + 4;
+  for (const std::size_t cut : {std::size_t{10}, head_end, head_end + 5}) {
+    HttpClient client(broker.api_port());
+    client.send_raw(std::string_view(request).substr(0, cut));
+    client.send_raw(std::string_view(request).substr(cut));
+    const auto response = client.read_response();
+    EXPECT_EQ(response.status, 200U) << "cut at " << cut;
+    EXPECT_NE(response.body.find(R"("subject":"pieces")"), std::string::npos);
+  }
+}
+
 TEST_F(Protocol, Http10ClosesUnlessKeepAliveIsAsked) {
   HttpClient plain(broker.api_port());
   plain.send_raw("GET /ready HTTP/1.0\r\n\r\n");
