@@ -116,6 +116,12 @@ BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limit
       async_capacity_(async_queue_capacity),
       async_bytes_capacity_(async_queue_bytes) {}
 
+BrokerService::~BrokerService() {
+  for (AsyncNode* node = async_intake_.load(std::memory_order_acquire); node != nullptr;) {
+    delete std::exchange(node, node->next);
+  }
+}
+
 void BrokerService::start(Heartbeat heartbeat) {
   asio::post(broker_strand_, [this, heartbeat = std::move(heartbeat)]() mutable {
     heartbeat_ = std::move(heartbeat);
@@ -245,29 +251,32 @@ AsyncPublishStatus BrokerService::publish_async(std::string subject, Message mes
     async_depth_.fetch_sub(1, std::memory_order_relaxed);
     return AsyncPublishStatus::bytes_full;
   }
-  asio::post(worker_strand_, [this, item = AsyncItem{std::move(subject), std::move(message)}]() {
-    enqueue_on_worker(item);
-  });
+  auto* node = new AsyncNode{{std::move(subject), std::move(message)}, nullptr};
+  AsyncNode* head = async_intake_.load(std::memory_order_relaxed);
+  do {
+    node->next = head;
+  } while (!async_intake_.compare_exchange_weak(head, node, std::memory_order_release,
+                                                std::memory_order_relaxed));
+  if (head == nullptr) {
+    // Only the publish that found the intake empty posts; the ones pushed before the worker
+    // takes the intake join its batch.
+    asio::post(worker_strand_, [this] { take_async_intake(); });
+  }
   return AsyncPublishStatus::accepted;
 }
 
-void BrokerService::enqueue_on_worker(AsyncItem item) {
-  worker_batch_.push_back(std::move(item));
-  if (!worker_flush_scheduled_) {
-    // Flushing from a later turn of the strand lets every publish already queued behind this one
-    // join the same batch, so the broker strand is entered once per batch, not per message.
-    worker_flush_scheduled_ = true;
-    asio::post(worker_strand_, [this] { flush_worker_batch(); });
+void BrokerService::take_async_intake() {
+  AsyncNode* newest = async_intake_.exchange(nullptr, std::memory_order_acquire);
+  std::vector<AsyncItem> batch;
+  for (AsyncNode* node = newest; node != nullptr;) {
+    batch.push_back(std::move(node->item));
+    delete std::exchange(node, node->next);
   }
-}
-
-void BrokerService::flush_worker_batch() {
-  worker_flush_scheduled_ = false;
-  if (worker_batch_.empty()) {
+  if (batch.empty()) {
     return;
   }
-  asio::post(broker_strand_,
-             [this, batch = std::exchange(worker_batch_, {})] { apply_async_batch(batch); });
+  std::reverse(batch.begin(), batch.end());  // the intake is newest first
+  asio::post(broker_strand_, [this, batch = std::move(batch)] { apply_async_batch(batch); });
 }
 
 void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
@@ -299,7 +308,7 @@ void BrokerService::stop_waiting() {
 }
 
 asio::awaitable<void> BrokerService::shutdown() {
-  co_await run_on(worker_strand_, [this] { flush_worker_batch(); });
+  co_await run_on(worker_strand_, [this] { take_async_intake(); });
   co_await run_on(broker_strand_, [this] {
     expiry_timer_.cancel();
     heartbeat_timer_.cancel();

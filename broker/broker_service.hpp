@@ -49,6 +49,9 @@ class BrokerService {
   BrokerService(const boost::asio::any_io_executor& executor, Limits limits,
                 std::size_t async_queue_capacity,
                 std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
+  ~BrokerService();
+  BrokerService(const BrokerService&) = delete;
+  BrokerService& operator=(const BrokerService&) = delete;
 
   boost::asio::awaitable<SubscribeStatus> subscribe(const std::string& id,
                                                     const std::string& subject,
@@ -98,8 +101,8 @@ class BrokerService {
                                                         std::chrono::milliseconds wait);
   void schedule_expiry();
   void schedule_heartbeat();
-  void enqueue_on_worker(AsyncItem item);
-  void flush_worker_batch();
+  // Moves everything in the intake, oldest first, to the broker strand as one batch.
+  void take_async_intake();
   void apply_async_batch(const std::vector<AsyncItem>& batch);
 
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
@@ -119,8 +122,14 @@ class BrokerService {
   const std::uint64_t async_bytes_capacity_;
   std::atomic<std::uint64_t> async_bytes_{0};
   std::atomic<std::uint64_t> async_depth_{0};
-  std::vector<AsyncItem> worker_batch_;  // touched only on worker_strand_
-  bool worker_flush_scheduled_ = false;  // touched only on worker_strand_
+  // Accepted async publishes not yet taken by the worker strand, newest first: a lock-free stack
+  // that publishers push onto with one compare-and-swap. The worker takes all of it at once, so a
+  // burst of publishes costs one post to the worker and one batch into the broker.
+  struct AsyncNode {
+    AsyncItem item;
+    AsyncNode* next;
+  };
+  std::atomic<AsyncNode*> async_intake_{nullptr};
   std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
 };
 

@@ -4,6 +4,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/use_future.hpp>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace gophermq::broker {
@@ -33,12 +35,14 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 2);
   ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  // Queued before the worker's first turn, so it reaches the broker strand before the batch does.
+  auto depth = asio::co_spawn(context, service.snapshot(), asio::use_future);
   // Nothing runs between these calls, so the worker cannot drain: the third must be refused.
   EXPECT_EQ(service.publish_async("s", Message::create("1")), AsyncPublishStatus::accepted);
   EXPECT_EQ(service.publish_async("s", Message::create("2")), AsyncPublishStatus::accepted);
   EXPECT_EQ(service.publish_async("s", Message::create("3")), AsyncPublishStatus::queue_full);
-  EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 2U);
   run(context, service.shutdown());
+  EXPECT_EQ(depth.get().async_queue_depth, 2U);
   EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 0U);
   const FetchResult fetched = run(context, service.fetch("s", "id", 10));
   ASSERT_EQ(fetched.messages.size(), 2U);
@@ -51,13 +55,50 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsByteBoundUntilTheWorkerDrains) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 100, 10);
   ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  auto depth = asio::co_spawn(context, service.snapshot(), asio::use_future);
   EXPECT_EQ(service.publish_async("s", Message::create("123456")), AsyncPublishStatus::accepted);
   EXPECT_EQ(service.publish_async("s", Message::create("12345")), AsyncPublishStatus::bytes_full);
   EXPECT_EQ(service.publish_async("s", Message::create("1234")), AsyncPublishStatus::accepted);
-  EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 2U);
   run(context, service.shutdown());
+  EXPECT_EQ(depth.get().async_queue_depth, 2U);
   EXPECT_EQ(service.publish_async("s", Message::create("1234567890")),
             AsyncPublishStatus::accepted);
+}
+
+TEST(BrokerService, AsyncPublishesFromManyThreadsAllArriveEachThreadsInOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5000;
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, kThreads * kPerThread);
+  ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  // The worker drains while the publishers push, so the intake is taken mid-burst many times.
+  auto guard = asio::make_work_guard(context);
+  context.restart();
+  std::thread worker([&context] { context.run(); });
+  std::vector<std::thread> publishers;
+  for (int t = 0; t < kThreads; ++t) {
+    publishers.emplace_back([&service, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::string text = std::to_string(t) + ":" + std::to_string(i);
+        ASSERT_EQ(service.publish_async("s", Message::create(text)), AsyncPublishStatus::accepted);
+      }
+    });
+  }
+  for (auto& publisher : publishers) {
+    publisher.join();
+  }
+  asio::co_spawn(context, service.shutdown(), asio::use_future).get();
+  const FetchResult fetched =
+      asio::co_spawn(context, service.fetch("s", "id", SIZE_MAX), asio::use_future).get();
+  guard.reset();
+  worker.join();
+  ASSERT_EQ(fetched.messages.size(), static_cast<std::size_t>(kThreads * kPerThread));
+  std::vector<int> next(kThreads, 0);
+  for (const Message& message : fetched.messages) {
+    const std::string text(message.data());
+    const int thread = std::stoi(text.substr(0, text.find(':')));
+    EXPECT_EQ(std::stoi(text.substr(text.find(':') + 1)), next[thread]++) << text;
+  }
 }
 
 TEST(BrokerService, AsyncFailuresAreCountedByReason) {
