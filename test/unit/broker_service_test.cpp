@@ -96,7 +96,7 @@ TEST(BrokerService, AsyncPublishesFromManyThreadsAllArriveEachThreadsInOrder) {
   std::vector<int> next(kThreads, 0);
   for (const Message& message : fetched.messages) {
     const std::string text(message.data());
-    const int thread = std::stoi(text.substr(0, text.find(':')));
+    const auto thread = static_cast<std::size_t>(std::stoi(text.substr(0, text.find(':'))));
     EXPECT_EQ(std::stoi(text.substr(text.find(':') + 1)), next[thread]++) << text;
   }
 }
