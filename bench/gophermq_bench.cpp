@@ -400,14 +400,14 @@ asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Sta
       ++stats.transport_errors;
       break;
     }
+    if (!window.contains(done)) {
+      continue;
+    }
     if (answer.status != 200) {
       ++stats.failed;
       continue;
     }
     const json::array data = fetched_data(answer.body);
-    if (!window.contains(done)) {
-      continue;
-    }
     stats.delivered += data.size();
     if (options_.mode != Mode::longpoll) {
       continue;
