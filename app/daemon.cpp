@@ -117,21 +117,8 @@ int run_daemon(const config::Config& config) {
   ContextPool workers(http_threads(config));
 
   prometheus::Registry registry;
-  broker::BrokerService service(core.executors().front(),
-                                broker::Limits{.max_pending = config.max_pending,
-                                               .max_pending_bytes = config.max_pending_bytes,
-                                               .max_subject_length = config.max_subject_length,
-                                               .max_message_bytes = config.max_message_bytes,
-                                               .subscriber_ttl = config.subscriber_ttl,
-                                               .message_ttl = config.message_ttl},
-                                config.async_queue_size, config.async_queue_bytes);
-  const http::ServerLimits limits{.max_connections = config.max_connections,
-                                  .max_body_bytes = config.max_body_bytes,
-                                  .max_header_bytes = config.max_header_bytes,
-                                  .idle_timeout = config.idle_timeout,
-                                  .header_timeout = config.header_timeout,
-                                  .read_timeout = config.read_timeout,
-                                  .write_timeout = config.write_timeout};
+  broker::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
+                                config.async_queue_bytes);
 
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait);
@@ -140,10 +127,10 @@ int run_daemon(const config::Config& config) {
   std::optional<http::Server> metrics_server;
   try {
     api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
-                       limits, limit_metrics);
+                       config.server, limit_metrics);
     if (config.monitoring_enable) {
       metrics_server.emplace(control.get_executor(), workers.executors(),
-                             endpoint_of(config.monitoring), metrics, limits, limit_metrics);
+                             endpoint_of(config.monitoring), metrics, config.server, limit_metrics);
     }
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");

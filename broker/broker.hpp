@@ -13,20 +13,12 @@
 #include <vector>
 
 #include "broker/clock.hpp"
+#include "broker/limits.hpp"
 #include "broker/message.hpp"
 #include "broker/string_map.hpp"
 #include "broker/subject_index.hpp"
 
 namespace gophermq::broker {
-
-struct Limits {
-  std::uint64_t max_pending = 1'000'000;
-  std::uint64_t max_pending_bytes = 512ULL * 1024 * 1024;
-  std::size_t max_subject_length = 256;
-  std::size_t max_message_bytes = 1024 * 1024;
-  std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: subscriptions never expire
-  std::chrono::milliseconds message_ttl{0};             // 0: messages never expire
-};
 
 enum class SubscribeStatus { ok, invalid_subject, invalid_group, duplicate_id };
 enum class PublishStatus { ok, invalid_subject, message_too_large, no_subscribers, overflow };

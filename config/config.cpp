@@ -36,6 +36,10 @@ po::options_description describe_options() {
     ("broker.max-header-bytes", text(), "largest request head in bytes (default 8192)")
     ("broker.max-message-bytes", text(), "largest message data in bytes (default 1048576)")
     ("broker.max-connections", text(), "open connections per listener; more get 503 and are closed (default 10000)")
+    ("broker.max-subscriptions", text(), "most subscriptions; more get 429 (default 100000)")
+    ("broker.max-pending-per-queue", text(), "most messages one subscriber or group queue holds; 0 off (default 0)")
+    ("broker.slow-queue-policy", text(), "a full queue: reject the publish or drop-oldest (default reject)")
+    ("broker.max-receiving-bytes", text(), "request bytes being received across all connections (default 67108864)")
     ("broker.max-wait-ms", text(), "longest wait_ms a fetch may ask for, in milliseconds (default 30000)")
     ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
     ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
@@ -179,34 +183,54 @@ Config build(const Settings& settings) {
   }
   if (const auto* v = value("broker.port")) config.api.port = to_port("broker.port", *v);
   if (const auto* v = value("broker.max-pending")) {
-    config.max_pending = to_unsigned("broker.max-pending", *v, 1, kMax * kMax);
+    config.broker.max_pending = to_unsigned("broker.max-pending", *v, 1, kMax * kMax);
   }
   if (const auto* v = value("broker.max-pending-bytes")) {
-    config.max_pending_bytes = to_unsigned("broker.max-pending-bytes", *v, 1, kMax * kMax);
+    config.broker.max_pending_bytes = to_unsigned("broker.max-pending-bytes", *v, 1, kMax * kMax);
   }
   if (const auto* v = value("broker.max-subject-length")) {
-    config.max_subject_length = to_unsigned("broker.max-subject-length", *v, 1, 65536);
+    config.broker.max_subject_length = to_unsigned("broker.max-subject-length", *v, 1, 65536);
   }
   if (const auto* v = value("broker.max-body-bytes")) {
-    config.max_body_bytes = to_unsigned("broker.max-body-bytes", *v, 64, kMax);
+    config.server.max_body_bytes = to_unsigned("broker.max-body-bytes", *v, 64, kMax);
   }
   if (const auto* v = value("broker.max-header-bytes")) {
-    config.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
+    config.server.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
   }
   if (const auto* v = value("broker.max-message-bytes")) {
-    config.max_message_bytes = to_unsigned("broker.max-message-bytes", *v, 1, kMax);
+    config.broker.max_message_bytes = to_unsigned("broker.max-message-bytes", *v, 1, kMax);
   }
   if (const auto* v = value("broker.max-connections")) {
-    config.max_connections = to_unsigned("broker.max-connections", *v, 1, 10'000'000);
+    config.server.max_connections = to_unsigned("broker.max-connections", *v, 1, 10'000'000);
+  }
+  if (const auto* v = value("broker.max-subscriptions")) {
+    config.broker.max_subscriptions = to_unsigned("broker.max-subscriptions", *v, 1, kMax);
+  }
+  if (const auto* v = value("broker.max-pending-per-queue")) {
+    config.broker.max_pending_per_queue =
+        to_unsigned("broker.max-pending-per-queue", *v, 0, kMax * kMax);
+  }
+  if (const auto* v = value("broker.slow-queue-policy")) {
+    if (*v == "reject") {
+      config.broker.slow_queue_policy = broker::SlowQueuePolicy::reject;
+    } else if (*v == "drop-oldest") {
+      config.broker.slow_queue_policy = broker::SlowQueuePolicy::drop_oldest;
+    } else {
+      fail("broker.slow-queue-policy", *v, "expected reject or drop-oldest");
+    }
+  }
+  if (const auto* v = value("broker.max-receiving-bytes")) {
+    config.server.max_receiving_bytes =
+        to_unsigned("broker.max-receiving-bytes", *v, 1024, kMax * kMax);
   }
   if (const auto* v = value("broker.max-wait-ms")) {
     config.max_wait = std::chrono::milliseconds(to_unsigned("broker.max-wait-ms", *v, 0, kMax));
   }
   if (const auto* v = value("broker.subscriber-ttl")) {
-    config.subscriber_ttl = to_duration("broker.subscriber-ttl", *v);
+    config.broker.subscriber_ttl = to_duration("broker.subscriber-ttl", *v);
   }
   if (const auto* v = value("broker.message-ttl")) {
-    config.message_ttl = to_duration("broker.message-ttl", *v);
+    config.broker.message_ttl = to_duration("broker.message-ttl", *v);
   }
   if (const auto* v = value("broker.async-queue-size")) {
     config.async_queue_size = to_unsigned("broker.async-queue-size", *v, 1, kMax);
@@ -215,20 +239,22 @@ Config build(const Settings& settings) {
     config.async_queue_bytes = to_unsigned("broker.async-queue-bytes", *v, 1, kMax * kMax);
   }
   if (const auto* v = value("broker.idle-timeout")) {
-    config.idle_timeout = to_duration("broker.idle-timeout", *v);
-    if (config.idle_timeout.count() == 0) fail("broker.idle-timeout", *v, "must be above 0");
+    config.server.idle_timeout = to_duration("broker.idle-timeout", *v);
+    if (config.server.idle_timeout.count() == 0) fail("broker.idle-timeout", *v, "must be above 0");
   }
   if (const auto* v = value("broker.header-timeout")) {
-    config.header_timeout = to_duration("broker.header-timeout", *v);
-    if (config.header_timeout.count() == 0) fail("broker.header-timeout", *v, "must be above 0");
+    config.server.header_timeout = to_duration("broker.header-timeout", *v);
+    if (config.server.header_timeout.count() == 0)
+      fail("broker.header-timeout", *v, "must be above 0");
   }
   if (const auto* v = value("broker.read-timeout")) {
-    config.read_timeout = to_duration("broker.read-timeout", *v);
-    if (config.read_timeout.count() == 0) fail("broker.read-timeout", *v, "must be above 0");
+    config.server.read_timeout = to_duration("broker.read-timeout", *v);
+    if (config.server.read_timeout.count() == 0) fail("broker.read-timeout", *v, "must be above 0");
   }
   if (const auto* v = value("broker.write-timeout")) {
-    config.write_timeout = to_duration("broker.write-timeout", *v);
-    if (config.write_timeout.count() == 0) fail("broker.write-timeout", *v, "must be above 0");
+    config.server.write_timeout = to_duration("broker.write-timeout", *v);
+    if (config.server.write_timeout.count() == 0)
+      fail("broker.write-timeout", *v, "must be above 0");
   }
   if (const auto* v = value("broker.shutdown-timeout")) {
     config.shutdown_timeout = to_duration("broker.shutdown-timeout", *v);

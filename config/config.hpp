@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "broker/limits.hpp"
 #include "config/log.hpp"
+#include "http/server_limits.hpp"
 
 namespace gophermq::config {
 
@@ -21,22 +23,11 @@ struct Endpoint {
 // environment and the command line, in rising precedence.
 struct Config {
   Endpoint api{"0.0.0.0", 8082};
-  std::uint64_t max_pending = 1'000'000;
-  std::uint64_t max_pending_bytes = 512ULL * 1024 * 1024;
-  std::size_t max_subject_length = 256;
-  std::size_t max_body_bytes = 1024 * 1024;
-  std::size_t max_header_bytes = 8 * 1024;
-  std::size_t max_message_bytes = 1024 * 1024;
-  std::size_t max_connections = 10'000;  // per listener
+  broker::Limits broker;
+  http::ServerLimits server;
   std::chrono::milliseconds max_wait{30'000};
-  std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: never
-  std::chrono::milliseconds message_ttl{0};             // 0: never
   std::size_t async_queue_size = 65'536;
   std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds read_timeout{30'000};
-  std::chrono::milliseconds write_timeout{30'000};
   std::chrono::milliseconds shutdown_timeout{10'000};
   unsigned threads = 0;  // 0: one per core
 

@@ -13,21 +13,10 @@
 #include <vector>
 
 #include "http/request_handler.hpp"
+#include "http/server_limits.hpp"
 #include "metrics/limit_metrics.hpp"
 
 namespace gophermq::http {
-
-struct ServerLimits {
-  std::size_t max_connections = 10'000;
-  std::size_t max_body_bytes = 1024 * 1024;
-  std::size_t max_header_bytes = 8 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};
-  // Both from a request's first byte: the head must be in within header_timeout (so a slowloris
-  // client is cut off early), the whole request within read_timeout.
-  std::chrono::milliseconds header_timeout{10'000};
-  std::chrono::milliseconds read_timeout{30'000};
-  std::chrono::milliseconds write_timeout{30'000};
-};
 
 // One listening socket. Accepted connections are spread round-robin over the worker executors
 // (one io_context, one thread each); each connection is one coroutine that stays on its worker, so

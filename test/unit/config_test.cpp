@@ -36,9 +36,9 @@ TEST(Config, DefaultsMatchTheOriginal) {
   EXPECT_EQ(config.api.port, 8082);
   EXPECT_EQ(config.monitoring.port, 9001);
   EXPECT_TRUE(config.monitoring_enable);
-  EXPECT_EQ(config.max_pending, 1'000'000U);
-  EXPECT_EQ(config.max_pending_bytes, 512ULL * 1024 * 1024);
-  EXPECT_EQ(config.max_body_bytes, 1024U * 1024);
+  EXPECT_EQ(config.broker.max_pending, 1'000'000U);
+  EXPECT_EQ(config.broker.max_pending_bytes, 512ULL * 1024 * 1024);
+  EXPECT_EQ(config.server.max_body_bytes, 1024U * 1024);
   EXPECT_EQ(config.async_queue_size, 65'536U);
   EXPECT_EQ(config.log_level, LogLevel::info);
 }
@@ -50,8 +50,8 @@ TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
       load_config({"--config", file.path(), "--broker.port=3333"},
                   {"GOPHERMQ_BROKER_PORT=2222", "GOPHERMQ_BROKER_MAX__PENDING=6", "PATH=/bin"});
   EXPECT_EQ(config.api.port, 3333);
-  EXPECT_EQ(config.max_pending, 6U);
-  EXPECT_EQ(config.max_pending_bytes, 77U);
+  EXPECT_EQ(config.broker.max_pending, 6U);
+  EXPECT_EQ(config.broker.max_pending_bytes, 77U);
   EXPECT_EQ(config.log_level, LogLevel::warn);
 }
 
@@ -71,8 +71,8 @@ TEST(Config, DurationsReadLikeGo) {
   EXPECT_FALSE(parse_duration("10"));
   EXPECT_FALSE(parse_duration("s"));
   EXPECT_FALSE(parse_duration("5 s"));
-  EXPECT_EQ(load_config({"--broker.idle-timeout=2s"}).idle_timeout, std::chrono::seconds(2));
-  EXPECT_EQ(load_config({"--broker.header-timeout=500ms"}).header_timeout,
+  EXPECT_EQ(load_config({"--broker.idle-timeout=2s"}).server.idle_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(load_config({"--broker.header-timeout=500ms"}).server.header_timeout,
             std::chrono::milliseconds(500));
 }
 
