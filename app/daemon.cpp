@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "app/cpus.hpp"
 #include "broker/broker_service.hpp"
 #include "http/api_handler.hpp"
 #include "http/metrics_endpoint.hpp"
@@ -88,10 +89,7 @@ std::string describe(const asio::ip::tcp::endpoint& endpoint) {
 }
 
 unsigned http_threads(const config::Config& config) {
-  if (config.threads != 0) {
-    return config.threads;
-  }
-  return std::max(1U, std::thread::hardware_concurrency());
+  return config.threads != 0 ? config.threads : usable_cpus();
 }
 
 // Under systemd with WatchdogSec=, WATCHDOG=1 goes out at half the watchdog period from the
@@ -114,7 +112,8 @@ int run_daemon(const config::Config& config) {
   // shutdown sequence ends every coroutine before the objects they use are destroyed.
   asio::io_context control(1);
   ContextPool core(1);
-  ContextPool workers(http_threads(config));
+  const unsigned threads = http_threads(config);
+  ContextPool workers(threads);
 
   prometheus::Registry registry;
   broker::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
@@ -178,7 +177,7 @@ int run_daemon(const config::Config& config) {
     log(LogLevel::info,
         "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
   }
-  log(LogLevel::info, "msg=ready");
+  log(LogLevel::info, "msg=ready http_threads=" + std::to_string(threads));
   sd_notify(0, "READY=1");
   control.run();
   log(LogLevel::info, "msg=stopped");

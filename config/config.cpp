@@ -26,7 +26,7 @@ po::options_description describe_options() {
     ("help,h", "print this help and exit")
     ("version", "print the version and exit")
     ("config", text(), "INI config file to read (keys as [broker] port = 8082)")
-    ("threads", text(), "HTTP threads; 0 means one per core (default 0)")
+    ("threads", text(), "HTTP threads; 0 means one per usable CPU (default 0)")
     ("broker.host", text(), "address the API listens on (default 0.0.0.0)")
     ("broker.port", text(), "API port; 0 picks a free one (default 8082)")
     ("broker.max-pending", text(), "most messages stored, one per queue holding it (default 1000000)")
