@@ -106,10 +106,13 @@ TEST(JsonDecoding, ReplacesUnpairedSurrogateEscapesAsGoDoes) {
   EXPECT_EQ(decoded_data(R"(\uDBFFx)"), fffd(1) + "x");
   EXPECT_EQ(decoded_data(R"(\udc00)"), fffd(1));
   EXPECT_EQ(decoded_data(R"(\udc00\ud800)"), fffd(2));        // low then high is no pair
+  EXPECT_EQ(decoded_data(R"(\udc00\udfff)"), fffd(2));        // nor are two lows
   EXPECT_EQ(decoded_data(R"(\ud800\u0041)"), fffd(1) + "A");  // the next escape is kept
   EXPECT_EQ(decoded_data(R"(\ud800\ud83d\udc39)"), fffd(1) + "\xF0\x9F\x90\xB9");
   EXPECT_EQ(decoded_data(R"(\ud83d\udc39)"), "\xF0\x9F\x90\xB9");  // a pair is the character
-  EXPECT_EQ(decoded_data(R"(\\ud800)"), "\\ud800");  // an escaped backslash, not an escape
+  // An escaped backslash or quote, not an escape or the end of the string.
+  EXPECT_EQ(decoded_data("\\\\ud800\xff"), "\\ud800" + fffd(1));
+  EXPECT_EQ(decoded_data("\\\"\xff\\\"\\ud800"), "\"" + fffd(1) + "\"" + fffd(1));
 }
 
 TEST(JsonDecoding, ReplacesInvalidTextInEveryStringField) {
