@@ -3,6 +3,7 @@
 garbage at one broker for a bounded time, then checks that nothing leaked and nothing was lost.
 
 Afterwards:
+  - publishes were answered 200 and messages delivered (a broker refusing everything fails);
   - every publish answered 200 was fetched exactly once by each subscriber of its subject (each
     group once); a publish whose client left before the answer was fetched at most once;
   - the pending count the broker reports equals what the subscribers could still fetch, and is 0
@@ -220,6 +221,7 @@ class Soak:
             r'^gophermq_limit_hits_total\{limit="([^"]+)"\} (\S+)$',
             await metrics_text(self.broker.metrics), re.M) if float(value) > 0}
         total_acked = sum(len(v) for v in self.acked.values())
+        total_delivered = sum(len(v) for v in self.received.values())
         requests = sum(v for k, v in self.counts.items() if not k.startswith("chaos connection"))
         return {
             "duration_s": round(elapsed, 1),
@@ -227,6 +229,7 @@ class Soak:
             "requests_per_s": round(requests / elapsed),
             "acknowledged_publishes": total_acked,
             "unacknowledged_publishes": len(self.maybe),
+            "delivered": total_delivered,
             "lost": lost, "duplicated": duplicated, "unexpected": unexpected,
             "pending_before_drain": int(pending_before), "drained": drained,
             "pending_after_drain": int(pending_after), "pending_bytes_after_drain": int(bytes_after),
@@ -401,6 +404,11 @@ def main():
         exit_status = broker.stop()
     result["exit_status"] = exit_status
     failures = []
+    # A broker that refuses every publish loses nothing, so the checks below would all pass.
+    if not result["acknowledged_publishes"]:
+        failures.append("no publish was acknowledged")
+    if not result["delivered"]:
+        failures.append("no message was delivered")
     if result["lost"] or result["duplicated"] or result["unexpected"]:
         failures.append("delivery: lost, duplicated or unexpected messages")
     if result["drained"] != result["pending_before_drain"]:

@@ -10,12 +10,131 @@ namespace json = boost::json;
 
 namespace {
 
+// The length of the well-formed UTF-8 sequence (RFC 3629, as Go's utf8.DecodeRune accepts it)
+// starting at `at`, or 0 when the byte there starts none.
+std::size_t utf8_sequence_length(std::string_view text, std::size_t at) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[at + k]); };
+  const unsigned char lead = byte(0);
+  unsigned char second_low = 0x80;
+  unsigned char second_high = 0xBF;
+  std::size_t length = 0;
+  if (lead < 0x80) {
+    return 1;
+  }
+  if (lead < 0xC2) {
+    return 0;
+  }
+  if (lead < 0xE0) {
+    length = 2;
+  } else if (lead < 0xF0) {
+    length = 3;
+    second_low = lead == 0xE0 ? 0xA0 : second_low;    // overlong
+    second_high = lead == 0xED ? 0x9F : second_high;  // encoded surrogate
+  } else if (lead < 0xF5) {
+    length = 4;
+    second_low = lead == 0xF0 ? 0x90 : second_low;    // overlong
+    second_high = lead == 0xF4 ? 0x8F : second_high;  // beyond U+10FFFF
+  } else {
+    return 0;
+  }
+  if (text.size() - at < length || byte(1) < second_low || byte(1) > second_high) {
+    return 0;
+  }
+  for (std::size_t k = 2; k < length; ++k) {
+    if ((byte(k) & 0xC0) != 0x80) {
+      return 0;
+    }
+  }
+  return length;
+}
+
+// The UTF-16 code unit of the `\uXXXX` escape at `at`, if there is one.
+std::optional<unsigned> unicode_escape(std::string_view text, std::size_t at) {
+  if (text.size() < at + 6 || text[at] != '\\' || text[at + 1] != 'u') {
+    return std::nullopt;
+  }
+  unsigned unit = 0;
+  for (std::size_t k = at + 2; k < at + 6; ++k) {
+    const char digit = text[k];
+    unit <<= 4;
+    if (digit >= '0' && digit <= '9') {
+      unit |= static_cast<unsigned>(digit - '0');
+    } else if (digit >= 'a' && digit <= 'f') {
+      unit |= static_cast<unsigned>(digit - 'a' + 10);
+    } else if (digit >= 'A' && digit <= 'F') {
+      unit |= static_cast<unsigned>(digit - 'A' + 10);
+    } else {
+      return std::nullopt;
+    }
+  }
+  return unit;
+}
+
+// Go's encoding/json decodes every byte of a string that does not start well-formed UTF-8, and
+// every `\u` escape of a UTF-16 surrogate that is not the high half of a pair, to U+FFFD;
+// Boost.JSON refuses both. Returns `body` with its strings rewritten so that they read the way Go
+// reads them, or nullopt when nothing needed rewriting (the body is refused for another reason).
+std::optional<std::string> as_go_reads_it(std::string_view body) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
+  std::string out;
+  out.reserve(body.size() + 16);
+  bool changed = false;
+  bool in_string = false;
+  std::size_t i = 0;
+  while (i < body.size()) {
+    const char c = body[i];
+    if (!in_string) {
+      in_string = c == '"';
+      out.push_back(c);
+      ++i;
+    } else if (c == '"') {
+      in_string = false;
+      out.push_back(c);
+      ++i;
+    } else if (c == '\\') {
+      const auto unit = unicode_escape(body, i);
+      if (!unit || *unit < 0xD800 || *unit > 0xDFFF) {
+        out.append(body.substr(i, 2));
+        i += 2;
+        continue;
+      }
+      const auto low = unicode_escape(body, i + 6);
+      if (*unit < 0xDC00 && low && *low >= 0xDC00 && *low <= 0xDFFF) {
+        out.append(body.substr(i, 12));
+        i += 12;
+        continue;
+      }
+      out.append("\\ufffd");
+      changed = true;
+      i += 6;
+    } else if (const std::size_t length = utf8_sequence_length(body, i); length > 0) {
+      out.append(body.substr(i, length));
+      i += length;
+    } else {
+      out.append(kReplacement);
+      changed = true;
+      ++i;
+    }
+  }
+  if (!changed) {
+    return std::nullopt;
+  }
+  return out;
+}
+
 // Parses with a stack buffer as the arena, so a small request body costs no heap allocation.
 class ParsedObject {
  public:
   explicit ParsedObject(std::string_view body) {
     json::error_code error;
     value_ = json::parse(body, error, json::storage_ptr(&arena_));
+    // Valid bodies never pay for the rewrite: only a refused one is looked at again.
+    if (error) {
+      if (const auto rewritten = as_go_reads_it(body); rewritten) {
+        error = {};
+        value_ = json::parse(*rewritten, error, json::storage_ptr(&arena_));
+      }
+    }
     if (!error && value_.is_object()) {
       object_ = &value_.get_object();
     }
@@ -229,8 +348,8 @@ void append_json_string(std::string& out, std::string_view text) {
       ++i;
       continue;
     }
-    // Input reached us through a validating JSON parser, so it is well-formed UTF-8; only the two
-    // line separators that break JavaScript need escaping, as Go does.
+    // Input reached us through the decoder, which leaves only well-formed UTF-8; only the two line
+    // separators that break JavaScript need escaping, as Go does.
     if (byte == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
         (static_cast<unsigned char>(text[i + 2]) & 0xFE) == 0xA8) {
       out.append(static_cast<unsigned char>(text[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029");

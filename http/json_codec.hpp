@@ -14,7 +14,9 @@ namespace gophermq::http {
 
 // Request bodies, decoded. A field the client left out is empty (or nullopt where absence has a
 // meaning of its own); a body that is not a JSON object, or a known field of the wrong JSON type,
-// decodes to nullopt. Subjects are checked by the broker, not here.
+// decodes to nullopt. Subjects are checked by the broker, not here. As in Go's encoding/json, each
+// byte of a string that does not start well-formed UTF-8, and each escaped UTF-16 surrogate that is
+// not part of a pair, decodes to U+FFFD, so every decoded string is well-formed UTF-8.
 struct SubscribeRequest {
   std::string subject;
   std::optional<std::string> group;

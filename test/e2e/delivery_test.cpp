@@ -56,14 +56,14 @@ class Delivery : public testing::Test {
 
 TEST_F(Delivery, LongPollReturnsAsSoonAsAMessageIsPublished) {
   const auto id = subscribe("orders");
-  const auto started = Clock::now();
   auto waiting = start_waiting_fetch("orders", id);
   expect_waiting(1);
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"orders","data":"hi"})").status, 200U);
+  const auto published = Clock::now();
   const auto response = waiting->read_response();
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.body, fetched("orders", id, "\"hi\""));
-  EXPECT_LT(Clock::now() - started, 10s);
+  EXPECT_LT(Clock::now() - published, 1s);
 }
 
 TEST_F(Delivery, LongPollWithNothingPublishedReturnsEmptyAfterAboutWaitMs) {
@@ -73,7 +73,7 @@ TEST_F(Delivery, LongPollWithNothingPublishedReturnsEmptyAfterAboutWaitMs) {
   const auto elapsed = Clock::now() - started;
   EXPECT_EQ(response.body, fetched("orders", id, ""));
   EXPECT_GE(elapsed, 300ms);
-  EXPECT_LT(elapsed, 5s);
+  EXPECT_LT(elapsed, 300ms + 1s);
 }
 
 TEST_F(Delivery, LongPollReturnsPendingMessagesAtOnceUpToMax) {
@@ -83,7 +83,7 @@ TEST_F(Delivery, LongPollReturnsPendingMessagesAtOnceUpToMax) {
   const auto response =
       client.post("/api/fetch", fetch_body("s", id, R"(,"wait_ms":20000,"max":2)"));
   EXPECT_EQ(response.body, fetched("s", id, R"("1","2")"));
-  EXPECT_LT(Clock::now() - started, 10s);
+  EXPECT_LT(Clock::now() - started, 1s);
 }
 
 TEST_F(Delivery, WaitMsMustBeANonNegativeInteger) {
@@ -195,7 +195,7 @@ TEST_F(DeliveryCappedWait, WaitIsCappedByMaxWaitMs) {
   const auto response = client.post("/api/fetch", fetch_body("s", id, R"(,"wait_ms":600000)"));
   EXPECT_EQ(response.body, fetched("s", id, ""));
   EXPECT_GE(Clock::now() - started, 200ms);
-  EXPECT_LT(Clock::now() - started, 10s);
+  EXPECT_LT(Clock::now() - started, 200ms + 1s);
 }
 
 class DeliveryWithTtls : public Delivery {
@@ -207,14 +207,14 @@ TEST_F(DeliveryWithTtls, OldMessagesAndIdleSubscriptionsExpireAndAreCounted) {
   const auto id = subscribe("s");
   client.post("/api/publish", R"({"subject":"s","data":"stale"})");
   HttpClient metrics(broker.metrics_port());
-  const auto text = poll_until_contains(
-      metrics, "/metrics", "gophermq_dropped_messages_total{reason=\"message_ttl\"} 1");
-  EXPECT_NE(text.find("gophermq_dropped_messages_total{reason=\"message_ttl\"} 1"),
-            std::string::npos);
+  const auto dropped = metric_line("gophermq_dropped_messages_total{reason=\"message_ttl\"} 1");
+  const auto text = poll_until_contains(metrics, "/metrics", dropped);
+  EXPECT_NE(text.find(dropped), std::string::npos);
   EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id, "")).body, fetched("s", id, ""));
 
-  const auto gone = poll_until_contains(metrics, "/metrics", "gophermq_subscriptions 0");
-  EXPECT_NE(gone.find("gophermq_subscriptions 0"), std::string::npos);
+  const auto none = metric_line("gophermq_subscriptions 0");
+  const auto gone = poll_until_contains(metrics, "/metrics", none);
+  EXPECT_NE(gone.find(none), std::string::npos);
   EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id, "")).status, 404U);
 }
 
@@ -231,12 +231,13 @@ TEST_F(DeliveryWithSubscriberTtl, IdleSubscriptionGoesWithItsMessagesWhileABusyO
   HttpClient metrics(broker.metrics_port());
   const auto deadline = Clock::now() + 10s;
   std::string text;
-  while (text.find("gophermq_subscriptions 1\n") == std::string::npos && Clock::now() < deadline) {
+  while (text.find(metric_line("gophermq_subscriptions 1")) == std::string::npos &&
+         Clock::now() < deadline) {
     // Long polls of 100 ms keep `busy` active while `idle` passes its 300 ms.
     EXPECT_EQ(poller.post("/api/fetch", fetch_body("s", busy, R"(,"wait_ms":100)")).status, 200U);
     text = metrics.get("/metrics").body;
   }
-  EXPECT_NE(text.find("gophermq_dropped_messages_total{reason=\"subscriber_ttl\"} 1"),
+  EXPECT_NE(text.find(metric_line("gophermq_dropped_messages_total{reason=\"subscriber_ttl\"} 1")),
             std::string::npos)
       << text;
   EXPECT_EQ(client.post("/api/fetch", fetch_body("t", idle, "")).status, 404U);
@@ -254,6 +255,7 @@ TEST(DeliveryShutdown, SigtermEndsLongPollsWithWhatTheyHave) {
   const auto started = Clock::now();
   broker.send_signal(SIGTERM);
   const auto response = waiting.read_response();
+  EXPECT_LT(Clock::now() - started, 1s);
   EXPECT_EQ(response.status, 200U);
   EXPECT_EQ(response.body, fetched("s", id, ""));
   EXPECT_EQ(response.header("connection"), "close");

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <csignal>
 
 #include "support/broker_process.hpp"
@@ -22,6 +23,7 @@ TEST(Lifecycle, SigtermAnswersTheRequestInFlightClosesIdleOnesAndExitsZero) {
   HttpClient probe(broker.api_port());
   probe.send_raw("GET /ready HTTP/1.1\r\n");
 
+  const auto signalled = std::chrono::steady_clock::now();
   broker.send_signal(SIGTERM);
   broker.wait_for_log("shutting down");
 
@@ -37,6 +39,7 @@ TEST(Lifecycle, SigtermAnswersTheRequestInFlightClosesIdleOnesAndExitsZero) {
   EXPECT_EQ(ready.body, "{\"message\":\"shutting down\"}\n");
 
   EXPECT_TRUE(idle.closed_cleanly());
+  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(1));
   EXPECT_EQ(broker.wait_for_exit(), 0);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/system/system_error.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <thread>
@@ -152,7 +153,11 @@ TEST(Limits, IdleKeepAliveConnectionIsClosedAndCounted) {
   BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=200ms"}));
   HttpClient client(broker.api_port());
   EXPECT_EQ(client.get("/ready").status, 204U);
+  const auto answered = std::chrono::steady_clock::now();
   EXPECT_TRUE(client.closed_cleanly());
+  const auto idle = std::chrono::steady_clock::now() - answered;
+  EXPECT_GE(idle, std::chrono::milliseconds(150));
+  EXPECT_LT(idle, std::chrono::milliseconds(200) + std::chrono::seconds(1));
   expect_hits(broker, "idle-timeout", 1);
 }
 

@@ -1,11 +1,13 @@
 // A real Prometheus (Debian's `prometheus`) scrapes the real broker with the shipped scrape config,
-// and every PromQL expression of the shipped Grafana dashboard must return data.
+// and every PromQL expression of the shipped Grafana dashboard must return data, above 0 wherever
+// the generated traffic moves it.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -89,12 +91,66 @@ void generate_traffic(HttpClient& client) {
   client.post("/api/publish", R"({"subject":"nobody","data":"x"})");
   client.post("/api/fetch", R"({"subject":"obs","id":")" + id + R"(","max":1})");
   client.post("/api/unsubscribe", R"({"subject":"obs","id":")" + id + "\"}");
+  client.post("/api/publish", R"({"subject":"obs.kept","data":"x"})");
   client.get("/ready");
 }
 
+// Whether the traffic keeps this series of this query above 0, so that a broker counter or gauge
+// stuck at 0 fails the test. Only the async queue (drained at once) and the drop and failure
+// reasons the traffic never causes are allowed to read 0.
+bool moved_by_traffic(std::string_view query, const boost::json::object& labels) {
+  const auto label = [&](std::string_view name) {
+    const auto* value = labels.if_contains(name);
+    return value != nullptr && value->is_string() ? std::string(value->get_string())
+                                                  : std::string();
+  };
+  if (query.find("gophermq_async_queue_depth") != std::string_view::npos) {
+    return false;
+  }
+  if (query.find("gophermq_dropped_messages_total") != std::string_view::npos) {
+    return label("reason") == "unsubscribe";
+  }
+  if (query.find("gophermq_async_publish_failed_total") != std::string_view::npos) {
+    return label("reason") == "no_subscribers";
+  }
+  return true;
+}
+
+// What is wrong with one query's answer: no data, a series the traffic moves reading 0 (or NaN),
+// or no series at all for a reason the traffic causes. Empty when all is well.
+std::string problem_with(std::string_view query, const boost::json::value& answer) {
+  const auto& result = answer.at("data").at("result").as_array();
+  if (result.empty()) {
+    return "no data";
+  }
+  bool any_moved = false;
+  for (const auto& series : result) {
+    const auto& labels = series.at("metric").as_object();
+    if (!moved_by_traffic(query, labels)) {
+      continue;
+    }
+    any_moved = true;
+    const double value = std::stod(std::string(series.at("value").as_array().at(1).as_string()));
+    if (!(value > 0)) {
+      return "a series the traffic moves is not above 0: " + boost::json::serialize(series);
+    }
+  }
+  if (!any_moved && query.find("gophermq_async_queue_depth") == std::string_view::npos) {
+    return "no series the traffic moves";
+  }
+  return {};
+}
+
 TEST(Observability, PrometheusScrapesTheBrokerAndEveryDashboardQueryReturnsData) {
-  BrokerProcess broker(isolated_arguments());
+  BrokerProcess broker(isolated_arguments({"--broker.max-wait-ms=600000"}));
   HttpClient client(broker.api_port());
+  // State the gauges show while the traffic runs: a subscription whose messages pile up, and a
+  // long poll that waits for the whole test.
+  client.post("/api/subscribe", R"({"subject":"obs.kept"})");
+  const auto waiting_id = id_of(client.post("/api/subscribe", R"({"subject":"obs.quiet"})"));
+  HttpClient waiting(broker.api_port());
+  waiting.send_raw(post_request(
+      "/api/fetch", R"({"subject":"obs.quiet","id":")" + waiting_id + R"(","wait_ms":600000})"));
   generate_traffic(client);
 
   const fs::path scratch =
@@ -116,21 +172,21 @@ TEST(Observability, PrometheusScrapesTheBrokerAndEveryDashboardQueryReturnsData)
   HttpClient api(port);
 
   std::map<std::string, std::string> answers;
-  std::vector<std::string> empty;
+  std::map<std::string, std::string> problems;
   const auto deadline = std::chrono::steady_clock::now() + 45s;
   do {
     generate_traffic(client);
-    empty.clear();
+    problems.clear();
     for (const auto& query : dashboard_queries()) {
       answers[query] = api.get("/api/v1/query?query=" + url_encode(query)).body;
-      const auto result = boost::json::parse(answers[query]).at("data").at("result");
-      if (result.as_array().empty()) {
-        empty.push_back(query);
+      if (auto problem = problem_with(query, boost::json::parse(answers[query]));
+          !problem.empty()) {
+        problems[query] = std::move(problem);
       }
     }
-  } while (!empty.empty() && std::chrono::steady_clock::now() < deadline);
-  for (const auto& query : empty) {
-    ADD_FAILURE() << "no data for " << query << "\n" << answers[query];
+  } while (!problems.empty() && std::chrono::steady_clock::now() < deadline);
+  for (const auto& [query, problem] : problems) {
+    ADD_FAILURE() << problem << " for " << query << "\n" << answers[query];
   }
   EXPECT_EQ(dashboard_queries().size(), 18U);
   fs::remove_all(scratch);

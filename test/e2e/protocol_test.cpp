@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
@@ -158,7 +160,12 @@ TEST(ProtocolTimeouts, IdleConnectionIsClosedAfterTheIdleTimeout) {
   BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=200ms"}));
   HttpClient client(broker.api_port());
   EXPECT_EQ(client.get("/ready").status, 204U);
+  const auto answered = std::chrono::steady_clock::now();
   EXPECT_TRUE(client.closed_cleanly());  // blocks until the server closes it
+  const auto idle = std::chrono::steady_clock::now() - answered;
+  // The timer starts once the answer is written, a little before the client has read it.
+  EXPECT_GE(idle, std::chrono::milliseconds(150));
+  EXPECT_LT(idle, std::chrono::milliseconds(200) + std::chrono::seconds(1));
 }
 
 }  // namespace

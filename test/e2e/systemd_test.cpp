@@ -6,6 +6,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <optional>
@@ -17,6 +18,7 @@ namespace gophermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
 
 class NotifySocket {
  public:
@@ -58,13 +60,27 @@ class NotifySocket {
   int fd_;
 };
 
-TEST(Systemd, NotifiesReadyThenWatchdogFromTheBrokerThenStopping) {
+// systemd kills a service that lets WATCHDOG_USEC pass without a ping; the broker pings at half of
+// it. A gap near the whole period, or pings many times too often, are both wrong.
+TEST(Systemd, NotifiesReadyThenWatchdogAtHalfItsPeriodThenStopping) {
+  constexpr auto kWatchdog = 600ms;
   NotifySocket notify;
-  BrokerProcess broker(isolated_arguments(),
-                       {"NOTIFY_SOCKET=" + notify.path(), "WATCHDOG_USEC=200000"});
+  BrokerProcess broker(
+      isolated_arguments(),
+      {"NOTIFY_SOCKET=" + notify.path(),
+       "WATCHDOG_USEC=" + std::to_string(std::chrono::microseconds(kWatchdog).count())});
   EXPECT_EQ(notify.receive(), "READY=1");
-  for (int beat = 0; beat < 3; ++beat) {
+  auto previous = Clock::now();
+  for (int beat = 0; beat < 5; ++beat) {
     EXPECT_EQ(notify.receive(), "WATCHDOG=1") << "beat " << beat;
+    const auto now = Clock::now();
+    const auto gap = std::chrono::duration_cast<std::chrono::milliseconds>(now - previous);
+    // The first gap starts at READY, which may go out after the heartbeat was scheduled.
+    if (beat > 0) {
+      EXPECT_GE(gap, kWatchdog / 4) << "beat " << beat;
+    }
+    EXPECT_LE(gap, kWatchdog / 2 + 200ms) << "beat " << beat;
+    previous = now;
   }
   broker.send_signal(SIGTERM);
   std::optional<std::string> message;
@@ -79,6 +95,8 @@ TEST(Systemd, WithoutAWatchdogOnlyReadyAndStoppingAreSent) {
   NotifySocket notify;
   BrokerProcess broker(isolated_arguments(), {"NOTIFY_SOCKET=" + notify.path()});
   EXPECT_EQ(notify.receive(), "READY=1");
+  // A window of silence: nothing may arrive between READY and the signal.
+  EXPECT_EQ(notify.receive(1500ms), std::nullopt);
   broker.send_signal(SIGTERM);
   EXPECT_EQ(notify.receive(), "STOPPING=1");
   EXPECT_EQ(broker.wait_for_exit(), 0);

@@ -94,6 +94,10 @@ std::string id_of(const HttpResponse& response) {
   return match[1];
 }
 
+std::string metric_line(std::string_view line) {
+  return "\n" + std::string(line) + "\n";
+}
+
 std::string poll_until_contains(HttpClient& client, std::string_view target,
                                 std::string_view needle, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

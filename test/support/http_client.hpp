@@ -59,6 +59,11 @@ HttpResponse post_once(std::uint16_t port, std::string_view target, std::string_
 // The subscription id in a subscribe answer (a test failure when there is none).
 std::string id_of(const HttpResponse& response);
 
+// `line` as one whole line of a Prometheus text exposition, to find in it: a value `1` must not
+// match `10`, nor a series a longer one. The exposition begins with a comment, so every series line
+// follows a newline.
+std::string metric_line(std::string_view line);
+
 // Re-requests GET `target` until the body contains `needle` or `timeout` passes, and returns the
 // last body. For state the broker reaches on its own time (expiry, async delivery, waits begun).
 std::string poll_until_contains(HttpClient& client, std::string_view target,

@@ -61,8 +61,83 @@ TEST(JsonDecoding, DecodesEscapesAndLongBodies) {
   EXPECT_EQ(publish->messages.front().data(), "x\xC3\xA9\n" + big);
 }
 
-TEST(JsonDecoding, RejectsInvalidUtf8) {
-  EXPECT_FALSE(decode_publish("{\"subject\":\"a\",\"data\":\"\xff\"}"));
+// The data of `{"subject":"a","data":"<raw>"}`, decoded.
+std::string decoded_data(std::string_view raw) {
+  const auto publish = decode_publish(R"({"subject":"a","data":")" + std::string(raw) + "\"}");
+  EXPECT_TRUE(publish) << raw;
+  return publish ? std::string(publish->messages.front().data()) : std::string("<refused>");
+}
+
+constexpr std::string_view kFffd = "\xEF\xBF\xBD";
+
+std::string fffd(std::size_t count) {
+  std::string out;
+  for (std::size_t i = 0; i < count; ++i) {
+    out.append(kFffd);
+  }
+  return out;
+}
+
+// Expectations are what Go's encoding/json decodes: utf8.DecodeRune consumes one byte of anything
+// that does not start a well-formed sequence, so each such byte becomes one U+FFFD.
+TEST(JsonDecoding, ReplacesEachInvalidUtf8ByteAsGoDoes) {
+  EXPECT_EQ(decoded_data("\xff"), fffd(1));
+  EXPECT_EQ(decoded_data("a\xff"
+                         "b\xfe"),
+            "a" + fffd(1) + "b" + fffd(1));
+  EXPECT_EQ(decoded_data("\x80\xbf"), fffd(2));          // stray continuation bytes
+  EXPECT_EQ(decoded_data("\xc3"), fffd(1));              // truncated at the end
+  EXPECT_EQ(decoded_data("\xe2\x82x"), fffd(2) + "x");   // truncated 3-byte sequence
+  EXPECT_EQ(decoded_data("\xf0\x9f\x90"), fffd(3));      // truncated 4-byte sequence
+  EXPECT_EQ(decoded_data("\xc0\xaf\xc1\xbf"), fffd(4));  // overlong 2-byte
+  EXPECT_EQ(decoded_data("\xe0\x80\xaf"), fffd(3));      // overlong 3-byte
+  EXPECT_EQ(decoded_data("\xf0\x80\x80\xaf"), fffd(4));  // overlong 4-byte
+  EXPECT_EQ(decoded_data("\xed\xa0\x80"), fffd(3));      // encoded surrogate
+  EXPECT_EQ(decoded_data("\xf4\x90\x80\x80"), fffd(4));  // beyond U+10FFFF
+  EXPECT_EQ(decoded_data("\xf5\x80\x80\x80"), fffd(4));  // lead byte never valid
+  EXPECT_EQ(decoded_data("\xe2\x82\xac\xc3"), "\xe2\x82\xac" + fffd(1));  // valid then not
+  EXPECT_EQ(decoded_data("\xed\x9f\xbf\xf4\x8f\xbf\xbf\xee\x80\x80"),
+            "\xed\x9f\xbf\xf4\x8f\xbf\xbf\xee\x80\x80");  // the edges that are valid
+  EXPECT_EQ(decoded_data("\xff\\n\xfe\\\"q"), fffd(1) + "\n" + fffd(1) + "\"q");
+}
+
+TEST(JsonDecoding, ReplacesUnpairedSurrogateEscapesAsGoDoes) {
+  EXPECT_EQ(decoded_data(R"(\ud800)"), fffd(1));
+  EXPECT_EQ(decoded_data(R"(\uDBFFx)"), fffd(1) + "x");
+  EXPECT_EQ(decoded_data(R"(\udc00)"), fffd(1));
+  EXPECT_EQ(decoded_data(R"(\udc00\ud800)"), fffd(2));        // low then high is no pair
+  EXPECT_EQ(decoded_data(R"(\udc00\udfff)"), fffd(2));        // nor are two lows
+  EXPECT_EQ(decoded_data(R"(\ud800\u0041)"), fffd(1) + "A");  // the next escape is kept
+  EXPECT_EQ(decoded_data(R"(\ud800\ud83d\udc39)"), fffd(1) + "\xF0\x9F\x90\xB9");
+  EXPECT_EQ(decoded_data(R"(\ud83d\udc39)"), "\xF0\x9F\x90\xB9");  // a pair is the character
+  // An escaped backslash or quote, not an escape or the end of the string.
+  EXPECT_EQ(decoded_data("\\\\ud800\xff"), "\\ud800" + fffd(1));
+  EXPECT_EQ(decoded_data("\\\"\xff\\\"\\ud800"), "\"" + fffd(1) + "\"" + fffd(1));
+}
+
+TEST(JsonDecoding, ReplacesInvalidTextInEveryStringField) {
+  const auto subscribe = decode_subscribe("{\"subject\":\"s\xff\",\"group\":\"g\\udfff\"}");
+  ASSERT_TRUE(subscribe);
+  EXPECT_EQ(subscribe->subject, "s" + fffd(1));
+  EXPECT_EQ(subscribe->group, "g" + fffd(1));
+  const auto fetch = decode_fetch("{\"subject\":\"a\",\"id\":\"\xc3(\",\"max\":1}");
+  ASSERT_TRUE(fetch);
+  EXPECT_EQ(fetch->id, fffd(1) + "(");
+  const auto batch = decode_publish_batch("{\"subject\":\"a\",\"data\":[\"ok\",\"\xe0\xa0\"]}");
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->messages.back().data(), fffd(2));
+  const auto unsubscribe = decode_unsubscribe("{\"subject\":\"\\udbff\\udfff\",\"id\":\"i\"}");
+  ASSERT_TRUE(unsubscribe);
+  EXPECT_EQ(unsubscribe->subject, "\xF4\x8F\xBF\xBF");
+}
+
+TEST(JsonDecoding, InvalidTextOutsideStringsIsStillRefused) {
+  for (const std::string body :
+       {"{\"subject\":\"a\",\"data\":\"x\"}\xff", "\xff{\"subject\":\"a\"}",
+        "{\"subject\":\"a\",\"data\":\"x\xff}", "{\"subject\":\"a\",\"data\":\"\x01\xff\"}",
+        "{\"subject\":\"a\" \xff: 1}", R"({"subject":"a","data":"\ud800\x"})"}) {
+    EXPECT_FALSE(decode_publish(body)) << body;
+  }
 }
 
 TEST(JsonDecoding, FetchMaxMustBeAPositiveInteger) {
