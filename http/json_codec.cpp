@@ -4,6 +4,7 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
+#include <cctype>
 
 namespace gophermq::http {
 namespace json = boost::json;
@@ -122,6 +123,29 @@ std::optional<std::string> as_go_reads_it(std::string_view body) {
   return out;
 }
 
+// Whether `key` equals the lower-case ASCII field `name` under Unicode simple case folding, as Go's
+// encoding/json matches keys to fields: ASCII letters in either case, and the two non-ASCII
+// letters that fold to ASCII ones, U+212A KELVIN SIGN to k and U+017F LATIN SMALL LETTER LONG S
+// to s.
+bool folds_to(std::string_view key, std::string_view name) {
+  static constexpr std::string_view kKelvin = "\xE2\x84\xAA";
+  static constexpr std::string_view kLongS = "\xC5\xBF";
+  std::size_t at = 0;
+  for (const char wanted : name) {
+    const bool letter = std::isalpha(static_cast<unsigned char>(wanted)) != 0;
+    if (at < key.size() && (key[at] == wanted || (letter && (key[at] ^ 0x20) == wanted))) {
+      ++at;
+    } else if (wanted == 'k' && key.substr(at).starts_with(kKelvin)) {
+      at += kKelvin.size();
+    } else if (wanted == 's' && key.substr(at).starts_with(kLongS)) {
+      at += kLongS.size();
+    } else {
+      return false;
+    }
+  }
+  return at == key.size();
+}
+
 // Parses with a stack buffer as the arena, so a small request body costs no heap allocation.
 class ParsedObject {
  public:
@@ -146,7 +170,7 @@ class ParsedObject {
 
   // nullopt: the field has the wrong type. An absent field gives an empty string.
   [[nodiscard]] std::optional<std::string_view> string_field(std::string_view key) const {
-    const json::value* field = object_->if_contains(key);
+    const json::value* field = this->field(key);
     if (field == nullptr) {
       return std::string_view{};
     }
@@ -156,8 +180,17 @@ class ParsedObject {
     return std::string_view(field->get_string());
   }
 
+  // As Go's encoding/json fills a struct field: from every key equal to its name under Unicode
+  // case folding, the last one winning, so {"Subject":..} and {"SUBJECT":..} work as they do with
+  // the original.
   [[nodiscard]] const json::value* field(std::string_view key) const {
-    return object_->if_contains(key);
+    const json::value* found = nullptr;
+    for (const auto& member : *object_) {
+      if (folds_to(member.key(), key)) {
+        found = &member.value();
+      }
+    }
+    return found;
   }
 
  private:

@@ -67,6 +67,18 @@ TEST_F(Api, PublishThenFetchIsByteExact) {
   EXPECT_EQ(fetch("a.b", id).body, R"({"data":[],"id":")" + id + R"(","subject":"a.b"})" + "\n");
 }
 
+TEST_F(Api, KeysInAnyCaseAreReadAsTheOriginalReadsThem) {
+  const auto subscribed = client.post("/api/subscribe", R"({"Subject":"a.b","GROUP":"g"})");
+  EXPECT_EQ(subscribed.status, 200U);
+  EXPECT_EQ(subscribed.body,
+            R"({"group":"g","id":")" + id_of(subscribed) + R"(","subject":"a.b"})" + "\n");
+  EXPECT_EQ(client.post("/api/publish", R"({"SUBJECT":"a.b","Data":"x"})").status, 200U);
+  const auto fetched =
+      client.post("/api/fetch", R"({"Subject":"a.b","ID":")" + id_of(subscribed) + R"(","MAX":1})");
+  EXPECT_EQ(fetched.body,
+            R"({"data":["x"],"id":")" + id_of(subscribed) + R"(","subject":"a.b"})" + "\n");
+}
+
 TEST_F(Api, EverySubscriberGetsEveryMessageInOrder) {
   const std::string first = subscribe("s");
   const std::string second = subscribe("s");

@@ -164,5 +164,26 @@ TEST(JsonDecoding, GroupMustBeAString) {
   EXPECT_EQ(decode_subscribe(R"({"subject":"a","group":""})")->group, "");
 }
 
+TEST(JsonDecoding, MatchesKeysToFieldsUnderCaseFoldingLikeGo) {
+  const auto any_case = decode_fetch(R"({"SUBJECT":"a","Id":"i","mAx":2,"Wait_MS":5})");
+  ASSERT_TRUE(any_case);
+  EXPECT_EQ(any_case->subject, "a");
+  EXPECT_EQ(any_case->id, "i");
+  EXPECT_EQ(any_case->max, 2U);
+  EXPECT_EQ(any_case->wait_ms, 5U);
+  // U+017F (long s) folds to s and U+212A (Kelvin sign) to k, as in Go; other letters do not.
+  const auto folded = decode_subscribe("{\"\xC5\xBFubject\":\"a\"}");
+  ASSERT_TRUE(folded);
+  EXPECT_EQ(folded->subject, "a");
+  EXPECT_EQ(decode_subscribe(R"({"subjects":"a"})")->subject, "");
+  EXPECT_EQ(decode_subscribe(R"({"subjec":"a"})")->subject, "");
+  EXPECT_EQ(decode_subscribe("{\"subj\xC3\xA9\" \"ct\":\"a\"}")->subject, "");
+  // Every key that matches sets the field, so the last one wins.
+  EXPECT_EQ(decode_subscribe(R"({"subject":"a","Subject":"b"})")->subject, "b");
+  EXPECT_EQ(decode_subscribe(R"({"Subject":"b","subject":"a"})")->subject, "a");
+  // A key in another case is still type-checked.
+  EXPECT_FALSE(decode_subscribe(R"({"SUBJECT":1})"));
+}
+
 }  // namespace
 }  // namespace gophermq::http
