@@ -27,8 +27,8 @@ class Client {
   virtual ~Client() = default;
 
   // Completes when the connection is gone (reset or broken); a client that only closed its sending
-  // side is still there to read. Cancel it (for example with
-  // awaitable operator ||) to stop watching.
+  // side is still there to read. Cancel it (for example with awaitable operator ||) to stop
+  // watching.
   virtual boost::asio::awaitable<void> hangup() = 0;
 };
 
