@@ -287,15 +287,16 @@ async def publish_and_leave(soak, port):
     data = soak.payload()
     soak.maybe.add(data)
     body = json.dumps({"subject": subject, "data": data}).encode()
-    connection.writer.write(f"POST /api/publish HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n"
-                            .encode() + body)
+    connection.writer.write(f"POST /api/publish HTTP/1.1\r\nHost: soak\r\n"
+                            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     await connection.writer.drain()
     connection.close()
 
 
 async def half_request(soak, port):
     connection = await Connection.open(port)
-    connection.writer.write(b"POST /api/publish HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"subj")
+    connection.writer.write(
+        b"POST /api/publish HTTP/1.1\r\nHost: soak\r\nContent-Length: 100\r\n\r\n{\"subj")
     await connection.writer.drain()
     connection.close()
 
@@ -312,7 +313,8 @@ async def garbage(soak, port):
 
 async def oversized(soak, port):
     connection = await Connection.open(port)
-    connection.writer.write(b"POST /api/publish HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n")
+    connection.writer.write(
+        b"POST /api/publish HTTP/1.1\r\nHost: soak\r\nContent-Length: 10000000\r\n\r\n")
     status, _ = await connection.response()
     assert status in (413, 503), status
     connection.close()
@@ -336,7 +338,7 @@ async def bad_json(soak, port):
 async def slowloris(soak, port):
     """Holds a half-sent head until the header timeout cuts it off."""
     connection = await Connection.open(port)
-    connection.writer.write(b"GET /ready HTTP/1.1\r\n")
+    connection.writer.write(b"GET /ready HTTP/1.1\r\nHost: soak\r\n")
     for _ in range(30):
         await asyncio.sleep(0.1)
         connection.writer.write(b"X-Slow: 1\r\n")
@@ -362,8 +364,8 @@ async def long_poll_and_hang_up(soak, port):
 async def wait_and_hang_up(port, sid):
     connection = await Connection.open(port)
     body = json.dumps({"subject": "churn.*", "id": sid, "wait_ms": 5000}).encode()
-    connection.writer.write(f"POST /api/fetch HTTP/1.1\r\nContent-Length: {len(body)}\r\n\r\n"
-                            .encode() + body)
+    connection.writer.write(f"POST /api/fetch HTTP/1.1\r\nHost: soak\r\n"
+                            f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     await connection.writer.drain()
     await asyncio.sleep(random.random() * 0.3)
     connection.close()

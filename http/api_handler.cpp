@@ -24,8 +24,6 @@ namespace {
 
 constexpr std::string_view kInvalidBody = "request's body is invalid";
 constexpr std::string_view kInvalidSubject = "invalid subject";
-// nginx's code for a request whose client left before the answer; only metrics ever see it.
-constexpr auto kClientClosedRequest = static_cast<status>(499);
 constexpr std::size_t kDefaultStatsRows = 100;
 constexpr std::size_t kMaxStatsRows = 1000;
 
@@ -248,7 +246,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     // Racing the client's hangup ends a wait nobody will read, and leaves its messages queued.
     auto outcome = co_await (service_.fetch(body->subject, body->id, max, wait) || client.hangup());
     if (outcome.index() == 1) {
-      co_return error_response(kClientClosedRequest, "client closed request");
+      co_return Response{kClientGone, 11};
     }
     result = std::move(std::get<0>(outcome));
   }

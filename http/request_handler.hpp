@@ -16,14 +16,19 @@ inline std::string_view path_of(std::string_view target) {
   return target.substr(0, target.find('?'));
 }
 
+// The status of a request whose client hung up before its answer (nginx's 499, no HTTP status):
+// the handler records it in the metrics, the server closes the connection without writing it.
+inline constexpr auto kClientGone = static_cast<boost::beast::http::status>(499);
+
 // The far end of a connection, for a handler that waits long and should stop when nobody is left
 // to answer.
 class Client {
  public:
   virtual ~Client() = default;
 
-  // Completes when the client has closed its side of the connection. Cancel it (for example with
-  // awaitable operator ||) to stop watching.
+  // Completes when the connection is gone (reset or broken); a client that only closed its sending
+  // side is still there to read. Cancel it (for example with awaitable operator ||) to stop
+  // watching.
   virtual boost::asio::awaitable<void> hangup() = 0;
 };
 

@@ -24,6 +24,8 @@
 #include <tuple>
 #include <utility>
 
+#include "http/framing.hpp"
+
 namespace gophermq::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -43,53 +45,29 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 constexpr std::size_t kMaxLingeringRefusals = 256;
 constexpr std::chrono::seconds kRefusalWriteTimeout{1};
 
-struct Refusal {
-  bhttp::status status;
-  std::string_view message;
-  std::optional<metrics::Limit> limit;
-};
-
-// Read errors that deserve an answer before the connection closes; for the rest (the peer went
-// away, a timeout) there is nobody to answer.
-std::optional<Refusal> refusal_for(const beast::error_code& error) {
-  if (error == bhttp::error::body_limit) {
-    return Refusal{bhttp::status::payload_too_large, "request body too large",
-                   metrics::Limit::max_body_bytes};
-  }
-  if (error == bhttp::error::header_limit) {
-    return Refusal{bhttp::status::request_header_fields_too_large,
-                   "request header fields too large", metrics::Limit::max_header_bytes};
-  }
-  if (error == bhttp::error::end_of_stream || error == bhttp::error::partial_message) {
-    return std::nullopt;
-  }
-  if (error.category() == bhttp::make_error_code(bhttp::error::bad_method).category()) {
-    return Refusal{bhttp::status::bad_request, "malformed HTTP request", std::nullopt};
-  }
-  return std::nullopt;
-}
-
 // Bytes already waiting in the kernel are a request that began before the shutdown did.
 bool has_pending_input(beast::tcp_stream& stream) {
   beast::error_code error;
   return stream.socket().available(error) > 0;
 }
 
-// Readable with nothing to read means the peer sent FIN (or the connection broke).
-bool peer_closed(tcp::socket& socket) {
+// Readable and failing to read means the connection is gone (a reset, or the peer unreachable);
+// reading nothing is a FIN, which is not a hang-up.
+bool connection_broken(tcp::socket& socket) {
   char byte = 0;
   const auto received = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  return received == 0 || (received < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  return received < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
 }
 
 // Parses what is already buffered. With keep-alive and small bodies the whole request is usually
 // there after one read, and parsing it here saves the two scheduler round trips of Beast's
 // asynchronous reads. Returns the parser's error; needing more input is not one.
-beast::error_code parse_buffered(bhttp::request_parser<bhttp::string_body>& parser,
-                                 beast::flat_buffer& buffer) {
+beast::error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buffer) {
   beast::error_code error;
   while (buffer.size() > 0 && !parser.is_done()) {
-    const std::size_t used = parser.put(buffer.data(), error);
+    const auto bytes = buffer.data();
+    const std::size_t used =
+        feed(parser, {static_cast<const char*>(bytes.data()), bytes.size()}, error);
     buffer.consume(used);
     if (error == bhttp::error::need_more) {
       return {};
@@ -99,6 +77,29 @@ beast::error_code parse_buffered(bhttp::request_parser<bhttp::string_body>& pars
     }
   }
   return error;
+}
+
+// Beast's async_read_header, but through feed(), which sees the head's raw bytes.
+asio::awaitable<beast::error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                             RequestParser& parser) {
+  while (!parser.is_header_done()) {
+    const std::size_t room = std::min(kFirstReadBytes, buffer.max_size() - buffer.size());
+    if (room == 0) {
+      co_return bhttp::error::header_limit;
+    }
+    auto [error, read] = co_await stream.async_read_some(buffer.prepare(room), kUseTuple);
+    if (error == asio::error::eof) {
+      co_return parser.got_some() ? bhttp::error::partial_message : bhttp::error::end_of_stream;
+    }
+    if (error) {
+      co_return error;
+    }
+    buffer.commit(read);
+    if (const auto parse_error = parse_buffered(parser, buffer)) {
+      co_return parse_error;
+    }
+  }
+  co_return beast::error_code{};
 }
 
 bool expects_continue(const Request& request) {
@@ -125,18 +126,6 @@ void write_head(const Response& response, std::string& out) {
   out.append("\r\n");
 }
 
-std::string too_many_connections() {
-  Response response{bhttp::status::service_unavailable, 11};
-  response.set(bhttp::field::content_type, "application/json; charset=UTF-8");
-  response.set(bhttp::field::retry_after, "1");
-  response.body() = "{\"message\":\"too many connections\"}\n";
-  response.keep_alive(false);
-  response.prepare_payload();
-  std::string text;
-  write_head(response, text);
-  return text + response.body();
-}
-
 }  // namespace
 
 struct Server::Connection final : Client {
@@ -144,11 +133,12 @@ struct Server::Connection final : Client {
 
   asio::awaitable<void> hangup() override {
     auto [error] = co_await stream.socket().async_wait(tcp::socket::wait_read, kUseTuple);
-    if (error || peer_closed(stream.socket())) {
+    if (error || connection_broken(stream.socket())) {
       co_return;
     }
-    // The client pipelined its next request: its close cannot be seen before that is read, so
-    // stop watching and wait to be cancelled.
+    // A FIN only says the client sends no more: a half-closed client still reads its answer. And
+    // after a pipelined request its close cannot be seen before that is read. Either way, stop
+    // watching and wait to be cancelled.
     asio::steady_timer never(stream.get_executor(), asio::steady_timer::time_point::max());
     co_await never.async_wait(kUseTuple);
   }
@@ -226,10 +216,19 @@ void Server::start_connection(tcp::socket socket, Worker& worker) {
 }
 
 // A connection over max-connections gets a 503 it can read, without its request being parsed.
+// The handler records it like any answer; with no request read, its route is `unmatched`.
 asio::awaitable<void> Server::refuse(beast::tcp_stream stream) {
-  static const std::string kRefusal = too_many_connections();
+  Response response =
+      handler_.reject(Request{}, bhttp::status::service_unavailable, "too many connections");
+  response.set(bhttp::field::retry_after, "1");
+  response.keep_alive(false);
+  response.prepare_payload();
+  std::string head;
+  write_head(response, head);
+  const std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
+                                                  asio::buffer(response.body())};
   stream.expires_after(kRefusalWriteTimeout);
-  auto [error, written] = co_await asio::async_write(stream, asio::buffer(kRefusal), kUseTuple);
+  auto [error, written] = co_await asio::async_write(stream, buffers, kUseTuple);
   if (!error) {
     co_await close_after_refusal(stream);
   }
@@ -292,7 +291,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
       buffer.commit(read);
     }
 
-    bhttp::request_parser<bhttp::string_body> parser;
+    RequestParser parser;
     parser.body_limit(limits_.max_body_bytes);
     parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
     parser.eager(true);
@@ -301,8 +300,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     if (!error && !parser.is_header_done()) {
       const bool head_timeout_first = limits_.header_timeout < limits_.read_timeout;
       stream.expires_at(request_started + std::min(limits_.header_timeout, limits_.read_timeout));
-      std::tie(error, std::ignore) =
-          co_await bhttp::async_read_header(stream, buffer, parser, kUseTuple);
+      error = co_await read_head(stream, buffer, parser);
       count_timeout(error, head_timeout_first ? metrics::Limit::header_timeout
                                               : metrics::Limit::read_timeout);
     }
@@ -317,7 +315,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
       count_timeout(error, metrics::Limit::read_timeout);
     }
     if (error) {
-      if (const auto refusal = refusal_for(error)) {
+      if (const auto refusal = refusal_for(error, parser.get())) {
         if (refusal->limit) {
           limit_metrics_.hit(*refusal->limit);
         }
@@ -336,6 +334,9 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     } catch (const std::exception&) {
       response.emplace(
           handler_.reject(request, bhttp::status::internal_server_error, "internal server error"));
+    }
+    if (response->result() == kClientGone) {
+      co_return;
     }
     // Read after the handler: a long poll may have been ended by the shutdown.
     const bool keep_alive = request.keep_alive() && !stopping_;

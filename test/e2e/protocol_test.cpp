@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
@@ -156,6 +158,62 @@ TEST_F(Protocol, HeadOnReadyHasNoBody) {
   EXPECT_EQ(client.get("/ready").status, 204U);
 }
 
+std::string request_rate(std::string_view method, unsigned code, int count) {
+  return "gophermq_client_request_rate{code=\"" + std::to_string(code) + "\",method=\"" +
+         std::string(method) + "\"} " + std::to_string(count) + "\n";
+}
+
+std::string limit_hits(std::string_view key, int count) {
+  return "gophermq_limit_hits_total{limit=\"" + std::string(key) + "\"} " + std::to_string(count) +
+         "\n";
+}
+
+std::string fetch_request(std::string_view id, std::string_view fields = "") {
+  return post_request("/api/fetch", R"({"subject":"s","id":")" + std::string(id) + "\"" +
+                                        std::string(fields) + "}");
+}
+
+TEST_F(Protocol, HalfClosedClientGetsItsLongPollAnswered) {
+  HttpClient client(broker.api_port());
+  const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+  HttpClient waiting(broker.api_port());
+  waiting.send_raw(fetch_request(id, R"(,"wait_ms":20000)"));
+  waiting.shutdown_send();  // a FIN: "I send no more", not "I am gone"
+  poll_until_contains(client, "/api/stats", "\"waiting_fetches\":1}");
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"late"})").status, 200U);
+  const auto response = waiting.read_response();
+  EXPECT_EQ(response.status, 200U);
+  EXPECT_EQ(response.body, R"({"data":["late"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  EXPECT_TRUE(waiting.closed_cleanly());
+}
+
+TEST_F(Protocol, ClientThatHangsUpDuringALongPollIsCountedAndNothingIsLost) {
+  HttpClient client(broker.api_port());
+  const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+  HttpClient reset(broker.api_port());
+  reset.send_raw(fetch_request(id, R"(,"wait_ms":20000)"));
+  poll_until_contains(client, "/api/stats", "\"waiting_fetches\":1}");
+  reset.abort();
+  HttpClient metrics(broker.metrics_port());
+  const std::string counted =
+      poll_until_contains(metrics, "/metrics", request_rate("/api/fetch", 499, 1));
+  EXPECT_NE(counted.find(request_rate("/api/fetch", 499, 1)), std::string::npos) << counted;
+  EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"kept"})").status, 200U);
+  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
+            R"({"data":["kept"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+
+  // A client that closes normally is only seen to have stopped sending: its poll runs to the end
+  // and is answered into the void.
+  {
+    HttpClient closed(broker.api_port());
+    closed.send_raw(fetch_request(id, R"(,"wait_ms":100)"));
+  }
+  const std::string answered =
+      poll_until_contains(metrics, "/metrics", request_rate("/api/fetch", 200, 2));
+  EXPECT_NE(answered.find(request_rate("/api/fetch", 200, 2)), std::string::npos) << answered;
+  EXPECT_EQ(client.get("/ready").status, 204U);
+}
+
 TEST(ProtocolTimeouts, IdleConnectionIsClosedAfterTheIdleTimeout) {
   BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=200ms"}));
   HttpClient client(broker.api_port());
@@ -166,6 +224,51 @@ TEST(ProtocolTimeouts, IdleConnectionIsClosedAfterTheIdleTimeout) {
   // The timer starts once the answer is written, a little before the client has read it.
   EXPECT_GE(idle, std::chrono::milliseconds(150));
   EXPECT_LT(idle, std::chrono::milliseconds(200) + std::chrono::seconds(1));
+}
+
+TEST(ProtocolTimeouts, ClientThatPipelinesAndNeverReadsIsCutOffAtTheWriteTimeout) {
+  BrokerProcess broker(isolated_arguments({"--broker.write-timeout=1s"}));
+  HttpClient client(broker.api_port());
+  constexpr int kAnswers = 12;  // of ~900 KB each: far more than both sockets' buffers hold
+  std::vector<std::string> ids;
+  for (int i = 0; i < kAnswers; ++i) {
+    ids.push_back(id_of(client.post("/api/subscribe", R"({"subject":"s"})")));
+  }
+  ASSERT_EQ(
+      client.post("/api/publish", R"({"subject":"s","data":")" + std::string(900'000, 'x') + "\"}")
+          .status,
+      200U);
+  HttpClient greedy(broker.api_port());
+  greedy.set_receive_buffer(4096);
+  std::string pipelined;
+  for (const auto& id : ids) {
+    pipelined += fetch_request(id);
+  }
+  const auto sent = std::chrono::steady_clock::now();
+  greedy.send_raw(pipelined);
+  HttpClient metrics(broker.metrics_port());
+  const std::string text = poll_until_contains(metrics, "/metrics", limit_hits("write-timeout", 1),
+                                               std::chrono::seconds(30));
+  const auto elapsed = std::chrono::steady_clock::now() - sent;
+  EXPECT_NE(text.find(limit_hits("write-timeout", 1)), std::string::npos) << text;
+  EXPECT_NE(text.find(limit_hits("header-timeout", 0)), std::string::npos) << text;
+  EXPECT_GE(elapsed, std::chrono::seconds(1));
+  EXPECT_LT(elapsed, std::chrono::seconds(2));
+  greedy.abort();  // draining what the server's kernel still holds at 4 KB a round trip is slow
+}
+
+TEST(ProtocolLimits, TooManyConnectionsAnswersAreCountedAsRequests) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-connections=1"}));
+  HttpClient admitted(broker.api_port());
+  ASSERT_EQ(admitted.get("/ready").status, 204U);
+  for (int i = 0; i < 2; ++i) {
+    HttpClient refused(broker.api_port());
+    EXPECT_EQ(refused.get("/ready").status, 503U);
+  }
+  HttpClient metrics(broker.metrics_port());
+  const std::string text =
+      poll_until_contains(metrics, "/metrics", request_rate("unmatched", 503, 2));
+  EXPECT_NE(text.find(request_rate("unmatched", 503, 2)), std::string::npos) << text;
 }
 
 }  // namespace

@@ -72,6 +72,19 @@ bool HttpClient::wait_until_closed() {
   return error == asio::error::eof || error == asio::error::connection_reset;
 }
 
+void HttpClient::shutdown_send() {
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send);
+}
+
+void HttpClient::abort() {
+  socket_.set_option(asio::socket_base::linger(true, 0));
+  socket_.close();
+}
+
+void HttpClient::set_receive_buffer(int bytes) {
+  socket_.set_option(asio::socket_base::receive_buffer_size(bytes));
+}
+
 std::string post_request(std::string_view target, std::string_view body,
                          std::string_view extra_headers) {
   std::string request = "POST " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n";

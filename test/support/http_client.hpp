@@ -44,6 +44,13 @@ class HttpClient {
   // sends; false for any other error.
   bool wait_until_closed();
 
+  // Sends FIN: the client sends no more but can still read.
+  void shutdown_send();
+  // Ends the connection with a reset (SO_LINGER 0), as a client that crashed or gave up does.
+  void abort();
+  // A small kernel receive buffer, so a client that stops reading makes the server block writing.
+  void set_receive_buffer(int bytes);
+
  private:
   boost::asio::io_context context_;
   boost::asio::ip::tcp::socket socket_;
