@@ -32,7 +32,7 @@ TEST(Limits, EveryLimitIsExportedFromTheStart) {
   for (const char* key :
        {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
         "max-subject-length", "max-pending", "async-queue-size", "async-queue-bytes",
-        "idle-timeout", "header-timeout", "read-timeout", "write-timeout"}) {
+        "idle-timeout", "header-timeout", "read-timeout", "write-timeout", "max-receiving-bytes"}) {
     EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
   }
 }
