@@ -35,10 +35,11 @@ constexpr double kOverheadBytes = 8.0 * static_cast<double>(kMiB);
 // How far above its baseline RSS may stay once the clients are gone.
 constexpr double kAfterAllowanceBytes = 2.0 * static_cast<double>(kMiB);
 
-std::vector<std::string> flood_arguments(std::size_t max_body_bytes) {
+std::vector<std::string> flood_arguments(std::size_t max_body_bytes,
+                                         std::string_view read_timeout) {
   return isolated_arguments({"--broker.max-receiving-bytes=" + std::to_string(kBudget),
                              "--broker.max-body-bytes=" + std::to_string(max_body_bytes),
-                             "--broker.read-timeout=60s", "--threads=2"});
+                             "--broker.read-timeout=" + std::string(read_timeout), "--threads=2"});
 }
 
 std::string hits(int count) {
@@ -110,7 +111,7 @@ void expect_busy(const HttpResponse& response) {
 }
 
 TEST(MemoryLimits, StalledUploadsOverTheReceiveBudgetAre503AndTheirMemoryIsReturned) {
-  BrokerProcess broker(flood_arguments(kBody));
+  BrokerProcess broker(flood_arguments(kBody, "60s"));
   // A large body freed moves glibc's mmap threshold above it, so from now on bodies of this size
   // live in the allocator's arenas, as on a broker that has served traffic: nothing gives their
   // memory back to the system but the broker itself.
@@ -197,7 +198,8 @@ TEST(MemoryLimits, StalledUploadsOverTheReceiveBudgetAre503AndTheirMemoryIsRetur
 }
 
 TEST(MemoryLimits, AChunkedBodyIsCountedAsItGrows) {
-  BrokerProcess broker(flood_arguments(16 * kMiB));
+  // A body the budget failed to stop would hang in the server until the read-timeout.
+  BrokerProcess broker(flood_arguments(16 * kMiB, "5s"));
   HttpClient client(broker.api_port());
   client.send_raw(
       "POST /api/publish HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
