@@ -64,7 +64,11 @@ void release_free_memory() {
 class Reservation {
  public:
   explicit Reservation(ReceiveBudget& budget) : budget_(budget) {}
-  ~Reservation() { budget_.give_back(bytes_); }
+  ~Reservation() {
+    if (bytes_ > 0) {
+      budget_.give_back(bytes_);
+    }
+  }
   Reservation(const Reservation&) = delete;
   Reservation& operator=(const Reservation&) = delete;
 
@@ -83,6 +87,26 @@ class Reservation {
  private:
   ReceiveBudget& budget_;
   std::size_t bytes_ = 0;
+};
+
+// Marks a request read in full and not yet answered, however its answer ends. Each worker counts
+// its own, so the hot path touches no counter shared between threads.
+class InFlight {
+ public:
+  InFlight(bool& flag, std::atomic<std::size_t>& count) : flag_(flag), count_(count) {
+    flag_ = true;
+    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  ~InFlight() {
+    flag_ = false;
+    count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  bool& flag_;
+  std::atomic<std::size_t>& count_;
 };
 
 // What a body still to be read needs reserved before the next read: the whole declared
@@ -270,7 +294,8 @@ Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor>
       receive_budget_(receive_budget),
       all_closed_(control_) {
   for (auto& executor : workers) {
-    workers_.push_back(std::make_unique<Worker>(Worker{std::move(executor), {}}));
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->executor = std::move(executor);
   }
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -452,20 +477,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     }
 
     Request request = parser.release();
-    struct InFlight {
-      Connection& connection;
-      std::atomic<std::size_t>& count;
-      InFlight(Connection& c, std::atomic<std::size_t>& n) : connection(c), count(n) {
-        connection.in_flight = true;
-        ++count;
-      }
-      ~InFlight() {
-        connection.in_flight = false;
-        --count;
-      }
-      InFlight(const InFlight&) = delete;
-      InFlight& operator=(const InFlight&) = delete;
-    } in_flight(connection, requests_in_flight_);
+    const InFlight in_flight(connection.in_flight, worker.requests_in_flight);
     std::optional<Response> response;
     try {
       response.emplace(co_await handler_.handle(request, connection));
@@ -537,6 +549,14 @@ void Server::close_connections(Worker& worker, bool waiting_only) {
       connection->stream.cancel();
     }
   }
+}
+
+std::size_t Server::requests_in_flight() const {
+  std::size_t requests = 0;
+  for (const auto& worker : workers_) {
+    requests += worker->requests_in_flight.load(std::memory_order_relaxed);
+  }
+  return requests;
 }
 
 void Server::connection_closed() {

@@ -66,13 +66,14 @@ class Server {
   boost::asio::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);
 
   // Requests read in full and not yet answered, on any thread.
-  [[nodiscard]] std::size_t requests_in_flight() const { return requests_in_flight_.load(); }
+  [[nodiscard]] std::size_t requests_in_flight() const;
 
  private:
   struct Connection;
   struct Worker {
     boost::asio::any_io_executor executor;
-    std::unordered_set<Connection*> connections;  // touched only on `executor`
+    std::unordered_set<Connection*> connections;     // touched only on `executor`
+    std::atomic<std::size_t> requests_in_flight{0};  // written only on `executor`
   };
 
   boost::asio::awaitable<void> accept_loop();
@@ -101,7 +102,6 @@ class Server {
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};
   std::atomic<std::size_t> refusing_{0};
-  std::atomic<std::size_t> requests_in_flight_{0};
   std::atomic<bool> connection_burst_{false};  // many were open since memory was last released
   boost::asio::steady_timer all_closed_;
 };
