@@ -27,8 +27,8 @@ class ReceiveBudget {
 
   // Takes `bytes` if they fit; false leaves the budget as it was.
   [[nodiscard]] bool try_take(std::size_t bytes);
-  // Once a burst that used much of the budget is over, gives the freed memory back to the
-  // system.
+  // Returns `bytes` taken before. Once a burst that used much of the budget is over, also gives
+  // the memory it freed back to the system.
   void give_back(std::size_t bytes);
 
  private:
