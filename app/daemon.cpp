@@ -10,6 +10,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -122,14 +124,17 @@ int run_daemon(const config::Config& config) {
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait);
   http::MetricsEndpoint metrics(service, registry, started);
+  // Both listeners draw on one budget: it bounds the memory of the process.
+  http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);
   std::optional<http::Server> api_server;
   std::optional<http::Server> metrics_server;
   try {
     api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
-                       config.server, limit_metrics);
+                       config.server, limit_metrics, receive_budget);
     if (config.monitoring_enable) {
       metrics_server.emplace(control.get_executor(), workers.executors(),
-                             endpoint_of(config.monitoring), metrics, config.server, limit_metrics);
+                             endpoint_of(config.monitoring), metrics, config.server, limit_metrics,
+                             receive_budget);
     }
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");
@@ -150,6 +155,21 @@ int run_daemon(const config::Config& config) {
     // After the servers: the long polls it ends are answered with Connection: close.
     service.stop_waiting();
     log(LogLevel::info, "msg=\"shutting down\" signal=" + std::to_string(signal));
+    // A second signal means the operator will not wait for the drain. The exit status says
+    // whether that abandoned work: requests read and not answered, or async publishes accepted
+    // and not yet in the broker.
+    signals.async_wait([&](const boost::system::error_code& again_error, int again) {
+      if (again_error) {
+        return;
+      }
+      const std::size_t requests = api_server->requests_in_flight();
+      const std::uint64_t async_publishes = service.async_queue_depth();
+      log(LogLevel::warn, "msg=\"forced shutdown\" signal=" + std::to_string(again) +
+                              " requests_in_flight=" + std::to_string(requests) +
+                              " async_publishes=" + std::to_string(async_publishes));
+      std::fflush(stderr);
+      std::_Exit(requests > 0 || async_publishes > 0 ? 1 : 0);
+    });
     asio::co_spawn(
         control,
         [&]() -> asio::awaitable<void> {
@@ -161,6 +181,7 @@ int run_daemon(const config::Config& config) {
           }
         },
         [&](const std::exception_ptr&) {
+          signals.cancel();
           workers.finish();
           core.finish();
         });

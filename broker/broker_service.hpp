@@ -87,6 +87,8 @@ class BrokerService {
   boost::asio::awaitable<void> shutdown();
 
   [[nodiscard]] const Limits& limits() const noexcept { return limits_; }
+  // Async publishes accepted and not yet in the broker, on any thread.
+  [[nodiscard]] std::uint64_t async_queue_depth() const noexcept { return async_depth_.load(); }
 
  private:
   struct AsyncItem {

@@ -1,5 +1,6 @@
 #include "http/server.hpp"
 
+#include <malloc.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -44,6 +45,106 @@ constexpr std::chrono::milliseconds kAcceptRetryDelay{100};
 // connection flood costs the server no more than this many coroutines on top of max-connections.
 constexpr std::size_t kMaxLingeringRefusals = 256;
 constexpr std::chrono::seconds kRefusalWriteTimeout{1};
+// Beast reads at most this much per read, so a chunked body grows by at most this (plus what is
+// already buffered) between two checks of its reservation.
+constexpr std::size_t kMaxReadBytes = 64 * 1024;
+// A burst is receiving at least this much at once (or half the budget, if that is less); when it
+// has ebbed to a quarter of it, the allocator's freed memory goes back to the system.
+constexpr std::size_t kBurstBytes = 4 * 1024 * 1024;
+// Likewise for connections: each leaves freed buffers behind in the allocator's arenas.
+constexpr std::size_t kBurstConnections = 256;
+
+// glibc keeps freed memory in its arenas, where fragmentation keeps it from going back to the
+// system by itself, so RSS would stay at a burst's peak.
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+// Bytes of the receive budget held by one request, given back however the request ends.
+class Reservation {
+ public:
+  explicit Reservation(ReceiveBudget& budget) : budget_(budget) {}
+  ~Reservation() {
+    if (bytes_ > 0) {
+      budget_.give_back(bytes_);
+    }
+  }
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+
+  // Grows the reservation to `bytes`; false, holding what it held, when the budget has no room.
+  bool grow_to(std::size_t bytes) {
+    if (bytes <= bytes_) {
+      return true;
+    }
+    if (!budget_.try_take(bytes - bytes_)) {
+      return false;
+    }
+    bytes_ = bytes;
+    return true;
+  }
+
+ private:
+  ReceiveBudget& budget_;
+  std::size_t bytes_ = 0;
+};
+
+// Marks a request read in full and not yet answered, however its answer ends. Each worker counts
+// its own, so the hot path touches no counter shared between threads.
+class InFlight {
+ public:
+  InFlight(bool& flag, std::atomic<std::size_t>& count) : flag_(flag), count_(count) {
+    flag_ = true;
+    count_.store(count_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  ~InFlight() {
+    flag_ = false;
+    count_.store(count_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  bool& flag_;
+  std::atomic<std::size_t>& count_;
+};
+
+// What a body still to be read needs reserved before the next read: the whole declared
+// Content-Length at once, or for a chunked body what it holds plus what one read can add.
+std::size_t reservation_for(const bhttp::request_parser<bhttp::string_body>& parser,
+                            const beast::flat_buffer& buffer) {
+  if (const auto length = parser.content_length()) {
+    return static_cast<std::size_t>(*length);
+  }
+  return parser.get().body().size() + buffer.size() + kMaxReadBytes;
+}
+
+struct BodyRead {
+  beast::error_code error;
+  bool over_budget = false;
+};
+
+// Reads the rest of the body, keeping a chunked body's reservation ahead of it.
+asio::awaitable<BodyRead> read_body(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+                                    bhttp::request_parser<bhttp::string_body>& parser,
+                                    Reservation& reservation) {
+  if (!parser.chunked()) {
+    auto [error, read] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
+    co_return BodyRead{error};
+  }
+  while (!parser.is_done()) {
+    if (!reservation.grow_to(reservation_for(parser, buffer))) {
+      co_return BodyRead{{}, true};
+    }
+    auto [error, read] = co_await bhttp::async_read_some(stream, buffer, parser, kUseTuple);
+    if (error) {
+      co_return BodyRead{error};
+    }
+  }
+  co_return BodyRead{};
+}
 
 // Bytes already waiting in the kernel are a request that began before the shutdown did.
 bool has_pending_input(beast::tcp_stream& stream) {
@@ -128,6 +229,29 @@ void write_head(const Response& response, std::string& out) {
 
 }  // namespace
 
+ReceiveBudget::ReceiveBudget(std::size_t limit)
+    : limit_(limit), burst_bytes_(std::min(limit / 2, kBurstBytes)) {}
+
+bool ReceiveBudget::try_take(std::size_t bytes) {
+  std::size_t used = used_.load();
+  do {
+    if (bytes > limit_ - used) {
+      return false;
+    }
+  } while (!used_.compare_exchange_weak(used, used + bytes));
+  if (used + bytes >= burst_bytes_) {
+    burst_.store(true);
+  }
+  return true;
+}
+
+void ReceiveBudget::give_back(std::size_t bytes) {
+  const std::size_t used = used_.fetch_sub(bytes) - bytes;
+  if (used <= burst_bytes_ / 4 && burst_.exchange(false)) {
+    release_free_memory();
+  }
+}
+
 struct Server::Connection final : Client {
   explicit Connection(beast::tcp_stream& connection_stream) : stream(connection_stream) {}
 
@@ -146,19 +270,22 @@ struct Server::Connection final : Client {
   beast::tcp_stream& stream;
   std::string head;  // every response's head, reusing one allocation
   bool idle = false;
+  bool in_flight = false;  // read in full, not yet answered
 };
 
 Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor> workers,
                const tcp::endpoint& endpoint, RequestHandler& handler, ServerLimits limits,
-               metrics::LimitMetrics& limit_metrics)
+               metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget)
     : control_(std::move(control)),
       acceptor_(control_),
       handler_(handler),
       limits_(limits),
       limit_metrics_(limit_metrics),
+      receive_budget_(receive_budget),
       all_closed_(control_) {
   for (auto& executor : workers) {
-    workers_.push_back(std::make_unique<Worker>(Worker{std::move(executor), {}}));
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->executor = std::move(executor);
   }
   acceptor_.open(endpoint.protocol());
   acceptor_.set_option(asio::socket_base::reuse_address(true));
@@ -210,7 +337,9 @@ void Server::start_connection(tcp::socket socket, Worker& worker) {
   }
   beast::error_code ignored;
   socket.set_option(tcp::no_delay(true), ignored);
-  ++open_connections_;
+  if (++open_connections_ >= kBurstConnections) {
+    connection_burst_ = true;
+  }
   asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
                  asio::detached);
 }
@@ -279,6 +408,10 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
       if (stopping_ && !has_pending_input(stream)) {
         co_return;
       }
+      // An idle connection keeps no more than one first read's worth after a large request.
+      if (buffer.capacity() > kFirstReadBytes) {
+        buffer.shrink_to_fit();
+      }
       connection.idle = true;
       stream.expires_after(limits_.idle_timeout);
       auto [error, read] =
@@ -297,12 +430,21 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     parser.eager(true);
     const auto request_started = std::chrono::steady_clock::now();
     beast::error_code error = parse_buffered(parser, buffer);
+    // During shutdown a request is waited for only while its bytes are already here.
+    if (!error && !parser.is_done() && stopping_ && !has_pending_input(stream)) {
+      co_return;
+    }
     if (!error && !parser.is_header_done()) {
       const bool head_timeout_first = limits_.header_timeout < limits_.read_timeout;
       stream.expires_at(request_started + std::min(limits_.header_timeout, limits_.read_timeout));
       error = co_await read_head(stream, buffer, parser);
       count_timeout(error, head_timeout_first ? metrics::Limit::header_timeout
                                               : metrics::Limit::read_timeout);
+    }
+    Reservation reservation(receive_budget_);
+    if (!error && !parser.is_done() && !reservation.grow_to(reservation_for(parser, buffer))) {
+      co_await refuse_busy(connection, parser.get());
+      co_return;
     }
     if (!error && !parser.is_done() && expects_continue(parser.get())) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -311,7 +453,12 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     }
     if (!error && !parser.is_done()) {
       stream.expires_at(request_started + limits_.read_timeout);
-      std::tie(error, std::ignore) = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
+      const BodyRead body = co_await read_body(stream, buffer, parser, reservation);
+      if (body.over_budget) {
+        co_await refuse_busy(connection, parser.get());
+        co_return;
+      }
+      error = body.error;
       count_timeout(error, metrics::Limit::read_timeout);
     }
     if (error) {
@@ -328,6 +475,7 @@ asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
     }
 
     Request request = parser.release();
+    const InFlight in_flight(connection.in_flight, worker.requests_in_flight);
     std::optional<Response> response;
     try {
       response.emplace(co_await handler_.handle(request, connection));
@@ -366,6 +514,16 @@ asio::awaitable<bool> Server::answer(Connection& connection, Response response, 
   co_return !error;
 }
 
+// Receiving this body would take the process over max-receiving-bytes.
+asio::awaitable<void> Server::refuse_busy(Connection& connection, const Request& request) {
+  limit_metrics_.hit(metrics::Limit::max_receiving_bytes);
+  Response response = handler_.reject(request, bhttp::status::service_unavailable, "server busy");
+  response.set(bhttp::field::retry_after, "1");
+  if (co_await answer(connection, std::move(response), false, false)) {
+    co_await close_after_refusal(connection.stream);
+  }
+}
+
 void Server::count_timeout(const beast::error_code& error, metrics::Limit limit) {
   if (error == beast::error::timeout) {
     limit_metrics_.hit(limit);
@@ -385,17 +543,30 @@ asio::awaitable<void> Server::close_after_refusal(beast::tcp_stream& stream) {
   }
 }
 
-void Server::close_connections(Worker& worker, bool idle_only) {
+void Server::close_connections(Worker& worker, bool waiting_only) {
   for (Connection* connection : worker.connections) {
-    if (!idle_only || (connection->idle && !has_pending_input(connection->stream))) {
+    const bool request_waiting = connection->idle && has_pending_input(connection->stream);
+    if (!waiting_only || (!connection->in_flight && !request_waiting)) {
       connection->stream.cancel();
     }
   }
 }
 
+std::size_t Server::requests_in_flight() const {
+  std::size_t requests = 0;
+  for (const auto& worker : workers_) {
+    requests += worker->requests_in_flight.load(std::memory_order_relaxed);
+  }
+  return requests;
+}
+
 void Server::connection_closed() {
-  if (open_connections_.fetch_sub(1) == 1 && stopping_) {
+  const std::size_t open = open_connections_.fetch_sub(1) - 1;
+  if (open == 0 && stopping_) {
     asio::post(control_, [this] { all_closed_.cancel(); });
+  }
+  if (open <= kBurstConnections / 4 && connection_burst_.exchange(false)) {
+    release_free_memory();
   }
 }
 
@@ -405,19 +576,20 @@ void Server::stop_accepting() {
   accept_backlog();
   beast::error_code ignored;
   acceptor_.close(ignored);
-  close_connections(/*idle_only=*/true);
+  close_connections(/*waiting_only=*/true);
 }
 
-void Server::close_connections(bool idle_only) {
+void Server::close_connections(bool waiting_only) {
   for (auto& worker : workers_) {
-    asio::post(worker->executor,
-               [this, &worker = *worker, idle_only] { close_connections(worker, idle_only); });
+    asio::post(worker->executor, [this, &worker = *worker, waiting_only] {
+      close_connections(worker, waiting_only);
+    });
   }
 }
 
 asio::awaitable<void> Server::drain(std::chrono::steady_clock::time_point deadline) {
   co_await wait_for_connections(deadline);
-  close_connections(/*idle_only=*/false);
+  close_connections(/*waiting_only=*/false);
   co_await wait_for_connections(std::chrono::steady_clock::time_point::max());
 }
 

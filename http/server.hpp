@@ -18,6 +18,26 @@
 
 namespace gophermq::http {
 
+// Request body bytes being received, shared by every listener of the process: a connection
+// reserves its declared body here before buffering it, so stalled uploads cannot hold more than
+// max-receiving-bytes between them.
+class ReceiveBudget {
+ public:
+  explicit ReceiveBudget(std::size_t limit);
+
+  // Takes `bytes` if they fit; false leaves the budget as it was.
+  [[nodiscard]] bool try_take(std::size_t bytes);
+  // Returns `bytes` taken before. Once a burst that used much of the budget is over, also gives
+  // the memory it freed back to the system.
+  void give_back(std::size_t bytes);
+
+ private:
+  const std::size_t limit_;
+  const std::size_t burst_bytes_;
+  std::atomic<std::size_t> used_{0};
+  std::atomic<bool> burst_{false};
+};
+
 // One listening socket. Accepted connections are spread round-robin over the worker executors
 // (one io_context, one thread each); each connection is one coroutine that stays on its worker, so
 // a connection's state is never shared between threads.
@@ -25,7 +45,7 @@ class Server {
  public:
   Server(boost::asio::any_io_executor control, std::vector<boost::asio::any_io_executor> workers,
          const boost::asio::ip::tcp::endpoint& endpoint, RequestHandler& handler,
-         ServerLimits limits, metrics::LimitMetrics& limit_metrics);
+         ServerLimits limits, metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -34,19 +54,26 @@ class Server {
 
   void start();
 
-  // Stops accepting (serving what the backlog already holds) and closes idle connections; from
-  // now on every connection closes after its current request. Call on the control executor.
+  // Stops accepting (serving what the backlog already holds) and closes every connection without
+  // a request in flight: idle ones, and those whose head or body is still arriving (a client that
+  // stalled mid-request would otherwise hold the shutdown for shutdown-timeout). Bytes already
+  // waiting on an idle connection are a request sent before the signal: it is served. From now
+  // on every connection closes after its current request. Call on the control executor.
   void stop_accepting();
 
   // Waits for the requests in flight; connections still open at `deadline` are closed hard.
   // Completes when no connection is left, so nothing of the server is in use afterwards.
   boost::asio::awaitable<void> drain(std::chrono::steady_clock::time_point deadline);
 
+  // Requests read in full and not yet answered, on any thread.
+  [[nodiscard]] std::size_t requests_in_flight() const;
+
  private:
   struct Connection;
   struct Worker {
     boost::asio::any_io_executor executor;
-    std::unordered_set<Connection*> connections;  // touched only on `executor`
+    std::unordered_set<Connection*> connections;     // touched only on `executor`
+    std::atomic<std::size_t> requests_in_flight{0};  // written only on `executor`
   };
 
   boost::asio::awaitable<void> accept_loop();
@@ -58,8 +85,9 @@ class Server {
                                       bool head_only);
   boost::asio::awaitable<void> close_after_refusal(boost::beast::tcp_stream& stream);
   void count_timeout(const boost::beast::error_code& error, metrics::Limit limit);
-  void close_connections(bool idle_only);
-  void close_connections(Worker& worker, bool idle_only);
+  boost::asio::awaitable<void> refuse_busy(Connection& connection, const Request& request);
+  void close_connections(bool waiting_only);
+  void close_connections(Worker& worker, bool waiting_only);
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
   void connection_closed();
 
@@ -69,10 +97,12 @@ class Server {
   RequestHandler& handler_;
   ServerLimits limits_;
   metrics::LimitMetrics& limit_metrics_;
+  ReceiveBudget& receive_budget_;
   std::size_t next_worker_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};
   std::atomic<std::size_t> refusing_{0};
+  std::atomic<bool> connection_burst_{false};  // many were open since memory was last released
   boost::asio::steady_timer all_closed_;
 };
 

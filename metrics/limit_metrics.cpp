@@ -30,6 +30,8 @@ std::string_view key_of(Limit limit) {
       return "read-timeout";
     case Limit::write_timeout:
       return "write-timeout";
+    case Limit::max_receiving_bytes:
+      return "max-receiving-bytes";
     case Limit::count:
       break;
   }

@@ -24,6 +24,7 @@ enum class Limit : std::size_t {
   header_timeout,
   read_timeout,
   write_timeout,
+  max_receiving_bytes,
   count
 };
 

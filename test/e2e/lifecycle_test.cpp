@@ -5,42 +5,74 @@
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
+#include "support/stalled_reader.hpp"
 
 namespace gophermq::test {
 namespace {
 
-TEST(Lifecycle, SigtermAnswersTheRequestInFlightClosesIdleOnesAndExitsZero) {
-  BrokerProcess broker(isolated_arguments());
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr std::size_t kLargeAnswerBytes = 16 * 1024 * 1024 - 256;
+
+milliseconds since(Clock::time_point start) {
+  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+}
+
+TEST(Lifecycle, SigtermClosesConnectionsWithoutARequestInFlightAtOnceAndExitsZero) {
+  BrokerProcess broker(isolated_arguments({"--broker.shutdown-timeout=20s"}));
   HttpClient idle(broker.api_port());
   EXPECT_EQ(idle.get("/ready").status, 204U);
 
-  // A request whose body is still arriving when the signal comes.
-  HttpClient in_flight(broker.api_port());
-  const std::string body = R"({"subject":"late"})";
-  in_flight.send_raw("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nContent-Length: " +
-                     std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 5));
-  // A readiness probe begun before the signal and finished after it.
-  HttpClient probe(broker.api_port());
-  probe.send_raw("GET /ready HTTP/1.1\r\n");
+  // A client that stopped in the middle of its body, and one in the middle of its head: neither
+  // has an answer in flight, so neither may hold the shutdown.
+  HttpClient half_body(broker.api_port());
+  half_body.send_raw("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"su");
+  HttpClient half_head(broker.api_port());
+  half_head.send_raw("GET /ready HTTP/1.1\r\n");
+  EXPECT_EQ(post_once(broker.api_port(), "/api/subscribe", R"({"subject":"s"})").status, 200U);
 
-  const auto signalled = std::chrono::steady_clock::now();
+  const auto signalled = Clock::now();
   broker.send_signal(SIGTERM);
-  broker.wait_for_log("shutting down");
-
-  in_flight.send_raw(body.substr(5));
-  const auto answered = in_flight.read_response();
-  EXPECT_EQ(answered.status, 200U);
-  EXPECT_EQ(answered.header("connection"), "close");
-  EXPECT_TRUE(in_flight.closed_cleanly());
-
-  probe.send_raw("Host: t\r\n\r\n");
-  const auto ready = probe.read_response();
-  EXPECT_EQ(ready.status, 503U);
-  EXPECT_EQ(ready.body, "{\"message\":\"shutting down\"}\n");
+  EXPECT_EQ(broker.wait_for_exit(), 0);
+  EXPECT_LT(since(signalled), milliseconds(1000));
 
   EXPECT_TRUE(idle.closed_cleanly());
-  EXPECT_LT(std::chrono::steady_clock::now() - signalled, std::chrono::seconds(1));
+  EXPECT_TRUE(half_body.closed_cleanly());  // closed without an answer
+  EXPECT_TRUE(half_head.closed_cleanly());
+}
+
+TEST(Lifecycle, SigtermWaitsForAStalledAnswerUntilTheShutdownTimeoutAndNoLonger) {
+  BrokerProcess broker(
+      large_answer_arguments({"--broker.shutdown-timeout=1s", "--broker.write-timeout=30s"}));
+  StalledReader reader(broker.api_port(), large_answer_request(broker.api_port()));
+  ASSERT_TRUE(reader.wait_for_answer_start());
+
+  const auto signalled = Clock::now();
+  broker.send_signal(SIGTERM);
   EXPECT_EQ(broker.wait_for_exit(), 0);
+  const auto waited = since(signalled);
+  EXPECT_GE(waited, milliseconds(1000));
+  EXPECT_LT(waited, milliseconds(2500));
+  EXPECT_LT(reader.read_until_closed(), kLargeAnswerBytes);  // the answer was cut off
+}
+
+TEST(Lifecycle, ASecondSignalExitsAtOnceNonZeroWhenARequestIsAbandoned) {
+  BrokerProcess broker(
+      large_answer_arguments({"--broker.shutdown-timeout=20s", "--broker.write-timeout=30s"}));
+  StalledReader reader(broker.api_port(), large_answer_request(broker.api_port()));
+  ASSERT_TRUE(reader.wait_for_answer_start());
+
+  broker.send_signal(SIGTERM);
+  broker.wait_for_log("shutting down");
+  const auto signalled = Clock::now();
+  broker.send_signal(SIGINT);
+  EXPECT_EQ(broker.wait_for_exit(), 1);
+  EXPECT_LT(since(signalled), milliseconds(1000));
+  EXPECT_NE(broker.log().find("msg=\"forced shutdown\" signal=2 requests_in_flight=1"),
+            std::string::npos)
+      << broker.log();
+  EXPECT_LT(reader.read_until_closed(), kLargeAnswerBytes);
 }
 
 TEST(Lifecycle, SigintOnAnIdleBrokerExitsZero) {

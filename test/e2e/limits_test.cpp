@@ -11,6 +11,7 @@
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
+#include "support/stalled_reader.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -33,7 +34,7 @@ TEST(Limits, EveryLimitIsExportedFromTheStart) {
   for (const char* key :
        {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
         "max-subject-length", "max-pending", "async-queue-size", "async-queue-bytes",
-        "idle-timeout", "header-timeout", "read-timeout", "write-timeout"}) {
+        "idle-timeout", "header-timeout", "read-timeout", "write-timeout", "max-receiving-bytes"}) {
     EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
   }
 }
@@ -159,6 +160,21 @@ TEST(Limits, IdleKeepAliveConnectionIsClosedAndCounted) {
   EXPECT_GE(idle, std::chrono::milliseconds(150));
   EXPECT_LT(idle, std::chrono::milliseconds(200) + std::chrono::seconds(1));
   expect_hits(broker, "idle-timeout", 1);
+}
+
+TEST(Limits, AnswerToAClientThatNeverReadsIsCutOffAtTheWriteTimeout) {
+  BrokerProcess broker(large_answer_arguments({"--broker.write-timeout=500ms"}));
+  const std::string request = large_answer_request(broker.api_port());
+  const auto sent = std::chrono::steady_clock::now();
+  StalledReader reader(broker.api_port(), request);
+  HttpClient metrics(broker.metrics_port());
+  const std::string text = poll_until_contains(metrics, "/metrics", hits("write-timeout", 1));
+  const auto waited = std::chrono::steady_clock::now() - sent;
+  ASSERT_NE(text.find(hits("write-timeout", 1)), std::string::npos) << text;
+  EXPECT_GE(waited, std::chrono::milliseconds(500));
+  EXPECT_LT(waited, std::chrono::milliseconds(1500));
+  EXPECT_LT(reader.read_until_closed(), 16U * 1024 * 1024 - 256);  // the answer was cut off
+  expect_hits(broker, "read-timeout", 0);
 }
 
 TEST(Limits, OversizedHeadAndBodyAreCounted) {
