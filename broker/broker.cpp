@@ -24,6 +24,8 @@ std::string_view name_of(DropReason reason) {
       return "subscriber_ttl";
     case DropReason::message_ttl:
       return "message_ttl";
+    case DropReason::queue_full:
+      return "queue_full";
     case DropReason::count:
       break;
   }
@@ -44,6 +46,9 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   }
   if (subscriptions_.contains(id)) {
     return SubscribeStatus::duplicate_id;
+  }
+  if (subscriptions_.size() >= limits_.max_subscriptions) {
+    return SubscribeStatus::too_many_subscriptions;
   }
   auto topic = topics_.find(subject);
   if (topic == topics_.end()) {
@@ -97,20 +102,69 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   if (matched_.empty()) {
     return PublishStatus::no_subscribers;
   }
+  const std::uint64_t bound = limits_.max_pending_per_queue;
+  const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
+  if (bound > 0 && !drop_oldest) {
+    for (const Queue* queue : matched_) {
+      if (queue->messages.size() + messages.size() > bound) {
+        return PublishStatus::queue_full;
+      }
+    }
+  }
+  // Under drop-oldest a batch larger than the bound keeps only its newest messages; the ones
+  // before never reach any queue.
+  const std::span<const Message> stored = drop_oldest && messages.size() > bound
+                                              ? messages.last(static_cast<std::size_t>(bound))
+                                              : messages;
+  std::uint64_t stored_bytes = batch_bytes;
+  for (const Message& message : messages.first(messages.size() - stored.size())) {
+    stored_bytes -= message.size();
+  }
+  std::uint64_t freed_bytes = 0;
+  const std::uint64_t freed = drop_oldest ? plan_drops(stored.size(), freed_bytes) : 0;
+  // Each matched queue holds its own copy, so each counts against the broker-wide bounds.
   const std::uint64_t copies = matched_.size();
-  if (pending_messages_ + copies * messages.size() > limits_.max_pending ||
-      pending_bytes_ + copies * batch_bytes > limits_.max_pending_bytes) {
+  if (pending_messages_ - freed + copies * stored.size() > limits_.max_pending ||
+      pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
   const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
-  for (Queue* queue : matched_) {
-    store(*queue, messages, batch_bytes, now);
+  const std::size_t never_stored = messages.size() - stored.size();
+  for (std::size_t i = 0; i < matched_.size(); ++i) {
+    if (drop_oldest) {
+      drop_front(*matched_[i], drops_[i], DropReason::queue_full);
+      counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += never_stored;
+    }
+    store(*matched_[i], stored, stored_bytes, now);
   }
   counters_.published += messages.size();
   for (Queue* queue : matched_) {
     serve_waiters(*queue);
   }
   return PublishStatus::ok;
+}
+
+std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) {
+  const std::uint64_t bound = limits_.max_pending_per_queue;
+  std::uint64_t freed = 0;
+  drops_.clear();
+  for (Queue* queue : matched_) {
+    const std::size_t held = queue->messages.size();
+    const std::size_t drop =
+        held + count > bound ? std::min<std::size_t>(held, held + count - bound) : 0;
+    std::size_t seen = 0;
+    queue->messages.for_each_until([&](const Message& message) {
+      if (seen == drop) {
+        return false;
+      }
+      ++seen;
+      freed_bytes += message.size();
+      return true;
+    });
+    drops_.push_back(drop);
+    freed += drop;
+  }
+  return freed;
 }
 
 FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::size_t max,
@@ -236,7 +290,7 @@ void Broker::expire() {
     return;
   }
   while (!by_activity_.empty() &&
-         by_activity_.front().last_active + limits_.subscriber_ttl <= now) {
+         saturating_add(by_activity_.front().last_active, limits_.subscriber_ttl) <= now) {
     Subscription& idle = by_activity_.front();
     if (idle.waiting > 0) {
       touch(idle, now);  // a waiting fetch is activity
@@ -254,7 +308,7 @@ void Broker::touch(Subscription& subscription, TimePoint now) {
 
 void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes,
                    TimePoint now) {
-  queue.messages.insert(queue.messages.end(), messages.begin(), messages.end());
+  queue.messages.append(messages.begin(), messages.end());
   queue.topic->pending_messages += messages.size();
   queue.topic->pending_bytes += bytes;
   pending_messages_ += messages.size();
@@ -263,7 +317,7 @@ void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_
     return;
   }
   if (!queue.stamps.empty() &&
-      now - queue.stamps.back().published < stamp_tick(limits_.message_ttl)) {
+      saturating_add(queue.stamps.back().published, stamp_tick(limits_.message_ttl)) > now) {
     queue.stamps.back().published = now;
     queue.stamps.back().count += messages.size();
   } else {
@@ -308,12 +362,13 @@ void Broker::remove_front(Queue& queue, std::size_t count, FetchedMessages* out)
 
 void Broker::drop_expired_messages(Queue& queue, TimePoint now) {
   std::size_t expired = 0;
-  for (const Stamp& stamp : queue.stamps) {
-    if (stamp.published + limits_.message_ttl > now) {
-      break;
+  queue.stamps.for_each_until([&](const Stamp& stamp) {
+    if (saturating_add(stamp.published, limits_.message_ttl) > now) {
+      return false;
     }
     expired += stamp.count;
-  }
+    return true;
+  });
   if (expired > 0) {
     drop_front(queue, expired, DropReason::message_ttl);
   }

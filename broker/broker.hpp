@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <span>
@@ -13,6 +12,7 @@
 #include <vector>
 
 #include "broker/clock.hpp"
+#include "broker/lazy_deque.hpp"
 #include "broker/limits.hpp"
 #include "broker/message.hpp"
 #include "broker/string_map.hpp"
@@ -20,13 +20,33 @@
 
 namespace gophermq::broker {
 
-enum class SubscribeStatus { ok, invalid_subject, invalid_group, duplicate_id };
-enum class PublishStatus { ok, invalid_subject, message_too_large, no_subscribers, overflow };
+enum class SubscribeStatus {
+  ok,
+  invalid_subject,
+  invalid_group,
+  duplicate_id,
+  too_many_subscriptions
+};
+// overflow: max-pending or max-pending-bytes; queue_full: max-pending-per-queue under `reject`.
+enum class PublishStatus {
+  ok,
+  invalid_subject,
+  message_too_large,
+  no_subscribers,
+  overflow,
+  queue_full
+};
 enum class FetchStatus { ok, waiting, invalid_subject, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, bad_id };
 
 // Why pending messages left a queue without being fetched (alphabetical: stats list them so).
-enum class DropReason : std::size_t { message_ttl, subscriber_ttl, unsubscribe, count };
+enum class DropReason : std::size_t {
+  message_ttl,
+  queue_full,  // max-pending-per-queue under `drop-oldest`
+  subscriber_ttl,
+  unsubscribe,
+  count
+};
 std::string_view name_of(DropReason reason);
 
 struct Counters {
@@ -84,10 +104,11 @@ struct Stamp {
   std::size_t count = 0;
 };
 
-// The messages waiting for one ungrouped subscriber, or for one queue group.
+// The messages waiting for one ungrouped subscriber, or for one queue group. An idle queue holds
+// no heap, so subscriptions cost only their bookkeeping until messages arrive.
 struct Queue {
-  std::deque<Message> messages;
-  std::deque<Stamp> stamps;  // kept only when message_ttl is set
+  LazyDeque<Message> messages;
+  LazyDeque<Stamp> stamps;  // kept only when message_ttl is set
   std::size_t members = 0;
   Topic* topic = nullptr;
   boost::intrusive::list<Waiter> waiters;
@@ -127,7 +148,10 @@ class Broker {
                             std::optional<std::string_view> group);
 
   // Stores every message for every matching queue, in order, or nothing at all. Waiting fetches
-  // of those queues are woken with what they can take.
+  // of those queues are woken with what they can take. Under max-pending-per-queue with
+  // `drop-oldest`, a full queue first drops its oldest messages to make room (a batch larger than
+  // the bound keeps its newest); with `reject`, a publish that would overfill any queue stores
+  // nothing.
   PublishStatus publish(std::string_view subject, std::span<const Message> messages);
 
   // Moves up to `max` of the subscription's oldest pending messages into `out`.
@@ -165,6 +189,9 @@ class Broker {
   void touch(Subscription& subscription, TimePoint now);
 
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes, TimePoint now);
+  // How many of each matched queue's oldest messages the publish of `count` must drop under
+  // `drop-oldest` (into drops_), and the bytes they free.
+  std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
   void take(Queue& queue, std::size_t max, FetchedMessages& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   // Removes the `count` oldest messages, moving them to `out` unless it is null, and keeps every
@@ -187,7 +214,8 @@ class Broker {
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;
   Counters counters_;
-  std::vector<Queue*> matched_;  // reused by publish to avoid an allocation per call
+  std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
+  std::vector<std::size_t> drops_;  // per matched queue, likewise
 };
 
 }  // namespace gophermq::broker

@@ -211,7 +211,7 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
             pending->complete(status);
             return;
           }
-          pending->timer.expires_after(wait);
+          pending->timer.expires_at(saturating_add(std::chrono::steady_clock::now(), wait));
           pending->timer.async_wait([this, pending](const boost::system::error_code&) {
             if (broker_.cancel_wait(*pending)) {
               pending->complete(FetchStatus::ok);
@@ -289,6 +289,9 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         break;
       case PublishStatus::overflow:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::overflow)];
+        break;
+      case PublishStatus::queue_full:
+        ++async_failures_[static_cast<std::size_t>(AsyncFailure::queue_full)];
         break;
       case PublishStatus::ok:
       case PublishStatus::invalid_subject:  // both validated before it was accepted

@@ -19,7 +19,7 @@ namespace gophermq::broker {
 
 // queue_full: async-queue-size messages are waiting; bytes_full: async-queue-bytes of data are.
 enum class AsyncPublishStatus { accepted, queue_full, bytes_full };
-enum class AsyncFailure : std::size_t { no_subscribers, overflow, count };
+enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
 
 struct FetchResult {
   FetchStatus status = FetchStatus::ok;

@@ -6,6 +6,19 @@ namespace gophermq::broker {
 
 using TimePoint = std::chrono::steady_clock::time_point;
 
+// `start + length`, or the last representable time point when the sum would not fit: a configured
+// duration of any size (up to the largest count of milliseconds) then means "not within the life
+// of this process" rather than wrapping into the past. `length` is never negative.
+[[nodiscard]] constexpr TimePoint saturating_add(TimePoint start,
+                                                 std::chrono::milliseconds length) noexcept {
+  constexpr TimePoint last = TimePoint::max();
+  const TimePoint::duration room = start >= TimePoint{} ? last - start : TimePoint::duration::max();
+  if (length > std::chrono::duration_cast<std::chrono::milliseconds>(room)) {
+    return last;
+  }
+  return start + std::chrono::duration_cast<TimePoint::duration>(length);
+}
+
 // Where the broker reads the time, so tests can move it by hand and lifetimes are tested exactly.
 class Clock {
  public:

@@ -75,6 +75,9 @@ Response ApiHandler::publish_error(broker::PublishStatus result, std::string_vie
     case broker::PublishStatus::overflow:
       limit_metrics_.hit(metrics::Limit::max_pending);
       return error_response(status::too_many_requests, "broker overflow");
+    case broker::PublishStatus::queue_full:
+      limit_metrics_.hit(metrics::Limit::max_pending_per_queue);
+      return error_response(status::too_many_requests, "subscriber queue full");
     case broker::PublishStatus::ok:
       break;
   }
@@ -176,6 +179,9 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
       co_return invalid_subject(body->subject);
     case broker::SubscribeStatus::invalid_group:
       co_return error_response(status::bad_request, "invalid group");
+    case broker::SubscribeStatus::too_many_subscriptions:
+      limit_metrics_.hit(metrics::Limit::max_subscriptions);
+      co_return error_response(status::too_many_requests, "too many subscriptions");
     case broker::SubscribeStatus::duplicate_id:
       break;
   }

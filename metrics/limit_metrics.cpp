@@ -18,6 +18,10 @@ std::string_view key_of(Limit limit) {
       return "max-subject-length";
     case Limit::max_pending:
       return "max-pending";
+    case Limit::max_pending_per_queue:
+      return "max-pending-per-queue";
+    case Limit::max_subscriptions:
+      return "max-subscriptions";
     case Limit::async_queue_size:
       return "async-queue-size";
     case Limit::async_queue_bytes:

@@ -18,6 +18,8 @@ enum class Limit : std::size_t {
   max_message_bytes,
   max_subject_length,
   max_pending,  // max-pending or max-pending-bytes: one publish is refused for either
+  max_pending_per_queue,
+  max_subscriptions,
   async_queue_size,
   async_queue_bytes,
   idle_timeout,

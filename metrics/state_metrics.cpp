@@ -124,6 +124,10 @@ std::vector<prometheus::MetricFamily> broker_families(const broker::ServiceSnaps
       static_cast<double>(
           snapshot.async_failures[static_cast<std::size_t>(broker::AsyncFailure::overflow)]),
       {"reason", "overflow"}));
+  failed.metric.push_back(counter_value(
+      static_cast<double>(
+          snapshot.async_failures[static_cast<std::size_t>(broker::AsyncFailure::queue_full)]),
+      {"reason", "queue_full"}));
   families.push_back(std::move(failed));
   return families;
 }

@@ -166,7 +166,7 @@ TEST_F(Delivery, StatsShowTotalsAndTheBusiestSubjects) {
       R"(\{"groups":1,"pending_bytes":6,"pending_messages":4,"subject":"busy","subscriptions":2\},)"
       R"(\{"groups":0,"pending_bytes":0,"pending_messages":0,"subject":"quiet","subscriptions":1\}\],)"
       R"("totals":\{"delivered_messages":0,)"
-      R"("dropped_messages":\{"message_ttl":0,"subscriber_ttl":0,"unsubscribe":0\},)"
+      R"("dropped_messages":\{"message_ttl":0,"queue_full":0,"subscriber_ttl":0,"unsubscribe":0\},)"
       R"("pending_bytes":6,"pending_messages":4,"published_messages":2,"subjects":2,)"
       R"("subscriptions":3,"waiting_fetches":0\},"uptime_seconds":\d+\}\n)");
   EXPECT_TRUE(std::regex_match(response.body, shape)) << response.body;

@@ -1,6 +1,11 @@
 // Arbitrary sequences of broker operations, checked step by step against a reference model that
-// is too simple to be wrong: queues as deques of strings, matching by splitting on '.'. Every
-// status, every fetched message, every woken waiter and the pending totals must agree.
+// is too simple to be wrong: queues as deques of strings, matching by splitting on '.', a time
+// moved by hand, and TTLs compared as elapsed time so no sum can overflow. Every status, every
+// fetched message, every woken waiter, the pending totals and every counter must agree. The first
+// bytes choose the limits: TTLs off, short or too large for a time point, max-subscriptions, and
+// max-pending-per-queue with either policy.
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,12 +28,21 @@ constexpr std::string_view kPatterns[] = {"a", "a.b", "a.*",  "a.>",  "*.b",
                                           ">", "b",   "a..b", "a.>.b"};
 constexpr std::string_view kSubjects[] = {"a", "a.b", "a.c", "b", "a.b.c", "x.b", "a.*", ""};
 constexpr std::optional<std::string_view> kGroups[] = {std::nullopt, "g", "h", "", "g.h"};
-constexpr Limits kLimits{.max_pending = 24,
-                         .max_pending_bytes = 160,
-                         .max_subject_length = 16,
-                         .max_message_bytes = 12,
-                         .subscriber_ttl = std::chrono::milliseconds(0),
-                         .message_ttl = std::chrono::milliseconds(0)};
+using std::chrono::milliseconds;
+constexpr milliseconds kMessageTtls[] = {milliseconds(0), milliseconds(1000),
+                                         std::chrono::hours(2'562'048), milliseconds::max()};
+constexpr milliseconds kSubscriberTtls[] = {milliseconds(0), milliseconds(5000),
+                                            std::chrono::hours(3'000'000), milliseconds::max()};
+constexpr std::size_t kMaxSubscriptions[] = {1000, 3};
+constexpr std::uint64_t kMaxPendingPerQueue[] = {0, 2, 5};
+// Each step is a multiple of the 10 ms stamp tick of the 1000 ms message-ttl, so messages
+// published at different times never share a stamp and each expires exactly at its own age.
+constexpr milliseconds kSteps[] = {milliseconds(10),   milliseconds(100),
+                                   milliseconds(990),  milliseconds(1000),
+                                   milliseconds(5000), std::chrono::hours(24 * 365)};
+// The clock stops well before the end of steady_clock's range; a TTL too large for a time point
+// is then never reached.
+constexpr auto kLastTime = std::chrono::hours(24 * 365 * 100);
 
 [[noreturn]] void mismatch(std::string_view what) {
   std::cerr << "broker and model disagree: " << what << '\n';
@@ -87,6 +101,24 @@ bool matches(std::string_view pattern, std::string_view subject) {
   return want.size() == have.size();
 }
 
+class ManualClock final : public Clock {
+ public:
+  [[nodiscard]] TimePoint now() const override { return now_; }
+  void advance(milliseconds by) {
+    if (now_.time_since_epoch() + by <= kLastTime) {
+      now_ += by;
+    }
+  }
+
+ private:
+  TimePoint now_{std::chrono::hours(1)};
+};
+
+// `ttl` (0: never) has passed since `since`, by elapsed whole milliseconds: no sum is formed.
+bool expired(TimePoint since, milliseconds ttl, TimePoint now) {
+  return ttl.count() > 0 && std::chrono::duration_cast<milliseconds>(now - since) >= ttl;
+}
+
 class FuzzWaiter final : public Waiter {
  public:
   void wake() override { woken = true; }
@@ -99,8 +131,13 @@ struct ModelWaiter {
   std::size_t max;
 };
 
+struct ModelMessage {
+  std::string text;
+  TimePoint published;
+};
+
 struct ModelQueue {
-  std::deque<std::string> messages;
+  std::deque<ModelMessage> messages;
   std::list<ModelWaiter> waiters;
   std::size_t members = 0;
 };
@@ -110,6 +147,7 @@ struct ModelSubscription {
   std::string pattern;
   std::optional<std::string> group;
   ModelQueue* queue;
+  TimePoint last_active;
   bool alive = true;
 };
 
@@ -126,21 +164,39 @@ class Input {
   std::size_t position_ = 0;
 };
 
+Limits limits_from(Input& in) {
+  Limits limits{.max_pending = 24,
+                .max_pending_bytes = 160,
+                .max_subject_length = 16,
+                .max_message_bytes = 12};
+  limits.message_ttl = kMessageTtls[in.next(std::size(kMessageTtls))];
+  limits.subscriber_ttl = kSubscriberTtls[in.next(std::size(kSubscriberTtls))];
+  limits.max_subscriptions = kMaxSubscriptions[in.next(std::size(kMaxSubscriptions))];
+  limits.max_pending_per_queue = kMaxPendingPerQueue[in.next(std::size(kMaxPendingPerQueue))];
+  limits.slow_queue_policy =
+      in.next(2) == 0 ? SlowQueuePolicy::reject : SlowQueuePolicy::drop_oldest;
+  return limits;
+}
+
 class Model {
  public:
-  Model() : broker_(kLimits) {}
+  explicit Model(const Limits& limits) : limits_(limits), broker_(limits, clock_) {}
 
   void subscribe(Input& in) {
     const std::string_view pattern = kPatterns[in.next(std::size(kPatterns))];
     const auto group = kGroups[in.next(std::size(kGroups))];
     const std::string id = "s" + std::to_string(subscriptions_.size());
     const auto status = broker_.subscribe(id, pattern, group);
-    if (!valid_pattern(pattern) || pattern.size() > kLimits.max_subject_length) {
+    if (!valid_pattern(pattern) || pattern.size() > limits_.max_subject_length) {
       check(status == SubscribeStatus::invalid_subject, "subscribe invalid subject");
       return;
     }
     if (group && (group->empty() || group->find('.') != std::string_view::npos)) {
       check(status == SubscribeStatus::invalid_group, "subscribe invalid group");
+      return;
+    }
+    if (alive_subscriptions() >= limits_.max_subscriptions) {
+      check(status == SubscribeStatus::too_many_subscriptions, "subscribe too many");
       return;
     }
     check(status == SubscribeStatus::ok, "subscribe ok");
@@ -156,7 +212,8 @@ class Model {
     }
     ++queue->members;
     subscriptions_.push_back({id, std::string(pattern),
-                              group ? std::optional<std::string>(*group) : std::nullopt, queue});
+                              group ? std::optional<std::string>(*group) : std::nullopt, queue,
+                              clock_.now()});
   }
 
   void publish(Input& in) {
@@ -171,17 +228,15 @@ class Model {
       texts.push_back(std::move(text));
     }
     const auto status = broker_.publish(subject, batch);
-    if (!valid_subject(subject) || subject.size() > kLimits.max_subject_length) {
+    if (!valid_subject(subject) || subject.size() > limits_.max_subject_length) {
       check(status == PublishStatus::invalid_subject, "publish invalid subject");
       return;
     }
-    std::uint64_t bytes = 0;
     for (const auto& text : texts) {
-      if (text.size() > kLimits.max_message_bytes) {
+      if (text.size() > limits_.max_message_bytes) {
         check(status == PublishStatus::message_too_large, "publish too large");
         return;
       }
-      bytes += text.size();
     }
     std::vector<ModelQueue*> matched;
     for (auto& subscription : subscriptions_) {
@@ -194,14 +249,45 @@ class Model {
       check(status == PublishStatus::no_subscribers, "publish no subscribers");
       return;
     }
-    if (pending_messages() + matched.size() * count > kLimits.max_pending ||
-        pending_bytes() + matched.size() * bytes > kLimits.max_pending_bytes) {
+    const std::uint64_t bound = limits_.max_pending_per_queue;
+    const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
+    if (bound > 0 && !drop_oldest) {
+      for (const ModelQueue* queue : matched) {
+        if (queue->messages.size() + count > bound) {
+          check(status == PublishStatus::queue_full, "publish queue full");
+          return;
+        }
+      }
+    }
+    // Append everything, then trim each queue from the front to the bound, on copies: the broker
+    // must end exactly there, or refuse and leave everything as it was.
+    std::vector<std::deque<ModelMessage>> after;
+    std::uint64_t trimmed = 0;
+    for (const ModelQueue* queue : matched) {
+      auto& messages = after.emplace_back(queue->messages);
+      for (const auto& text : texts) {
+        messages.push_back({text, clock_.now()});
+      }
+      while (drop_oldest && messages.size() > bound) {
+        messages.pop_front();
+        ++trimmed;
+      }
+    }
+    std::uint64_t new_messages = pending_messages();
+    std::uint64_t new_bytes = pending_bytes();
+    for (std::size_t i = 0; i < matched.size(); ++i) {
+      new_messages = new_messages - matched[i]->messages.size() + after[i].size();
+      new_bytes = new_bytes - bytes_of(matched[i]->messages) + bytes_of(after[i]);
+    }
+    if (new_messages > limits_.max_pending || new_bytes > limits_.max_pending_bytes) {
       check(status == PublishStatus::overflow, "publish overflow");
       return;
     }
     check(status == PublishStatus::ok, "publish ok");
-    for (ModelQueue* queue : matched) {
-      queue->messages.insert(queue->messages.end(), texts.begin(), texts.end());
+    published_messages_ += count;
+    dropped_[static_cast<std::size_t>(DropReason::queue_full)] += trimmed;
+    for (std::size_t i = 0; i < matched.size(); ++i) {
+      matched[i]->messages = std::move(after[i]);
     }
     for (ModelQueue* queue : matched) {
       serve_waiters(*queue);
@@ -213,14 +299,14 @@ class Model {
       return;
     }
     const std::size_t index = in.next(subscriptions_.size());
-    const ModelSubscription& subscription = subscriptions_[index];
+    ModelSubscription& subscription = subscriptions_[index];
     const bool wrong_subject = in.next(8) == 0;
     const std::string subject = wrong_subject ? subscription.pattern + ".z" : subscription.pattern;
     const std::size_t max = 1 + in.next(4);
     FuzzWaiter& waiter = waiters_.emplace_back();
     const auto status = wait ? broker_.fetch_or_wait(subject, subscription.id, max, waiter)
                              : broker_.fetch(subject, subscription.id, max, waiter.messages);
-    if (!valid_pattern(subject) || subject.size() > kLimits.max_subject_length) {
+    if (!valid_pattern(subject) || subject.size() > limits_.max_subject_length) {
       check(status == FetchStatus::invalid_subject, "fetch invalid subject");
       return;
     }
@@ -228,6 +314,8 @@ class Model {
       check(status == FetchStatus::bad_id, "fetch bad id");
       return;
     }
+    subscription.last_active = clock_.now();
+    drop_expired(*subscription.queue);
     std::vector<std::string> expected = take(*subscription.queue, max);
     if (wait && expected.empty()) {
       check(status == FetchStatus::waiting, "fetch waiting");
@@ -246,8 +334,14 @@ class Model {
     std::advance(waiter, static_cast<std::ptrdiff_t>(in.next(waiters_.size())));
     bool was_waiting = false;
     for (auto& queue : queues_) {
-      was_waiting |= std::erase_if(queue.waiters,
-                                   [&](const ModelWaiter& w) { return w.waiter == &*waiter; }) > 0;
+      std::erase_if(queue.waiters, [&](const ModelWaiter& w) {
+        if (w.waiter != &*waiter) {
+          return false;
+        }
+        was_waiting = true;
+        subscriptions_[w.subscription].last_active = clock_.now();
+        return true;
+      });
     }
     check(broker_.cancel_wait(*waiter) == was_waiting, "cancel_wait");
   }
@@ -273,8 +367,32 @@ class Model {
       check(w.waiter->woken && w.waiter->messages.empty(), "unsubscribe wakes its waiters empty");
       return true;
     });
-    if (--queue.members == 0) {
-      queue.messages.clear();
+    leave(queue, DropReason::unsubscribe);
+  }
+
+  void advance(Input& in) { clock_.advance(kSteps[in.next(std::size(kSteps))]); }
+
+  // Messages first, then idle subscriptions, as the broker's sweep does.
+  void expire() {
+    broker_.expire();
+    const TimePoint now = clock_.now();
+    for (auto& queue : queues_) {
+      drop_expired(queue);
+    }
+    for (std::size_t index = 0; index < subscriptions_.size(); ++index) {
+      ModelSubscription& subscription = subscriptions_[index];
+      if (!subscription.alive || !expired(subscription.last_active, limits_.subscriber_ttl, now)) {
+        continue;
+      }
+      const bool waiting =
+          std::any_of(subscription.queue->waiters.begin(), subscription.queue->waiters.end(),
+                      [index](const ModelWaiter& w) { return w.subscription == index; });
+      if (waiting) {
+        subscription.last_active = now;  // a waiting fetch is activity
+        continue;
+      }
+      subscription.alive = false;
+      leave(*subscription.queue, DropReason::subscriber_ttl);
     }
   }
 
@@ -292,16 +410,53 @@ class Model {
     }
     check(totals.waiting_fetches == waiting, "waiting fetches");
     check(totals.subscriptions == alive, "subscriptions");
+    check(totals.counters.published == published_messages_, "published counter");
+    check(totals.counters.delivered == delivered_, "delivered counter");
+    for (std::size_t reason = 0; reason < std::size(dropped_); ++reason) {
+      check(totals.counters.dropped[reason] == dropped_[reason],
+            name_of(static_cast<DropReason>(reason)));
+    }
   }
 
  private:
-  static std::vector<std::string> take(ModelQueue& queue, std::size_t max) {
+  std::vector<std::string> take(ModelQueue& queue, std::size_t max) {
     std::vector<std::string> taken;
     while (taken.size() < max && !queue.messages.empty()) {
-      taken.push_back(std::move(queue.messages.front()));
+      taken.push_back(std::move(queue.messages.front().text));
       queue.messages.pop_front();
     }
+    delivered_ += taken.size();
     return taken;
+  }
+
+  void drop_expired(ModelQueue& queue) {
+    while (!queue.messages.empty() &&
+           expired(queue.messages.front().published, limits_.message_ttl, clock_.now())) {
+      queue.messages.pop_front();
+      ++dropped_[static_cast<std::size_t>(DropReason::message_ttl)];
+    }
+  }
+
+  // A member leaves; the last one takes the queue's messages with it.
+  void leave(ModelQueue& queue, DropReason reason) {
+    if (--queue.members == 0) {
+      dropped_[static_cast<std::size_t>(reason)] += queue.messages.size();
+      queue.messages.clear();
+    }
+  }
+
+  [[nodiscard]] std::size_t alive_subscriptions() const {
+    return static_cast<std::size_t>(
+        std::count_if(subscriptions_.begin(), subscriptions_.end(),
+                      [](const ModelSubscription& subscription) { return subscription.alive; }));
+  }
+
+  static std::uint64_t bytes_of(const std::deque<ModelMessage>& messages) {
+    std::uint64_t bytes = 0;
+    for (const auto& message : messages) {
+      bytes += message.text.size();
+    }
+    return bytes;
   }
 
   static void expect_messages(const FuzzWaiter& waiter, const std::vector<std::string>& expected) {
@@ -311,10 +466,11 @@ class Model {
     }
   }
 
-  static void serve_waiters(ModelQueue& queue) {
+  void serve_waiters(ModelQueue& queue) {
     while (!queue.waiters.empty() && !queue.messages.empty()) {
       const ModelWaiter waiter = queue.waiters.front();
       queue.waiters.pop_front();
+      subscriptions_[waiter.subscription].last_active = clock_.now();
       check(waiter.waiter->woken, "waiter woken by publish");
       expect_messages(*waiter.waiter, take(queue, waiter.max));
     }
@@ -334,9 +490,7 @@ class Model {
   [[nodiscard]] std::uint64_t pending_bytes() const {
     std::uint64_t bytes = 0;
     for (const auto& queue : queues_) {
-      for (const auto& message : queue.messages) {
-        bytes += message.size();
-      }
+      bytes += bytes_of(queue.messages);
     }
     return bytes;
   }
@@ -347,6 +501,11 @@ class Model {
   std::map<std::pair<std::string, std::string>, ModelQueue*> groups_;
   std::vector<ModelSubscription> subscriptions_;
   std::size_t published_ = 0;
+  std::uint64_t published_messages_ = 0;
+  std::uint64_t delivered_ = 0;
+  std::uint64_t dropped_[static_cast<std::size_t>(DropReason::count)] = {};
+  Limits limits_;
+  ManualClock clock_;
   Broker broker_;
 };
 
@@ -354,9 +513,9 @@ class Model {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   Input in(data, size);
-  Model model;
+  Model model(limits_from(in));
   while (!in.done()) {
-    switch (in.next(6)) {
+    switch (in.next(8)) {
       case 0:
         model.subscribe(in);
         break;
@@ -371,6 +530,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 4:
         model.cancel(in);
+        break;
+      case 5:
+        model.advance(in);
+        break;
+      case 6:
+        model.expire();
         break;
       default:
         model.unsubscribe(in);

@@ -115,6 +115,19 @@ TEST(BrokerService, AsyncFailuresAreCountedByReason) {
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
 }
 
+TEST(BrokerService, AsyncPublishesToAFullQueueAreCountedUnderTheirOwnReason) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.max_pending_per_queue = 1}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  service.publish_async("s", Message::create("1"));
+  service.publish_async("s", Message::create("2"));
+  run(context, service.shutdown());
+  const ServiceSnapshot snapshot = run(context, service.snapshot());
+  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::queue_full)], 1U);
+  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::overflow)], 0U);
+  EXPECT_EQ(snapshot.totals.pending_messages, 1U);
+}
+
 // Runs `ready` on the broker once the fetch is waiting, without sleeping: the snapshot hop queues
 // behind the fetch on the strand, so it sees the waiter once it has been linked.
 asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
@@ -148,6 +161,20 @@ TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
   EXPECT_EQ(fetched.status, FetchStatus::ok);
   EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
   EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
+}
+
+// A wait too long for a time point must not wrap into the past and end at once.
+TEST(BrokerService, TheLongestWaitStillWaitsForAPublish) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  run(context, service.subscribe("id", "s", std::nullopt));
+  const FetchResult fetched =
+      run(context, service.fetch("s", "id", 10, std::chrono::milliseconds::max()) &&
+                       when_waiting(service, 1, [&]() -> asio::awaitable<void> {
+                         const std::vector<Message> hello{Message::create("hello")};
+                         co_await service.publish("s", hello);
+                       }));
+  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
 }
 
 TEST(BrokerService, WaitingFetchReturnsEmptyWhenTheWaitEnds) {

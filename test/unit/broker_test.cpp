@@ -1,6 +1,7 @@
 #include "broker/broker.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <string>
 #include <vector>
@@ -207,6 +208,138 @@ TEST(Broker, CountsSubjectsAndSubscriptions) {
   const Totals totals = broker.totals();
   EXPECT_EQ(totals.subscriptions, 3U);
   EXPECT_EQ(totals.subjects, 2U);
+}
+
+// The byte bound counts every subscriber's copy: 6 bytes fit under 10 once, not twice.
+TEST(Broker, FanOutCountsEachCopyAgainstTheByteBound) {
+  Broker broker(Limits{.max_pending_bytes = 10});
+  broker.subscribe("a", "s", std::nullopt);
+  EXPECT_EQ(publish(broker, "s", "123456"), PublishStatus::ok);
+  fetch_all(broker, "s", "a");
+  broker.subscribe("b", "s.>", std::nullopt);
+  broker.subscribe("c", "s", std::nullopt);
+  EXPECT_EQ(publish(broker, "s", "123456"), PublishStatus::overflow);
+  const auto batch = messages({"123", "456"});
+  EXPECT_EQ(broker.publish("s", batch), PublishStatus::overflow);
+  EXPECT_EQ(broker.totals().pending_bytes, 0U);
+  EXPECT_EQ(publish(broker, "s", "12345"), PublishStatus::ok);  // 2 x 5 fits exactly
+  EXPECT_EQ(broker.totals().pending_bytes, 10U);
+}
+
+TEST(Broker, SubscriptionsBeyondTheBoundAreRefusedUntilOneLeaves) {
+  Broker broker(Limits{.max_subscriptions = 2});
+  EXPECT_EQ(broker.subscribe("a", "s", std::nullopt), SubscribeStatus::ok);
+  EXPECT_EQ(broker.subscribe("b", "t", "g"), SubscribeStatus::ok);
+  EXPECT_EQ(broker.subscribe("c", "u", std::nullopt), SubscribeStatus::too_many_subscriptions);
+  EXPECT_EQ(broker.subscribe("c", "t", "g"), SubscribeStatus::too_many_subscriptions);
+  EXPECT_EQ(broker.totals().subscriptions, 2U);
+  EXPECT_EQ(broker.totals().subjects, 2U);
+  ASSERT_EQ(broker.unsubscribe("s", "a"), UnsubscribeStatus::ok);
+  EXPECT_EQ(broker.subscribe("c", "t", "g"), SubscribeStatus::ok);
+  EXPECT_EQ(broker.subscribe("d", "t", "g"), SubscribeStatus::too_many_subscriptions);
+}
+
+TEST(Broker, RejectPolicyRefusesAPublishThatWouldOverfillAnyQueueAndStoresNothing) {
+  Broker broker(Limits{.max_pending_per_queue = 2});
+  broker.subscribe("slow", "orders", std::nullopt);
+  broker.subscribe("fast", "orders", std::nullopt);
+  broker.subscribe("workers", "orders", "g");
+  broker.subscribe("other", "other", std::nullopt);
+  const auto two = messages({"1", "2"});
+  ASSERT_EQ(broker.publish("orders", two), PublishStatus::ok);
+  EXPECT_EQ(fetch_all(broker, "orders", "fast"), (Texts{"1", "2"}));
+  EXPECT_EQ(fetch_all(broker, "orders", "workers"), (Texts{"1", "2"}));
+
+  EXPECT_EQ(publish(broker, "orders", "3"), PublishStatus::queue_full);
+  EXPECT_EQ(broker.totals().pending_messages, 2U);
+  EXPECT_EQ(broker.totals().counters.published, 2U);
+  EXPECT_EQ(fetch_all(broker, "orders", "fast"), Texts{});
+  EXPECT_EQ(fetch_all(broker, "orders", "workers"), Texts{});
+  EXPECT_EQ(publish(broker, "other", "o"), PublishStatus::ok);
+
+  EXPECT_EQ(fetch_all(broker, "orders", "slow", 1), Texts{"1"});
+  EXPECT_EQ(broker.publish("orders", two), PublishStatus::queue_full);  // 1 + 2 > 2
+  EXPECT_EQ(publish(broker, "orders", "3"), PublishStatus::ok);
+  const auto three = messages({"a", "b", "c"});
+  EXPECT_EQ(fetch_all(broker, "orders", "slow"), (Texts{"2", "3"}));
+  EXPECT_EQ(broker.publish("orders", three), PublishStatus::queue_full);  // never fits
+  EXPECT_EQ(broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::queue_full)], 0U);
+}
+
+TEST(Broker, DropOldestKeepsEachQueueAtTheBoundWithItsNewestMessages) {
+  Broker broker(
+      Limits{.max_pending_per_queue = 2, .slow_queue_policy = SlowQueuePolicy::drop_oldest});
+  broker.subscribe("slow", "s", std::nullopt);
+  broker.subscribe("fast", "s", std::nullopt);
+  for (const char* text : {"1", "22", "333"}) {
+    EXPECT_EQ(publish(broker, "s", text), PublishStatus::ok);
+    fetch_all(broker, "s", "fast");
+  }
+  EXPECT_EQ(broker.totals().pending_messages, 2U);
+  EXPECT_EQ(broker.totals().pending_bytes, 5U);
+  const auto dropped = [&broker] {
+    return broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::queue_full)];
+  };
+  EXPECT_EQ(dropped(), 1U);
+  EXPECT_EQ(fetch_all(broker, "s", "slow"), (Texts{"22", "333"}));
+
+  // A batch larger than the bound keeps its newest, in every queue.
+  ASSERT_EQ(publish(broker, "s", "x"), PublishStatus::ok);
+  const auto four = messages({"4", "55", "666", "7777"});
+  ASSERT_EQ(broker.publish("s", four), PublishStatus::ok);
+  EXPECT_EQ(dropped(), 1U + 3U + 3U);  // in each queue: "x" and the batch's 2 oldest
+  EXPECT_EQ(broker.totals().pending_messages, 4U);
+  EXPECT_EQ(broker.totals().pending_bytes, 14U);
+  EXPECT_EQ(broker.totals().counters.published, 8U);
+  EXPECT_EQ(fetch_all(broker, "s", "slow"), (Texts{"666", "7777"}));
+  EXPECT_EQ(fetch_all(broker, "s", "fast"), (Texts{"666", "7777"}));
+  EXPECT_EQ(broker.totals().pending_bytes, 0U);
+}
+
+// What a full queue drops makes room under max-pending and max-pending-bytes, so a stalled
+// subscriber at its bound does not hold the publish off.
+TEST(Broker, DropOldestFreesRoomUnderTheBrokerWideBounds) {
+  Broker broker(Limits{.max_pending = 2,
+                       .max_pending_bytes = 4,
+                       .max_pending_per_queue = 2,
+                       .slow_queue_policy = SlowQueuePolicy::drop_oldest});
+  broker.subscribe("a", "s", std::nullopt);
+  ASSERT_EQ(publish(broker, "s", "11"), PublishStatus::ok);
+  ASSERT_EQ(publish(broker, "s", "22"), PublishStatus::ok);
+  EXPECT_EQ(publish(broker, "s", "33"), PublishStatus::ok);
+  EXPECT_EQ(publish(broker, "s", "444"), PublishStatus::overflow);  // 33 + 444 is 5 bytes
+  EXPECT_EQ(broker.totals().pending_bytes, 4U);
+  EXPECT_EQ(fetch_all(broker, "s", "a"), (Texts{"22", "33"}));
+}
+
+std::size_t heap_in_use() {
+  const struct mallinfo2 info = mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// An idle subscription costs its bookkeeping only: its queue allocates on the first message and
+// gives everything back once drained (libstdc++'s std::deque held over a kilobyte from birth).
+TEST(Broker, IdleQueuesHoldNoHeap) {
+  constexpr std::size_t kCount = 2000;
+  std::vector<std::string> names;
+  for (std::size_t i = 0; i < kCount; ++i) {
+    names.push_back("s" + std::to_string(i));
+  }
+  Broker broker(Limits{.message_ttl = std::chrono::seconds(60)});
+  const std::size_t empty = heap_in_use();
+  for (const std::string& name : names) {
+    ASSERT_EQ(broker.subscribe(name, name, std::nullopt), SubscribeStatus::ok);
+  }
+  const std::size_t idle = heap_in_use();
+  EXPECT_LT((idle - empty) / kCount, 1024U);
+  for (const std::string& name : names) {
+    ASSERT_EQ(publish(broker, name, "x"), PublishStatus::ok);
+  }
+  EXPECT_GT(heap_in_use(), idle + kCount * 512);
+  for (const std::string& name : names) {
+    ASSERT_EQ(fetch_all(broker, name, name), Texts{"x"});
+  }
+  EXPECT_LT(heap_in_use(), idle + 16384);
 }
 
 TEST(Message, LargeBodySharesOneCopyAcrossHandles) {

@@ -297,6 +297,83 @@ TEST(MessageTtl, PartialFetchKeepsTheStampsInStep) {
   EXPECT_EQ(dropped(broker, DropReason::message_ttl), 1U);
 }
 
+TEST(SaturatingAdd, AddsExactlyWhenTheSumFitsAndStopsAtTheLastTimePointOtherwise) {
+  const TimePoint start{std::chrono::hours(1)};
+  EXPECT_EQ(saturating_add(start, 1500ms), start + 1500ms);
+  EXPECT_EQ(saturating_add(start, 0ms), start);
+  EXPECT_EQ(saturating_add(TimePoint{}, std::chrono::hours(2'562'047)),
+            TimePoint{} + std::chrono::hours(2'562'047));
+  for (const auto length : {std::chrono::milliseconds(std::chrono::hours(2'562'048)),
+                            std::chrono::milliseconds(std::chrono::hours(3'000'000)),
+                            std::chrono::milliseconds::max()}) {
+    EXPECT_EQ(saturating_add(start, length), TimePoint::max());
+    EXPECT_EQ(saturating_add(TimePoint{}, length), TimePoint::max());
+  }
+  const TimePoint last_fitting = TimePoint::max() - 1ms;
+  EXPECT_EQ(saturating_add(last_fitting - 1ms, 1ms), last_fitting);
+  EXPECT_EQ(saturating_add(last_fitting, 2ms), TimePoint::max());
+  // Before the clock's epoch the room is larger, not smaller.
+  const TimePoint before_epoch{-std::chrono::hours(1)};
+  EXPECT_EQ(saturating_add(before_epoch, 2h), TimePoint{} + 1h);
+  EXPECT_EQ(saturating_add(before_epoch, std::chrono::milliseconds::max()), TimePoint::max());
+}
+
+// Every TTL the config accepts (up to the largest count of milliseconds), including those whose
+// sum with a time point does not fit in steady_clock's nanoseconds.
+const std::chrono::milliseconds kHugeTtls[] = {
+    std::chrono::hours(2'562'047),       std::chrono::hours(2'562'048),
+    std::chrono::hours(3'000'000),       std::chrono::hours(24 * 365 * 292),
+    std::chrono::hours(24 * 365 * 1000), std::chrono::milliseconds::max()};
+
+TEST(HugeTtls, MessageTtlOfAnySizeNeverDropsEarly) {
+  for (const auto ttl : kHugeTtls) {
+    SCOPED_TRACE(ttl.count());
+    ManualClock clock;
+    Broker broker(Limits{.subscriber_ttl = 0s, .message_ttl = ttl}, clock);
+    broker.subscribe("a", "s", std::nullopt);
+    publish(broker, "s", {"1"});
+    for (int round = 0; round < 3; ++round) {
+      clock.advance(std::chrono::hours(24 * 365 * 10));
+      publish(broker, "s", {"later"});
+      broker.expire();
+    }
+    EXPECT_EQ(dropped(broker, DropReason::message_ttl), 0U);
+    EXPECT_EQ(fetch_all(broker, "s", "a"), (Texts{"1", "later", "later", "later"}));
+  }
+}
+
+TEST(HugeTtls, SubscriberTtlOfAnySizeNeverRemovesEarly) {
+  for (const auto ttl : kHugeTtls) {
+    SCOPED_TRACE(ttl.count());
+    ManualClock clock;
+    Broker broker(Limits{.subscriber_ttl = ttl}, clock);
+    broker.subscribe("idle", "s", std::nullopt);
+    publish(broker, "s", {"1"});
+    for (int round = 0; round < 3; ++round) {
+      clock.advance(std::chrono::hours(24 * 365 * 10));
+      broker.expire();
+    }
+    EXPECT_EQ(broker.totals().subscriptions, 1U);
+    EXPECT_EQ(dropped(broker, DropReason::subscriber_ttl), 0U);
+    EXPECT_EQ(fetch_all(broker, "s", "idle"), Texts{"1"});
+  }
+}
+
+// The bound still holds exactly for a TTL whose deadline fits: saturation changes only the sums
+// that would overflow.
+TEST(HugeTtls, ALargeTtlThatFitsStillExpiresOnTime) {
+  ManualClock clock;
+  const auto ttl = std::chrono::hours(24 * 365 * 100);
+  Broker broker(Limits{.subscriber_ttl = ttl}, clock);
+  broker.subscribe("idle", "s", std::nullopt);
+  clock.advance(ttl - 1ms);
+  broker.expire();
+  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  clock.advance(1ms);
+  broker.expire();
+  EXPECT_EQ(broker.totals().subscriptions, 0U);
+}
+
 TEST(Drops, EachReasonIsCountedSeparately) {
   ManualClock clock;
   Broker broker(Limits{.subscriber_ttl = 10s, .message_ttl = 8s}, clock);
