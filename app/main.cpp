@@ -1,3 +1,4 @@
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -17,7 +18,9 @@ int main(int argc, char** argv) {
   config::Invocation invocation;
   try {
     invocation = config::load(arguments, environment);
-  } catch (const config::ConfigError& error) {
+  } catch (const std::exception& error) {
+    // Whatever a bad setting trips, it is the operator's to fix: one line and exit 2, never an
+    // abort.
     std::cerr << "gophermq: " << error.what() << "\n";
     return 2;
   }

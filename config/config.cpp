@@ -1,12 +1,21 @@
 #include "config/config.hpp"
 
+#include <netdb.h>
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <memory>
+#include <set>
 #include <sstream>
 
 namespace gophermq::config {
@@ -15,6 +24,11 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
+
+// Abbreviated options (`--thr` for `--threads`) are refused: a later key sharing the prefix would
+// silently change what an old command line means.
+constexpr int kCommandLineStyle =
+    po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 
 po::options_description describe_options() {
   po::options_description options(
@@ -98,14 +112,53 @@ std::uint16_t to_port(const std::string& key, const std::string& value) {
   return static_cast<std::uint16_t>(to_unsigned(key, value, 0, 65535));
 }
 
-// The original accepts both "9001" and ":9001"; "host:9001" also binds one address.
+// A name is resolved once, here, so a typo is refused by key instead of failing at bind time; the
+// first IPv4 address wins over IPv6 ones, as clients that say `localhost` mostly mean 127.0.0.1.
+std::string to_address(const std::string& key, const std::string& value) {
+  if (value.empty()) {
+    fail(key, value, "expected an address or host name");
+  }
+  boost::system::error_code error;
+  const auto numeric = boost::asio::ip::make_address(value, error);
+  if (!error) {
+    return numeric.to_string();
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int status = getaddrinfo(value.c_str(), nullptr, &hints, &found);
+  if (status != 0) {
+    fail(key, value, std::string("cannot resolve the host name: ") + gai_strerror(status));
+  }
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, &freeaddrinfo);
+  const addrinfo* chosen = found;
+  for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+    if (entry->ai_family == AF_INET) {
+      chosen = entry;
+      break;
+    }
+  }
+  char text[NI_MAXHOST] = {};
+  if (getnameinfo(chosen->ai_addr, chosen->ai_addrlen, text, sizeof text, nullptr, 0,
+                  NI_NUMERICHOST) != 0) {
+    fail(key, value, "cannot resolve the host name");
+  }
+  return text;
+}
+
+// The original accepts both "9001" and ":9001"; "host:9001" and "[v6]:9001" also bind one address.
 Endpoint to_endpoint(const std::string& key, const std::string& value, const std::string& host) {
   const auto colon = value.rfind(':');
   if (colon == std::string::npos) {
     return {host, to_port(key, value)};
   }
-  const std::string given_host = value.substr(0, colon);
-  return {given_host.empty() ? host : given_host, to_port(key, value.substr(colon + 1))};
+  std::string given_host = value.substr(0, colon);
+  if (given_host.size() >= 2 && given_host.front() == '[' && given_host.back() == ']') {
+    given_host = given_host.substr(1, given_host.size() - 2);
+  }
+  const std::uint16_t port = to_port(key, value.substr(colon + 1));
+  return {given_host.empty() ? host : to_address(key, given_host), port};
 }
 
 // GOPHERMQ_BROKER_MAX__PENDING -> broker.max-pending: `__` stands for `-` and `_` for `.`.
@@ -124,16 +177,44 @@ std::string environment_key(std::string_view name) {
   return key;
 }
 
+// The variable a key is read from: GOPHERMQ_ + the key upper-cased, `-` as `__`, `.` as `_`.
+std::string environment_name(std::string_view key) {
+  std::string name(kEnvironmentPrefix);
+  for (const char c : key) {
+    if (c == '-') {
+      name.append("__");
+    } else if (c == '.') {
+      name.push_back('_');
+    } else {
+      name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    }
+  }
+  return name;
+}
+
+bool is_setting(const po::options_description& options, const std::string& key) {
+  return key != "help" && key != "version" &&
+         std::any_of(options.options().begin(), options.options().end(),
+                     [&](const auto& option) { return option->long_name() == key; });
+}
+
 using Settings = std::map<std::string, std::string>;
 
-// Later sources only fill keys that earlier (stronger) ones left unset.
-void merge_weaker(Settings& settings, const po::parsed_options& parsed) {
+// Later sources only fill keys that earlier (stronger) ones left unset. One source naming a key
+// twice is refused: which of the two was meant cannot be known.
+void merge_weaker(Settings& settings, const po::parsed_options& parsed, const std::string& source) {
+  std::set<std::string> seen;
   for (const po::option& option : parsed.options) {
-    if (!option.value.empty()) {
-      settings.emplace(option.string_key, option.value.back());
-    } else {
-      settings.emplace(option.string_key, std::string());
+    if (option.string_key.empty() || option.position_key >= 0) {
+      const std::string argument =
+          option.original_tokens.empty() ? std::string() : option.original_tokens.front();
+      throw ConfigError("unexpected argument '" + argument + "' " + source +
+                        " (settings are --key=value)");
     }
+    if (!seen.insert(option.string_key).second) {
+      throw ConfigError(option.string_key + " is given twice " + source);
+    }
+    settings.emplace(option.string_key, option.value.empty() ? std::string() : option.value.back());
   }
 }
 
@@ -147,8 +228,12 @@ po::parsed_options parse_environment(const po::options_description& options,
     }
     const std::string name = entry.substr(0, equals);
     const std::string key = environment_key(name);
-    if (options.find_nothrow(key, false) == nullptr || key == "help" || key == "version") {
-      throw ConfigError("unknown setting " + name + " in the environment (no key " + key + ")");
+    // Only the one spelling each key maps to is accepted, so GOPHERMQ_, GOPHERMQ_broker_port or
+    // GOPHERMQ_BROKER___PORT are refused rather than guessed at.
+    if (!is_setting(options, key) || environment_name(key) != name) {
+      throw ConfigError("unknown setting " + name +
+                        " in the environment (expected GOPHERMQ_ + a key upper-cased, `.` as `_` "
+                        "and `-` as `__`, as GOPHERMQ_BROKER_MAX__PENDING)");
     }
     po::option option(key, {entry.substr(equals + 1)});
     parsed.options.push_back(option);
@@ -157,9 +242,13 @@ po::parsed_options parse_environment(const po::options_description& options,
 }
 
 po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
+  std::error_code ignored;
+  if (std::filesystem::is_directory(path, ignored)) {
+    throw ConfigError("config file " + path + " is a directory");
+  }
   std::ifstream file(path);
   if (!file) {
-    throw ConfigError("cannot read config file " + path);
+    throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
   try {
     return po::parse_config_file(file, options);
@@ -177,10 +266,7 @@ Config build(const Settings& settings) {
   constexpr std::uint64_t kMax = std::numeric_limits<std::uint32_t>::max();
   if (const auto* v = value("threads"))
     config.threads = static_cast<unsigned>(to_unsigned("threads", *v, 0, 1024));
-  if (const auto* v = value("broker.host")) {
-    if (v->empty()) fail("broker.host", *v, "expected an address");
-    config.api.host = *v;
-  }
+  if (const auto* v = value("broker.host")) config.api.host = to_address("broker.host", *v);
   if (const auto* v = value("broker.port")) config.api.port = to_port("broker.port", *v);
   if (const auto* v = value("broker.max-pending")) {
     config.broker.max_pending = to_unsigned("broker.max-pending", *v, 1, kMax * kMax);
@@ -275,10 +361,18 @@ Config build(const Settings& settings) {
 
 std::string help_text(const po::options_description& options) {
   std::ostringstream text;
-  text << "Usage: gophermq broker [options]\n"
-          "       gophermq --version\n\n"
-          "Runs the GopherMQ HTTP message broker.\n\n"
-       << options;
+  text
+      << "Usage: gophermq broker [options]\n"
+         "       gophermq --version\n\n"
+         "Runs the GopherMQ HTTP message broker.\n\n"
+      << options
+      << "\nEvery key is set, weakest first, by its default, the config file, the environment and\n"
+         "the command line (--key=value or --key value; no abbreviations, each key once).\n"
+         "Environment: GOPHERMQ_ + the key upper-cased, `.` as `_` and `-` as `__`:\n"
+         "  broker.max-pending -> GOPHERMQ_BROKER_MAX__PENDING=1000\n"
+         "Config file (INI): the part before the first `.` is the section:\n"
+         "  [broker]\n"
+         "  max-pending = 1000\n";
   return text.str();
 }
 
@@ -341,12 +435,12 @@ Invocation load(const std::vector<std::string>& arguments,
   }
   po::parsed_options command_line(&options);
   try {
-    command_line = po::command_line_parser(flags).options(options).run();
+    command_line = po::command_line_parser(flags).options(options).style(kCommandLineStyle).run();
   } catch (const po::error& error) {
     throw ConfigError(error.what());
   }
   Settings settings;
-  merge_weaker(settings, command_line);
+  merge_weaker(settings, command_line, "on the command line");
   if (settings.contains("help")) {
     invocation.command = Command::show_help;
     return invocation;
@@ -358,9 +452,9 @@ Invocation load(const std::vector<std::string>& arguments,
   if (arguments.front() != "broker") {
     throw ConfigError("missing command: run 'gophermq broker' (see gophermq --help)");
   }
-  merge_weaker(settings, parse_environment(options, environment));
+  merge_weaker(settings, parse_environment(options, environment), "in the environment");
   if (const auto path = settings.find("config"); path != settings.end()) {
-    merge_weaker(settings, parse_file(options, path->second));
+    merge_weaker(settings, parse_file(options, path->second), "in config file " + path->second);
   }
   invocation.config = build(settings);
   return invocation;

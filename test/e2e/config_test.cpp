@@ -65,11 +65,35 @@ TEST(ConfigE2e, BadValueAnywhereExitsTwoWithOneLineNamingTheKey) {
   expect_config_error(run_to_exit({"serve"}), "serve");
 }
 
+TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_=1"}), "GOPHERMQ_");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER=1"}), "GOPHERMQ_BROKER");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_broker_port=1"}), "GOPHERMQ_broker_port");
+  expect_config_error(run_to_exit({"broker", "--thr=2"}), "--thr");
+  expect_config_error(run_to_exit({"broker", "--threads=1", "--threads=2"}), "threads");
+  const std::string file = write_config("[broker]\nport = 1\nport = 2\n");
+  expect_config_error(run_to_exit({"broker", "--config", file}), "broker.port");
+  std::remove(file.c_str());
+  expect_config_error(run_to_exit({"broker", "--config=/tmp"}), "/tmp");
+  expect_config_error(run_to_exit({"broker", "stray"}), "stray");
+  expect_config_error(run_to_exit({"broker", "--broker.host=no-such-host.invalid"}), "broker.host");
+  expect_config_error(run_to_exit({"broker", "--monitoring.port=no-such-host.invalid:9001"}),
+                      "monitoring.port");
+}
+
+TEST(ConfigE2e, HostNamesAreResolved) {
+  BrokerProcess broker(
+      {"broker", "--broker.host=localhost", "--broker.port=0", "--monitoring.port=localhost:0"});
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+  EXPECT_NE(broker.log().find("127.0.0.1"), std::string::npos) << broker.log();
+}
+
 TEST(ConfigE2e, HelpAndVersion) {
   const RunResult help = run_to_exit({"--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.output.find("Usage: gophermq broker"), std::string::npos);
   EXPECT_NE(help.output.find("monitoring.port"), std::string::npos);
+  EXPECT_NE(help.output.find("GOPHERMQ_BROKER_MAX__PENDING"), std::string::npos);
   const RunResult version = run_to_exit({"--version"});
   EXPECT_EQ(version.status, 0);
   EXPECT_TRUE(version.output.starts_with("gophermq ")) << version.output;

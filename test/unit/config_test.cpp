@@ -106,6 +106,55 @@ TEST(Config, BadValuesNameTheKey) {
   expect_error({}, {}, "missing command");
 }
 
+TEST(Config, EnvironmentNamesThatMapToNoKeyAreRefusedByName) {
+  for (const std::string name :
+       {"GOPHERMQ_", "GOPHERMQ__", "GOPHERMQ_BROKER", "GOPHERMQ_broker_port",
+        "GOPHERMQ_BROKER__PORT", "GOPHERMQ_BROKER___PORT", "GOPHERMQ_BROKER_PORT_", "GOPHERMQ_HELP",
+        "GOPHERMQ_VERSION", "GOPHERMQ_BROKER_MAX_PENDING", "GOPHERMQ_THR"}) {
+    expect_error({"broker"}, {name + "=1"}, "unknown setting " + name + " ");
+  }
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_BROKER_MAX__PENDING=7"}).broker.max_pending, 7U);
+}
+
+TEST(Config, AbbreviationsAreUnknownOptions) {
+  expect_error({"broker", "--thr=2"}, {}, "--thr");
+  expect_error({"broker", "--broker.max-pend=2"}, {}, "--broker.max-pend");
+  expect_error({"broker", "--conf", "x"}, {}, "--conf");
+  expect_error({"--hel"}, {}, "--hel");
+}
+
+TEST(Config, AKeyGivenTwiceInOneSourceIsRefused) {
+  expect_error({"broker", "--threads=1", "--threads=2"}, {}, "threads is given twice");
+  expect_error({"broker", "--broker.port", "1", "--broker.port=1"}, {},
+               "broker.port is given twice");
+  const TempFile file("[broker]\nport = 1\nport = 2\n");
+  expect_error({"broker", "--config", file.path()}, {}, "broker.port is given twice");
+  EXPECT_EQ(load_config({"--broker.port=5"}, {"GOPHERMQ_BROKER_PORT=6"}).api.port, 5);
+}
+
+TEST(Config, ConfigFileThatCannotBeReadIsNamed) {
+  expect_error({"broker", "--config=/tmp"}, {}, "/tmp is a directory");
+  expect_error({"broker", "--config=/nonexistent/x.conf"}, {}, "/nonexistent/x.conf");
+  expect_error({"broker"}, {"GOPHERMQ_CONFIG=/"}, "/ is a directory");
+}
+
+TEST(Config, StrayArgumentsAreNamed) {
+  expect_error({"broker", "extra"}, {}, "unexpected argument 'extra'");
+  expect_error({"broker", "--threads=1", "broker"}, {}, "unexpected argument 'broker'");
+  expect_error({"broker", "--", "--threads=1"}, {}, "unexpected argument '--threads=1'");
+}
+
+TEST(Config, HostNamesAreResolvedOrRefusedByKey) {
+  EXPECT_EQ(load_config({"--broker.host=localhost"}).api.host, "127.0.0.1");
+  EXPECT_EQ(load_config({"--broker.host=::1"}).api.host, "::1");
+  EXPECT_EQ(load_config({"--monitoring.port=localhost:9100"}).monitoring.host, "127.0.0.1");
+  EXPECT_EQ(load_config({"--monitoring.port=[::1]:9100"}).monitoring.host, "::1");
+  expect_error({"broker", "--broker.host=no-such-host.invalid"}, {}, "for broker.host");
+  expect_error({"broker"}, {"GOPHERMQ_BROKER_HOST="}, "for broker.host");
+  expect_error({"broker", "--monitoring.port=no-such-host.invalid:9100"}, {},
+               "for monitoring.port");
+}
+
 TEST(Config, BadValueInTheFileNamesTheKey) {
   const TempFile file("[broker]\nmax-pending = lots\n");
   expect_error({"broker", "--config", file.path()}, {}, "broker.max-pending");
@@ -117,7 +166,10 @@ TEST(Config, HelpAndVersionNeedNoCommand) {
   EXPECT_EQ(load({"--help"}, {}).command, Command::show_help);
   EXPECT_EQ(load({"broker", "--help"}, {}).command, Command::show_help);
   EXPECT_EQ(load({"--version"}, {}).command, Command::show_version);
-  EXPECT_NE(load({"--help"}, {}).help_text.find("broker.max-pending"), std::string::npos);
+  const std::string help = load({"--help"}, {}).help_text;
+  EXPECT_NE(help.find("broker.max-pending"), std::string::npos);
+  EXPECT_NE(help.find("GOPHERMQ_BROKER_MAX__PENDING"), std::string::npos);
+  EXPECT_NE(help.find("`-` as `__`"), std::string::npos);
 }
 
 }  // namespace
