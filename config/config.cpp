@@ -102,8 +102,9 @@ bool to_bool(const std::string& key, const std::string& value) {
 
 std::chrono::milliseconds to_duration(const std::string& key, const std::string& value) {
   const auto duration = parse_duration(value);
-  if (!duration) {
-    fail(key, value, "expected a duration such as 500ms, 30s, 5m or 1h");
+  if (!duration || duration->count() < 0) {
+    fail(key, value,
+         "expected a duration such as 250ms, 30s, 1.5h or 1h30m, from 0 to 2562047788015h");
   }
   return *duration;
 }
@@ -378,44 +379,93 @@ std::string help_text(const po::options_description& options) {
 
 }  // namespace
 
+namespace {
+
+__extension__ using Wide = unsigned __int128;
+
+constexpr std::int64_t kNanosPerMilli = 1'000'000;
+// The largest duration a milliseconds count holds, in nanoseconds before rounding up.
+constexpr Wide kMaxNanos =
+    static_cast<Wide>(std::numeric_limits<std::int64_t>::max()) * kNanosPerMilli;
+
+std::optional<std::uint64_t> unit_nanos(std::string_view unit) {
+  static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
+      {"ns", 1},          {"us", 1'000},        {"\u00b5s", 1'000},  // µ MICRO SIGN, as Go accepts
+      {"\u03bcs", 1'000},  // μ GREEK SMALL LETTER MU, likewise
+      {"ms", 1'000'000},  {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000},
+  };
+  for (const auto& [name, nanos] : kUnits) {
+    if (unit == name) {
+      return nanos;
+    }
+  }
+  return std::nullopt;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+}  // namespace
+
+// The grammar of Go's time.ParseDuration, [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or a bare 0, computed
+// exactly in nanoseconds; the range is that of int64 milliseconds instead of Go's int64
+// nanoseconds, so every value a Go broker accepts is accepted.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  if (text == "0") {
+  std::string_view rest(text);
+  bool negative = false;
+  if (!rest.empty() && (rest.front() == '-' || rest.front() == '+')) {
+    negative = rest.front() == '-';
+    rest.remove_prefix(1);
+  }
+  if (rest == "0") {
     return std::chrono::milliseconds{0};
   }
-  std::chrono::milliseconds total{0};
-  std::string_view rest(text);
   if (rest.empty()) {
     return std::nullopt;
   }
+  Wide total = 0;
   while (!rest.empty()) {
-    std::uint64_t number = 0;
-    const auto [stop, error] = std::from_chars(rest.data(), rest.data() + rest.size(), number);
-    if (error != std::errc{} || stop == rest.data()) {
+    Wide whole = 0;
+    bool digits = false;
+    for (; !rest.empty() && is_digit(rest.front()); rest.remove_prefix(1)) {
+      whole = whole * 10 + static_cast<unsigned>(rest.front() - '0');
+      if (whole > kMaxNanos) {
+        return std::nullopt;
+      }
+      digits = true;
+    }
+    // Fraction digits past the 18th change the value by less than a nanosecond, as in Go.
+    Wide fraction = 0;
+    Wide scale = 1;
+    if (!rest.empty() && rest.front() == '.') {
+      rest.remove_prefix(1);
+      for (; !rest.empty() && is_digit(rest.front()); rest.remove_prefix(1)) {
+        if (scale < Wide{1'000'000'000'000'000'000ULL}) {
+          fraction = fraction * 10 + static_cast<unsigned>(rest.front() - '0');
+          scale *= 10;
+        }
+        digits = true;
+      }
+    }
+    if (!digits) {
       return std::nullopt;
     }
-    rest.remove_prefix(static_cast<std::size_t>(stop - rest.data()));
-    const auto unit_end = std::find_if(rest.begin(), rest.end(), [](char c) {
-      return std::isdigit(static_cast<unsigned char>(c));
-    });
-    const std::string_view unit(rest.data(), static_cast<std::size_t>(unit_end - rest.begin()));
-    rest.remove_prefix(unit.size());
-    std::uint64_t scale = 0;
-    if (unit == "ms")
-      scale = 1;
-    else if (unit == "s")
-      scale = 1000;
-    else if (unit == "m")
-      scale = 60'000;
-    else if (unit == "h")
-      scale = 3'600'000;
-    else
-      return std::nullopt;
-    if (number > std::numeric_limits<std::int64_t>::max() / scale / 2) {
+    const auto unit_end =
+        std::find_if(rest.begin(), rest.end(), [](char c) { return c == '.' || is_digit(c); });
+    const auto unit = unit_nanos(rest.substr(0, static_cast<std::size_t>(unit_end - rest.begin())));
+    if (!unit) {
       return std::nullopt;
     }
-    total += std::chrono::milliseconds{static_cast<std::int64_t>(number * scale)};
+    rest.remove_prefix(static_cast<std::size_t>(unit_end - rest.begin()));
+    total += whole * *unit + fraction * *unit / scale;
+    if (total > kMaxNanos) {
+      return std::nullopt;
+    }
   }
-  return total;
+  // Sub-millisecond parts round up, so a positive duration never becomes 0 ("never").
+  const auto millis = static_cast<std::int64_t>((total + kNanosPerMilli - 1) / kNanosPerMilli);
+  return std::chrono::milliseconds{negative ? -millis : millis};
 }
 
 Invocation load(const std::vector<std::string>& arguments,

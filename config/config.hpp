@@ -55,7 +55,9 @@ struct Invocation {
 Invocation load(const std::vector<std::string>& arguments,
                 const std::vector<std::string>& environment);
 
-// Go-style durations ("1h30m", "250ms", "0"); nullopt when the text is not one.
+// A duration as Go's time.ParseDuration reads it ("1h30m", "1.5h", ".5s", "-2s", "0"), with the
+// sub-millisecond part rounded up to a whole millisecond; nullopt when the text is not one or its
+// milliseconds do not fit in int64.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 }  // namespace gophermq::config

@@ -81,6 +81,18 @@ TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
                       "monitoring.port");
 }
 
+TEST(ConfigE2e, GoDurationsWithFractionsAndTheirLimit) {
+  BrokerProcess broker(
+      isolated_arguments({"--broker.subscriber-ttl=1.5h", "--broker.message-ttl=.5s",
+                          "--broker.idle-timeout=1m0.5s"}));
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+  expect_config_error(run_to_exit({"broker", "--broker.message-ttl=2562047788016h"}),
+                      "broker.message-ttl");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_SUBSCRIBER__TTL=1..5s"}),
+                      "broker.subscriber-ttl");
+  expect_config_error(run_to_exit({"broker", "--broker.read-timeout=-1s"}), "broker.read-timeout");
+}
+
 TEST(ConfigE2e, HostNamesAreResolved) {
   BrokerProcess broker(
       {"broker", "--broker.host=localhost", "--broker.port=0", "--monitoring.port=localhost:0"});

@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 namespace gophermq::config {
 namespace {
@@ -30,6 +31,16 @@ class TempFile {
  private:
   std::string path_;
 };
+
+void expect_error(std::vector<std::string> arguments, std::vector<std::string> environment,
+                  const std::string& expected) {
+  try {
+    load(arguments, environment);
+    FAIL() << "no error, expected: " << expected;
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+  }
+}
 
 TEST(Config, DefaultsMatchTheOriginal) {
   const Config config = load_config({});
@@ -64,6 +75,60 @@ TEST(Config, MonitoringPortTakesEitherForm) {
   EXPECT_FALSE(load_config({"--monitoring.enable=false"}).monitoring_enable);
 }
 
+TEST(Config, DurationsTakeGoFractionsAndUnits) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(parse_duration("1.5h"), milliseconds(5'400'000));
+  EXPECT_EQ(parse_duration("2.5s"), milliseconds(2'500));
+  EXPECT_EQ(parse_duration(".5s"), milliseconds(500));
+  EXPECT_EQ(parse_duration("1.s"), milliseconds(1'000));
+  EXPECT_EQ(parse_duration("1h0.5m"), milliseconds(3'630'000));
+  EXPECT_EQ(parse_duration("0.1h"), milliseconds(360'000));
+  EXPECT_EQ(parse_duration("1.0000000000000000000000001s"), milliseconds(1'000));
+  EXPECT_EQ(parse_duration("+5s"), milliseconds(5'000));
+  EXPECT_EQ(parse_duration("-1s"), milliseconds(-1'000));
+  EXPECT_EQ(parse_duration("-0"), milliseconds(0));
+  EXPECT_EQ(parse_duration("+0"), milliseconds(0));
+  EXPECT_EQ(parse_duration("0s"), milliseconds(0));
+  EXPECT_EQ(parse_duration("1s500ms"), milliseconds(1'500));
+  EXPECT_EQ(parse_duration("2000000us"), milliseconds(2'000));
+  EXPECT_EQ(parse_duration("3000\u00b5s"), milliseconds(3));
+  EXPECT_EQ(parse_duration("4000\u03bcs"), milliseconds(4));
+  EXPECT_EQ(parse_duration("5000000ns"), milliseconds(5));
+  // Sub-millisecond parts round up: a positive duration never becomes 0.
+  EXPECT_EQ(parse_duration("1ns"), milliseconds(1));
+  EXPECT_EQ(parse_duration("1.5ms"), milliseconds(2));
+  EXPECT_EQ(parse_duration("1ms1ns"), milliseconds(2));
+  EXPECT_EQ(parse_duration("0.0001s"), milliseconds(1));
+  for (const char* bad :
+       {"",      "+",    "-",     ".",     ".s",    "-.s",  "1",      "00", "1e3s",
+        "1..5s", "1.5",  "1s.",   "s",     "5 s",   " 5s",  "5s ",    "1x", "1S",
+        "1H",    "1sec", "0x10s", "1s-1s", "1s+1s", "--1s", "\u00b5s"}) {
+    EXPECT_FALSE(parse_duration(bad)) << '"' << bad << '"';
+  }
+}
+
+TEST(Config, DurationsUpToTheMillisecondLimitAndNoFurther) {
+  using std::chrono::milliseconds;
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(parse_duration("2562048h"), std::chrono::hours(2'562'048));
+  EXPECT_EQ(parse_duration("9223372036854775807ms"), milliseconds(kMax));
+  EXPECT_EQ(parse_duration("9223372036854775.807s"), milliseconds(kMax));
+  EXPECT_EQ(parse_duration("9223372036854775806ms999999ns"), milliseconds(kMax));
+  EXPECT_EQ(parse_duration("2562047788015h"), std::chrono::hours(2'562'047'788'015));
+  EXPECT_FALSE(parse_duration("9223372036854775808ms"));
+  EXPECT_FALSE(parse_duration("9223372036854775807ms1ns"));
+  EXPECT_FALSE(parse_duration("2562047788016h"));
+  EXPECT_FALSE(parse_duration("99999999999999999999999999999999999999999h"));
+  EXPECT_FALSE(parse_duration("2562047788015h2562047788015h"));
+  EXPECT_EQ(load_config({"--broker.message-ttl=2562048h"}).broker.message_ttl,
+            std::chrono::hours(2'562'048));
+  EXPECT_EQ(load_config({"--broker.subscriber-ttl=1.5h"}).broker.subscriber_ttl,
+            std::chrono::minutes(90));
+  expect_error({"broker", "--broker.message-ttl=2562047788016h"}, {}, "broker.message-ttl");
+  expect_error({"broker", "--broker.subscriber-ttl=-1s"}, {}, "broker.subscriber-ttl");
+  expect_error({"broker", "--broker.write-timeout=-0.5s"}, {}, "broker.write-timeout");
+}
+
 TEST(Config, DurationsReadLikeGo) {
   EXPECT_EQ(parse_duration("1h30m"), std::chrono::minutes(90));
   EXPECT_EQ(parse_duration("250ms"), std::chrono::milliseconds(250));
@@ -74,16 +139,6 @@ TEST(Config, DurationsReadLikeGo) {
   EXPECT_EQ(load_config({"--broker.idle-timeout=2s"}).server.idle_timeout, std::chrono::seconds(2));
   EXPECT_EQ(load_config({"--broker.header-timeout=500ms"}).server.header_timeout,
             std::chrono::milliseconds(500));
-}
-
-void expect_error(std::vector<std::string> arguments, std::vector<std::string> environment,
-                  const std::string& expected) {
-  try {
-    load(arguments, environment);
-    FAIL() << "no error, expected: " << expected;
-  } catch (const ConfigError& error) {
-    EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
-  }
 }
 
 TEST(Config, BadValuesNameTheKey) {
