@@ -12,11 +12,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 namespace gophermq::config {
 namespace po = boost::program_options;
@@ -29,47 +32,6 @@ constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
 // silently change what an old command line means.
 constexpr int kCommandLineStyle =
     po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
-
-po::options_description describe_options() {
-  po::options_description options(
-      "Options (command line --key=value, config file [section] key, "
-      "environment GOPHERMQ_SECTION_KEY)");
-  const auto text = [] { return po::value<std::string>(); };
-  // clang-format off
-  options.add_options()
-    ("help,h", "print this help and exit")
-    ("version", "print the version and exit")
-    ("config", text(), "INI config file to read (keys as [broker] port = 8082)")
-    ("threads", text(), "HTTP threads; 0 means one per core (default 0)")
-    ("broker.host", text(), "address the API listens on (default 0.0.0.0)")
-    ("broker.port", text(), "API port; 0 picks a free one (default 8082)")
-    ("broker.max-pending", text(), "most messages stored, one per queue holding it (default 1000000)")
-    ("broker.max-pending-bytes", text(), "most message bytes stored, counted likewise (default 536870912)")
-    ("broker.max-subject-length", text(), "longest subject in bytes (default 256)")
-    ("broker.max-body-bytes", text(), "largest request body in bytes (default 1048576)")
-    ("broker.max-header-bytes", text(), "largest request head in bytes (default 8192)")
-    ("broker.max-message-bytes", text(), "largest message data in bytes (default 1048576)")
-    ("broker.max-connections", text(), "open connections per listener; more get 503 and are closed (default 10000)")
-    ("broker.max-subscriptions", text(), "most subscriptions; more get 429 (default 100000)")
-    ("broker.max-pending-per-queue", text(), "most messages one subscriber or group queue holds; 0 off (default 0)")
-    ("broker.slow-queue-policy", text(), "a full queue: reject the publish or drop-oldest (default reject)")
-    ("broker.max-receiving-bytes", text(), "request bytes being received across all connections (default 67108864)")
-    ("broker.max-wait-ms", text(), "longest wait_ms a fetch may ask for, in milliseconds (default 30000)")
-    ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
-    ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
-    ("broker.async-queue-size", text(), "async publishes waiting for the broker, at most (default 65536)")
-    ("broker.async-queue-bytes", text(), "message bytes in async publishes waiting, at most (default 67108864)")
-    ("broker.idle-timeout", text(), "close a connection that sends no complete request for this long (default 60s)")
-    ("broker.header-timeout", text(), "longest time to receive a request's head once it has begun (default 10s)")
-    ("broker.read-timeout", text(), "longest time to receive one whole request once it has begun (default 30s)")
-    ("broker.write-timeout", text(), "longest time to send one response (default 30s)")
-    ("broker.shutdown-timeout", text(), "longest wait for requests in flight on shutdown (default 10s)")
-    ("monitoring.enable", text(), "serve Prometheus metrics (default true)")
-    ("monitoring.port", text(), "metrics port as 9001, :9001 or host:9001 (default :9001)")
-    ("logger.level", text(), "debug, info, warn or error (default info)");
-  // clang-format on
-  return options;
-}
 
 [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& want) {
   throw ConfigError("invalid value '" + value + "' for " + key + ": " + want);
@@ -258,104 +220,211 @@ po::parsed_options parse_file(const po::options_description& options, const std:
   }
 }
 
-Config build(const Settings& settings) {
-  Config config;
-  const auto value = [&](const char* key) -> const std::string* {
-    const auto found = settings.find(key);
-    return found == settings.end() ? nullptr : &found->second;
-  };
-  constexpr std::uint64_t kMax = std::numeric_limits<std::uint32_t>::max();
-  if (const auto* v = value("threads"))
-    config.threads = static_cast<unsigned>(to_unsigned("threads", *v, 0, 1024));
-  if (const auto* v = value("broker.host")) config.api.host = to_address("broker.host", *v);
-  if (const auto* v = value("broker.port")) config.api.port = to_port("broker.port", *v);
-  if (const auto* v = value("broker.max-pending")) {
-    config.broker.max_pending = to_unsigned("broker.max-pending", *v, 1, kMax * kMax);
+// One row per key: its name, its help line and how a text value is checked and stored. The
+// defaults are the Config's own member initialisers (and those of the nested broker::Limits and
+// http::ServerLimits); `show` reads them back for --help.
+struct Setting {
+  std::string_view key;
+  std::string_view help;
+  std::function<void(Config&, const std::string&)> parse;
+  std::function<std::string(const Config&)> show;
+};
+
+// `field` is a generic lambda returning the member it stands for, for Config& and const Config&.
+template <typename Field>
+Setting number(std::string_view key, Field field, std::uint64_t low, std::uint64_t high,
+               std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            auto& member = field(config);
+            member = static_cast<std::remove_reference_t<decltype(member)>>(
+                to_unsigned(std::string(key), value, low, high));
+          },
+          [=](const Config& config) { return std::to_string(field(config)); }};
+}
+
+template <typename Field>
+Setting millis(std::string_view key, Field field, std::uint64_t high, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            field(config) = std::chrono::milliseconds(
+                static_cast<std::int64_t>(to_unsigned(std::string(key), value, 0, high)));
+          },
+          [=](const Config& config) { return std::to_string(field(config).count()); }};
+}
+
+// "1h30m", "1s500ms" or "0": the shortest text parse_duration reads back as the same value.
+std::string format_duration(std::chrono::milliseconds duration) {
+  if (duration.count() == 0) {
+    return "0";
   }
-  if (const auto* v = value("broker.max-pending-bytes")) {
-    config.broker.max_pending_bytes = to_unsigned("broker.max-pending-bytes", *v, 1, kMax * kMax);
-  }
-  if (const auto* v = value("broker.max-subject-length")) {
-    config.broker.max_subject_length = to_unsigned("broker.max-subject-length", *v, 1, 65536);
-  }
-  if (const auto* v = value("broker.max-body-bytes")) {
-    config.server.max_body_bytes = to_unsigned("broker.max-body-bytes", *v, 64, kMax);
-  }
-  if (const auto* v = value("broker.max-header-bytes")) {
-    config.server.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
-  }
-  if (const auto* v = value("broker.max-message-bytes")) {
-    config.broker.max_message_bytes = to_unsigned("broker.max-message-bytes", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.max-connections")) {
-    config.server.max_connections = to_unsigned("broker.max-connections", *v, 1, 10'000'000);
-  }
-  if (const auto* v = value("broker.max-subscriptions")) {
-    config.broker.max_subscriptions = to_unsigned("broker.max-subscriptions", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.max-pending-per-queue")) {
-    config.broker.max_pending_per_queue =
-        to_unsigned("broker.max-pending-per-queue", *v, 0, kMax * kMax);
-  }
-  if (const auto* v = value("broker.slow-queue-policy")) {
-    if (*v == "reject") {
-      config.broker.slow_queue_policy = broker::SlowQueuePolicy::reject;
-    } else if (*v == "drop-oldest") {
-      config.broker.slow_queue_policy = broker::SlowQueuePolicy::drop_oldest;
-    } else {
-      fail("broker.slow-queue-policy", *v, "expected reject or drop-oldest");
+  std::string text;
+  auto rest = duration.count();
+  for (const auto& [unit, size] : {std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
+                                   std::pair{"s", 1'000LL}, std::pair{"ms", 1LL}}) {
+    if (rest >= size) {
+      text += std::to_string(rest / size) + unit;
+      rest %= size;
     }
   }
-  if (const auto* v = value("broker.max-receiving-bytes")) {
-    config.server.max_receiving_bytes =
-        to_unsigned("broker.max-receiving-bytes", *v, 1024, kMax * kMax);
+  return text;
+}
+
+// `positive`: 0 is refused, for timeouts where 0 would cut every connection off at once.
+template <typename Field>
+Setting duration(std::string_view key, Field field, bool positive, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            const auto parsed = to_duration(std::string(key), value);
+            if (positive && parsed.count() == 0) {
+              fail(std::string(key), value, "must be above 0");
+            }
+            field(config) = parsed;
+          },
+          [=](const Config& config) { return format_duration(field(config)); }};
+}
+
+template <typename Field>
+Setting flag(std::string_view key, Field field, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            field(config) = to_bool(std::string(key), value);
+          },
+          [=](const Config& config) { return std::string(field(config) ? "true" : "false"); }};
+}
+
+template <typename Value, typename Field>
+Setting choice(std::string_view key, Field field,
+               std::vector<std::pair<std::string_view, Value>> names, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            for (const auto& [name, choice] : names) {
+              if (value == name) {
+                field(config) = choice;
+                return;
+              }
+            }
+            std::string expected = "expected one of";
+            for (const auto& entry : names) {
+              expected.append(" ").append(entry.first);
+            }
+            fail(std::string(key), value, expected);
+          },
+          [=](const Config& config) {
+            for (const auto& [name, choice] : names) {
+              if (field(config) == choice) {
+                return std::string(name);
+              }
+            }
+            return std::string();
+          }};
+}
+
+std::string show_endpoint(const Endpoint& endpoint) {
+  return (endpoint.host == "0.0.0.0" ? std::string() : endpoint.host) + ":" +
+         std::to_string(endpoint.port);
+}
+
+const std::vector<Setting>& settings_table() {
+  constexpr std::uint64_t k32 = std::numeric_limits<std::uint32_t>::max();
+  constexpr std::uint64_t k64 = std::numeric_limits<std::uint64_t>::max();
+  // clang-format off
+  static const std::vector<Setting> table = {
+    number("threads", [](auto& c) -> auto& { return c.threads; }, 0, 1024,
+           "HTTP threads; 0 means one per core"),
+    {"broker.host", "address or host name the API listens on",
+     [](Config& c, const std::string& v) { c.api.host = to_address("broker.host", v); },
+     [](const Config& c) { return c.api.host; }},
+    number("broker.port", [](auto& c) -> auto& { return c.api.port; }, 0, 65535,
+           "API port; 0 picks a free one"),
+    number("broker.max-pending", [](auto& c) -> auto& { return c.broker.max_pending; }, 1, k64,
+           "most messages stored, one per queue holding it"),
+    number("broker.max-pending-bytes", [](auto& c) -> auto& { return c.broker.max_pending_bytes; },
+           1, k64, "most message bytes stored, counted likewise"),
+    number("broker.max-subject-length", [](auto& c) -> auto& { return c.broker.max_subject_length; },
+           1, 65536, "longest subject in bytes"),
+    number("broker.max-body-bytes", [](auto& c) -> auto& { return c.server.max_body_bytes; }, 64,
+           k32, "largest request body in bytes"),
+    number("broker.max-header-bytes", [](auto& c) -> auto& { return c.server.max_header_bytes; },
+           512, 1024 * 1024, "largest request head in bytes"),
+    number("broker.max-message-bytes", [](auto& c) -> auto& { return c.broker.max_message_bytes; },
+           1, k32, "largest message data in bytes"),
+    number("broker.max-connections", [](auto& c) -> auto& { return c.server.max_connections; }, 1,
+           10'000'000, "open connections per listener; more get 503 and are closed"),
+    number("broker.max-subscriptions", [](auto& c) -> auto& { return c.broker.max_subscriptions; },
+           1, k32, "most subscriptions; more get 429"),
+    number("broker.max-pending-per-queue",
+           [](auto& c) -> auto& { return c.broker.max_pending_per_queue; }, 0, k64,
+           "most messages one subscriber or group queue holds; 0 off"),
+    choice<broker::SlowQueuePolicy>(
+        "broker.slow-queue-policy", [](auto& c) -> auto& { return c.broker.slow_queue_policy; },
+        {{"reject", broker::SlowQueuePolicy::reject},
+         {"drop-oldest", broker::SlowQueuePolicy::drop_oldest}},
+        "a full queue: reject the publish or drop-oldest"),
+    number("broker.max-receiving-bytes",
+           [](auto& c) -> auto& { return c.server.max_receiving_bytes; }, 1024, k64,
+           "request bytes being received across all connections"),
+    millis("broker.max-wait-ms", [](auto& c) -> auto& { return c.max_wait; }, k32,
+           "longest wait_ms a fetch may ask for, in milliseconds"),
+    duration("broker.subscriber-ttl", [](auto& c) -> auto& { return c.broker.subscriber_ttl; },
+             false, "remove a subscription that has not fetched for this long; 0 never"),
+    duration("broker.message-ttl", [](auto& c) -> auto& { return c.broker.message_ttl; }, false,
+             "drop pending messages older than this; 0 never"),
+    number("broker.async-queue-size", [](auto& c) -> auto& { return c.async_queue_size; }, 1, k32,
+           "async publishes waiting for the broker, at most"),
+    number("broker.async-queue-bytes", [](auto& c) -> auto& { return c.async_queue_bytes; }, 1, k64,
+           "message bytes in async publishes waiting, at most"),
+    duration("broker.idle-timeout", [](auto& c) -> auto& { return c.server.idle_timeout; }, true,
+             "close a connection that sends no complete request for this long"),
+    duration("broker.header-timeout", [](auto& c) -> auto& { return c.server.header_timeout; },
+             true, "longest time to receive a request's head once it has begun"),
+    duration("broker.read-timeout", [](auto& c) -> auto& { return c.server.read_timeout; }, true,
+             "longest time to receive one whole request once it has begun"),
+    duration("broker.write-timeout", [](auto& c) -> auto& { return c.server.write_timeout; }, true,
+             "longest time to send one response"),
+    duration("broker.shutdown-timeout", [](auto& c) -> auto& { return c.shutdown_timeout; }, false,
+             "longest wait for requests in flight on shutdown"),
+    flag("monitoring.enable", [](auto& c) -> auto& { return c.monitoring_enable; },
+         "serve Prometheus metrics"),
+    {"monitoring.port", "metrics port as 9001, :9001 or host:9001",
+     [](Config& c, const std::string& v) {
+       c.monitoring = to_endpoint("monitoring.port", v, c.monitoring.host);
+     },
+     [](const Config& c) { return show_endpoint(c.monitoring); }},
+    choice<LogLevel>("logger.level", [](auto& c) -> auto& { return c.log_level; },
+                     {{"debug", LogLevel::debug}, {"info", LogLevel::info},
+                      {"warn", LogLevel::warn}, {"warning", LogLevel::warn},
+                      {"error", LogLevel::error}},
+                     "debug, info, warn or error"),
+  };
+  // clang-format on
+  return table;
+}
+
+po::options_description describe_options() {
+  constexpr unsigned kLineLength = 100;
+  po::options_description options(
+      "Options (command line --key=value, config file [section] key, "
+      "environment GOPHERMQ_SECTION_KEY)",
+      kLineLength);
+  options.add_options()("help,h", "print this help and exit")("version",
+                                                              "print the version and exit")(
+      "config", po::value<std::string>(), "INI config file to read (keys as [broker] port = 8082)");
+  const Config defaults;
+  for (const Setting& setting : settings_table()) {
+    const std::string help =
+        std::string(setting.help) + " (default " + setting.show(defaults) + ")";
+    options.add_options()(std::string(setting.key).c_str(), po::value<std::string>(), help.c_str());
   }
-  if (const auto* v = value("broker.max-wait-ms")) {
-    config.max_wait = std::chrono::milliseconds(to_unsigned("broker.max-wait-ms", *v, 0, kMax));
-  }
-  if (const auto* v = value("broker.subscriber-ttl")) {
-    config.broker.subscriber_ttl = to_duration("broker.subscriber-ttl", *v);
-  }
-  if (const auto* v = value("broker.message-ttl")) {
-    config.broker.message_ttl = to_duration("broker.message-ttl", *v);
-  }
-  if (const auto* v = value("broker.async-queue-size")) {
-    config.async_queue_size = to_unsigned("broker.async-queue-size", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.async-queue-bytes")) {
-    config.async_queue_bytes = to_unsigned("broker.async-queue-bytes", *v, 1, kMax * kMax);
-  }
-  if (const auto* v = value("broker.idle-timeout")) {
-    config.server.idle_timeout = to_duration("broker.idle-timeout", *v);
-    if (config.server.idle_timeout.count() == 0) fail("broker.idle-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.header-timeout")) {
-    config.server.header_timeout = to_duration("broker.header-timeout", *v);
-    if (config.server.header_timeout.count() == 0)
-      fail("broker.header-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.read-timeout")) {
-    config.server.read_timeout = to_duration("broker.read-timeout", *v);
-    if (config.server.read_timeout.count() == 0) fail("broker.read-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.write-timeout")) {
-    config.server.write_timeout = to_duration("broker.write-timeout", *v);
-    if (config.server.write_timeout.count() == 0)
-      fail("broker.write-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.shutdown-timeout")) {
-    config.shutdown_timeout = to_duration("broker.shutdown-timeout", *v);
-  }
-  if (const auto* v = value("monitoring.enable")) {
-    config.monitoring_enable = to_bool("monitoring.enable", *v);
-  }
-  if (const auto* v = value("monitoring.port")) {
-    config.monitoring = to_endpoint("monitoring.port", *v, config.monitoring.host);
-  }
-  if (const auto* v = value("logger.level")) {
-    const auto level = parse_log_level(*v);
-    if (!level) fail("logger.level", *v, "expected debug, info, warn or error");
-    config.log_level = *level;
+  return options;
+}
+
+Config build(const Settings& settings) {
+  Config config;
+  for (const Setting& setting : settings_table()) {
+    if (const auto found = settings.find(std::string(setting.key)); found != settings.end()) {
+      setting.parse(config, found->second);
+    }
   }
   return config;
 }
@@ -466,6 +535,14 @@ std::optional<std::chrono::milliseconds> parse_duration(const std::string& text)
   // Sub-millisecond parts round up, so a positive duration never becomes 0 ("never").
   const auto millis = static_cast<std::int64_t>((total + kNanosPerMilli - 1) / kNanosPerMilli);
   return std::chrono::milliseconds{negative ? -millis : millis};
+}
+
+std::vector<std::pair<std::string, std::string>> settings_of(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (const Setting& setting : settings_table()) {
+    settings.emplace_back(setting.key, setting.show(config));
+  }
+  return settings;
 }
 
 Invocation load(const std::vector<std::string>& arguments,

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker/limits.hpp"
@@ -54,6 +55,9 @@ struct Invocation {
 // `arguments` excludes the program name; `environment` is a list of NAME=VALUE strings.
 Invocation load(const std::vector<std::string>& arguments,
                 const std::vector<std::string>& environment);
+
+// Every key with its value in `config`, as text the key accepts, in the order --help lists them.
+std::vector<std::pair<std::string, std::string>> settings_of(const Config& config);
 
 // A duration as Go's time.ParseDuration reads it ("1h30m", "1.5h", ".5s", "-2s", "0"), with the
 // sub-millisecond part rounded up to a whole millisecond; nullopt when the text is not one or its

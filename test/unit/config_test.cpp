@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <limits>
+#include <map>
 
 namespace gophermq::config {
 namespace {
@@ -52,6 +55,72 @@ TEST(Config, DefaultsMatchTheOriginal) {
   EXPECT_EQ(config.server.max_body_bytes, 1024U * 1024);
   EXPECT_EQ(config.async_queue_size, 65'536U);
   EXPECT_EQ(config.log_level, LogLevel::info);
+}
+
+TEST(Config, EveryDefaultReadsBackAsItselfAndIsInTheHelp) {
+  const auto defaults = settings_of(Config{});
+  // The help wraps its lines; words matter, not where the breaks fall.
+  std::string help;
+  for (const char c : load({"--help"}, {}).help_text) {
+    const bool space = std::isspace(static_cast<unsigned char>(c)) != 0;
+    if (!space || (!help.empty() && help.back() != ' ')) {
+      help.push_back(space ? ' ' : c);
+    }
+  }
+  for (const auto& [key, value] : defaults) {
+    EXPECT_EQ(settings_of(load_config({"--" + key + "=" + value})), defaults) << key;
+    const auto line = help.find("--" + key + " ");
+    ASSERT_NE(line, std::string::npos) << key;
+    EXPECT_EQ(help.find("(default " + value + ")", line), help.find("(default ", line)) << key;
+  }
+}
+
+TEST(Config, EveryKeyStoresIntoItsOwnField) {
+  const std::map<std::string, std::string> samples = {
+      {"threads", "3"},
+      {"broker.host", "127.0.0.2"},
+      {"broker.port", "1234"},
+      {"broker.max-pending", "11"},
+      {"broker.max-pending-bytes", "12"},
+      {"broker.max-subject-length", "13"},
+      {"broker.max-body-bytes", "1400"},
+      {"broker.max-header-bytes", "1500"},
+      {"broker.max-message-bytes", "16"},
+      {"broker.max-connections", "17"},
+      {"broker.max-subscriptions", "18"},
+      {"broker.max-pending-per-queue", "19"},
+      {"broker.slow-queue-policy", "drop-oldest"},
+      {"broker.max-receiving-bytes", "2000"},
+      {"broker.max-wait-ms", "21"},
+      {"broker.subscriber-ttl", "22s"},
+      {"broker.message-ttl", "23s"},
+      {"broker.async-queue-size", "24"},
+      {"broker.async-queue-bytes", "25"},
+      {"broker.idle-timeout", "26s"},
+      {"broker.header-timeout", "27s"},
+      {"broker.read-timeout", "28s"},
+      {"broker.write-timeout", "29s"},
+      {"broker.shutdown-timeout", "30ms"},
+      {"monitoring.enable", "false"},
+      {"monitoring.port", "127.0.0.3:31"},
+      {"logger.level", "error"},
+  };
+  const auto defaults = settings_of(Config{});
+  ASSERT_EQ(defaults.size(), samples.size());
+  for (const auto& [key, value] : samples) {
+    auto expected = defaults;
+    const auto entry = std::find_if(expected.begin(), expected.end(),
+                                    [&](const auto& setting) { return setting.first == key; });
+    ASSERT_NE(entry, expected.end()) << key;
+    ASSERT_NE(entry->second, value) << key;
+    entry->second = value;
+    EXPECT_EQ(settings_of(load_config({"--" + key + "=" + value})), expected) << key;
+  }
+  EXPECT_EQ(load_config({"--broker.slow-queue-policy=drop-oldest"}).broker.slow_queue_policy,
+            broker::SlowQueuePolicy::drop_oldest);
+  EXPECT_EQ(load_config({"--broker.shutdown-timeout=30ms"}).shutdown_timeout,
+            std::chrono::milliseconds(30));
+  EXPECT_EQ(load_config({"--logger.level=warning"}).log_level, LogLevel::warn);
 }
 
 TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
