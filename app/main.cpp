@@ -35,5 +35,9 @@ int main(int argc, char** argv) {
       break;
   }
   config::set_log_level(invocation.config.log_level);
+  if (!invocation.config_file.empty()) {
+    config::log(config::LogLevel::info,
+                "msg=\"config file read\" file=\"" + invocation.config_file + "\"");
+  }
   return app::run_daemon(invocation.config);
 }

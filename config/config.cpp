@@ -2,6 +2,7 @@
 
 #include <netdb.h>
 #include <sys/socket.h>
+#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <boost/asio/ip/address.hpp>
@@ -27,6 +28,7 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
+constexpr const char* kDefaultConfigFile = "config.yaml";
 
 // Abbreviated options (`--thr` for `--threads`) are refused: a later key sharing the prefix would
 // silently change what an old command line means.
@@ -161,11 +163,19 @@ bool is_setting(const po::options_description& options, const std::string& key) 
                      [&](const auto& option) { return option->long_name() == key; });
 }
 
-using Settings = std::map<std::string, std::string>;
+// A value and, for those not from the command line, where it was set (a variable, a file's line),
+// so an error names it.
+struct Given {
+  std::string value;
+  std::string origin;
+};
+using Settings = std::map<std::string, Given>;
 
 // Later sources only fill keys that earlier (stronger) ones left unset. One source naming a key
-// twice is refused: which of the two was meant cannot be known.
-void merge_weaker(Settings& settings, const po::parsed_options& parsed, const std::string& source) {
+// twice is refused: which of the two was meant cannot be known. The environment and the file
+// record their origin as the option's one original token.
+void merge_weaker(Settings& settings, const po::parsed_options& parsed, const std::string& source,
+                  bool named_origin) {
   std::set<std::string> seen;
   for (const po::option& option : parsed.options) {
     if (option.string_key.empty() || option.position_key >= 0) {
@@ -177,7 +187,9 @@ void merge_weaker(Settings& settings, const po::parsed_options& parsed, const st
     if (!seen.insert(option.string_key).second) {
       throw ConfigError(option.string_key + " is given twice " + source);
     }
-    settings.emplace(option.string_key, option.value.empty() ? std::string() : option.value.back());
+    settings.emplace(option.string_key,
+                     Given{option.value.empty() ? std::string() : option.value.back(),
+                           named_origin ? option.original_tokens.front() : std::string()});
   }
 }
 
@@ -199,25 +211,85 @@ po::parsed_options parse_environment(const po::options_description& options,
                         "and `-` as `__`, as GOPHERMQ_BROKER_MAX__PENDING)");
     }
     po::option option(key, {entry.substr(equals + 1)});
+    option.original_tokens = {name};
     parsed.options.push_back(option);
   }
   return parsed;
 }
 
-po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
+std::string read_file(const std::string& path) {
   std::error_code ignored;
   if (std::filesystem::is_directory(path, ignored)) {
     throw ConfigError("config file " + path + " is a directory");
   }
-  std::ifstream file(path);
+  std::ifstream file(path, std::ios::binary);
   if (!file) {
     throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
-  try {
-    return po::parse_config_file(file, options);
-  } catch (const po::error& error) {
-    throw ConfigError("config file " + path + ": " + error.what());
+  std::ostringstream text;
+  text << file.rdbuf();
+  if (file.bad()) {
+    throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
+  return text.str();
+}
+
+std::string where(const std::string& path, const YAML::Mark& mark) {
+  return "config file " + path + " line " + std::to_string(mark.line + 1);
+}
+
+// Nested maps become dotted keys, as koanf reads the original's config.yaml:
+// `broker: {max-pending: 10}` is broker.max-pending. Each scalar is kept as its text, for the
+// table to read like any other source.
+void flatten(const YAML::Node& node, const std::string& prefix, const std::string& path,
+             const po::options_description& options, po::parsed_options& parsed,
+             std::map<std::string, int>& lines) {
+  for (const auto& entry : node) {
+    const YAML::Node& name = entry.first;
+    const YAML::Node& value = entry.second;
+    if (!name.IsScalar()) {
+      throw ConfigError(where(path, name.Mark()) + ": a key must be a plain name");
+    }
+    const std::string key = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
+    if (value.IsMap()) {
+      flatten(value, key, path, options, parsed, lines);
+      continue;
+    }
+    if (!is_setting(options, key) || key == "config") {
+      throw ConfigError(where(path, name.Mark()) + ": unknown key " + key);
+    }
+    if (const auto [first, added] = lines.emplace(key, name.Mark().line + 1); !added) {
+      throw ConfigError(where(path, name.Mark()) + ": " + key + " is given twice (also line " +
+                        std::to_string(first->second) + ")");
+    }
+    if (!value.IsScalar()) {
+      throw ConfigError(where(path, value.Mark()) + ": " + key +
+                        (value.IsSequence() ? " takes one value, not a list" : " has no value"));
+    }
+    po::option option(key, {value.Scalar()});
+    option.original_tokens = {where(path, value.Mark())};
+    parsed.options.push_back(option);
+  }
+}
+
+po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
+  const std::string text = read_file(path);
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& error) {
+    throw ConfigError(where(path, error.mark) + ": " + error.msg);
+  }
+  po::parsed_options parsed(&options);
+  if (root.IsNull()) {
+    return parsed;
+  }
+  if (!root.IsMap()) {
+    throw ConfigError(where(path, root.Mark()) + ": expected a map of keys such as broker:");
+  }
+  std::map<std::string, int> lines;
+  flatten(root, "", path, options, parsed, lines);
+  return parsed;
 }
 
 // One row per key: its name, its help line and how a text value is checked and stored. The
@@ -404,12 +476,13 @@ const std::vector<Setting>& settings_table() {
 po::options_description describe_options() {
   constexpr unsigned kLineLength = 100;
   po::options_description options(
-      "Options (command line --key=value, config file [section] key, "
+      "Options (command line --key=value, config file section: {key: value}, "
       "environment GOPHERMQ_SECTION_KEY)",
       kLineLength);
   options.add_options()("help,h", "print this help and exit")("version",
                                                               "print the version and exit")(
-      "config", po::value<std::string>(), "INI config file to read (keys as [broker] port = 8082)");
+      "config", po::value<std::string>(),
+      "YAML config file to read (default config.yaml in the working directory, when there)");
   const Config defaults;
   for (const Setting& setting : settings_table()) {
     const std::string help =
@@ -422,8 +495,17 @@ po::options_description describe_options() {
 Config build(const Settings& settings) {
   Config config;
   for (const Setting& setting : settings_table()) {
-    if (const auto found = settings.find(std::string(setting.key)); found != settings.end()) {
-      setting.parse(config, found->second);
+    const auto found = settings.find(std::string(setting.key));
+    if (found == settings.end()) {
+      continue;
+    }
+    try {
+      setting.parse(config, found->second.value);
+    } catch (const ConfigError& error) {
+      if (found->second.origin.empty()) {
+        throw;
+      }
+      throw ConfigError(found->second.origin + ": " + error.what());
     }
   }
   return config;
@@ -440,9 +522,12 @@ std::string help_text(const po::options_description& options) {
          "the command line (--key=value or --key value; no abbreviations, each key once).\n"
          "Environment: GOPHERMQ_ + the key upper-cased, `.` as `_` and `-` as `__`:\n"
          "  broker.max-pending -> GOPHERMQ_BROKER_MAX__PENDING=1000\n"
-         "Config file (INI): the part before the first `.` is the section:\n"
-         "  [broker]\n"
-         "  max-pending = 1000\n";
+         "Config file (YAML; config.yaml in the working directory unless --config names one):\n"
+         "each `.` in a key is one level of nesting:\n"
+         "  broker:\n"
+         "    max-pending: 1000\n"
+         "  monitoring:\n"
+         "    port: \":9001\"\n";
   return text.str();
 }
 
@@ -567,7 +652,7 @@ Invocation load(const std::vector<std::string>& arguments,
     throw ConfigError(error.what());
   }
   Settings settings;
-  merge_weaker(settings, command_line, "on the command line");
+  merge_weaker(settings, command_line, "on the command line", false);
   if (settings.contains("help")) {
     invocation.command = Command::show_help;
     return invocation;
@@ -579,9 +664,17 @@ Invocation load(const std::vector<std::string>& arguments,
   if (arguments.front() != "broker") {
     throw ConfigError("missing command: run 'gophermq broker' (see gophermq --help)");
   }
-  merge_weaker(settings, parse_environment(options, environment), "in the environment");
+  merge_weaker(settings, parse_environment(options, environment), "in the environment", true);
+  // Like the original, config.yaml in the working directory is read when it is there.
+  std::string file;
   if (const auto path = settings.find("config"); path != settings.end()) {
-    merge_weaker(settings, parse_file(options, path->second), "in config file " + path->second);
+    file = path->second.value;
+  } else if (std::error_code ignored; std::filesystem::exists(kDefaultConfigFile, ignored)) {
+    file = kDefaultConfigFile;
+  }
+  if (!file.empty()) {
+    merge_weaker(settings, parse_file(options, file), "in config file " + file, true);
+    invocation.config_file = file;
   }
   invocation.config = build(settings);
   return invocation;

@@ -50,6 +50,7 @@ struct Invocation {
   Command command = Command::run_broker;
   Config config;
   std::string help_text;
+  std::string config_file;  // the YAML file read, if any
 };
 
 // `arguments` excludes the program name; `environment` is a list of NAME=VALUE strings.

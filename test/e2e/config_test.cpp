@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
@@ -29,7 +33,7 @@ std::string write_config(const std::string& text) {
 }
 
 TEST(ConfigE2e, CommandLineBeatsEnvironmentBeatsFile) {
-  const std::string file = write_config("[broker]\nmax-pending = 2\n");
+  const std::string file = write_config("broker:\n  max-pending: 2\n");
   {
     BrokerProcess broker(isolated_arguments({"--config=" + file}));
     EXPECT_EQ(accepted_before_overflow(broker), 2);
@@ -58,7 +62,7 @@ TEST(ConfigE2e, BadValueAnywhereExitsTwoWithOneLineNamingTheKey) {
   expect_config_error(run_to_exit({"broker", "--broker.port=http"}), "broker.port");
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_MAX__PENDING=ten"}),
                       "broker.max-pending");
-  const std::string file = write_config("[monitoring]\nenable = sometimes\n");
+  const std::string file = write_config("monitoring:\n  enable: sometimes\n");
   expect_config_error(run_to_exit({"broker", "--config", file}), "monitoring.enable");
   std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--logger.level=chatty"}), "logger.level");
@@ -71,7 +75,7 @@ TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_broker_port=1"}), "GOPHERMQ_broker_port");
   expect_config_error(run_to_exit({"broker", "--thr=2"}), "--thr");
   expect_config_error(run_to_exit({"broker", "--threads=1", "--threads=2"}), "threads");
-  const std::string file = write_config("[broker]\nport = 1\nport = 2\n");
+  const std::string file = write_config("broker:\n  port: 1\n  port: 2\n");
   expect_config_error(run_to_exit({"broker", "--config", file}), "broker.port");
   std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--config=/tmp"}), "/tmp");
@@ -100,6 +104,39 @@ TEST(ConfigE2e, HostNamesAreResolved) {
   EXPECT_NE(broker.log().find("127.0.0.1"), std::string::npos) << broker.log();
 }
 
+TEST(ConfigE2e, YamlMistakesExitTwoNamingTheFileAndKey) {
+  for (const auto& [text, key] : std::vector<std::pair<std::string, std::string>>{
+           {"broker:\n  nope: 1\n", "broker.nope"},
+           {"broker:\n  port: [1]\n", "broker.port"},
+           {"broker: {port: 1\n", "line "},
+           {"broker:\n  max-pending: -1\n", "broker.max-pending"}}) {
+    const std::string file = write_config(text);
+    const RunResult result = run_to_exit({"broker", "--config", file});
+    expect_config_error(result, key);
+    EXPECT_NE(result.output.find(file), std::string::npos) << result.output;
+    std::remove(file.c_str());
+  }
+}
+
+// A user who drops us in where the original ran keeps its config.yaml, and it is read.
+TEST(ConfigE2e, ConfigYamlInTheWorkingDirectoryIsRead) {
+  char name[] = "/tmp/gophermq-cwd-XXXXXX";
+  ASSERT_NE(mkdtemp(name), nullptr);
+  const std::filesystem::path directory(name);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(directory);
+  std::ofstream(directory / "config.yaml") << "broker:\n  max-pending: 2\n";
+  {
+    BrokerProcess broker(isolated_arguments());
+    EXPECT_EQ(accepted_before_overflow(broker), 2);
+    EXPECT_NE(broker.log().find("file=\"config.yaml\""), std::string::npos) << broker.log();
+  }
+  std::ofstream(directory / "config.yaml") << "broker:\n  max-pendin: 2\n";
+  expect_config_error(run_to_exit(isolated_arguments()), "config.yaml line 2: unknown key");
+  std::filesystem::current_path(previous);
+  std::filesystem::remove_all(directory);
+}
+
 TEST(ConfigE2e, HelpAndVersion) {
   const RunResult help = run_to_exit({"--help"});
   EXPECT_EQ(help.status, 0);
@@ -121,7 +158,7 @@ TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
 TEST(ConfigE2e, TheShippedConfigFileAndEnvironmentFileAreValid) {
   // Command-line ports beat the file's, so the shipped file is read whole without binding 8082.
   BrokerProcess broker(
-      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.conf"}));
+      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml"}));
   EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
 }
 

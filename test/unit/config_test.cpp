@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -125,7 +126,7 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
 
 TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
   const TempFile file(
-      "[broker]\nport = 1111\nmax-pending = 5\nmax-pending-bytes = 77\n[logger]\nlevel = warn\n");
+      "broker:\n  port: 1111\n  max-pending: 5\n  max-pending-bytes: 77\nlogger:\n  level: warn\n");
   const Config config =
       load_config({"--config", file.path(), "--broker.port=3333"},
                   {"GOPHERMQ_BROKER_PORT=2222", "GOPHERMQ_BROKER_MAX__PENDING=6", "PATH=/bin"});
@@ -251,8 +252,10 @@ TEST(Config, AKeyGivenTwiceInOneSourceIsRefused) {
   expect_error({"broker", "--threads=1", "--threads=2"}, {}, "threads is given twice");
   expect_error({"broker", "--broker.port", "1", "--broker.port=1"}, {},
                "broker.port is given twice");
-  const TempFile file("[broker]\nport = 1\nport = 2\n");
-  expect_error({"broker", "--config", file.path()}, {}, "broker.port is given twice");
+  const TempFile file("broker:\n  port: 1\n  port: 2\n");
+  expect_error({"broker", "--config", file.path()}, {}, "line 3: broker.port is given twice");
+  const TempFile twice("broker:\n  port: 1\nbroker.port: 2\n");
+  expect_error({"broker", "--config", twice.path()}, {}, "line 3: broker.port is given twice");
   EXPECT_EQ(load_config({"--broker.port=5"}, {"GOPHERMQ_BROKER_PORT=6"}).api.port, 5);
 }
 
@@ -280,10 +283,70 @@ TEST(Config, HostNamesAreResolvedOrRefusedByKey) {
 }
 
 TEST(Config, BadValueInTheFileNamesTheKey) {
-  const TempFile file("[broker]\nmax-pending = lots\n");
-  expect_error({"broker", "--config", file.path()}, {}, "broker.max-pending");
-  const TempFile unknown("[broker]\nnope = 1\n");
-  expect_error({"broker", "--config", unknown.path()}, {}, "broker.nope");
+  const TempFile file("broker:\n  max-pending: lots\n");
+  expect_error({"broker", "--config", file.path()}, {}, "'lots' for broker.max-pending");
+}
+
+TEST(Config, YamlNestedMapsAreDottedKeysOfAnyScalarType) {
+  const TempFile file(
+      "# comment\nbroker:\n  port: 8083\n  max-pending: 10\n  subscriber-ttl: 1.5h\n"
+      "  slow-queue-policy: \"drop-oldest\"\n  host: '127.0.0.1'\nmonitoring:\n"
+      "  enable: false\n  port: \":9100\"\nlogger: {level: debug}\nbroker.max-wait-ms: 5\n");
+  const Config config = load_config({"--config=" + file.path()});
+  EXPECT_EQ(config.api.port, 8083);
+  EXPECT_EQ(config.api.host, "127.0.0.1");
+  EXPECT_EQ(config.broker.max_pending, 10U);
+  EXPECT_EQ(config.broker.subscriber_ttl, std::chrono::minutes(90));
+  EXPECT_EQ(config.broker.slow_queue_policy, broker::SlowQueuePolicy::drop_oldest);
+  EXPECT_FALSE(config.monitoring_enable);
+  EXPECT_EQ(config.monitoring.port, 9100);
+  EXPECT_EQ(config.log_level, LogLevel::debug);
+  EXPECT_EQ(config.max_wait, std::chrono::milliseconds(5));
+  const TempFile empty("# nothing set\n");
+  EXPECT_EQ(settings_of(load_config({"--config=" + empty.path()})), settings_of(Config{}));
+}
+
+TEST(Config, YamlMistakesNameTheFileTheKeyAndTheLine) {
+  const auto expect_file_error = [](const std::string& text, const std::string& expected) {
+    const TempFile file(text);
+    expect_error({"broker", "--config", file.path()}, {}, "config file " + file.path() + " line ");
+    expect_error({"broker", "--config", file.path()}, {}, expected);
+  };
+  expect_file_error("broker:\n  nope: 1\n", "line 2: unknown key broker.nope");
+  expect_file_error("brokers:\n  port: 1\n", "unknown key brokers.port");
+  expect_file_error("broker: 1\n", "unknown key broker");
+  expect_file_error("broker:\n  port:\n    value: 1\n", "unknown key broker.port.value");
+  expect_file_error("config: other.yaml\n", "unknown key config");
+  expect_file_error("help: true\n", "unknown key help");
+  expect_file_error("broker:\n  port: [1, 2]\n", "broker.port takes one value, not a list");
+  expect_file_error("broker:\n  port:\n", "broker.port has no value");
+  expect_file_error("broker:\n  port: 1\n bad indent: 2\n", "line ");
+  expect_file_error("broker: {port: 1\n", "line ");
+  expect_file_error("- broker\n", "line 1: expected a map");
+  expect_file_error("just text\n", "line 1: expected a map");
+  expect_file_error("? [a, b]\n: 1\n", "a key must be a plain name");
+}
+
+// The original reads config.yaml from its working directory; so do we, and only --config replaces
+// it.
+TEST(Config, ConfigYamlInTheWorkingDirectoryIsReadWhenPresent) {
+  char name[] = "/tmp/gophermq-cwd-XXXXXX";
+  ASSERT_NE(mkdtemp(name), nullptr);
+  const std::filesystem::path directory(name);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(directory);
+  EXPECT_EQ(load({"broker"}, {}).config_file, "");
+  std::ofstream(directory / "config.yaml") << "broker:\n  max-pending: 9\n";
+  const Invocation invocation = load({"broker"}, {});
+  EXPECT_EQ(invocation.config.broker.max_pending, 9U);
+  EXPECT_EQ(invocation.config_file, "config.yaml");
+  const TempFile other("broker:\n  max-pending: 8\n");
+  EXPECT_EQ(load_config({"--config", other.path()}).broker.max_pending, 8U);
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_CONFIG=" + other.path()}).broker.max_pending, 8U);
+  std::ofstream(directory / "config.yaml") << "broker:\n  nope: 1\n";
+  expect_error({"broker"}, {}, "config file config.yaml line 2: unknown key broker.nope");
+  std::filesystem::current_path(previous);
+  std::filesystem::remove_all(directory);
 }
 
 TEST(Config, HelpAndVersionNeedNoCommand) {
@@ -294,6 +357,8 @@ TEST(Config, HelpAndVersionNeedNoCommand) {
   EXPECT_NE(help.find("broker.max-pending"), std::string::npos);
   EXPECT_NE(help.find("GOPHERMQ_BROKER_MAX__PENDING"), std::string::npos);
   EXPECT_NE(help.find("`-` as `__`"), std::string::npos);
+  EXPECT_NE(help.find("config.yaml"), std::string::npos);
+  EXPECT_NE(help.find("broker:\n    max-pending: 1000\n"), std::string::npos);
 }
 
 }  // namespace
