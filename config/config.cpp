@@ -217,21 +217,40 @@ po::parsed_options parse_environment(const po::options_description& options,
   return parsed;
 }
 
+// A config file is small; a bound keeps `--config /dev/zero` (or a log named by mistake) from
+// taking the memory, and a regular file cannot block the start as a FIFO would.
+constexpr std::streamsize kMaxConfigFileBytes = 1024 * 1024;
+
 std::string read_file(const std::string& path) {
-  std::error_code ignored;
-  if (std::filesystem::is_directory(path, ignored)) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (std::filesystem::is_directory(status)) {
     throw ConfigError("config file " + path + " is a directory");
+  }
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw ConfigError("config file " + path + " is not a regular file");
   }
   std::ifstream file(path, std::ios::binary);
   if (!file) {
     throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
-  std::ostringstream text;
-  text << file.rdbuf();
+  std::string text(static_cast<std::size_t>(kMaxConfigFileBytes) + 1, '\0');
+  file.read(text.data(), kMaxConfigFileBytes + 1);
   if (file.bad()) {
     throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
-  return text.str();
+  if (file.gcount() > kMaxConfigFileBytes) {
+    throw ConfigError("config file " + path + " is larger than 1 MiB");
+  }
+  text.resize(static_cast<std::size_t>(file.gcount()));
+  return text;
+}
+
+// A key that has keys below it, such as `broker`.
+bool is_section(const po::options_description& options, const std::string& key) {
+  return std::any_of(options.options().begin(), options.options().end(), [&](const auto& option) {
+    return option->long_name().starts_with(key + ".");
+  });
 }
 
 std::string where(const std::string& path, const YAML::Mark& mark) {
@@ -251,7 +270,9 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
       throw ConfigError(where(path, name.Mark()) + ": a key must be a plain name");
     }
     const std::string key = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
-    if (value.IsMap()) {
+    // Only sections are entered, so the walk is bounded by the table however the file nests or
+    // repeats maps through aliases. A section left empty (all its keys commented out) is fine.
+    if (is_section(options, key) && (value.IsMap() || value.IsNull())) {
       flatten(value, key, path, options, parsed, lines);
       continue;
     }
@@ -263,8 +284,10 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
                         std::to_string(first->second) + ")");
     }
     if (!value.IsScalar()) {
-      throw ConfigError(where(path, value.Mark()) + ": " + key +
-                        (value.IsSequence() ? " takes one value, not a list" : " has no value"));
+      const char* problem = value.IsSequence() ? " takes one value, not a list"
+                            : value.IsMap()    ? " takes one value, not a map"
+                                               : " has no value";
+      throw ConfigError(where(path, value.Mark()) + ": " + key + problem);
     }
     po::option option(key, {value.Scalar()});
     option.original_tokens = {where(path, value.Mark())};
@@ -274,12 +297,17 @@ void flatten(const YAML::Node& node, const std::string& prefix, const std::strin
 
 po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
   const std::string text = read_file(path);
-  YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(text);
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& error) {
     throw ConfigError(where(path, error.mark) + ": " + error.msg);
   }
+  if (documents.size() > 1) {
+    throw ConfigError(where(path, documents[1].Mark()) + ": expected one YAML document, not " +
+                      std::to_string(documents.size()));
+  }
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   po::parsed_options parsed(&options);
   if (root.IsNull()) {
     return parsed;
@@ -666,15 +694,15 @@ Invocation load(const std::vector<std::string>& arguments,
   }
   merge_weaker(settings, parse_environment(options, environment), "in the environment", true);
   // Like the original, config.yaml in the working directory is read when it is there.
-  std::string file;
+  std::optional<std::string> file;
   if (const auto path = settings.find("config"); path != settings.end()) {
     file = path->second.value;
   } else if (std::error_code ignored; std::filesystem::exists(kDefaultConfigFile, ignored)) {
     file = kDefaultConfigFile;
   }
-  if (!file.empty()) {
-    merge_weaker(settings, parse_file(options, file), "in config file " + file, true);
-    invocation.config_file = file;
+  if (file) {
+    merge_weaker(settings, parse_file(options, *file), "in config file " + *file, true);
+    invocation.config_file = *file;
   }
   invocation.config = build(settings);
   return invocation;

@@ -259,7 +259,25 @@ TEST(Config, AKeyGivenTwiceInOneSourceIsRefused) {
   EXPECT_EQ(load_config({"--broker.port=5"}, {"GOPHERMQ_BROKER_PORT=6"}).api.port, 5);
 }
 
+// Aliases can repeat a map exponentially often; the walk must not follow them past the table.
+TEST(Config, YamlAliasBombIsRefusedAtOnce) {
+  std::string text = "a0: &a0 {}\n";
+  for (int level = 1; level < 40; ++level) {
+    const std::string previous = "*a" + std::to_string(level - 1);
+    text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " {x: " + previous +
+            ", y: " + previous + "}\n";
+  }
+  const TempFile file(text);
+  expect_error({"broker", "--config", file.path()}, {}, "unknown key a0");
+}
+
 TEST(Config, ConfigFileThatCannotBeReadIsNamed) {
+  expect_error({"broker", "--config=/dev/zero"}, {}, "/dev/zero is not a regular file");
+  expect_error({"broker", "--config", ""}, {}, "cannot read config file ");
+  const TempFile large(std::string(1024 * 1024 + 1, '#'));
+  expect_error({"broker", "--config", large.path()}, {}, "larger than 1 MiB");
+  const TempFile limit("#" + std::string(1024 * 1024 - 2, ' ') + "\n");
+  EXPECT_EQ(load_config({"--config", limit.path()}).api.port, 8082);
   expect_error({"broker", "--config=/tmp"}, {}, "/tmp is a directory");
   expect_error({"broker", "--config=/nonexistent/x.conf"}, {}, "/nonexistent/x.conf");
   expect_error({"broker"}, {"GOPHERMQ_CONFIG=/"}, "/ is a directory");
@@ -302,8 +320,12 @@ TEST(Config, YamlNestedMapsAreDottedKeysOfAnyScalarType) {
   EXPECT_EQ(config.monitoring.port, 9100);
   EXPECT_EQ(config.log_level, LogLevel::debug);
   EXPECT_EQ(config.max_wait, std::chrono::milliseconds(5));
-  const TempFile empty("# nothing set\n");
-  EXPECT_EQ(settings_of(load_config({"--config=" + empty.path()})), settings_of(Config{}));
+  for (const char* empty : {"", "# nothing set\n", "---\n", "broker:\n  # port: 1\nlogger: {}\n"}) {
+    const TempFile file_without_values(empty);
+    EXPECT_EQ(settings_of(load_config({"--config=" + file_without_values.path()})),
+              settings_of(Config{}))
+        << empty;
+  }
 }
 
 TEST(Config, YamlMistakesNameTheFileTheKeyAndTheLine) {
@@ -313,9 +335,16 @@ TEST(Config, YamlMistakesNameTheFileTheKeyAndTheLine) {
     expect_error({"broker", "--config", file.path()}, {}, expected);
   };
   expect_file_error("broker:\n  nope: 1\n", "line 2: unknown key broker.nope");
-  expect_file_error("brokers:\n  port: 1\n", "unknown key brokers.port");
+  expect_file_error("brokers:\n  port: 1\n", "unknown key brokers");
   expect_file_error("broker: 1\n", "unknown key broker");
-  expect_file_error("broker:\n  port:\n    value: 1\n", "unknown key broker.port.value");
+  expect_file_error("broker:\n  port:\n    value: 1\n", "broker.port takes one value, not a map");
+  expect_file_error("broker:\n  port: {}\n", "broker.port takes one value, not a map");
+  expect_file_error("broker: [port]\n", "unknown key broker");
+  expect_file_error("broker:\n  port: 1\n---\nbroker:\n  port: 2\n",
+                    "line 4: expected one YAML document, not 2");
+  expect_file_error("<<: {broker: {port: 1}}\n", "unknown key <<");
+  expect_file_error(std::string(100'000, '[') + "\n", "line ");
+  expect_file_error("a: " + std::string(100'000, '{') + "\n", "line ");
   expect_file_error("config: other.yaml\n", "unknown key config");
   expect_file_error("help: true\n", "unknown key help");
   expect_file_error("broker:\n  port: [1, 2]\n", "broker.port takes one value, not a list");
