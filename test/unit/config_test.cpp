@@ -108,10 +108,12 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
   };
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());
-  for (const auto& [key, value] : samples) {
+  for (const auto& sample : samples) {
+    const auto& [key, value] = sample;
     auto expected = defaults;
-    const auto entry = std::find_if(expected.begin(), expected.end(),
-                                    [&](const auto& setting) { return setting.first == key; });
+    const auto entry = std::find_if(expected.begin(), expected.end(), [&](const auto& setting) {
+      return setting.first == sample.first;
+    });
     ASSERT_NE(entry, expected.end()) << key;
     ASSERT_NE(entry->second, value) << key;
     entry->second = value;
