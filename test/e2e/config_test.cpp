@@ -80,6 +80,8 @@ TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
   std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--config=/tmp"}), "/tmp");
   expect_config_error(run_to_exit({"broker", "--config=/dev/zero"}), "/dev/zero");
+  expect_config_error(run_to_exit({"broker", "--config=/nonexistent/gophermq.yaml"}),
+                      "/nonexistent/gophermq.yaml");
   expect_config_error(run_to_exit({"broker", "stray"}), "stray");
   expect_config_error(run_to_exit({"broker", "--broker.host=no-such-host.invalid"}), "broker.host");
   expect_config_error(run_to_exit({"broker", "--monitoring.port=no-such-host.invalid:9001"}),
