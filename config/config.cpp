@@ -35,8 +35,11 @@ constexpr const char* kDefaultConfigFile = "config.yaml";
 constexpr int kCommandLineStyle =
     po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 
+// A pasted blob is shown by its start; the error stays one readable line.
 [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& want) {
-  throw ConfigError("invalid value '" + value + "' for " + key + ": " + want);
+  constexpr std::size_t kShown = 80;
+  const std::string shown = value.size() > kShown ? value.substr(0, kShown) + "..." : value;
+  throw ConfigError("invalid value '" + shown + "' for " + key + ": " + want);
 }
 
 std::uint64_t to_unsigned(const std::string& key, const std::string& value, std::uint64_t low,
@@ -697,7 +700,8 @@ Invocation load(const std::vector<std::string>& arguments,
   std::optional<std::string> file;
   if (const auto path = settings.find("config"); path != settings.end()) {
     file = path->second.value;
-  } else if (std::error_code ignored; std::filesystem::exists(kDefaultConfigFile, ignored)) {
+  } else if (std::error_code ignored; std::filesystem::exists(
+                 std::filesystem::symlink_status(kDefaultConfigFile, ignored))) {
     file = kDefaultConfigFile;
   }
   if (file) {

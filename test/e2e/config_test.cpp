@@ -74,6 +74,9 @@ TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER=1"}), "GOPHERMQ_BROKER");
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_broker_port=1"}), "GOPHERMQ_broker_port");
   expect_config_error(run_to_exit({"broker", "--thr=2"}), "--thr");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_PORT=1\n2"}), "1\\x0a2");
+  expect_config_error(run_to_exit({"broker", "--broker.port=" + std::string(100'000, '7')}),
+                      "broker.port");
   expect_config_error(run_to_exit({"broker", "--threads=1", "--threads=2"}), "threads");
   const std::string file = write_config("broker:\n  port: 1\n  port: 2\n");
   expect_config_error(run_to_exit({"broker", "--config", file}), "broker.port");
