@@ -5,7 +5,7 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
-      libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev \
+      libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./
@@ -25,7 +25,7 @@ RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGOPHERMQ_TESTS=OFF \
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libboost-json1.81.0 libboost-program-options1.81.0 libprometheus-cpp-core1.0 \
+      libboost-json1.81.0 libboost-program-options1.81.0 libprometheus-cpp-core1.0 libyaml-cpp0.7 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gophermq
 COPY --from=build /out/usr/bin/gophermq /usr/bin/gophermq

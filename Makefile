@@ -7,7 +7,8 @@ JOBS ?= $(shell nproc)
 BROKER_ARGS ?=
 
 PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
-            libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libgtest-dev
+            libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
+            libgtest-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files.
 TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev

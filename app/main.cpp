@@ -1,11 +1,33 @@
+#include <exception>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/daemon.hpp"
 #include "config/config.hpp"
 
 extern char** environ;
+
+namespace {
+
+// Whatever a value held (a newline in a variable, a YAML block scalar), the error is one line.
+std::string one_line(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string line;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      line.append("\\x").push_back(kHex[byte >> 4]);
+      line.push_back(kHex[byte & 0xf]);
+    } else {
+      line.push_back(c);
+    }
+  }
+  return line;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace gophermq;
@@ -17,8 +39,10 @@ int main(int argc, char** argv) {
   config::Invocation invocation;
   try {
     invocation = config::load(arguments, environment);
-  } catch (const config::ConfigError& error) {
-    std::cerr << "gophermq: " << error.what() << "\n";
+  } catch (const std::exception& error) {
+    // Whatever a bad setting trips, it is the operator's to fix: one line and exit 2, never an
+    // abort.
+    std::cerr << "gophermq: " << one_line(error.what()) << "\n";
     return 2;
   }
   switch (invocation.command) {
@@ -32,5 +56,9 @@ int main(int argc, char** argv) {
       break;
   }
   config::set_log_level(invocation.config.log_level);
+  if (!invocation.config_file.empty()) {
+    config::log(config::LogLevel::info,
+                "msg=\"config file read\" file=\"" + invocation.config_file + "\"");
+  }
   return app::run_daemon(invocation.config);
 }

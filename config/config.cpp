@@ -1,13 +1,26 @@
 #include "config/config.hpp"
 
+#include <netdb.h>
+#include <sys/socket.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
+#include <boost/asio/ip/address.hpp>
 #include <boost/program_options.hpp>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
+#include <memory>
+#include <set>
 #include <sstream>
+#include <type_traits>
+#include <utility>
 
 namespace gophermq::config {
 namespace po = boost::program_options;
@@ -15,50 +28,18 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
+constexpr const char* kDefaultConfigFile = "config.yaml";
 
-po::options_description describe_options() {
-  po::options_description options(
-      "Options (command line --key=value, config file [section] key, "
-      "environment GOPHERMQ_SECTION_KEY)");
-  const auto text = [] { return po::value<std::string>(); };
-  // clang-format off
-  options.add_options()
-    ("help,h", "print this help and exit")
-    ("version", "print the version and exit")
-    ("config", text(), "INI config file to read (keys as [broker] port = 8082)")
-    ("threads", text(), "HTTP threads; 0 means one per usable CPU (default 0)")
-    ("broker.host", text(), "address the API listens on (default 0.0.0.0)")
-    ("broker.port", text(), "API port; 0 picks a free one (default 8082)")
-    ("broker.max-pending", text(), "most messages stored, one per queue holding it (default 1000000)")
-    ("broker.max-pending-bytes", text(), "most message bytes stored, counted likewise (default 536870912)")
-    ("broker.max-subject-length", text(), "longest subject in bytes (default 256)")
-    ("broker.max-body-bytes", text(), "largest request body in bytes (default 1048576)")
-    ("broker.max-header-bytes", text(), "largest request head in bytes (default 8192)")
-    ("broker.max-message-bytes", text(), "largest message data in bytes (default 1048576)")
-    ("broker.max-connections", text(), "open connections per listener; more get 503 and are closed (default 10000)")
-    ("broker.max-subscriptions", text(), "most subscriptions; more get 429 (default 100000)")
-    ("broker.max-pending-per-queue", text(), "most messages one subscriber or group queue holds; 0 off (default 0)")
-    ("broker.slow-queue-policy", text(), "a full queue: reject the publish or drop-oldest (default reject)")
-    ("broker.max-receiving-bytes", text(), "request bytes being received across all connections (default 67108864)")
-    ("broker.max-wait-ms", text(), "longest wait_ms a fetch may ask for, in milliseconds (default 30000)")
-    ("broker.subscriber-ttl", text(), "remove a subscription that has not fetched for this long; 0 never (default 1h)")
-    ("broker.message-ttl", text(), "drop pending messages older than this; 0 never (default 0)")
-    ("broker.async-queue-size", text(), "async publishes waiting for the broker, at most (default 65536)")
-    ("broker.async-queue-bytes", text(), "message bytes in async publishes waiting, at most (default 67108864)")
-    ("broker.idle-timeout", text(), "close a connection that sends no complete request for this long (default 60s)")
-    ("broker.header-timeout", text(), "longest time to receive a request's head once it has begun (default 10s)")
-    ("broker.read-timeout", text(), "longest time to receive one whole request once it has begun (default 30s)")
-    ("broker.write-timeout", text(), "longest time to send one response (default 30s)")
-    ("broker.shutdown-timeout", text(), "longest wait for requests in flight on shutdown (default 10s)")
-    ("monitoring.enable", text(), "serve Prometheus metrics (default true)")
-    ("monitoring.port", text(), "metrics port as 9001, :9001 or host:9001 (default :9001)")
-    ("logger.level", text(), "debug, info, warn or error (default info)");
-  // clang-format on
-  return options;
-}
+// Abbreviated options (`--thr` for `--threads`) are refused: a later key sharing the prefix would
+// silently change what an old command line means.
+constexpr int kCommandLineStyle =
+    po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
 
+// A pasted blob is shown by its start; the error stays one readable line.
 [[noreturn]] void fail(const std::string& key, const std::string& value, const std::string& want) {
-  throw ConfigError("invalid value '" + value + "' for " + key + ": " + want);
+  constexpr std::size_t kShown = 80;
+  const std::string shown = value.size() > kShown ? value.substr(0, kShown) + "..." : value;
+  throw ConfigError("invalid value '" + shown + "' for " + key + ": " + want);
 }
 
 std::uint64_t to_unsigned(const std::string& key, const std::string& value, std::uint64_t low,
@@ -88,8 +69,9 @@ bool to_bool(const std::string& key, const std::string& value) {
 
 std::chrono::milliseconds to_duration(const std::string& key, const std::string& value) {
   const auto duration = parse_duration(value);
-  if (!duration) {
-    fail(key, value, "expected a duration such as 500ms, 30s, 5m or 1h");
+  if (!duration || duration->count() < 0) {
+    fail(key, value,
+         "expected a duration such as 250ms, 30s, 1.5h or 1h30m, from 0 to 2562047788015h");
   }
   return *duration;
 }
@@ -98,14 +80,53 @@ std::uint16_t to_port(const std::string& key, const std::string& value) {
   return static_cast<std::uint16_t>(to_unsigned(key, value, 0, 65535));
 }
 
-// The original accepts both "9001" and ":9001"; "host:9001" also binds one address.
+// A name is resolved once, here, so a typo is refused by key instead of failing at bind time; the
+// first IPv4 address wins over IPv6 ones, as clients that say `localhost` mostly mean 127.0.0.1.
+std::string to_address(const std::string& key, const std::string& value) {
+  if (value.empty()) {
+    fail(key, value, "expected an address or host name");
+  }
+  boost::system::error_code error;
+  const auto numeric = boost::asio::ip::make_address(value, error);
+  if (!error) {
+    return numeric.to_string();
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  const int status = getaddrinfo(value.c_str(), nullptr, &hints, &found);
+  if (status != 0) {
+    fail(key, value, std::string("cannot resolve the host name: ") + gai_strerror(status));
+  }
+  const std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> owner(found, &freeaddrinfo);
+  const addrinfo* chosen = found;
+  for (const addrinfo* entry = found; entry != nullptr; entry = entry->ai_next) {
+    if (entry->ai_family == AF_INET) {
+      chosen = entry;
+      break;
+    }
+  }
+  char text[NI_MAXHOST] = {};
+  if (getnameinfo(chosen->ai_addr, chosen->ai_addrlen, text, sizeof text, nullptr, 0,
+                  NI_NUMERICHOST) != 0) {
+    fail(key, value, "cannot resolve the host name");
+  }
+  return text;
+}
+
+// The original accepts both "9001" and ":9001"; "host:9001" and "[v6]:9001" also bind one address.
 Endpoint to_endpoint(const std::string& key, const std::string& value, const std::string& host) {
   const auto colon = value.rfind(':');
   if (colon == std::string::npos) {
     return {host, to_port(key, value)};
   }
-  const std::string given_host = value.substr(0, colon);
-  return {given_host.empty() ? host : given_host, to_port(key, value.substr(colon + 1))};
+  std::string given_host = value.substr(0, colon);
+  if (given_host.size() >= 2 && given_host.front() == '[' && given_host.back() == ']') {
+    given_host = given_host.substr(1, given_host.size() - 2);
+  }
+  const std::uint16_t port = to_port(key, value.substr(colon + 1));
+  return {given_host.empty() ? host : to_address(key, given_host), port};
 }
 
 // GOPHERMQ_BROKER_MAX__PENDING -> broker.max-pending: `__` stands for `-` and `_` for `.`.
@@ -124,16 +145,54 @@ std::string environment_key(std::string_view name) {
   return key;
 }
 
-using Settings = std::map<std::string, std::string>;
-
-// Later sources only fill keys that earlier (stronger) ones left unset.
-void merge_weaker(Settings& settings, const po::parsed_options& parsed) {
-  for (const po::option& option : parsed.options) {
-    if (!option.value.empty()) {
-      settings.emplace(option.string_key, option.value.back());
+// The variable a key is read from: GOPHERMQ_ + the key upper-cased, `-` as `__`, `.` as `_`.
+std::string environment_name(std::string_view key) {
+  std::string name(kEnvironmentPrefix);
+  for (const char c : key) {
+    if (c == '-') {
+      name.append("__");
+    } else if (c == '.') {
+      name.push_back('_');
     } else {
-      settings.emplace(option.string_key, std::string());
+      name.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
     }
+  }
+  return name;
+}
+
+bool is_setting(const po::options_description& options, const std::string& key) {
+  return key != "help" && key != "version" &&
+         std::any_of(options.options().begin(), options.options().end(),
+                     [&](const auto& option) { return option->long_name() == key; });
+}
+
+// A value and, for those not from the command line, where it was set (a variable, a file's line),
+// so an error names it.
+struct Given {
+  std::string value;
+  std::string origin;
+};
+using Settings = std::map<std::string, Given>;
+
+// Later sources only fill keys that earlier (stronger) ones left unset. One source naming a key
+// twice is refused: which of the two was meant cannot be known. The environment and the file
+// record their origin as the option's one original token.
+void merge_weaker(Settings& settings, const po::parsed_options& parsed, const std::string& source,
+                  bool named_origin) {
+  std::set<std::string> seen;
+  for (const po::option& option : parsed.options) {
+    if (option.string_key.empty() || option.position_key >= 0) {
+      const std::string argument =
+          option.original_tokens.empty() ? std::string() : option.original_tokens.front();
+      throw ConfigError("unexpected argument '" + argument + "' " + source +
+                        " (settings are --key=value)");
+    }
+    if (!seen.insert(option.string_key).second) {
+      throw ConfigError(option.string_key + " is given twice " + source);
+    }
+    settings.emplace(option.string_key,
+                     Given{option.value.empty() ? std::string() : option.value.back(),
+                           named_origin ? option.original_tokens.front() : std::string()});
   }
 }
 
@@ -147,181 +206,459 @@ po::parsed_options parse_environment(const po::options_description& options,
     }
     const std::string name = entry.substr(0, equals);
     const std::string key = environment_key(name);
-    if (options.find_nothrow(key, false) == nullptr || key == "help" || key == "version") {
-      throw ConfigError("unknown setting " + name + " in the environment (no key " + key + ")");
+    // Only the one spelling each key maps to is accepted, so GOPHERMQ_, GOPHERMQ_broker_port or
+    // GOPHERMQ_BROKER___PORT are refused rather than guessed at.
+    if (!is_setting(options, key) || environment_name(key) != name) {
+      throw ConfigError("unknown setting " + name +
+                        " in the environment (expected GOPHERMQ_ + a key upper-cased, `.` as `_` "
+                        "and `-` as `__`, as GOPHERMQ_BROKER_MAX__PENDING)");
     }
     po::option option(key, {entry.substr(equals + 1)});
+    option.original_tokens = {name};
     parsed.options.push_back(option);
   }
   return parsed;
 }
 
-po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
-  std::ifstream file(path);
+// A config file is small; a bound keeps `--config /dev/zero` (or a log named by mistake) from
+// taking the memory, and a regular file cannot block the start as a FIFO would.
+constexpr std::streamsize kMaxConfigFileBytes = 1024 * 1024;
+
+std::string read_file(const std::string& path) {
+  std::error_code error;
+  const auto status = std::filesystem::status(path, error);
+  if (std::filesystem::is_directory(status)) {
+    throw ConfigError("config file " + path + " is a directory");
+  }
+  if (std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw ConfigError("config file " + path + " is not a regular file");
+  }
+  std::ifstream file(path, std::ios::binary);
   if (!file) {
-    throw ConfigError("cannot read config file " + path);
+    throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
   }
+  std::string text(static_cast<std::size_t>(kMaxConfigFileBytes) + 1, '\0');
+  file.read(text.data(), kMaxConfigFileBytes + 1);
+  if (file.bad()) {
+    throw ConfigError("cannot read config file " + path + ": " + std::strerror(errno));
+  }
+  if (file.gcount() > kMaxConfigFileBytes) {
+    throw ConfigError("config file " + path + " is larger than 1 MiB");
+  }
+  text.resize(static_cast<std::size_t>(file.gcount()));
+  return text;
+}
+
+// A key that has keys below it, such as `broker`.
+bool is_section(const po::options_description& options, const std::string& key) {
+  return std::any_of(options.options().begin(), options.options().end(), [&](const auto& option) {
+    return option->long_name().starts_with(key + ".");
+  });
+}
+
+std::string where(const std::string& path, const YAML::Mark& mark) {
+  return "config file " + path + " line " + std::to_string(mark.line + 1);
+}
+
+// Nested maps become dotted keys, as koanf reads the original's config.yaml:
+// `broker: {max-pending: 10}` is broker.max-pending. Each scalar is kept as its text, for the
+// table to read like any other source.
+void flatten(const YAML::Node& node, const std::string& prefix, const std::string& path,
+             const po::options_description& options, po::parsed_options& parsed,
+             std::map<std::string, int>& lines) {
+  for (const auto& entry : node) {
+    const YAML::Node& name = entry.first;
+    const YAML::Node& value = entry.second;
+    if (!name.IsScalar()) {
+      throw ConfigError(where(path, name.Mark()) + ": a key must be a plain name");
+    }
+    const std::string key = prefix.empty() ? name.Scalar() : prefix + "." + name.Scalar();
+    // Only sections are entered, so the walk is bounded by the table however the file nests or
+    // repeats maps through aliases. A section left empty (all its keys commented out) is fine.
+    if (is_section(options, key) && (value.IsMap() || value.IsNull())) {
+      flatten(value, key, path, options, parsed, lines);
+      continue;
+    }
+    if (!is_setting(options, key) || key == "config") {
+      throw ConfigError(where(path, name.Mark()) + ": unknown key " + key);
+    }
+    if (const auto [first, added] = lines.emplace(key, name.Mark().line + 1); !added) {
+      throw ConfigError(where(path, name.Mark()) + ": " + key + " is given twice (also line " +
+                        std::to_string(first->second) + ")");
+    }
+    if (!value.IsScalar()) {
+      const char* problem = value.IsSequence() ? " takes one value, not a list"
+                            : value.IsMap()    ? " takes one value, not a map"
+                                               : " has no value";
+      throw ConfigError(where(path, value.Mark()) + ": " + key + problem);
+    }
+    po::option option(key, {value.Scalar()});
+    option.original_tokens = {where(path, value.Mark())};
+    parsed.options.push_back(option);
+  }
+}
+
+po::parsed_options parse_file(const po::options_description& options, const std::string& path) {
+  const std::string text = read_file(path);
+  std::vector<YAML::Node> documents;
   try {
-    return po::parse_config_file(file, options);
-  } catch (const po::error& error) {
-    throw ConfigError("config file " + path + ": " + error.what());
+    documents = YAML::LoadAll(text);
+  } catch (const YAML::Exception& error) {
+    throw ConfigError(where(path, error.mark) + ": " + error.msg);
   }
+  if (documents.size() > 1) {
+    throw ConfigError(where(path, documents[1].Mark()) + ": expected one YAML document, not " +
+                      std::to_string(documents.size()));
+  }
+  const YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
+  po::parsed_options parsed(&options);
+  if (root.IsNull()) {
+    return parsed;
+  }
+  if (!root.IsMap()) {
+    throw ConfigError(where(path, root.Mark()) + ": expected a map of keys such as broker:");
+  }
+  std::map<std::string, int> lines;
+  flatten(root, "", path, options, parsed, lines);
+  return parsed;
+}
+
+// One row per key: its name, its help line and how a text value is checked and stored. The
+// defaults are the Config's own member initialisers (and those of the nested broker::Limits and
+// http::ServerLimits); `show` reads them back for --help.
+struct Setting {
+  std::string_view key;
+  std::string_view help;
+  std::function<void(Config&, const std::string&)> parse;
+  std::function<std::string(const Config&)> show;
+};
+
+// `field` is a generic lambda returning the member it stands for, for Config& and const Config&.
+template <typename Field>
+Setting number(std::string_view key, Field field, std::uint64_t low, std::uint64_t high,
+               std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            auto& member = field(config);
+            member = static_cast<std::remove_reference_t<decltype(member)>>(
+                to_unsigned(std::string(key), value, low, high));
+          },
+          [=](const Config& config) { return std::to_string(field(config)); }};
+}
+
+template <typename Field>
+Setting millis(std::string_view key, Field field, std::uint64_t high, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            field(config) = std::chrono::milliseconds(
+                static_cast<std::int64_t>(to_unsigned(std::string(key), value, 0, high)));
+          },
+          [=](const Config& config) { return std::to_string(field(config).count()); }};
+}
+
+// "1h30m", "1s500ms" or "0": the shortest text parse_duration reads back as the same value.
+std::string format_duration(std::chrono::milliseconds duration) {
+  if (duration.count() == 0) {
+    return "0";
+  }
+  std::string text;
+  auto rest = duration.count();
+  for (const auto& [unit, size] : {std::pair{"h", 3'600'000LL}, std::pair{"m", 60'000LL},
+                                   std::pair{"s", 1'000LL}, std::pair{"ms", 1LL}}) {
+    if (rest >= size) {
+      text += std::to_string(rest / size) + unit;
+      rest %= size;
+    }
+  }
+  return text;
+}
+
+// `positive`: 0 is refused, for timeouts where 0 would cut every connection off at once.
+template <typename Field>
+Setting duration(std::string_view key, Field field, bool positive, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            const auto parsed = to_duration(std::string(key), value);
+            if (positive && parsed.count() == 0) {
+              fail(std::string(key), value, "must be above 0");
+            }
+            field(config) = parsed;
+          },
+          [=](const Config& config) { return format_duration(field(config)); }};
+}
+
+template <typename Field>
+Setting flag(std::string_view key, Field field, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            field(config) = to_bool(std::string(key), value);
+          },
+          [=](const Config& config) { return std::string(field(config) ? "true" : "false"); }};
+}
+
+template <typename Value, typename Field>
+Setting choice(std::string_view key, Field field,
+               std::vector<std::pair<std::string_view, Value>> names, std::string_view help) {
+  return {key, help,
+          [=](Config& config, const std::string& value) {
+            for (const auto& [name, choice] : names) {
+              if (value == name) {
+                field(config) = choice;
+                return;
+              }
+            }
+            std::string expected = "expected one of";
+            for (const auto& entry : names) {
+              expected.append(" ").append(entry.first);
+            }
+            fail(std::string(key), value, expected);
+          },
+          [=](const Config& config) {
+            for (const auto& [name, choice] : names) {
+              if (field(config) == choice) {
+                return std::string(name);
+              }
+            }
+            return std::string();
+          }};
+}
+
+std::string show_endpoint(const Endpoint& endpoint) {
+  return (endpoint.host == "0.0.0.0" ? std::string() : endpoint.host) + ":" +
+         std::to_string(endpoint.port);
+}
+
+const std::vector<Setting>& settings_table() {
+  constexpr std::uint64_t k32 = std::numeric_limits<std::uint32_t>::max();
+  constexpr std::uint64_t k64 = std::numeric_limits<std::uint64_t>::max();
+  // clang-format off
+  static const std::vector<Setting> table = {
+    number("threads", [](auto& c) -> auto& { return c.threads; }, 0, 1024,
+           "HTTP threads; 0 means one per usable CPU (affinity and cgroup quota)"),
+    {"broker.host", "address or host name the API listens on",
+     [](Config& c, const std::string& v) { c.api.host = to_address("broker.host", v); },
+     [](const Config& c) { return c.api.host; }},
+    number("broker.port", [](auto& c) -> auto& { return c.api.port; }, 0, 65535,
+           "API port; 0 picks a free one"),
+    number("broker.max-pending", [](auto& c) -> auto& { return c.broker.max_pending; }, 1, k64,
+           "most messages stored, one per queue holding it"),
+    number("broker.max-pending-bytes", [](auto& c) -> auto& { return c.broker.max_pending_bytes; },
+           1, k64, "most message bytes stored, counted likewise"),
+    number("broker.max-subject-length", [](auto& c) -> auto& { return c.broker.max_subject_length; },
+           1, 65536, "longest subject in bytes"),
+    number("broker.max-body-bytes", [](auto& c) -> auto& { return c.server.max_body_bytes; }, 64,
+           k32, "largest request body in bytes"),
+    number("broker.max-header-bytes", [](auto& c) -> auto& { return c.server.max_header_bytes; },
+           512, 1024 * 1024, "largest request head in bytes"),
+    number("broker.max-message-bytes", [](auto& c) -> auto& { return c.broker.max_message_bytes; },
+           1, k32, "largest message data in bytes"),
+    number("broker.max-connections", [](auto& c) -> auto& { return c.server.max_connections; }, 1,
+           10'000'000, "open connections per listener; more get 503 and are closed"),
+    number("broker.max-subscriptions", [](auto& c) -> auto& { return c.broker.max_subscriptions; },
+           1, k32, "most subscriptions; more get 429"),
+    number("broker.max-pending-per-queue",
+           [](auto& c) -> auto& { return c.broker.max_pending_per_queue; }, 0, k64,
+           "most messages one subscriber or group queue holds; 0 off"),
+    choice<broker::SlowQueuePolicy>(
+        "broker.slow-queue-policy", [](auto& c) -> auto& { return c.broker.slow_queue_policy; },
+        {{"reject", broker::SlowQueuePolicy::reject},
+         {"drop-oldest", broker::SlowQueuePolicy::drop_oldest}},
+        "a full queue: reject the publish or drop-oldest"),
+    number("broker.max-receiving-bytes",
+           [](auto& c) -> auto& { return c.server.max_receiving_bytes; }, 1024, k64,
+           "request bytes being received across all connections"),
+    millis("broker.max-wait-ms", [](auto& c) -> auto& { return c.max_wait; }, k32,
+           "longest wait_ms a fetch may ask for, in milliseconds"),
+    duration("broker.subscriber-ttl", [](auto& c) -> auto& { return c.broker.subscriber_ttl; },
+             false, "remove a subscription that has not fetched for this long; 0 never"),
+    duration("broker.message-ttl", [](auto& c) -> auto& { return c.broker.message_ttl; }, false,
+             "drop pending messages older than this; 0 never"),
+    number("broker.async-queue-size", [](auto& c) -> auto& { return c.async_queue_size; }, 1, k32,
+           "async publishes waiting for the broker, at most"),
+    number("broker.async-queue-bytes", [](auto& c) -> auto& { return c.async_queue_bytes; }, 1, k64,
+           "message bytes in async publishes waiting, at most"),
+    duration("broker.idle-timeout", [](auto& c) -> auto& { return c.server.idle_timeout; }, true,
+             "close a connection that sends no complete request for this long"),
+    duration("broker.header-timeout", [](auto& c) -> auto& { return c.server.header_timeout; },
+             true, "longest time to receive a request's head once it has begun"),
+    duration("broker.read-timeout", [](auto& c) -> auto& { return c.server.read_timeout; }, true,
+             "longest time to receive one whole request once it has begun"),
+    duration("broker.write-timeout", [](auto& c) -> auto& { return c.server.write_timeout; }, true,
+             "longest time to send one response"),
+    duration("broker.shutdown-timeout", [](auto& c) -> auto& { return c.shutdown_timeout; }, false,
+             "longest wait for requests in flight on shutdown"),
+    flag("monitoring.enable", [](auto& c) -> auto& { return c.monitoring_enable; },
+         "serve Prometheus metrics"),
+    {"monitoring.port", "metrics port as 9001, :9001 or host:9001",
+     [](Config& c, const std::string& v) {
+       c.monitoring = to_endpoint("monitoring.port", v, c.monitoring.host);
+     },
+     [](const Config& c) { return show_endpoint(c.monitoring); }},
+    choice<LogLevel>("logger.level", [](auto& c) -> auto& { return c.log_level; },
+                     {{"debug", LogLevel::debug}, {"info", LogLevel::info},
+                      {"warn", LogLevel::warn}, {"warning", LogLevel::warn},
+                      {"error", LogLevel::error}},
+                     "debug, info, warn or error"),
+  };
+  // clang-format on
+  return table;
+}
+
+po::options_description describe_options() {
+  constexpr unsigned kLineLength = 100;
+  po::options_description options(
+      "Options (command line --key=value, config file section: {key: value}, "
+      "environment GOPHERMQ_SECTION_KEY)",
+      kLineLength);
+  options.add_options()("help,h", "print this help and exit")("version",
+                                                              "print the version and exit")(
+      "config", po::value<std::string>(),
+      "YAML config file to read (default config.yaml in the working directory, when there)");
+  const Config defaults;
+  for (const Setting& setting : settings_table()) {
+    const std::string help =
+        std::string(setting.help) + " (default " + setting.show(defaults) + ")";
+    options.add_options()(std::string(setting.key).c_str(), po::value<std::string>(), help.c_str());
+  }
+  return options;
 }
 
 Config build(const Settings& settings) {
   Config config;
-  const auto value = [&](const char* key) -> const std::string* {
-    const auto found = settings.find(key);
-    return found == settings.end() ? nullptr : &found->second;
-  };
-  constexpr std::uint64_t kMax = std::numeric_limits<std::uint32_t>::max();
-  if (const auto* v = value("threads"))
-    config.threads = static_cast<unsigned>(to_unsigned("threads", *v, 0, 1024));
-  if (const auto* v = value("broker.host")) {
-    if (v->empty()) fail("broker.host", *v, "expected an address");
-    config.api.host = *v;
-  }
-  if (const auto* v = value("broker.port")) config.api.port = to_port("broker.port", *v);
-  if (const auto* v = value("broker.max-pending")) {
-    config.broker.max_pending = to_unsigned("broker.max-pending", *v, 1, kMax * kMax);
-  }
-  if (const auto* v = value("broker.max-pending-bytes")) {
-    config.broker.max_pending_bytes = to_unsigned("broker.max-pending-bytes", *v, 1, kMax * kMax);
-  }
-  if (const auto* v = value("broker.max-subject-length")) {
-    config.broker.max_subject_length = to_unsigned("broker.max-subject-length", *v, 1, 65536);
-  }
-  if (const auto* v = value("broker.max-body-bytes")) {
-    config.server.max_body_bytes = to_unsigned("broker.max-body-bytes", *v, 64, kMax);
-  }
-  if (const auto* v = value("broker.max-header-bytes")) {
-    config.server.max_header_bytes = to_unsigned("broker.max-header-bytes", *v, 512, 1024 * 1024);
-  }
-  if (const auto* v = value("broker.max-message-bytes")) {
-    config.broker.max_message_bytes = to_unsigned("broker.max-message-bytes", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.max-connections")) {
-    config.server.max_connections = to_unsigned("broker.max-connections", *v, 1, 10'000'000);
-  }
-  if (const auto* v = value("broker.max-subscriptions")) {
-    config.broker.max_subscriptions = to_unsigned("broker.max-subscriptions", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.max-pending-per-queue")) {
-    config.broker.max_pending_per_queue =
-        to_unsigned("broker.max-pending-per-queue", *v, 0, kMax * kMax);
-  }
-  if (const auto* v = value("broker.slow-queue-policy")) {
-    if (*v == "reject") {
-      config.broker.slow_queue_policy = broker::SlowQueuePolicy::reject;
-    } else if (*v == "drop-oldest") {
-      config.broker.slow_queue_policy = broker::SlowQueuePolicy::drop_oldest;
-    } else {
-      fail("broker.slow-queue-policy", *v, "expected reject or drop-oldest");
+  for (const Setting& setting : settings_table()) {
+    const auto found = settings.find(std::string(setting.key));
+    if (found == settings.end()) {
+      continue;
     }
-  }
-  if (const auto* v = value("broker.max-receiving-bytes")) {
-    config.server.max_receiving_bytes =
-        to_unsigned("broker.max-receiving-bytes", *v, 1024, kMax * kMax);
-  }
-  if (const auto* v = value("broker.max-wait-ms")) {
-    config.max_wait = std::chrono::milliseconds(to_unsigned("broker.max-wait-ms", *v, 0, kMax));
-  }
-  if (const auto* v = value("broker.subscriber-ttl")) {
-    config.broker.subscriber_ttl = to_duration("broker.subscriber-ttl", *v);
-  }
-  if (const auto* v = value("broker.message-ttl")) {
-    config.broker.message_ttl = to_duration("broker.message-ttl", *v);
-  }
-  if (const auto* v = value("broker.async-queue-size")) {
-    config.async_queue_size = to_unsigned("broker.async-queue-size", *v, 1, kMax);
-  }
-  if (const auto* v = value("broker.async-queue-bytes")) {
-    config.async_queue_bytes = to_unsigned("broker.async-queue-bytes", *v, 1, kMax * kMax);
-  }
-  if (const auto* v = value("broker.idle-timeout")) {
-    config.server.idle_timeout = to_duration("broker.idle-timeout", *v);
-    if (config.server.idle_timeout.count() == 0) fail("broker.idle-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.header-timeout")) {
-    config.server.header_timeout = to_duration("broker.header-timeout", *v);
-    if (config.server.header_timeout.count() == 0)
-      fail("broker.header-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.read-timeout")) {
-    config.server.read_timeout = to_duration("broker.read-timeout", *v);
-    if (config.server.read_timeout.count() == 0) fail("broker.read-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.write-timeout")) {
-    config.server.write_timeout = to_duration("broker.write-timeout", *v);
-    if (config.server.write_timeout.count() == 0)
-      fail("broker.write-timeout", *v, "must be above 0");
-  }
-  if (const auto* v = value("broker.shutdown-timeout")) {
-    config.shutdown_timeout = to_duration("broker.shutdown-timeout", *v);
-  }
-  if (const auto* v = value("monitoring.enable")) {
-    config.monitoring_enable = to_bool("monitoring.enable", *v);
-  }
-  if (const auto* v = value("monitoring.port")) {
-    config.monitoring = to_endpoint("monitoring.port", *v, config.monitoring.host);
-  }
-  if (const auto* v = value("logger.level")) {
-    const auto level = parse_log_level(*v);
-    if (!level) fail("logger.level", *v, "expected debug, info, warn or error");
-    config.log_level = *level;
+    try {
+      setting.parse(config, found->second.value);
+    } catch (const ConfigError& error) {
+      if (found->second.origin.empty()) {
+        throw;
+      }
+      throw ConfigError(found->second.origin + ": " + error.what());
+    }
   }
   return config;
 }
 
 std::string help_text(const po::options_description& options) {
   std::ostringstream text;
-  text << "Usage: gophermq broker [options]\n"
-          "       gophermq --version\n\n"
-          "Runs the GopherMQ HTTP message broker.\n\n"
-       << options;
+  text
+      << "Usage: gophermq broker [options]\n"
+         "       gophermq --version\n\n"
+         "Runs the GopherMQ HTTP message broker.\n\n"
+      << options
+      << "\nEvery key is set, weakest first, by its default, the config file, the environment and\n"
+         "the command line (--key=value or --key value; no abbreviations, each key once).\n"
+         "Environment: GOPHERMQ_ + the key upper-cased, `.` as `_` and `-` as `__`:\n"
+         "  broker.max-pending -> GOPHERMQ_BROKER_MAX__PENDING=1000\n"
+         "Config file (YAML; config.yaml in the working directory unless --config names one):\n"
+         "each `.` in a key is one level of nesting:\n"
+         "  broker:\n"
+         "    max-pending: 1000\n"
+         "  monitoring:\n"
+         "    port: \":9001\"\n";
   return text.str();
 }
 
 }  // namespace
 
+namespace {
+
+__extension__ using Wide = unsigned __int128;
+
+constexpr std::int64_t kNanosPerMilli = 1'000'000;
+// The largest duration a milliseconds count holds, in nanoseconds before rounding up.
+constexpr Wide kMaxNanos =
+    static_cast<Wide>(std::numeric_limits<std::int64_t>::max()) * kNanosPerMilli;
+
+std::optional<std::uint64_t> unit_nanos(std::string_view unit) {
+  static constexpr std::pair<std::string_view, std::uint64_t> kUnits[] = {
+      {"ns", 1},          {"us", 1'000},        {"\u00b5s", 1'000},  // µ MICRO SIGN, as Go accepts
+      {"\u03bcs", 1'000},  // μ GREEK SMALL LETTER MU, likewise
+      {"ms", 1'000'000},  {"s", 1'000'000'000}, {"m", 60'000'000'000}, {"h", 3'600'000'000'000},
+  };
+  for (const auto& [name, nanos] : kUnits) {
+    if (unit == name) {
+      return nanos;
+    }
+  }
+  return std::nullopt;
+}
+
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
+
+}  // namespace
+
+// The grammar of Go's time.ParseDuration, [-+]?([0-9]*(\.[0-9]*)?[a-z]+)+ or a bare 0, computed
+// exactly in nanoseconds; the range is that of int64 milliseconds instead of Go's int64
+// nanoseconds, so every value a Go broker accepts is accepted.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  if (text == "0") {
+  std::string_view rest(text);
+  bool negative = false;
+  if (!rest.empty() && (rest.front() == '-' || rest.front() == '+')) {
+    negative = rest.front() == '-';
+    rest.remove_prefix(1);
+  }
+  if (rest == "0") {
     return std::chrono::milliseconds{0};
   }
-  std::chrono::milliseconds total{0};
-  std::string_view rest(text);
   if (rest.empty()) {
     return std::nullopt;
   }
+  Wide total = 0;
   while (!rest.empty()) {
-    std::uint64_t number = 0;
-    const auto [stop, error] = std::from_chars(rest.data(), rest.data() + rest.size(), number);
-    if (error != std::errc{} || stop == rest.data()) {
+    Wide whole = 0;
+    bool digits = false;
+    for (; !rest.empty() && is_digit(rest.front()); rest.remove_prefix(1)) {
+      whole = whole * 10 + static_cast<unsigned>(rest.front() - '0');
+      if (whole > kMaxNanos) {
+        return std::nullopt;
+      }
+      digits = true;
+    }
+    // Fraction digits past the 18th change the value by less than a nanosecond, as in Go.
+    Wide fraction = 0;
+    Wide scale = 1;
+    if (!rest.empty() && rest.front() == '.') {
+      rest.remove_prefix(1);
+      for (; !rest.empty() && is_digit(rest.front()); rest.remove_prefix(1)) {
+        if (scale < Wide{1'000'000'000'000'000'000ULL}) {
+          fraction = fraction * 10 + static_cast<unsigned>(rest.front() - '0');
+          scale *= 10;
+        }
+        digits = true;
+      }
+    }
+    if (!digits) {
       return std::nullopt;
     }
-    rest.remove_prefix(static_cast<std::size_t>(stop - rest.data()));
-    const auto unit_end = std::find_if(rest.begin(), rest.end(), [](char c) {
-      return std::isdigit(static_cast<unsigned char>(c));
-    });
-    const std::string_view unit(rest.data(), static_cast<std::size_t>(unit_end - rest.begin()));
-    rest.remove_prefix(unit.size());
-    std::uint64_t scale = 0;
-    if (unit == "ms")
-      scale = 1;
-    else if (unit == "s")
-      scale = 1000;
-    else if (unit == "m")
-      scale = 60'000;
-    else if (unit == "h")
-      scale = 3'600'000;
-    else
-      return std::nullopt;
-    if (number > std::numeric_limits<std::int64_t>::max() / scale / 2) {
+    const auto unit_end =
+        std::find_if(rest.begin(), rest.end(), [](char c) { return c == '.' || is_digit(c); });
+    const auto unit = unit_nanos(rest.substr(0, static_cast<std::size_t>(unit_end - rest.begin())));
+    if (!unit) {
       return std::nullopt;
     }
-    total += std::chrono::milliseconds{static_cast<std::int64_t>(number * scale)};
+    rest.remove_prefix(static_cast<std::size_t>(unit_end - rest.begin()));
+    total += whole * *unit + fraction * *unit / scale;
+    if (total > kMaxNanos) {
+      return std::nullopt;
+    }
   }
-  return total;
+  // Sub-millisecond parts round up, so a positive duration never becomes 0 ("never").
+  const auto millis = static_cast<std::int64_t>((total + kNanosPerMilli - 1) / kNanosPerMilli);
+  return std::chrono::milliseconds{negative ? -millis : millis};
+}
+
+std::vector<std::pair<std::string, std::string>> settings_of(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> settings;
+  for (const Setting& setting : settings_table()) {
+    settings.emplace_back(setting.key, setting.show(config));
+  }
+  return settings;
 }
 
 Invocation load(const std::vector<std::string>& arguments,
@@ -341,12 +678,12 @@ Invocation load(const std::vector<std::string>& arguments,
   }
   po::parsed_options command_line(&options);
   try {
-    command_line = po::command_line_parser(flags).options(options).run();
+    command_line = po::command_line_parser(flags).options(options).style(kCommandLineStyle).run();
   } catch (const po::error& error) {
     throw ConfigError(error.what());
   }
   Settings settings;
-  merge_weaker(settings, command_line);
+  merge_weaker(settings, command_line, "on the command line", false);
   if (settings.contains("help")) {
     invocation.command = Command::show_help;
     return invocation;
@@ -358,9 +695,18 @@ Invocation load(const std::vector<std::string>& arguments,
   if (arguments.front() != "broker") {
     throw ConfigError("missing command: run 'gophermq broker' (see gophermq --help)");
   }
-  merge_weaker(settings, parse_environment(options, environment));
+  merge_weaker(settings, parse_environment(options, environment), "in the environment", true);
+  // Like the original, config.yaml in the working directory is read when it is there.
+  std::optional<std::string> file;
   if (const auto path = settings.find("config"); path != settings.end()) {
-    merge_weaker(settings, parse_file(options, path->second));
+    file = path->second.value;
+  } else if (std::error_code ignored; std::filesystem::exists(
+                 std::filesystem::symlink_status(kDefaultConfigFile, ignored))) {
+    file = kDefaultConfigFile;
+  }
+  if (file) {
+    merge_weaker(settings, parse_file(options, *file), "in config file " + *file, true);
+    invocation.config_file = *file;
   }
   invocation.config = build(settings);
   return invocation;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker/limits.hpp"
@@ -49,13 +50,19 @@ struct Invocation {
   Command command = Command::run_broker;
   Config config;
   std::string help_text;
+  std::string config_file;  // the YAML file read, if any
 };
 
 // `arguments` excludes the program name; `environment` is a list of NAME=VALUE strings.
 Invocation load(const std::vector<std::string>& arguments,
                 const std::vector<std::string>& environment);
 
-// Go-style durations ("1h30m", "250ms", "0"); nullopt when the text is not one.
+// Every key with its value in `config`, as text the key accepts, in the order --help lists them.
+std::vector<std::pair<std::string, std::string>> settings_of(const Config& config);
+
+// A duration as Go's time.ParseDuration reads it ("1h30m", "1.5h", ".5s", "-2s", "0"), with the
+// sub-millisecond part rounded up to a whole millisecond; nullopt when the text is not one or its
+// milliseconds do not fit in int64.
 std::optional<std::chrono::milliseconds> parse_duration(const std::string& text);
 
 }  // namespace gophermq::config

@@ -24,18 +24,6 @@ std::string_view level_name(LogLevel level) noexcept {
 
 }  // namespace
 
-std::optional<LogLevel> parse_log_level(std::string_view text) noexcept {
-  for (const LogLevel level : {LogLevel::debug, LogLevel::info, LogLevel::warn, LogLevel::error}) {
-    if (text == level_name(level)) {
-      return level;
-    }
-  }
-  if (text == "warning") {
-    return LogLevel::warn;
-  }
-  return std::nullopt;
-}
-
 void set_log_level(LogLevel level) noexcept {
   enabled_level.store(level, std::memory_order_relaxed);
 }

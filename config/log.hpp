@@ -1,14 +1,11 @@
 #pragma once
 
 #include <atomic>
-#include <optional>
 #include <string_view>
 
 namespace gophermq::config {
 
 enum class LogLevel { debug, info, warn, error };
-
-std::optional<LogLevel> parse_log_level(std::string_view text) noexcept;
 
 // One logfmt line to stderr (journald and docker both collect it), if `level` is enabled.
 void log(LogLevel level, std::string_view message);

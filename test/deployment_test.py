@@ -33,6 +33,12 @@ for name, service in services.items():
         check(os.path.exists(os.path.join(root, source)), f"{name} mounts missing {source}")
         mounts[target] = source
 
+command = services["gophermq"]["command"]
+config_path = command[command.index("--config") + 1] if "--config" in command else None
+check(config_path in mounts, "gophermq reads a config file mounted from the repository")
+if config_path in mounts:
+    check(isinstance(load_yaml(mounts[config_path]), dict), "gophermq config file is a YAML map")
+
 prometheus = load_yaml("metrics/prometheus/prometheus.yml")
 check("/etc/prometheus/prometheus.yml" in mounts, "Prometheus config mounted")
 targets = [t for job in prometheus["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
@@ -29,7 +33,7 @@ std::string write_config(const std::string& text) {
 }
 
 TEST(ConfigE2e, CommandLineBeatsEnvironmentBeatsFile) {
-  const std::string file = write_config("[broker]\nmax-pending = 2\n");
+  const std::string file = write_config("broker:\n  max-pending: 2\n");
   {
     BrokerProcess broker(isolated_arguments({"--config=" + file}));
     EXPECT_EQ(accepted_before_overflow(broker), 2);
@@ -58,11 +62,85 @@ TEST(ConfigE2e, BadValueAnywhereExitsTwoWithOneLineNamingTheKey) {
   expect_config_error(run_to_exit({"broker", "--broker.port=http"}), "broker.port");
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_MAX__PENDING=ten"}),
                       "broker.max-pending");
-  const std::string file = write_config("[monitoring]\nenable = sometimes\n");
+  const std::string file = write_config("monitoring:\n  enable: sometimes\n");
   expect_config_error(run_to_exit({"broker", "--config", file}), "monitoring.enable");
   std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--logger.level=chatty"}), "logger.level");
   expect_config_error(run_to_exit({"serve"}), "serve");
+}
+
+TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_=1"}), "GOPHERMQ_");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER=1"}), "GOPHERMQ_BROKER");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_broker_port=1"}), "GOPHERMQ_broker_port");
+  expect_config_error(run_to_exit({"broker", "--thr=2"}), "--thr");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_PORT=1\n2"}), "1\\x0a2");
+  expect_config_error(run_to_exit({"broker", "--broker.port=" + std::string(100'000, '7')}),
+                      "broker.port");
+  expect_config_error(run_to_exit({"broker", "--threads=1", "--threads=2"}), "threads");
+  const std::string file = write_config("broker:\n  port: 1\n  port: 2\n");
+  expect_config_error(run_to_exit({"broker", "--config", file}), "broker.port");
+  std::remove(file.c_str());
+  expect_config_error(run_to_exit({"broker", "--config=/tmp"}), "/tmp");
+  expect_config_error(run_to_exit({"broker", "--config=/dev/zero"}), "/dev/zero");
+  expect_config_error(run_to_exit({"broker", "--config=/nonexistent/gophermq.yaml"}),
+                      "/nonexistent/gophermq.yaml");
+  expect_config_error(run_to_exit({"broker", "stray"}), "stray");
+  expect_config_error(run_to_exit({"broker", "--broker.host=no-such-host.invalid"}), "broker.host");
+  expect_config_error(run_to_exit({"broker", "--monitoring.port=no-such-host.invalid:9001"}),
+                      "monitoring.port");
+}
+
+TEST(ConfigE2e, GoDurationsWithFractionsAndTheirLimit) {
+  BrokerProcess broker(
+      isolated_arguments({"--broker.subscriber-ttl=1.5h", "--broker.message-ttl=.5s",
+                          "--broker.idle-timeout=1m0.5s"}));
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+  expect_config_error(run_to_exit({"broker", "--broker.message-ttl=2562047788016h"}),
+                      "broker.message-ttl");
+  expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_SUBSCRIBER__TTL=1..5s"}),
+                      "broker.subscriber-ttl");
+  expect_config_error(run_to_exit({"broker", "--broker.read-timeout=-1s"}), "broker.read-timeout");
+}
+
+TEST(ConfigE2e, HostNamesAreResolved) {
+  BrokerProcess broker(
+      {"broker", "--broker.host=localhost", "--broker.port=0", "--monitoring.port=localhost:0"});
+  EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
+  EXPECT_NE(broker.log().find("127.0.0.1"), std::string::npos) << broker.log();
+}
+
+TEST(ConfigE2e, YamlMistakesExitTwoNamingTheFileAndKey) {
+  for (const auto& [text, key] : std::vector<std::pair<std::string, std::string>>{
+           {"broker:\n  nope: 1\n", "broker.nope"},
+           {"broker:\n  port: [1]\n", "broker.port"},
+           {"broker: {port: 1\n", "line "},
+           {"broker:\n  max-pending: -1\n", "broker.max-pending"}}) {
+    const std::string file = write_config(text);
+    const RunResult result = run_to_exit({"broker", "--config", file});
+    expect_config_error(result, key);
+    EXPECT_NE(result.output.find(file), std::string::npos) << result.output;
+    std::remove(file.c_str());
+  }
+}
+
+// A user who drops us in where the original ran keeps its config.yaml, and it is read.
+TEST(ConfigE2e, ConfigYamlInTheWorkingDirectoryIsRead) {
+  char name[] = "/tmp/gophermq-cwd-XXXXXX";
+  ASSERT_NE(mkdtemp(name), nullptr);
+  const std::filesystem::path directory(name);
+  const auto previous = std::filesystem::current_path();
+  std::filesystem::current_path(directory);
+  std::ofstream(directory / "config.yaml") << "broker:\n  max-pending: 2\n";
+  {
+    BrokerProcess broker(isolated_arguments());
+    EXPECT_EQ(accepted_before_overflow(broker), 2);
+    EXPECT_NE(broker.log().find("file=\"config.yaml\""), std::string::npos) << broker.log();
+  }
+  std::ofstream(directory / "config.yaml") << "broker:\n  max-pendin: 2\n";
+  expect_config_error(run_to_exit(isolated_arguments()), "config.yaml line 2: unknown key");
+  std::filesystem::current_path(previous);
+  std::filesystem::remove_all(directory);
 }
 
 TEST(ConfigE2e, HelpAndVersion) {
@@ -70,6 +148,7 @@ TEST(ConfigE2e, HelpAndVersion) {
   EXPECT_EQ(help.status, 0);
   EXPECT_NE(help.output.find("Usage: gophermq broker"), std::string::npos);
   EXPECT_NE(help.output.find("monitoring.port"), std::string::npos);
+  EXPECT_NE(help.output.find("GOPHERMQ_BROKER_MAX__PENDING"), std::string::npos);
   const RunResult version = run_to_exit({"--version"});
   EXPECT_EQ(version.status, 0);
   EXPECT_TRUE(version.output.starts_with("gophermq ")) << version.output;
@@ -85,7 +164,7 @@ TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
 TEST(ConfigE2e, TheShippedConfigFileAndEnvironmentFileAreValid) {
   // Command-line ports beat the file's, so the shipped file is read whole without binding 8082.
   BrokerProcess broker(
-      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.conf"}));
+      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml"}));
   EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
 }
 
