@@ -39,7 +39,7 @@ std::vector<std::string> flood_arguments(std::size_t max_body_bytes,
                                          std::string_view read_timeout) {
   return isolated_arguments({"--broker.max-receiving-bytes=" + std::to_string(kBudget),
                              "--broker.max-body-bytes=" + std::to_string(max_body_bytes),
-                             "--broker.read-timeout=" + std::string(read_timeout), "--threads=2"});
+                             "--broker.read-timeout=" + std::string(read_timeout)});
 }
 
 std::string hits(int count) {
