@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/clock.hpp"
@@ -104,12 +106,25 @@ struct Subscription : boost::intrusive::list_base_hook<> {
   std::size_t waiting = 0;  // fetches waiting on it; a waiting subscription is not idle
 };
 
-// Every subscription sharing one subject pattern, and the queue of each of its groups.
-struct Topic {
+// Every subscription sharing one subject pattern, and the queue of each of its groups. The hook
+// keeps it in the broker's ranking for stats; it unlinks itself when the topic is erased.
+struct Topic
+    : boost::intrusive::set_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>> {
+  std::string_view name;  // the key it is stored under in the broker
   std::size_t subscriptions = 0;
   StringMap<std::unique_ptr<Queue>> groups;
   std::uint64_t pending_messages = 0;
   std::uint64_t pending_bytes = 0;
+};
+
+// Stats order: most pending messages first, ties by name.
+struct BusierFirst {
+  bool operator()(const Topic& a, const Topic& b) const noexcept {
+    if (a.pending_messages != b.pending_messages) {
+      return a.pending_messages > b.pending_messages;
+    }
+    return a.name < b.name;
+  }
 };
 
 // The broker's whole state. A plain single-threaded class: the daemon owns it from one strand, and
@@ -174,6 +189,9 @@ class Broker {
   void serve_waiters(Queue& queue);
   template <typename Function>
   void for_each_queue(Function function);
+  void enter_ranking(std::pair<const std::string, Topic>& entry);
+  // Moves the topic to its place in ranking_ after its pending count changed.
+  void rerank(Topic& topic);
 
   Limits limits_;
   const Clock& clock_;
@@ -183,6 +201,11 @@ class Broker {
   // Subscriptions by last activity, least recent first: subscriber-ttl only looks at the front.
   // Declared after subscriptions_ so it is destroyed, unlinking them, before they are.
   boost::intrusive::list<Subscription> by_activity_;
+  // Every topic in stats order, kept as pending counts change, so that stats read the first
+  // `limit` instead of sorting every subject on the broker strand.
+  boost::intrusive::set<Topic, boost::intrusive::compare<BusierFirst>,
+                        boost::intrusive::constant_time_size<false>>
+      ranking_;
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;
