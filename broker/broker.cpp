@@ -353,29 +353,42 @@ Totals Broker::totals() const {
 
 void Broker::enter_ranking(std::pair<const std::string, Topic>& entry) {
   entry.second.name = entry.first;
-  ranking_.insert(entry.second);
+  by_name_.insert(entry.second);
 }
 
 void Broker::rerank(Topic& topic) {
-  const auto position = ranking_.iterator_to(topic);
-  const auto next = std::next(position);
-  const bool in_place =
-      (position == ranking_.begin() || BusierFirst{}(*std::prev(position), topic)) &&
-      (next == ranking_.end() || BusierFirst{}(topic, *next));
-  if (in_place) {
-    return;
+  if (topic.busy.is_linked()) {
+    const auto position = busy_.iterator_to(topic);
+    const auto next = std::next(position);
+    const bool in_place =
+        topic.pending_messages > 0 &&
+        (position == busy_.begin() || BusierFirst{}(*std::prev(position), topic)) &&
+        (next == busy_.end() || BusierFirst{}(topic, *next));
+    if (in_place) {
+      return;
+    }
+    busy_.erase(position);
   }
-  ranking_.erase(position);
-  ranking_.insert(topic);
+  if (topic.pending_messages > 0) {
+    busy_.insert(topic);
+  }
 }
 
 std::vector<SubjectStats> Broker::top_subjects(std::size_t limit) const {
   std::vector<SubjectStats> rows;
   rows.reserve(std::min(limit, topics_.size()));
-  for (auto topic = ranking_.begin(); topic != ranking_.end() && rows.size() < limit; ++topic) {
-    rows.push_back(SubjectStats{std::string(topic->name), topic->subscriptions,
-                                topic->groups.size(), topic->pending_messages,
-                                topic->pending_bytes});
+  const auto add = [&rows](const Topic& topic) {
+    rows.push_back(SubjectStats{std::string(topic.name), topic.subscriptions, topic.groups.size(),
+                                topic.pending_messages, topic.pending_bytes});
+  };
+  for (auto topic = busy_.begin(); topic != busy_.end() && rows.size() < limit; ++topic) {
+    add(*topic);
+  }
+  // Reached only with fewer than `limit` busy topics, so at most that many are skipped here.
+  for (auto topic = by_name_.begin(); topic != by_name_.end() && rows.size() < limit; ++topic) {
+    if (topic->pending_messages == 0) {
+      add(*topic);
+    }
   }
   return rows;
 }
