@@ -51,7 +51,12 @@ class Broker:
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise SystemExit("the broker did not exit within 30 s of SIGTERM: killed")
 
 
 def request(target, body):
