@@ -1,6 +1,8 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
+#include <iterator>
+#include <utility>
 
 #include "broker/subject.hpp"
 
@@ -53,6 +55,7 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   auto topic = topics_.find(subject);
   if (topic == topics_.end()) {
     topic = topics_.emplace(std::string(subject), Topic{}).first;
+    enter_ranking(*topic);
   }
   auto entry = subscriptions_.try_emplace(std::string(id)).first;
   Subscription& subscription = entry->second;
@@ -313,6 +316,7 @@ void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_
   queue.topic->pending_bytes += bytes;
   pending_messages_ += messages.size();
   pending_bytes_ += bytes;
+  rerank(*queue.topic);
   if (limits_.message_ttl.count() == 0) {
     return;
   }
@@ -349,6 +353,7 @@ void Broker::remove_front(Queue& queue, std::size_t count, FetchedMessages* out)
   queue.topic->pending_bytes -= bytes;
   pending_messages_ -= count;
   pending_bytes_ -= bytes;
+  rerank(*queue.topic);
   for (std::size_t left = count; left > 0 && !queue.stamps.empty();) {
     Stamp& oldest = queue.stamps.front();
     const std::size_t consumed = std::min(left, oldest.count);
@@ -401,26 +406,44 @@ Totals Broker::totals() const {
                 topics_.size(),    waiting_fetches_, counters_};
 }
 
-std::vector<SubjectStats> Broker::top_subjects(std::size_t limit) const {
-  using Entry = const std::pair<const std::string, Topic>*;
-  std::vector<Entry> entries;
-  entries.reserve(topics_.size());
-  for (const auto& entry : topics_) {
-    entries.push_back(&entry);
-  }
-  const auto shown = entries.begin() + static_cast<std::ptrdiff_t>(std::min(limit, entries.size()));
-  std::partial_sort(entries.begin(), shown, entries.end(), [](Entry a, Entry b) {
-    if (a->second.pending_messages != b->second.pending_messages) {
-      return a->second.pending_messages > b->second.pending_messages;
+void Broker::enter_ranking(std::pair<const std::string, Topic>& entry) {
+  entry.second.name = entry.first;
+  by_name_.insert(entry.second);
+}
+
+void Broker::rerank(Topic& topic) {
+  if (topic.busy.is_linked()) {
+    const auto position = busy_.iterator_to(topic);
+    const auto next = std::next(position);
+    const bool in_place =
+        topic.pending_messages > 0 &&
+        (position == busy_.begin() || BusierFirst{}(*std::prev(position), topic)) &&
+        (next == busy_.end() || BusierFirst{}(topic, *next));
+    if (in_place) {
+      return;
     }
-    return a->first < b->first;
-  });
+    busy_.erase(position);
+  }
+  if (topic.pending_messages > 0) {
+    busy_.insert(topic);
+  }
+}
+
+std::vector<SubjectStats> Broker::top_subjects(std::size_t limit) const {
   std::vector<SubjectStats> rows;
-  rows.reserve(static_cast<std::size_t>(shown - entries.begin()));
-  for (auto entry = entries.begin(); entry != shown; ++entry) {
-    const Topic& topic = (*entry)->second;
-    rows.push_back(SubjectStats{(*entry)->first, topic.subscriptions, topic.groups.size(),
+  rows.reserve(std::min(limit, topics_.size()));
+  const auto add = [&rows](const Topic& topic) {
+    rows.push_back(SubjectStats{std::string(topic.name), topic.subscriptions, topic.groups.size(),
                                 topic.pending_messages, topic.pending_bytes});
+  };
+  for (auto topic = busy_.begin(); topic != busy_.end() && rows.size() < limit; ++topic) {
+    add(*topic);
+  }
+  // Reached only with fewer than `limit` busy topics, so at most that many are skipped here.
+  for (auto topic = by_name_.begin(); topic != by_name_.end() && rows.size() < limit; ++topic) {
+    if (topic->pending_messages == 0) {
+      add(*topic);
+    }
   }
   return rows;
 }

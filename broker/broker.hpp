@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/intrusive/list.hpp>
+#include <boost/intrusive/set.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "broker/clock.hpp"
@@ -125,13 +127,39 @@ struct Subscription : boost::intrusive::list_base_hook<> {
   std::size_t waiting = 0;  // fetches waiting on it; a waiting subscription is not idle
 };
 
-// Every subscription sharing one subject pattern, and the queue of each of its groups.
+// Every subscription sharing one subject pattern, and the queue of each of its groups. The hooks
+// keep it in the broker's stats order; they unlink themselves when the topic is erased.
 struct Topic {
+  using Hook =
+      boost::intrusive::set_member_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+  std::string_view name;  // the key it is stored under in the broker
   std::size_t subscriptions = 0;
   StringMap<std::unique_ptr<Queue>> groups;
   std::uint64_t pending_messages = 0;
   std::uint64_t pending_bytes = 0;
+  Hook by_name;
+  Hook busy;  // linked while messages are pending
 };
+
+struct ByName {
+  bool operator()(const Topic& a, const Topic& b) const noexcept { return a.name < b.name; }
+};
+
+// Stats order: most pending messages first, ties by name.
+struct BusierFirst {
+  bool operator()(const Topic& a, const Topic& b) const noexcept {
+    if (a.pending_messages != b.pending_messages) {
+      return a.pending_messages > b.pending_messages;
+    }
+    return a.name < b.name;
+  }
+};
+
+template <Topic::Hook Topic::*hook, typename Compare>
+using TopicSet =
+    boost::intrusive::set<Topic, boost::intrusive::member_hook<Topic, Topic::Hook, hook>,
+                          boost::intrusive::compare<Compare>,
+                          boost::intrusive::constant_time_size<false>>;
 
 // The broker's whole state. A plain single-threaded class: the daemon owns it from one strand, and
 // tests drive it directly with a clock of their own. Persistence, when it comes, sits behind
@@ -201,6 +229,9 @@ class Broker {
   void serve_waiters(Queue& queue);
   template <typename Function>
   void for_each_queue(Function function);
+  void enter_ranking(std::pair<const std::string, Topic>& entry);
+  // Moves the topic to its place in busy_ after its pending count changed.
+  void rerank(Topic& topic);
 
   Limits limits_;
   const Clock& clock_;
@@ -210,6 +241,11 @@ class Broker {
   // Subscriptions by last activity, least recent first: subscriber-ttl only looks at the front.
   // Declared after subscriptions_ so it is destroyed, unlinking them, before they are.
   boost::intrusive::list<Subscription> by_activity_;
+  // Stats read the first `limit` topics of busy_, then idle ones by name, instead of sorting
+  // every subject on the broker strand. Only busy_ changes on publish and fetch, and it holds
+  // just the topics with messages pending.
+  TopicSet<&Topic::by_name, ByName> by_name_;
+  TopicSet<&Topic::busy, BusierFirst> busy_;
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;

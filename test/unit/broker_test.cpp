@@ -3,6 +3,13 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <iterator>
+#include <map>
+#include <optional>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -375,6 +382,113 @@ TEST(Message, MoveLeavesTheSourceEmptyForBothKinds) {
     assigned = Message::create("new");
     EXPECT_EQ(assigned.data(), "new");
     EXPECT_EQ(moved.data(), body);
+  }
+}
+
+class TestClock final : public Clock {
+ public:
+  [[nodiscard]] TimePoint now() const override { return now_; }
+  void advance(std::chrono::milliseconds by) { now_ += by; }
+
+ private:
+  TimePoint now_{std::chrono::hours(1)};
+};
+
+// What GET /api/stats must show, computed the slow way: every subject, sorted from scratch.
+std::vector<SubjectStats> sorted_by_brute_force(std::vector<SubjectStats> rows) {
+  std::sort(rows.begin(), rows.end(), [](const SubjectStats& a, const SubjectStats& b) {
+    if (a.pending_messages != b.pending_messages) {
+      return a.pending_messages > b.pending_messages;
+    }
+    return a.subject < b.subject;
+  });
+  return rows;
+}
+
+bool same_row(const SubjectStats& a, const SubjectStats& b) {
+  return a.subject == b.subject && a.subscriptions == b.subscriptions && a.groups == b.groups &&
+         a.pending_messages == b.pending_messages && a.pending_bytes == b.pending_bytes;
+}
+
+// The ranking is kept incrementally, so every path that changes a pending count (publish, fetch,
+// waiting fetches, unsubscribe, both TTLs) must keep it in order. Many subjects share a count, so
+// the ties by name are exercised too.
+TEST(Stats, TopSubjectsMatchesABruteForceSortUnderRandomTraffic) {
+  TestClock clock;
+  Limits limits;
+  limits.message_ttl = std::chrono::milliseconds(50);
+  limits.subscriber_ttl = std::chrono::milliseconds(400);
+  Broker broker(limits, clock);
+  const std::vector<std::string> patterns = {"a",   "b",   "c",   "a.x", "a.y", "a.*",
+                                             "*.x", "a.>", "b.x", "c.z", ">",   "z.z.z"};
+  const std::vector<std::string> concrete = {"a", "b", "c", "a.x", "a.y", "b.x", "c.z", "z.z.z"};
+  std::mt19937 random(20261126);
+  const auto pick = [&random](std::size_t size) {
+    return std::uniform_int_distribution<std::size_t>(0, size - 1)(random);
+  };
+  struct Live {
+    std::string subject;
+    TimePoint last_active;
+  };
+  std::map<std::string, Live> live;  // by subscription id
+  std::size_t next_id = 0;
+  for (int op = 0; op < 20000; ++op) {
+    const std::size_t kind = pick(10);
+    if (kind < 2 || live.empty()) {
+      const std::string id = std::to_string(next_id++);
+      const std::string& subject = patterns[pick(patterns.size())];
+      const std::optional<std::string_view> group =
+          pick(3) == 0 ? std::optional<std::string_view>(pick(2) == 0 ? "g1" : "g2") : std::nullopt;
+      ASSERT_EQ(broker.subscribe(id, subject, group), SubscribeStatus::ok);
+      live[id] = Live{subject, clock.now()};
+    } else if (kind < 6) {
+      std::vector<Message> batch;
+      for (std::size_t i = pick(3) + 1; i > 0; --i) {
+        batch.push_back(Message::create(std::string(pick(5), 'm')));
+      }
+      broker.publish(concrete[pick(concrete.size())], batch);
+    } else if (kind < 8) {
+      auto subscription = std::next(live.begin(), static_cast<std::ptrdiff_t>(pick(live.size())));
+      FetchedMessages out;
+      ASSERT_EQ(broker.fetch(subscription->second.subject, subscription->first, pick(4), out),
+                FetchStatus::ok);
+      subscription->second.last_active = clock.now();
+    } else if (kind < 9) {
+      auto subscription = std::next(live.begin(), static_cast<std::ptrdiff_t>(pick(live.size())));
+      ASSERT_EQ(broker.unsubscribe(subscription->second.subject, subscription->first),
+                UnsubscribeStatus::ok);
+      live.erase(subscription);
+    } else {
+      clock.advance(std::chrono::milliseconds(pick(60)));
+      broker.expire();
+      std::erase_if(live, [&](const auto& entry) {
+        return entry.second.last_active + limits.subscriber_ttl <= clock.now();
+      });
+    }
+    const std::vector<SubjectStats> all = broker.top_subjects(SIZE_MAX);
+    const std::vector<SubjectStats> expected = sorted_by_brute_force(all);
+    ASSERT_TRUE(std::equal(all.begin(), all.end(), expected.begin(), expected.end(), same_row))
+        << "after op " << op;
+    const std::vector<SubjectStats> top = broker.top_subjects(3);
+    ASSERT_EQ(top.size(), std::min<std::size_t>(3, all.size()));
+    ASSERT_TRUE(std::equal(top.begin(), top.end(), expected.begin(), same_row));
+    std::map<std::string, std::size_t> subscriptions_of;
+    for (const auto& [id, subscription] : live) {
+      ++subscriptions_of[subscription.subject];
+    }
+    std::uint64_t pending = 0;
+    std::uint64_t bytes = 0;
+    ASSERT_EQ(all.size(), subscriptions_of.size());
+    for (const SubjectStats& row : all) {
+      ASSERT_EQ(row.subscriptions, subscriptions_of[row.subject]) << row.subject;
+      pending += row.pending_messages;
+      bytes += row.pending_bytes;
+    }
+    const Totals totals = broker.totals();
+    ASSERT_EQ(totals.pending_messages, pending);
+    ASSERT_EQ(totals.pending_bytes, bytes);
+    ASSERT_EQ(totals.subjects, all.size());
+    ASSERT_EQ(totals.subscriptions, live.size());
   }
 }
 
