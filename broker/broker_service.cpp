@@ -136,7 +136,9 @@ void BrokerService::schedule_heartbeat() {
   }
   heartbeat_timer_.expires_after(heartbeat_.interval);
   heartbeat_timer_.async_wait([this](const boost::system::error_code& error) {
-    if (error) {
+    // A wait that completed just before shutdown cancelled the timer still runs without an
+    // error; it must not arm the timer again, or the io_context never runs out of work.
+    if (error || !periodic_work_) {
       return;
     }
     heartbeat_.beat();
@@ -150,7 +152,7 @@ void BrokerService::schedule_expiry() {
   }
   expiry_timer_.expires_after(expiry_interval_);
   expiry_timer_.async_wait([this](const boost::system::error_code& error) {
-    if (error) {
+    if (error || !periodic_work_) {
       return;
     }
     broker_.expire();
@@ -313,6 +315,7 @@ void BrokerService::stop_waiting() {
 asio::awaitable<void> BrokerService::shutdown() {
   co_await run_on(worker_strand_, [this] { take_async_intake(); });
   co_await run_on(broker_strand_, [this] {
+    periodic_work_ = false;
     expiry_timer_.cancel();
     heartbeat_timer_.cancel();
   });

@@ -113,6 +113,7 @@ class BrokerService {
   Limits limits_;
   Broker broker_;                           // touched only on broker_strand_
   bool waits_allowed_ = true;               // broker strand
+  bool periodic_work_ = true;               // broker strand; false once shutdown began
   boost::asio::steady_timer expiry_timer_;  // broker strand
   std::chrono::milliseconds expiry_interval_;
   boost::asio::steady_timer heartbeat_timer_;  // broker strand

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
@@ -239,6 +240,46 @@ TEST(BrokerService, ExpirySweepsRunOnceStarted) {
     co_await service.shutdown();
   }());
   EXPECT_EQ(run(context, service.snapshot()).totals.subscriptions, 0U);
+}
+
+// Shutdown can land while a timer's completion is already queued behind it on the strand, where
+// cancel() cannot stop it; the periodic work must end all the same, or run() never returns. The
+// first heartbeat holds the strand while shutdown queues its step there (at about 1 ms) and the
+// expiry timer fires behind it (at 50 ms); then the strand is let go.
+TEST(BrokerService, ShutdownEndsThePeriodicWorkEvenWhenATimerHasJustFired) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.subscriber_ttl = 500ms}, 8);
+  std::promise<void> holding;
+  std::promise<void> release;
+  auto released = release.get_future();
+  bool first = true;
+  service.start({1ms, [&] {
+                   if (std::exchange(first, false)) {
+                     holding.set_value();
+                     released.wait();
+                   }
+                 }});
+  std::vector<std::thread> runners;
+  for (int i = 0; i < 2; ++i) {
+    runners.emplace_back([&] { context.run(); });
+  }
+  holding.get_future().wait();
+  auto shut = asio::co_spawn(context, service.shutdown(), asio::use_future);
+  std::this_thread::sleep_for(100ms);  // past the expiry timer's 50 ms: its completion is queued
+  release.set_value();
+  const bool shut_down = shut.wait_for(2s) == std::future_status::ready;
+  // With nothing periodic left, both runners return once the context runs out of work.
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (!context.stopped() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  const bool ran_out_of_work = context.stopped();
+  context.stop();
+  for (auto& runner : runners) {
+    runner.join();
+  }
+  EXPECT_TRUE(shut_down);
+  EXPECT_TRUE(ran_out_of_work);
 }
 
 TEST(BrokerService, HeartbeatBeatsFromTheBrokerStrandUntilShutdown) {
