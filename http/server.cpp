@@ -528,7 +528,6 @@ class Server::StreamConnection final : public Connection {
         const bool keep_alive = request.keep_alive() && !server_.stopping_;
         response->version(request.version());
         const bool head_only = request.method() == bhttp::verb::head;
-        // Written here rather than through answer(): one coroutine frame less per request.
         const auto buffers = serialize(*response, keep_alive, head_only);
         auto [error, written] = co_await asio::async_write(stream_, buffers, kUseTuple);
         server_.count_timeout(error, metrics::Limit::write_timeout);
@@ -567,11 +566,14 @@ class Server::StreamConnection final : public Connection {
     return {asio::buffer(head), head_only ? asio::const_buffer() : asio::buffer(response.body())};
   }
 
-  asio::awaitable<bool> answer(Response response, bool keep_alive, bool head_only) {
-    const auto buffers = serialize(response, keep_alive, head_only);
+  // Writes a refusal, after which the connection closes, lingering so the client can read it.
+  asio::awaitable<void> refuse(Response response) {
+    const auto buffers = serialize(response, /*keep_alive=*/false, /*head_only=*/false);
     auto [error, written] = co_await asio::async_write(stream_, buffers, kUseTuple);
     server_.count_timeout(error, metrics::Limit::write_timeout);
-    co_return !error;
+    if (!error) {
+      co_await close_after_refusal(stream_);
+    }
   }
 
   // A request whose head or body could not be read gets the refusal its error calls for, if any
@@ -581,10 +583,7 @@ class Server::StreamConnection final : public Connection {
       if (refusal->limit) {
         server_.limit_metrics_.hit(*refusal->limit);
       }
-      Response response = server_.handler_.reject(parsed, refusal->status, refusal->message);
-      if (co_await answer(std::move(response), false, false)) {
-        co_await close_after_refusal(stream_);
-      }
+      co_await refuse(server_.handler_.reject(parsed, refusal->status, refusal->message));
     }
   }
 
@@ -594,9 +593,7 @@ class Server::StreamConnection final : public Connection {
     Response response =
         server_.handler_.reject(request, bhttp::status::service_unavailable, "server busy");
     response.set(bhttp::field::retry_after, "1");
-    if (co_await answer(std::move(response), false, false)) {
-      co_await close_after_refusal(stream_);
-    }
+    co_await refuse(std::move(response));
   }
 
   Server& server_;
