@@ -200,5 +200,26 @@ TEST_F(ServerTakeoverTest, BytesSentBehindTheRequestReachTheSessionFirst) {
   EXPECT_EQ(read_line(echoing, buffer), "later\n");
 }
 
+TEST_F(ServerTakeoverTest, ASessionThatEndsClosesItsConnectionAndFreesItsPlace) {
+  tcp::socket echoing = connect();
+  asio::write(echoing, asio::buffer(request("/echo") + "ping\n"));
+  std::string buffer;
+  EXPECT_EQ(read_line(echoing, buffer), "ping\n");
+  tcp::socket plain = connect();
+  asio::write(plain, asio::buffer(request("/plain")));
+  std::string answer;
+  asio::read_until(plain, asio::dynamic_buffer(answer), "served");
+
+  // The client's FIN ends the echo session, and with it the connection.
+  echoing.shutdown(tcp::socket::shutdown_send);
+  EXPECT_EQ(read_to_end(echoing), "");
+
+  tcp::socket next = connect();
+  asio::write(next, asio::buffer(request("/plain")));
+  std::string next_answer;
+  asio::read_until(next, asio::dynamic_buffer(next_answer), "served");
+  EXPECT_TRUE(next_answer.starts_with("HTTP/1.1 200 OK\r\n")) << next_answer;
+}
+
 }  // namespace
 }  // namespace gophermq::http
