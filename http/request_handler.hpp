@@ -1,10 +1,15 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/core/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <cstddef>
+#include <functional>
 #include <string_view>
+#include <tuple>
 
 namespace gophermq::http {
 
@@ -20,6 +25,31 @@ inline std::string_view path_of(std::string_view target) {
 // the handler records it in the metrics, the server closes the connection without writing it.
 inline constexpr auto kClientGone = static_cast<boost::beast::http::status>(499);
 
+// The status a handler returns after Client::take_over: no HTTP status, the server writes nothing.
+// Beast's result() reads it as status::unknown; compare result_int().
+inline constexpr auto kTakenOver = static_cast<boost::beast::http::status>(1000);
+
+// A connection taken over by a handler: the client's bytes, whatever carries them (plain TCP or,
+// later, TLS), with no HTTP framing left to the server.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // Reads what the client sends. Bytes that arrived behind the request that took the connection
+  // over, already read by the server, come first.
+  virtual boost::asio::awaitable<std::tuple<boost::beast::error_code, std::size_t>> read_some(
+      boost::asio::mutable_buffer buffer) = 0;
+  // Writes all of `buffer` within the server's write-timeout, so a client that stops reading
+  // cannot hold the connection.
+  virtual boost::asio::awaitable<boost::beast::error_code> write(
+      boost::asio::const_buffer buffer) = 0;
+};
+
+// A long-lived answer (an event stream, a WebSocket) that owns its connection until it returns.
+// Shutdown cancels it: its pending operation completes with operation_aborted, and an operation it
+// starts afterwards throws.
+using Session = std::function<boost::asio::awaitable<void>(Channel&)>;
+
 // The far end of a connection, for a handler that waits long and should stop when nobody is left
 // to answer.
 class Client {
@@ -30,6 +60,11 @@ class Client {
   // side is still there to read. Cancel it (for example with awaitable operator ||) to stop
   // watching.
   virtual boost::asio::awaitable<void> hangup() = 0;
+
+  // Hands the connection to `session` once the handler returns what this returns (kTakenOver).
+  // The server then reads no more requests from it and writes nothing itself, but still counts it
+  // toward max-connections, and ends the session on shutdown.
+  [[nodiscard]] virtual Response take_over(Session session) = 0;
 };
 
 // What a listener serves. The server owns connections and framing; the handler turns requests

@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
@@ -14,6 +16,8 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/stream_traits.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -62,35 +66,6 @@ void release_free_memory() {
 #endif
 }
 
-// Bytes of the receive budget held by one request, given back however the request ends.
-class Reservation {
- public:
-  explicit Reservation(ReceiveBudget& budget) : budget_(budget) {}
-  ~Reservation() {
-    if (bytes_ > 0) {
-      budget_.give_back(bytes_);
-    }
-  }
-  Reservation(const Reservation&) = delete;
-  Reservation& operator=(const Reservation&) = delete;
-
-  // Grows the reservation to `bytes`; false, holding what it held, when the budget has no room.
-  bool grow_to(std::size_t bytes) {
-    if (bytes <= bytes_) {
-      return true;
-    }
-    if (!budget_.try_take(bytes - bytes_)) {
-      return false;
-    }
-    bytes_ = bytes;
-    return true;
-  }
-
- private:
-  ReceiveBudget& budget_;
-  std::size_t bytes_ = 0;
-};
-
 // Marks a request read in full and not yet answered, however its answer ends. Each worker counts
 // its own, so the hot path touches no counter shared between threads.
 class InFlight {
@@ -111,53 +86,50 @@ class InFlight {
   std::atomic<std::size_t>& count_;
 };
 
-// What a body still to be read needs reserved before the next read: the whole declared
-// Content-Length at once, or for a chunked body what it holds plus what one read can add.
-std::size_t reservation_for(const bhttp::request_parser<bhttp::string_body>& parser,
-                            const beast::flat_buffer& buffer) {
-  if (const auto length = parser.content_length()) {
-    return static_cast<std::size_t>(*length);
-  }
-  return parser.get().body().size() + buffer.size() + kMaxReadBytes;
-}
+// What the server does beneath HTTP, per stream type. Each takes the stream, not its socket, so a
+// TLS stream (beast::ssl_stream<beast::tcp_stream>) plugs in with its own overloads; what each
+// must mean there is noted with the plain one.
 
-struct BodyRead {
-  beast::error_code error;
-  bool over_budget = false;
-};
-
-// Reads the rest of the body, keeping a chunked body's reservation ahead of it.
-asio::awaitable<BodyRead> read_body(beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                                    bhttp::request_parser<bhttp::string_body>& parser,
-                                    Reservation& reservation) {
-  if (!parser.chunked()) {
-    auto [error, read] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
-    co_return BodyRead{error};
-  }
-  while (!parser.is_done()) {
-    if (!reservation.grow_to(reservation_for(parser, buffer))) {
-      co_return BodyRead{{}, true};
-    }
-    auto [error, read] = co_await bhttp::async_read_some(stream, buffer, parser, kUseTuple);
-    if (error) {
-      co_return BodyRead{error};
-    }
-  }
-  co_return BodyRead{};
-}
-
-// Bytes already waiting in the kernel are a request that began before the shutdown did.
+// Bytes already waiting are a request that began before the shutdown did. Plain: bytes in the
+// kernel. TLS: also decrypted bytes the TLS layer holds (SSL_pending), while bytes in the kernel
+// are records that may hold no data (a close_notify, a key update).
 bool has_pending_input(beast::tcp_stream& stream) {
   beast::error_code error;
   return stream.socket().available(error) > 0;
 }
 
 // Readable and failing to read means the connection is gone (a reset, or the peer unreachable);
-// reading nothing is a FIN, which is not a hang-up.
-bool connection_broken(tcp::socket& socket) {
+// reading nothing is a FIN, which is not a hang-up. The peek looks at the kernel's bytes, which
+// under TLS are ciphertext; only whether it fails matters, so the same peek on the TCP socket
+// stays right there.
+bool connection_broken(beast::tcp_stream& stream) {
   char byte = 0;
-  const auto received = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  const auto received = ::recv(stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   return received < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+}
+
+// Completes when the client's side has something to say: bytes, a FIN or an error. Under TLS the
+// same wait on the TCP socket, since any record or error arrives there first.
+asio::awaitable<beast::error_code> wait_readable(beast::tcp_stream& stream) {
+  auto [error] = co_await stream.socket().async_wait(tcp::socket::wait_read, kUseTuple);
+  co_return error;
+}
+
+// Tells the client nothing more is coming, keeping its input open for a lingering close. Plain: a
+// FIN. TLS: a close_notify (written within the stream's timeout), then the FIN.
+asio::awaitable<void> end_sending(beast::tcp_stream& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  co_return;
+}
+
+// Closes at once, from a destructor. TLS does the same on the TCP socket: there is no time for a
+// close_notify, and every answer is framed by its length, so a client cannot take a cut-off one
+// for a whole one.
+void close_now(beast::tcp_stream& stream) {
+  beast::error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream.socket().close(ignored);
 }
 
 // Parses what is already buffered. With keep-alive and small bodies the whole request is usually
@@ -181,7 +153,8 @@ beast::error_code parse_buffered(RequestParser& parser, beast::flat_buffer& buff
 }
 
 // Beast's async_read_header, but through feed(), which sees the head's raw bytes.
-asio::awaitable<beast::error_code> read_head(beast::tcp_stream& stream, beast::flat_buffer& buffer,
+template <class Stream>
+asio::awaitable<beast::error_code> read_head(Stream& stream, beast::flat_buffer& buffer,
                                              RequestParser& parser) {
   while (!parser.is_header_done()) {
     const std::size_t room = std::min(kFirstReadBytes, buffer.max_size() - buffer.size());
@@ -252,25 +225,381 @@ void ReceiveBudget::give_back(std::size_t bytes) {
   }
 }
 
-struct Server::Connection final : Client {
-  explicit Connection(beast::tcp_stream& connection_stream) : stream(connection_stream) {}
+// Bytes of the receive budget held by one request, given back however the request ends.
+class Server::Reservation {
+ public:
+  explicit Reservation(ReceiveBudget& budget) : budget_(budget) {}
+  ~Reservation() {
+    if (bytes_ > 0) {
+      budget_.give_back(bytes_);
+    }
+  }
+  Reservation(const Reservation&) = delete;
+  Reservation& operator=(const Reservation&) = delete;
+
+  // Grows the reservation to `bytes`; false, holding what it held, when the budget has no room.
+  bool grow_to(std::size_t bytes) {
+    if (bytes <= bytes_) {
+      return true;
+    }
+    if (!budget_.try_take(bytes - bytes_)) {
+      return false;
+    }
+    bytes_ = bytes;
+    return true;
+  }
+
+ private:
+  ReceiveBudget& budget_;
+  std::size_t bytes_ = 0;
+};
+
+struct Server::Connection : Client {
+  // Ends whatever the connection waits for: its pending operations complete with an error.
+  virtual void cancel() = 0;
+  [[nodiscard]] virtual bool has_pending_input() = 0;
+
+  std::string head;  // every response's head, reusing one allocation
+  bool idle = false;
+  bool in_flight = false;   // read in full, not yet answered
+  bool taken_over = false;  // a handler's session runs on it
+  // Reaches a taken-over connection's session, whose timers and operations the stream's own
+  // cancel() would not all reach.
+  asio::cancellation_signal cancellation;
+  Session session;  // set by take_over
+};
+
+namespace {
+
+// What a body still to be read needs reserved before the next read: the whole declared
+// Content-Length at once, or for a chunked body what it holds plus what one read can add.
+std::size_t reservation_for(const bhttp::request_parser<bhttp::string_body>& parser,
+                            const beast::flat_buffer& buffer) {
+  if (const auto length = parser.content_length()) {
+    return static_cast<std::size_t>(*length);
+  }
+  return parser.get().body().size() + buffer.size() + kMaxReadBytes;
+}
+
+struct BodyRead {
+  beast::error_code error;
+  bool over_budget = false;
+};
+
+// Reads the rest of the body, keeping a chunked body's reservation ahead of it.
+template <class Stream, class Reservation>
+asio::awaitable<BodyRead> read_body(Stream& stream, beast::flat_buffer& buffer,
+                                    bhttp::request_parser<bhttp::string_body>& parser,
+                                    Reservation& reservation) {
+  if (!parser.chunked()) {
+    auto [error, read] = co_await bhttp::async_read(stream, buffer, parser, kUseTuple);
+    co_return BodyRead{error};
+  }
+  while (!parser.is_done()) {
+    if (!reservation.grow_to(reservation_for(parser, buffer))) {
+      co_return BodyRead{{}, true};
+    }
+    auto [error, read] = co_await bhttp::async_read_some(stream, buffer, parser, kUseTuple);
+    if (error) {
+      co_return BodyRead{error};
+    }
+  }
+  co_return BodyRead{};
+}
+
+// After a refusal: stops sending and reads what the client still sends, so that closing with
+// unread input does not reset the connection before the client has read the answer.
+template <class Stream>
+asio::awaitable<void> close_after_refusal(Stream& stream) {
+  co_await end_sending(stream);
+  beast::get_lowest_layer(stream).expires_after(kLingerTime);
+  std::array<char, 4096> discard{};
+  while (true) {
+    auto [error, read] = co_await stream.async_read_some(asio::buffer(discard), kUseTuple);
+    if (error) {
+      co_return;
+    }
+  }
+}
+
+// The stream of a taken-over connection, behind the interface a session sees.
+template <class Stream>
+class StreamChannel final : public Channel {
+ public:
+  StreamChannel(Stream& stream, beast::flat_buffer& buffered,
+                std::chrono::milliseconds write_timeout)
+      : stream_(stream), buffered_(buffered), write_timeout_(write_timeout) {}
+
+  asio::awaitable<std::tuple<beast::error_code, std::size_t>> read_some(
+      asio::mutable_buffer buffer) override {
+    if (buffered_.size() > 0) {
+      const std::size_t copied = asio::buffer_copy(buffer, buffered_.data());
+      buffered_.consume(copied);
+      co_return std::tuple{beast::error_code{}, copied};
+    }
+    beast::get_lowest_layer(stream_).expires_never();
+    auto [error, read] = co_await stream_.async_read_some(buffer, kUseTuple);
+    co_return std::tuple{error, read};
+  }
+
+  asio::awaitable<beast::error_code> write(asio::const_buffer buffer) override {
+    beast::get_lowest_layer(stream_).expires_after(write_timeout_);
+    auto [error, written] = co_await asio::async_write(stream_, buffer, kUseTuple);
+    co_return error;
+  }
+
+ private:
+  Stream& stream_;
+  beast::flat_buffer& buffered_;
+  std::chrono::milliseconds write_timeout_;
+};
+
+}  // namespace
+
+// One connection: requests are read (read_request) and answered (respond) in turn until either
+// side closes, a refusal ends it, or a handler takes it over.
+template <class Stream>
+class Server::StreamConnection final : public Connection {
+ public:
+  StreamConnection(Server& server, Worker& worker, Stream stream)
+      : server_(server),
+        worker_(worker),
+        stream_(std::move(stream)),
+        // The parser's limits stop a request long before this; it bounds what pipelined input can
+        // pile up behind one.
+        buffer_(server.limits_.max_header_bytes + server.limits_.max_body_bytes + kFirstReadBytes) {
+    worker_.connections.insert(this);
+  }
+  ~StreamConnection() override {
+    worker_.connections.erase(this);
+    close_now(stream_);
+    server_.connection_closed();
+  }
+  StreamConnection(const StreamConnection&) = delete;
+  StreamConnection& operator=(const StreamConnection&) = delete;
+
+  // Per request: wait for its first bytes, read it, answer it. Only the slow parts (a request not
+  // yet all here, a refusal, the handler) are coroutines of their own: on the common path of a
+  // request read whole in one go, each frame more would cost a publish an allocation.
+  asio::awaitable<void> run() {
+    while (true) {
+      if (buffer_.size() == 0) {
+        if (!begin_idle()) {
+          co_return;
+        }
+        auto [error, read] =
+            co_await stream_.async_read_some(buffer_.prepare(kFirstReadBytes), kUseTuple);
+        if (!end_idle(error, read)) {
+          co_return;
+        }
+      }
+      RequestParser parser;
+      Reservation reservation(server_.receive_budget_);
+      const auto request_started = std::chrono::steady_clock::now();
+      const beast::error_code error = parse_start(parser);
+      if ((error || !parser.is_done()) &&
+          !co_await read_rest(parser, reservation, request_started, error)) {
+        co_return;
+      }
+      Request request = parser.release();
+      if (!co_await respond(request)) {
+        co_return;
+      }
+    }
+  }
 
   asio::awaitable<void> hangup() override {
-    auto [error] = co_await stream.socket().async_wait(tcp::socket::wait_read, kUseTuple);
-    if (error || connection_broken(stream.socket())) {
+    const auto error = co_await wait_readable(stream_);
+    if (error || connection_broken(stream_)) {
       co_return;
     }
     // A FIN only says the client sends no more: a half-closed client still reads its answer. And
     // after a pipelined request its close cannot be seen before that is read. Either way, stop
     // watching and wait to be cancelled.
-    asio::steady_timer never(stream.get_executor(), asio::steady_timer::time_point::max());
+    asio::steady_timer never(stream_.get_executor(), asio::steady_timer::time_point::max());
     co_await never.async_wait(kUseTuple);
   }
 
-  beast::tcp_stream& stream;
-  std::string head;  // every response's head, reusing one allocation
-  bool idle = false;
-  bool in_flight = false;  // read in full, not yet answered
+  Response take_over(Session new_session) override {
+    session = std::move(new_session);
+    return Response{kTakenOver, 11};
+  }
+
+  void cancel() override { beast::get_lowest_layer(stream_).cancel(); }
+
+  bool has_pending_input() override { return gophermq::http::has_pending_input(stream_); }
+
+ private:
+  // Before waiting for a request's first bytes under the idle timeout; false when the connection
+  // closes instead.
+  bool begin_idle() {
+    if (server_.stopping_ && !has_pending_input()) {
+      return false;
+    }
+    // An idle connection keeps no more than one first read's worth after a large request.
+    if (buffer_.capacity() > kFirstReadBytes) {
+      buffer_.shrink_to_fit();
+    }
+    idle = true;
+    beast::get_lowest_layer(stream_).expires_after(server_.limits_.idle_timeout);
+    return true;
+  }
+
+  bool end_idle(const beast::error_code& error, std::size_t read) {
+    idle = false;
+    if (error) {
+      server_.count_timeout(error, metrics::Limit::idle_timeout);
+      return false;
+    }
+    buffer_.commit(read);
+    return true;
+  }
+
+  // Parses what is buffered of a new request under the header and body limits and the framing
+  // checks (feed()).
+  beast::error_code parse_start(RequestParser& parser) {
+    parser.body_limit(server_.limits_.max_body_bytes);
+    parser.header_limit(static_cast<std::uint32_t>(server_.limits_.max_header_bytes));
+    parser.eager(true);
+    return parse_buffered(parser, buffer_);
+  }
+
+  // Reads the rest of a request: its head under header-timeout, its body under read-timeout with
+  // `reservation` taken from the receive budget. A request that cannot be read is answered here
+  // (413, 431, 400, 503); false when the connection closes instead of serving a request.
+  asio::awaitable<bool> read_rest(RequestParser& parser, Reservation& reservation,
+                                  std::chrono::steady_clock::time_point request_started,
+                                  beast::error_code error) {
+    const ServerLimits& limits = server_.limits_;
+    // During shutdown a request is waited for only while its bytes are already here.
+    if (!error && server_.stopping_ && !has_pending_input()) {
+      co_return false;
+    }
+    if (!error && !parser.is_header_done()) {
+      const bool head_timeout_first = limits.header_timeout < limits.read_timeout;
+      beast::get_lowest_layer(stream_).expires_at(
+          request_started + std::min(limits.header_timeout, limits.read_timeout));
+      error = co_await read_head(stream_, buffer_, parser);
+      server_.count_timeout(error, head_timeout_first ? metrics::Limit::header_timeout
+                                                      : metrics::Limit::read_timeout);
+    }
+    if (!error && !parser.is_done() && !reservation.grow_to(reservation_for(parser, buffer_))) {
+      co_await refuse_busy(parser.get());
+      co_return false;
+    }
+    if (!error && !parser.is_done() && expects_continue(parser.get())) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      std::tie(error, std::ignore) =
+          co_await asio::async_write(stream_, asio::buffer(kContinue), kUseTuple);
+    }
+    if (!error && !parser.is_done()) {
+      beast::get_lowest_layer(stream_).expires_at(request_started + limits.read_timeout);
+      const BodyRead body = co_await read_body(stream_, buffer_, parser, reservation);
+      if (body.over_budget) {
+        co_await refuse_busy(parser.get());
+        co_return false;
+      }
+      error = body.error;
+      server_.count_timeout(error, metrics::Limit::read_timeout);
+    }
+    if (error) {
+      co_await refuse_unreadable(error, parser.get());
+      co_return false;
+    }
+    co_return true;
+  }
+
+  // Hands the request to the handler and writes its answer; false when the connection closes.
+  asio::awaitable<bool> respond(Request& request) {
+    std::optional<Response> response;
+    {
+      const InFlight in_flight_mark(in_flight, worker_.requests_in_flight);
+      try {
+        response.emplace(co_await server_.handler_.handle(request, *this));
+      } catch (const std::exception&) {
+        response.emplace(server_.handler_.reject(request, bhttp::status::internal_server_error,
+                                                 "internal server error"));
+      }
+      if (response->result_int() != static_cast<unsigned>(kTakenOver)) {
+        if (response->result() == kClientGone) {
+          co_return false;
+        }
+        // Read after the handler: a long poll may have been ended by the shutdown.
+        const bool keep_alive = request.keep_alive() && !server_.stopping_;
+        response->version(request.version());
+        const bool head_only = request.method() == bhttp::verb::head;
+        const auto buffers = serialize(*response, keep_alive, head_only);
+        auto [error, written] = co_await asio::async_write(stream_, buffers, kUseTuple);
+        server_.count_timeout(error, metrics::Limit::write_timeout);
+        co_return !error && keep_alive;
+      }
+    }
+    co_await run_session();
+    co_return false;
+  }
+
+  // Runs the session a handler took the connection over with, until it returns or the server
+  // cancels it; either way the connection then closes.
+  asio::awaitable<void> run_session() {
+    if (!session || server_.stopping_) {
+      co_return;
+    }
+    taken_over = true;
+    StreamChannel<Stream> channel(stream_, buffer_, server_.limits_.write_timeout);
+    co_await asio::co_spawn(
+        stream_.get_executor(), [&]() { return session(channel); },
+        asio::bind_cancellation_slot(cancellation.slot(), kUseTuple));
+    cancellation.slot().clear();
+  }
+
+  // Formats the head of `response` and arms the write timeout; the buffers to write refer to the
+  // head and the response's body.
+  std::array<asio::const_buffer, 2> serialize(Response& response, bool keep_alive, bool head_only) {
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    if (response.result() == bhttp::status::no_content) {
+      response.erase(bhttp::field::content_length);  // RFC 9110 forbids it on a 204
+    }
+    write_head(response, head);
+    beast::get_lowest_layer(stream_).expires_after(server_.limits_.write_timeout);
+    // A HEAD answer has the GET answer's Content-Length and no body.
+    return {asio::buffer(head), head_only ? asio::const_buffer() : asio::buffer(response.body())};
+  }
+
+  // Writes a refusal, after which the connection closes, lingering so the client can read it.
+  asio::awaitable<void> refuse(Response response) {
+    const auto buffers = serialize(response, /*keep_alive=*/false, /*head_only=*/false);
+    auto [error, written] = co_await asio::async_write(stream_, buffers, kUseTuple);
+    server_.count_timeout(error, metrics::Limit::write_timeout);
+    if (!error) {
+      co_await close_after_refusal(stream_);
+    }
+  }
+
+  // A request whose head or body could not be read gets the refusal its error calls for, if any
+  // (the peer may be gone, or have timed out).
+  asio::awaitable<void> refuse_unreadable(const beast::error_code& error, const Request& parsed) {
+    if (const auto refusal = refusal_for(error, parsed)) {
+      if (refusal->limit) {
+        server_.limit_metrics_.hit(*refusal->limit);
+      }
+      co_await refuse(server_.handler_.reject(parsed, refusal->status, refusal->message));
+    }
+  }
+
+  // Receiving this body would take the process over max-receiving-bytes.
+  asio::awaitable<void> refuse_busy(const Request& request) {
+    server_.limit_metrics_.hit(metrics::Limit::max_receiving_bytes);
+    Response response =
+        server_.handler_.reject(request, bhttp::status::service_unavailable, "server busy");
+    response.set(bhttp::field::retry_after, "1");
+    co_await refuse(std::move(response));
+  }
+
+  Server& server_;
+  Worker& worker_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
 };
 
 Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor> workers,
@@ -346,7 +675,8 @@ void Server::start_connection(tcp::socket socket, Worker& worker) {
 
 // A connection over max-connections gets a 503 it can read, without its request being parsed.
 // The handler records it like any answer; with no request read, its route is `unmatched`.
-asio::awaitable<void> Server::refuse(beast::tcp_stream stream) {
+template <class Stream>
+asio::awaitable<void> Server::refuse(Stream stream) {
   Response response =
       handler_.reject(Request{}, bhttp::status::service_unavailable, "too many connections");
   response.set(bhttp::field::retry_after, "1");
@@ -356,13 +686,12 @@ asio::awaitable<void> Server::refuse(beast::tcp_stream stream) {
   write_head(response, head);
   const std::array<asio::const_buffer, 2> buffers{asio::buffer(head),
                                                   asio::buffer(response.body())};
-  stream.expires_after(kRefusalWriteTimeout);
+  beast::get_lowest_layer(stream).expires_after(kRefusalWriteTimeout);
   auto [error, written] = co_await asio::async_write(stream, buffers, kUseTuple);
   if (!error) {
     co_await close_after_refusal(stream);
   }
-  beast::error_code ignored;
-  stream.socket().close(ignored);
+  close_now(stream);
   --refusing_;
   connection_closed();
 }
@@ -379,149 +708,10 @@ void Server::accept_backlog() {
   }
 }
 
-asio::awaitable<void> Server::serve(beast::tcp_stream stream, Worker& worker) {
-  Connection connection{stream};
-  // Registered for shutdown while it lives, however the coroutine ends.
-  struct Registration {
-    Server& server;
-    Worker& worker;
-    Connection& connection;
-    Registration(Server& s, Worker& w, Connection& c) : server(s), worker(w), connection(c) {
-      worker.connections.insert(&connection);
-    }
-    ~Registration() {
-      worker.connections.erase(&connection);
-      beast::error_code ignored;
-      connection.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-      connection.stream.socket().close(ignored);
-      server.connection_closed();
-    }
-    Registration(const Registration&) = delete;
-    Registration& operator=(const Registration&) = delete;
-  } registration(*this, worker, connection);
-
-  // The parser's limits stop a request long before this; it bounds what pipelined input can pile
-  // up behind one.
-  beast::flat_buffer buffer(limits_.max_header_bytes + limits_.max_body_bytes + kFirstReadBytes);
-  while (true) {
-    if (buffer.size() == 0) {
-      if (stopping_ && !has_pending_input(stream)) {
-        co_return;
-      }
-      // An idle connection keeps no more than one first read's worth after a large request.
-      if (buffer.capacity() > kFirstReadBytes) {
-        buffer.shrink_to_fit();
-      }
-      connection.idle = true;
-      stream.expires_after(limits_.idle_timeout);
-      auto [error, read] =
-          co_await stream.async_read_some(buffer.prepare(kFirstReadBytes), kUseTuple);
-      connection.idle = false;
-      if (error) {
-        count_timeout(error, metrics::Limit::idle_timeout);
-        co_return;
-      }
-      buffer.commit(read);
-    }
-
-    RequestParser parser;
-    parser.body_limit(limits_.max_body_bytes);
-    parser.header_limit(static_cast<std::uint32_t>(limits_.max_header_bytes));
-    parser.eager(true);
-    const auto request_started = std::chrono::steady_clock::now();
-    beast::error_code error = parse_buffered(parser, buffer);
-    // During shutdown a request is waited for only while its bytes are already here.
-    if (!error && !parser.is_done() && stopping_ && !has_pending_input(stream)) {
-      co_return;
-    }
-    if (!error && !parser.is_header_done()) {
-      const bool head_timeout_first = limits_.header_timeout < limits_.read_timeout;
-      stream.expires_at(request_started + std::min(limits_.header_timeout, limits_.read_timeout));
-      error = co_await read_head(stream, buffer, parser);
-      count_timeout(error, head_timeout_first ? metrics::Limit::header_timeout
-                                              : metrics::Limit::read_timeout);
-    }
-    Reservation reservation(receive_budget_);
-    if (!error && !parser.is_done() && !reservation.grow_to(reservation_for(parser, buffer))) {
-      co_await refuse_busy(connection, parser.get());
-      co_return;
-    }
-    if (!error && !parser.is_done() && expects_continue(parser.get())) {
-      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      std::tie(error, std::ignore) =
-          co_await asio::async_write(stream, asio::buffer(kContinue), kUseTuple);
-    }
-    if (!error && !parser.is_done()) {
-      stream.expires_at(request_started + limits_.read_timeout);
-      const BodyRead body = co_await read_body(stream, buffer, parser, reservation);
-      if (body.over_budget) {
-        co_await refuse_busy(connection, parser.get());
-        co_return;
-      }
-      error = body.error;
-      count_timeout(error, metrics::Limit::read_timeout);
-    }
-    if (error) {
-      if (const auto refusal = refusal_for(error, parser.get())) {
-        if (refusal->limit) {
-          limit_metrics_.hit(*refusal->limit);
-        }
-        Response response = handler_.reject(parser.get(), refusal->status, refusal->message);
-        if (co_await answer(connection, std::move(response), false, false)) {
-          co_await close_after_refusal(connection.stream);
-        }
-      }
-      co_return;
-    }
-
-    Request request = parser.release();
-    const InFlight in_flight(connection.in_flight, worker.requests_in_flight);
-    std::optional<Response> response;
-    try {
-      response.emplace(co_await handler_.handle(request, connection));
-    } catch (const std::exception&) {
-      response.emplace(
-          handler_.reject(request, bhttp::status::internal_server_error, "internal server error"));
-    }
-    if (response->result() == kClientGone) {
-      co_return;
-    }
-    // Read after the handler: a long poll may have been ended by the shutdown.
-    const bool keep_alive = request.keep_alive() && !stopping_;
-    response->version(request.version());
-    const bool head_only = request.method() == bhttp::verb::head;
-    if (!co_await answer(connection, std::move(*response), keep_alive, head_only) || !keep_alive) {
-      co_return;
-    }
-  }
-}
-
-asio::awaitable<bool> Server::answer(Connection& connection, Response response, bool keep_alive,
-                                     bool head_only) {
-  response.keep_alive(keep_alive);
-  response.prepare_payload();
-  if (response.result() == bhttp::status::no_content) {
-    response.erase(bhttp::field::content_length);  // RFC 9110 forbids it on a 204
-  }
-  write_head(response, connection.head);
-  // A HEAD answer has the GET answer's Content-Length and no body.
-  const std::array<asio::const_buffer, 2> buffers{
-      asio::buffer(connection.head),
-      head_only ? asio::const_buffer() : asio::buffer(response.body())};
-  connection.stream.expires_after(limits_.write_timeout);
-  auto [error, written] = co_await asio::async_write(connection.stream, buffers, kUseTuple);
-  count_timeout(error, metrics::Limit::write_timeout);
-  co_return !error;
-}
-
-// Receiving this body would take the process over max-receiving-bytes.
-asio::awaitable<void> Server::refuse_busy(Connection& connection, const Request& request) {
-  limit_metrics_.hit(metrics::Limit::max_receiving_bytes);
-  Response response = handler_.reject(request, bhttp::status::service_unavailable, "server busy");
-  response.set(bhttp::field::retry_after, "1");
-  if (co_await answer(connection, std::move(response), false, false)) {
-    co_await close_after_refusal(connection.stream);
-  }
+template <class Stream>
+asio::awaitable<void> Server::serve(Stream stream, Worker& worker) {
+  StreamConnection<Stream> connection(*this, worker, std::move(stream));
+  co_await connection.run();
 }
 
 void Server::count_timeout(const beast::error_code& error, metrics::Limit limit) {
@@ -530,24 +720,21 @@ void Server::count_timeout(const beast::error_code& error, metrics::Limit limit)
   }
 }
 
-asio::awaitable<void> Server::close_after_refusal(beast::tcp_stream& stream) {
-  beast::error_code ignored;
-  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream.expires_after(kLingerTime);
-  std::array<char, 4096> discard{};
-  while (true) {
-    auto [error, read] = co_await stream.async_read_some(asio::buffer(discard), kUseTuple);
-    if (error) {
-      co_return;
-    }
-  }
-}
-
 void Server::close_connections(Worker& worker, bool waiting_only) {
-  for (Connection* connection : worker.connections) {
-    const bool request_waiting = connection->idle && has_pending_input(connection->stream);
+  // A copy: a cancellation may complete at once and end its connection.
+  const std::vector<Connection*> connections(worker.connections.begin(), worker.connections.end());
+  for (Connection* connection : connections) {
+    if (connection->taken_over) {
+      // Cancelled like a long poll is ended; at the deadline its stream is cancelled as well.
+      connection->cancellation.emit(asio::cancellation_type::terminal);
+      if (!waiting_only) {
+        connection->cancel();
+      }
+      continue;
+    }
+    const bool request_waiting = connection->idle && connection->has_pending_input();
     if (!waiting_only || (!connection->in_flight && !request_waiting)) {
-      connection->stream.cancel();
+      connection->cancel();
     }
   }
 }

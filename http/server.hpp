@@ -5,7 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/core/error.hpp>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -40,7 +40,9 @@ class ReceiveBudget {
 
 // One listening socket. Accepted connections are spread round-robin over the worker executors
 // (one io_context, one thread each); each connection is one coroutine that stays on its worker, so
-// a connection's state is never shared between threads.
+// a connection's state is never shared between threads. A handler may take a connection over for
+// a long-lived answer (Client::take_over); the server keeps counting it and ends it on shutdown
+// through the connection's cancellation signal.
 class Server {
  public:
   Server(boost::asio::any_io_executor control, std::vector<boost::asio::any_io_executor> workers,
@@ -58,7 +60,8 @@ class Server {
   // a request in flight: idle ones, and those whose head or body is still arriving (a client that
   // stalled mid-request would otherwise hold the shutdown for shutdown-timeout). Bytes already
   // waiting on an idle connection are a request sent before the signal: it is served. From now
-  // on every connection closes after its current request. Call on the control executor.
+  // on every connection closes after its current request. Taken-over connections are cancelled,
+  // as long polls are ended. Call on the control executor.
   void stop_accepting();
 
   // Waits for the requests in flight; connections still open at `deadline` are closed hard.
@@ -69,7 +72,12 @@ class Server {
   [[nodiscard]] std::size_t requests_in_flight() const;
 
  private:
+  // What the shutdown sees of a connection, whatever its stream.
   struct Connection;
+  // One connection's coroutine over a stream type: tcp_stream today, an ssl_stream over it later.
+  template <class Stream>
+  class StreamConnection;
+  class Reservation;
   struct Worker {
     boost::asio::any_io_executor executor;
     std::unordered_set<Connection*> connections;     // touched only on `executor`
@@ -79,13 +87,11 @@ class Server {
   boost::asio::awaitable<void> accept_loop();
   void accept_backlog();
   void start_connection(boost::asio::ip::tcp::socket socket, Worker& worker);
-  boost::asio::awaitable<void> refuse(boost::beast::tcp_stream stream);
-  boost::asio::awaitable<void> serve(boost::beast::tcp_stream stream, Worker& worker);
-  boost::asio::awaitable<bool> answer(Connection& connection, Response response, bool keep_alive,
-                                      bool head_only);
-  boost::asio::awaitable<void> close_after_refusal(boost::beast::tcp_stream& stream);
+  template <class Stream>
+  boost::asio::awaitable<void> refuse(Stream stream);
+  template <class Stream>
+  boost::asio::awaitable<void> serve(Stream stream, Worker& worker);
   void count_timeout(const boost::beast::error_code& error, metrics::Limit limit);
-  boost::asio::awaitable<void> refuse_busy(Connection& connection, const Request& request);
   void close_connections(bool waiting_only);
   void close_connections(Worker& worker, bool waiting_only);
   boost::asio::awaitable<void> wait_for_connections(std::chrono::steady_clock::time_point deadline);
