@@ -441,9 +441,13 @@ std::string encode_message(std::string_view message) {
 }
 
 std::string encode_status_ok() {
-  JsonWriter json(16);
-  json.begin_object().key("status").string("ok").end_object();
-  return std::move(json).finish();
+  // Every publish answers this: written once, then only copied.
+  static const std::string kOk = [] {
+    JsonWriter json(16);
+    json.begin_object().key("status").string("ok").end_object();
+    return std::move(json).finish();
+  }();
+  return kOk;
 }
 
 std::string encode_batch_ok(std::size_t count) {
