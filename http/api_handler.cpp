@@ -153,7 +153,7 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
 }  // namespace
 
 Response ApiHandler::refuse(const Refusal& refusal, std::string_view subject) {
-  // The core answers a subject that is too long as it answers any invalid one.
+  // The core answers a too-long subject as any invalid one, so the length limit is told apart here.
   if (refusal.limit && (refusal.limit != metrics::Limit::max_subject_length ||
                         subject.size() > service_.limits().max_subject_length)) {
     limit_metrics_.hit(*refusal.limit);
