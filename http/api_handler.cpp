@@ -22,8 +22,104 @@ using boost::asio::experimental::awaitable_operators::operator||;
 
 namespace {
 
-constexpr std::string_view kInvalidBody = "request's body is invalid";
-constexpr std::string_view kInvalidSubject = "invalid subject";
+constexpr Refusal kInvalidBody{status::bad_request, "request's body is invalid", std::nullopt};
+// Counts against max-subject-length only when the subject is too long (see refuse()).
+constexpr Refusal kInvalidSubject{status::bad_request, "invalid subject",
+                                  metrics::Limit::max_subject_length};
+constexpr Refusal kInvalidGroup{status::bad_request, "invalid group", std::nullopt};
+constexpr Refusal kInvalidLimit{status::bad_request, "invalid limit", std::nullopt};
+constexpr Refusal kMessageTooLarge{status::payload_too_large, "message too large",
+                                   metrics::Limit::max_message_bytes};
+constexpr Refusal kNoSubscribers{status::not_found, "subscriber not found", std::nullopt};
+constexpr Refusal kBadId{status::not_found, "bad id", std::nullopt};
+constexpr Refusal kNotFound{status::not_found, "Not Found", std::nullopt};
+constexpr Refusal kMethodNotAllowed{status::method_not_allowed, "Method Not Allowed", std::nullopt};
+constexpr Refusal kOverflow{status::too_many_requests, "broker overflow",
+                            metrics::Limit::max_pending};
+constexpr Refusal kQueueFull{status::too_many_requests, "subscriber queue full",
+                             metrics::Limit::max_pending_per_queue};
+constexpr Refusal kTooManySubscriptions{status::too_many_requests, "too many subscriptions",
+                                        metrics::Limit::max_subscriptions};
+constexpr Refusal kAsyncQueueFull{status::too_many_requests, "async queue full",
+                                  metrics::Limit::async_queue_size};
+constexpr Refusal kAsyncBytesFull{status::too_many_requests, "async queue full",
+                                  metrics::Limit::async_queue_bytes};
+constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", std::nullopt};
+constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
+
+// How each status of the service is answered: nullptr for success, else the refusal. Every route
+// maps its statuses here, so a status reads the same on every route.
+const Refusal* refusal_of(broker::PublishStatus result) {
+  switch (result) {
+    case broker::PublishStatus::ok:
+      return nullptr;
+    case broker::PublishStatus::invalid_subject:
+      return &kInvalidSubject;
+    case broker::PublishStatus::message_too_large:
+      return &kMessageTooLarge;
+    case broker::PublishStatus::no_subscribers:
+      return &kNoSubscribers;
+    case broker::PublishStatus::overflow:
+      return &kOverflow;
+    case broker::PublishStatus::queue_full:
+      return &kQueueFull;
+  }
+  return &kInternal;
+}
+
+const Refusal* refusal_of(broker::AsyncPublishStatus result) {
+  switch (result) {
+    case broker::AsyncPublishStatus::accepted:
+      return nullptr;
+    case broker::AsyncPublishStatus::queue_full:
+      return &kAsyncQueueFull;
+    case broker::AsyncPublishStatus::bytes_full:
+      return &kAsyncBytesFull;
+  }
+  return &kInternal;
+}
+
+const Refusal* refusal_of(broker::SubscribeStatus result) {
+  switch (result) {
+    case broker::SubscribeStatus::ok:
+      return nullptr;
+    case broker::SubscribeStatus::invalid_subject:
+      return &kInvalidSubject;
+    case broker::SubscribeStatus::invalid_group:
+      return &kInvalidGroup;
+    case broker::SubscribeStatus::too_many_subscriptions:
+      return &kTooManySubscriptions;
+    case broker::SubscribeStatus::duplicate_id:  // only after a second draw: see subscribe()
+      break;
+  }
+  return &kInternal;
+}
+
+const Refusal* refusal_of(broker::FetchStatus result) {
+  switch (result) {
+    case broker::FetchStatus::ok:
+      return nullptr;
+    case broker::FetchStatus::invalid_subject:
+      return &kInvalidSubject;
+    case broker::FetchStatus::bad_id:
+    case broker::FetchStatus::waiting:  // the service only returns once the wait is over
+      break;
+  }
+  return &kBadId;
+}
+
+const Refusal* refusal_of(broker::UnsubscribeStatus result) {
+  switch (result) {
+    case broker::UnsubscribeStatus::ok:
+      return nullptr;
+    case broker::UnsubscribeStatus::invalid_subject:
+      return &kInvalidSubject;
+    case broker::UnsubscribeStatus::bad_id:
+      break;
+  }
+  return &kBadId;
+}
+
 constexpr std::size_t kDefaultStatsRows = 100;
 constexpr std::size_t kMaxStatsRows = 1000;
 
@@ -56,32 +152,13 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
 
 }  // namespace
 
-Response ApiHandler::invalid_subject(std::string_view subject) {
-  if (subject.size() > service_.limits().max_subject_length) {
-    limit_metrics_.hit(metrics::Limit::max_subject_length);
+Response ApiHandler::refuse(const Refusal& refusal, std::string_view subject) {
+  // The core answers a too-long subject as any invalid one, so the length limit is told apart here.
+  if (refusal.limit && (refusal.limit != metrics::Limit::max_subject_length ||
+                        subject.size() > service_.limits().max_subject_length)) {
+    limit_metrics_.hit(*refusal.limit);
   }
-  return error_response(status::bad_request, kInvalidSubject);
-}
-
-Response ApiHandler::publish_error(broker::PublishStatus result, std::string_view subject) {
-  switch (result) {
-    case broker::PublishStatus::invalid_subject:
-      return invalid_subject(subject);
-    case broker::PublishStatus::message_too_large:
-      limit_metrics_.hit(metrics::Limit::max_message_bytes);
-      return error_response(status::payload_too_large, "message too large");
-    case broker::PublishStatus::no_subscribers:
-      return error_response(status::not_found, "subscriber not found");
-    case broker::PublishStatus::overflow:
-      limit_metrics_.hit(metrics::Limit::max_pending);
-      return error_response(status::too_many_requests, "broker overflow");
-    case broker::PublishStatus::queue_full:
-      limit_metrics_.hit(metrics::Limit::max_pending_per_queue);
-      return error_response(status::too_many_requests, "subscriber queue full");
-    case broker::PublishStatus::ok:
-      break;
-  }
-  return error_response(status::internal_server_error, "internal server error");
+  return error_response(refusal.status, refusal.message);
 }
 
 const ApiHandler::Route ApiHandler::kRoutes[] = {
@@ -141,12 +218,12 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   const Route* route = find_route(request.target());
   Response response;
   if (route == nullptr) {
-    response = error_response(status::not_found, "Not Found");
+    response = refuse(kNotFound);
   } else if (request.method() == route->method ||
              (route->method == verb::get && request.method() == verb::head)) {
     response = co_await (this->*route->endpoint)(request, client);
   } else {
-    response = error_response(status::method_not_allowed, "Method Not Allowed");
+    response = refuse(kMethodNotAllowed);
     response.set(bhttp::field::allow, route->allow);
   }
   metrics_.record(route_index(route), response.result_int(),
@@ -163,7 +240,7 @@ Response ApiHandler::reject(const Request& request, status code, std::string_vie
 asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/) {
   auto body = decode_subscribe(request.body());
   if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
+    co_return refuse(kInvalidBody);
   }
   std::string id = broker::random_uuid_v4();
   auto result = co_await service_.subscribe(id, body->subject, body->group);
@@ -172,75 +249,63 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     id = broker::random_uuid_v4();
     result = co_await service_.subscribe(id, body->subject, body->group);
   }
-  switch (result) {
-    case broker::SubscribeStatus::ok:
-      co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
-    case broker::SubscribeStatus::invalid_subject:
-      co_return invalid_subject(body->subject);
-    case broker::SubscribeStatus::invalid_group:
-      co_return error_response(status::bad_request, "invalid group");
-    case broker::SubscribeStatus::too_many_subscriptions:
-      limit_metrics_.hit(metrics::Limit::max_subscriptions);
-      co_return error_response(status::too_many_requests, "too many subscriptions");
-    case broker::SubscribeStatus::duplicate_id:
-      break;
+  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
+    co_return refuse(*refused, body->subject);
   }
-  co_return error_response(status::internal_server_error, "internal server error");
+  co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
 }
 
 asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {
-  auto body = decode_publish(request.body());
-  if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
-  }
-  const auto result = co_await service_.publish(body->subject, body->messages);
-  if (result != broker::PublishStatus::ok) {
-    co_return publish_error(result, body->subject);
-  }
-  co_return json_response(status::ok, encode_status_ok());
+  return publish_on(PublishRoute::single, request);
 }
 
 asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Client& /*client*/) {
-  auto body = decode_publish(request.body());
-  if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
-  }
-  if (!broker::is_valid_subject(body->subject, broker::SubjectUse::publish,
-                                service_.limits().max_subject_length)) {
-    co_return invalid_subject(body->subject);
-  }
-  if (body->messages.front().size() > service_.limits().max_message_bytes) {
-    co_return publish_error(broker::PublishStatus::message_too_large, body->subject);
-  }
-  switch (service_.publish_async(std::move(body->subject), std::move(body->messages.front()))) {
-    case broker::AsyncPublishStatus::queue_full:
-      limit_metrics_.hit(metrics::Limit::async_queue_size);
-      co_return error_response(status::too_many_requests, "async queue full");
-    case broker::AsyncPublishStatus::bytes_full:
-      limit_metrics_.hit(metrics::Limit::async_queue_bytes);
-      co_return error_response(status::too_many_requests, "async queue full");
-    case broker::AsyncPublishStatus::accepted:
-      break;
-  }
-  co_return json_response(status::ok, encode_status_ok());
+  return publish_on(PublishRoute::async, request);
 }
 
 asio::awaitable<Response> ApiHandler::publish_batch(const Request& request, Client& /*client*/) {
-  auto body = decode_publish_batch(request.body());
+  return publish_on(PublishRoute::batch, request);
+}
+
+asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Request& request) {
+  auto body = route == PublishRoute::batch ? decode_publish_batch(request.body())
+                                           : decode_publish(request.body());
   if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
+    co_return refuse(kInvalidBody);
   }
-  const auto result = co_await service_.publish(body->subject, body->messages);
-  if (result != broker::PublishStatus::ok) {
-    co_return publish_error(result, body->subject);
+  const Refusal* refused = nullptr;
+  if (route == PublishRoute::async) {
+    refused = enqueue(*body);
+  } else {
+    refused = refusal_of(co_await service_.publish(body->subject, body->messages));
   }
-  co_return json_response(status::ok, encode_batch_ok(body->messages.size()));
+  if (refused != nullptr) {
+    co_return refuse(*refused, body->subject);
+  }
+  co_return json_response(status::ok, route == PublishRoute::batch
+                                          ? encode_batch_ok(body->messages.size())
+                                          : encode_status_ok());
+}
+
+const Refusal* ApiHandler::enqueue(PublishRequest& body) {
+  // The message is published after the answer, so the checks the service makes on a publish are
+  // made here, before it is taken.
+  if (!broker::is_valid_subject(body.subject, broker::SubjectUse::publish,
+                                service_.limits().max_subject_length)) {
+    return &kInvalidSubject;
+  }
+  if (body.messages.front().size() > service_.limits().max_message_bytes) {
+    return &kMessageTooLarge;
+  }
+  // No refusal from here on reads the subject, so it can be handed over.
+  return refusal_of(
+      service_.publish_async(std::move(body.subject), std::move(body.messages.front())));
 }
 
 asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client) {
   auto body = decode_fetch(request.body());
   if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
+    co_return refuse(kInvalidBody);
   }
   const std::size_t max = body->max.value_or(std::numeric_limits<std::size_t>::max());
   const auto wait = std::chrono::milliseconds(
@@ -256,39 +321,29 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     }
     result = std::move(std::get<0>(outcome));
   }
-  switch (result.status) {
-    case broker::FetchStatus::ok:
-      co_return json_response(status::ok,
-                              encode_fetched(std::move(result.messages), body->id, body->subject));
-    case broker::FetchStatus::invalid_subject:
-      co_return invalid_subject(body->subject);
-    case broker::FetchStatus::bad_id:
-    case broker::FetchStatus::waiting:  // the service only returns once the wait is over
-      break;
+  if (const Refusal* refused = refusal_of(result.status); refused != nullptr) {
+    co_return refuse(*refused, body->subject);
   }
-  co_return error_response(status::not_found, "bad id");
+  co_return json_response(status::ok,
+                          encode_fetched(std::move(result.messages), body->id, body->subject));
 }
 
 asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client& /*client*/) {
   auto body = decode_unsubscribe(request.body());
   if (!body) {
-    co_return error_response(status::bad_request, kInvalidBody);
+    co_return refuse(kInvalidBody);
   }
-  switch (co_await service_.unsubscribe(body->subject, body->id)) {
-    case broker::UnsubscribeStatus::ok:
-      co_return json_response(status::ok, encode_status_ok());
-    case broker::UnsubscribeStatus::invalid_subject:
-      co_return invalid_subject(body->subject);
-    case broker::UnsubscribeStatus::bad_id:
-      break;
+  const auto result = co_await service_.unsubscribe(body->subject, body->id);
+  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
+    co_return refuse(*refused, body->subject);
   }
-  co_return error_response(status::not_found, "bad id");
+  co_return json_response(status::ok, encode_status_ok());
 }
 
 asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*client*/) {
   const auto limit = stats_limit(request.target());
   if (!limit) {
-    co_return error_response(status::bad_request, "invalid limit");
+    co_return refuse(kInvalidLimit);
   }
   const broker::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
   const auto uptime =
@@ -299,7 +354,7 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
 
 asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/) {
   if (!accepting_.load(std::memory_order_relaxed)) {
-    co_return error_response(status::service_unavailable, "shutting down");
+    co_return refuse(kShuttingDown);
   }
   co_return Response{status::no_content, 11};
 }

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
+#include <optional>
 #include <string_view>
 
 #include "broker/broker_service.hpp"
@@ -11,6 +12,16 @@
 #include "metrics/request_metrics.hpp"
 
 namespace gophermq::http {
+
+struct PublishRequest;
+
+// The answer to a request the API refuses: its status and message, and the configured limit the
+// request ran into, if any.
+struct Refusal {
+  boost::beast::http::status status;
+  std::string_view message;
+  std::optional<metrics::Limit> limit;
+};
 
 // The broker's HTTP API: decodes each request, asks the BrokerService, encodes the answer, and
 // records the request's route, status and latency. It keeps no broker state of its own.
@@ -37,6 +48,9 @@ class ApiHandler final : public RequestHandler {
     Endpoint endpoint;
   };
 
+  // The three publish routes share one path; they differ in the body they take and their answer.
+  enum class PublishRoute { single, batch, async };
+
   static const Route* find_route(std::string_view target);
   static std::size_t route_index(const Route* route);
   static std::vector<std::string> route_labels();
@@ -47,11 +61,15 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> publish_batch(const Request& request, Client& client);
   boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
   boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
+  boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
+  // The async route's checks and its hand-over to the service's queue; nullptr once queued.
+  const Refusal* enqueue(PublishRequest& body);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
 
-  Response invalid_subject(std::string_view subject);
-  Response publish_error(broker::PublishStatus result, std::string_view subject);
+  // Every refused request is answered here, and counted against its limit. `subject`: the one
+  // the request named.
+  Response refuse(const Refusal& refusal, std::string_view subject = {});
 
   static const Route kRoutes[];
 

@@ -5,6 +5,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
+#include <charconv>
+#include <limits>
 
 namespace gophermq::http {
 namespace json = boost::json;
@@ -238,11 +240,32 @@ std::optional<SubscriptionRequest> decode_subject_and_id(const ParsedObject& bod
   return SubscriptionRequest{*subject, *id};
 }
 
-void append_key(std::string& out, std::string_view key) {
-  out.push_back('"');
-  out.append(key);
-  out.append("\":");
-}
+// How append_json_string writes each byte: kCopy as it is, 'u' as \u00XX, kLineSeparatorLead
+// (0xE2) as the start of U+2028 or U+2029 or else as it is, any other value v as the two characters
+// \v. The ASCII bytes escaped are the ones Go's HTML-safe encoder escapes.
+constexpr char kCopy = 0;
+constexpr char kLineSeparatorLead = 1;
+constexpr std::array<char, 256> kEscapeOf = [] {
+  std::array<char, 256> table{};
+  const auto set = [&](char byte, char escape) {
+    table[static_cast<unsigned char>(byte)] = escape;
+  };
+  for (char byte = 0; byte < 0x20; ++byte) {
+    set(byte, 'u');
+  }
+  for (const char byte : {'<', '>', '&'}) {
+    set(byte, 'u');
+  }
+  set('\b', 'b');
+  set('\f', 'f');
+  set('\n', 'n');
+  set('\r', 'r');
+  set('\t', 't');
+  set('"', '"');
+  set('\\', '\\');
+  table[0xE2] = kLineSeparatorLead;
+  return table;
+}();
 
 }  // namespace
 
@@ -334,97 +357,114 @@ std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body) {
 }
 
 void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kHex = "0123456789abcdef";
   out.push_back('"');
-  std::size_t i = 0;
-  while (i < text.size()) {
+  // Runs of bytes that need no escape are copied whole: most text is one run.
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
     const auto byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x80) {
-      switch (byte) {
-        case '"':
-          out.append("\\\"");
-          break;
-        case '\\':
-          out.append("\\\\");
-          break;
-        case '\b':
-          out.append("\\b");
-          break;
-        case '\f':
-          out.append("\\f");
-          break;
-        case '\n':
-          out.append("\\n");
-          break;
-        case '\r':
-          out.append("\\r");
-          break;
-        case '\t':
-          out.append("\\t");
-          break;
-        case '<':
-        case '>':
-        case '&':
-          out.append("\\u00");
-          out.push_back(kHex[byte >> 4]);
-          out.push_back(kHex[byte & 0xF]);
-          break;
-        default:
-          if (byte < 0x20) {
-            out.append("\\u00");
-            out.push_back(kHex[byte >> 4]);
-            out.push_back(kHex[byte & 0xF]);
-          } else {
-            out.push_back(static_cast<char>(byte));
-          }
+    char escape = kEscapeOf[byte];
+    if (escape == kCopy) {
+      continue;
+    }
+    unsigned code = byte;
+    std::size_t length = 1;
+    if (escape == kLineSeparatorLead) {
+      // Input reached us through the decoder, which leaves only well-formed UTF-8; of it only the
+      // two line separators that break JavaScript need escaping, as Go does.
+      const auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[i + k]); };
+      if (text.size() - i < 3 || at(1) != 0x80 || (at(2) & 0xFE) != 0xA8) {
+        continue;
       }
-      ++i;
-      continue;
+      escape = 'u';
+      code = 0x2028U | (at(2) & 1U);
+      length = 3;
     }
-    // Input reached us through the decoder, which leaves only well-formed UTF-8; only the two line
-    // separators that break JavaScript need escaping, as Go does.
-    if (byte == 0xE2 && i + 2 < text.size() && static_cast<unsigned char>(text[i + 1]) == 0x80 &&
-        (static_cast<unsigned char>(text[i + 2]) & 0xFE) == 0xA8) {
-      out.append(static_cast<unsigned char>(text[i + 2]) == 0xA8 ? "\\u2028" : "\\u2029");
-      i += 3;
-      continue;
+    out.append(text.substr(copied, i - copied));
+    if (escape == 'u') {
+      const std::array<char, 6> unicode{'\\',
+                                        'u',
+                                        kHex[code >> 12],
+                                        kHex[(code >> 8) & 0xF],
+                                        kHex[(code >> 4) & 0xF],
+                                        kHex[code & 0xF]};
+      out.append(unicode.data(), unicode.size());
+    } else {
+      const std::array<char, 2> pair{'\\', escape};
+      out.append(pair.data(), pair.size());
     }
-    out.push_back(static_cast<char>(byte));
-    ++i;
+    i += length - 1;
+    copied = i + 1;
   }
+  out.append(text.substr(copied));
   out.push_back('"');
+}
+
+JsonWriter& JsonWriter::key(std::string_view name) {
+  separate();
+  out_.push_back('"');
+  out_.append(name);
+  out_.append("\":");
+  first_ = true;  // the value that follows takes no comma
+  return *this;
+}
+
+JsonWriter& JsonWriter::string(std::string_view text) {
+  separate();
+  append_json_string(out_, text);
+  return *this;
+}
+
+JsonWriter& JsonWriter::number(std::uint64_t value) {
+  separate();
+  std::array<char, std::numeric_limits<std::uint64_t>::digits10 + 1> digits{};
+  const auto written = std::to_chars(digits.data(), digits.data() + digits.size(), value);
+  out_.append(digits.data(), written.ptr);
+  return *this;
+}
+
+JsonWriter& JsonWriter::boolean(bool value) {
+  separate();
+  out_.append(value ? "true" : "false");
+  return *this;
+}
+
+std::string JsonWriter::finish() && {
+  out_.push_back('\n');
+  return std::move(out_);
 }
 
 std::string encode_message(std::string_view message) {
-  std::string out = "{\"message\":";
-  append_json_string(out, message);
-  out.append("}\n");
-  return out;
+  JsonWriter json(message.size() + 16);
+  json.begin_object().key("message").string(message).end_object();
+  return std::move(json).finish();
 }
 
 std::string encode_status_ok() {
-  return "{\"status\":\"ok\"}\n";
+  // Every publish answers this: written once, then only copied.
+  static const std::string kOk = [] {
+    JsonWriter json(16);
+    json.begin_object().key("status").string("ok").end_object();
+    return std::move(json).finish();
+  }();
+  return kOk;
 }
 
 std::string encode_batch_ok(std::size_t count) {
-  return "{\"count\":" + std::to_string(count) + ",\"status\":\"ok\"}\n";
+  JsonWriter json(48);
+  json.begin_object().key("count").number(count).key("status").string("ok").end_object();
+  return std::move(json).finish();
 }
 
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group) {
-  std::string out = "{";
+  JsonWriter json(48 + id.size() + subject.size() + (group ? group->size() : 0));
+  json.begin_object();
   if (group) {
-    append_key(out, "group");
-    append_json_string(out, *group);
-    out.push_back(',');
+    json.key("group").string(*group);
   }
-  append_key(out, "id");
-  append_json_string(out, id);
-  out.push_back(',');
-  append_key(out, "subject");
-  append_json_string(out, subject);
-  out.append("}\n");
-  return out;
+  json.key("id").string(id).key("subject").string(subject).end_object();
+  return std::move(json).finish();
 }
 
 std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
@@ -433,96 +473,58 @@ std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view 
   for (const broker::Message& message : messages) {
     size += message.size() + 3;
   }
-  std::string out;
-  out.reserve(size);
-  out.append("{\"data\":[");
-  for (bool first = true; !messages.empty(); first = false) {
-    if (!first) {
-      out.push_back(',');
-    }
-    append_json_string(out, messages.front().data());
-    messages.pop_front();
+  JsonWriter json(size);
+  json.begin_object().key("data").begin_array();
+  for (; !messages.empty(); messages.pop_front()) {
+    json.string(messages.front().data());
   }
-  out.append("],");
-  append_key(out, "id");
-  append_json_string(out, id);
-  out.push_back(',');
-  append_key(out, "subject");
-  append_json_string(out, subject);
-  out.append("}\n");
-  return out;
+  json.end_array().key("id").string(id).key("subject").string(subject).end_object();
+  return std::move(json).finish();
 }
-
-}  // namespace gophermq::http
-
-namespace gophermq::http {
-namespace {
-
-void append_number_field(std::string& out, std::string_view key, std::uint64_t value) {
-  append_key(out, key);
-  out.append(std::to_string(value));
-}
-
-void append_subject_row(std::string& out, const broker::SubjectStats& row) {
-  out.push_back('{');
-  append_number_field(out, "groups", row.groups);
-  out.push_back(',');
-  append_number_field(out, "pending_bytes", row.pending_bytes);
-  out.push_back(',');
-  append_number_field(out, "pending_messages", row.pending_messages);
-  out.push_back(',');
-  append_key(out, "subject");
-  append_json_string(out, row.subject);
-  out.push_back(',');
-  append_number_field(out, "subscriptions", row.subscriptions);
-  out.push_back('}');
-}
-
-}  // namespace
 
 std::string encode_stats(const broker::Totals& totals,
                          const std::vector<broker::SubjectStats>& subjects,
                          std::uint64_t uptime_seconds) {
-  std::string out = "{";
-  append_key(out, "subjects");
-  out.push_back('[');
-  for (std::size_t i = 0; i < subjects.size(); ++i) {
-    if (i > 0) {
-      out.push_back(',');
-    }
-    append_subject_row(out, subjects[i]);
+  // About 120 bytes a row besides its subject, and 300 for the rest.
+  std::size_t size = 300;
+  for (const broker::SubjectStats& row : subjects) {
+    size += 120 + row.subject.size();
   }
-  out.append("],");
-  append_key(out, "totals");
-  out.push_back('{');
-  append_number_field(out, "delivered_messages", totals.counters.delivered);
-  out.push_back(',');
-  append_key(out, "dropped_messages");
-  out.push_back('{');
+  JsonWriter json(size);
+  json.begin_object().key("subjects").begin_array();
+  for (const broker::SubjectStats& row : subjects) {
+    json.begin_object()
+        .key("groups")
+        .number(row.groups)
+        .key("pending_bytes")
+        .number(row.pending_bytes)
+        .key("pending_messages")
+        .number(row.pending_messages)
+        .key("subject")
+        .string(row.subject)
+        .key("subscriptions")
+        .number(row.subscriptions)
+        .end_object();
+  }
+  json.end_array().key("totals").begin_object();
+  json.key("delivered_messages").number(totals.counters.delivered);
+  json.key("dropped_messages").begin_object();
   for (std::size_t reason = 0; reason < static_cast<std::size_t>(broker::DropReason::count);
        ++reason) {
-    if (reason > 0) {
-      out.push_back(',');
-    }
-    append_number_field(out, broker::name_of(static_cast<broker::DropReason>(reason)),
-                        totals.counters.dropped[reason]);
+    json.key(broker::name_of(static_cast<broker::DropReason>(reason)))
+        .number(totals.counters.dropped[reason]);
   }
-  out.append("},");
-  append_number_field(out, "pending_bytes", totals.pending_bytes);
-  out.push_back(',');
-  append_number_field(out, "pending_messages", totals.pending_messages);
-  out.push_back(',');
-  append_number_field(out, "published_messages", totals.counters.published);
-  out.push_back(',');
-  append_number_field(out, "subjects", totals.subjects);
-  out.push_back(',');
-  append_number_field(out, "subscriptions", totals.subscriptions);
-  out.push_back(',');
-  append_number_field(out, "waiting_fetches", totals.waiting_fetches);
-  out.append("},");
-  append_number_field(out, "uptime_seconds", uptime_seconds);
-  out.append("}\n");
-  return out;
+  json.end_object();
+  json.key("pending_bytes").number(totals.pending_bytes);
+  json.key("pending_messages").number(totals.pending_messages);
+  json.key("published_messages").number(totals.counters.published);
+  json.key("subjects").number(totals.subjects);
+  json.key("subscriptions").number(totals.subscriptions);
+  json.key("waiting_fetches").number(totals.waiting_fetches);
+  json.end_object();
+  json.key("uptime_seconds").number(uptime_seconds);
+  json.end_object();
+  return std::move(json).finish();
 }
 
 }  // namespace gophermq::http

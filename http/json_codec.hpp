@@ -50,6 +50,53 @@ std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body);
 // keep working.
 void append_json_string(std::string& out, std::string_view text);
 
+// Writes one compact JSON answer into a single string: it places the commas and colons, the
+// caller states the structure. Keys are written in the order they are given, as written (they are
+// the code's own literals, so they are not escaped); the encoders give them sorted, as Go does.
+// Strings are escaped by append_json_string. Nothing checks that objects and arrays are balanced:
+// an encoder's calls read as the answer they write.
+class JsonWriter {
+ public:
+  // `capacity`: the expected size of the answer, so that writing it allocates once.
+  explicit JsonWriter(std::size_t capacity = 64) { out_.reserve(capacity); }
+
+  JsonWriter& begin_object() { return open('{'); }
+  JsonWriter& end_object() { return close('}'); }
+  JsonWriter& begin_array() { return open('['); }
+  JsonWriter& end_array() { return close(']'); }
+  JsonWriter& key(std::string_view name);
+  JsonWriter& string(std::string_view text);
+  JsonWriter& number(std::uint64_t value);
+  JsonWriter& boolean(bool value);
+
+  // The answer with its trailing newline.
+  [[nodiscard]] std::string finish() &&;
+
+ private:
+  // Puts the comma that separates this element from the one before it, if there is one.
+  void separate() {
+    if (!first_) {
+      out_.push_back(',');
+    }
+    first_ = false;
+  }
+  JsonWriter& open(char bracket) {
+    separate();
+    out_.push_back(bracket);
+    first_ = true;
+    return *this;
+  }
+  JsonWriter& close(char bracket) {
+    out_.push_back(bracket);
+    first_ = false;
+    return *this;
+  }
+
+  std::string out_;
+  // Whether the next element is the first of its object or array (or follows its key).
+  bool first_ = true;
+};
+
 std::string encode_message(std::string_view message);
 std::string encode_status_ok();
 std::string encode_batch_ok(std::size_t count);

@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+
 namespace gophermq::http {
 namespace {
 
@@ -20,6 +25,127 @@ TEST(JsonEncoding, EscapesLikeGoEncodingJson) {
   EXPECT_EQ(escaped("\xE2\x80\xA8\xE2\x80\xA9"), R"("\u2028\u2029")");
   EXPECT_EQ(escaped("h\xC3\xA9llo \xF0\x9F\x90\xB9 \x7f"),
             "\"h\xC3\xA9llo \xF0\x9F\x90\xB9 \x7f\"");
+}
+
+// What Go's HTML-safe encoder writes for one ASCII byte inside a string.
+std::string go_escape(unsigned char byte) {
+  static constexpr std::string_view kHex = "0123456789abcdef";
+  switch (byte) {
+    case '"':
+      return "\\\"";
+    case '\\':
+      return "\\\\";
+    case '\b':
+      return "\\b";
+    case '\f':
+      return "\\f";
+    case '\n':
+      return "\\n";
+    case '\r':
+      return "\\r";
+    case '\t':
+      return "\\t";
+    default:
+      break;
+  }
+  if (byte < 0x20 || byte == '<' || byte == '>' || byte == '&') {
+    return std::string("\\u00") + kHex[byte >> 4] + kHex[byte & 0xF];
+  }
+  return std::string(1, static_cast<char>(byte));
+}
+
+TEST(JsonEncoding, EscapesEveryAsciiByteAloneAndBetweenOthers) {
+  for (unsigned byte = 0; byte < 0x80; ++byte) {
+    const std::string one(1, static_cast<char>(byte));
+    const std::string expected = go_escape(static_cast<unsigned char>(byte));
+    EXPECT_EQ(escaped(one), "\"" + expected + "\"") << byte;
+    EXPECT_EQ(escaped("ab" + one + one + "cd"), "\"ab" + expected + expected + "cd\"") << byte;
+  }
+  EXPECT_EQ(escaped(""), "\"\"");
+}
+
+TEST(JsonEncoding, EscapesOnlyTheTwoLineSeparatorsOutsideAscii) {
+  EXPECT_EQ(escaped("a\xE2\x80\xA8"), R"("a\u2028")");
+  EXPECT_EQ(escaped("\xE2\x80\xA9z"), R"("\u2029z")");
+  // Their neighbours, and other sequences led by 0xE2, stay as they are.
+  for (const std::string_view kept :
+       {"\xE2\x80\xA7", "\xE2\x80\xAA", "\xE2\x82\xAC", "\xE2\x81\xA8", "\xC3\xA9",
+        "\xF0\x9F\x90\xB9", "\xEF\xBF\xBD"}) {
+    EXPECT_EQ(escaped(kept), "\"" + std::string(kept) + "\"");
+  }
+  // A cut-off separator at the end is not read past.
+  EXPECT_EQ(escaped(std::string_view("x\xE2\x80", 3)), "\"x\xE2\x80\"");
+  EXPECT_EQ(escaped(std::string_view("\xE2", 1)), "\"\xE2\"");
+}
+
+TEST(JsonWriter, EmptyObjectsAndArrays) {
+  JsonWriter object;
+  object.begin_object().end_object();
+  EXPECT_EQ(std::move(object).finish(), "{}\n");
+  JsonWriter array;
+  array.begin_array().end_array();
+  EXPECT_EQ(std::move(array).finish(), "[]\n");
+  JsonWriter nested(0);
+  nested.begin_object().key("a").begin_array().end_array().key("o").begin_object().end_object();
+  nested.end_object();
+  EXPECT_EQ(std::move(nested).finish(), "{\"a\":[],\"o\":{}}\n");
+}
+
+TEST(JsonWriter, PlacesCommasBetweenElementsAtEveryDepth) {
+  JsonWriter json;
+  json.begin_object().key("a").begin_array();
+  json.begin_object().end_object().begin_array().end_array();
+  json.string("s").number(0).boolean(true).boolean(false);
+  json.begin_array().number(1).begin_array().number(2).number(3).end_array().end_array();
+  json.end_array().key("b").number(std::numeric_limits<std::uint64_t>::max());
+  json.key("c").begin_object().key("d").string("<\n>").end_object().end_object();
+  EXPECT_EQ(std::move(json).finish(),
+            "{\"a\":[{},[],\"s\",0,true,false,[1,[2,3]]],\"b\":18446744073709551615,"
+            "\"c\":{\"d\":\"\\u003c\\n\\u003e\"}}\n");
+}
+
+// The answers of the second stage (API.md §9) in the writer's terms.
+TEST(JsonWriter, WritesMessageObjectsAndStaleArrays) {
+  JsonWriter fetched;
+  fetched.begin_object().key("id").string("i").key("messages").begin_array();
+  for (const std::uint64_t seq : {7U, 8U}) {
+    fetched.begin_object().key("data").string("d").key("deliveries").number(1);
+    fetched.key("receipt").string("r").key("seq").number(seq).key("subject").string("a.b");
+    fetched.end_object();
+  }
+  fetched.end_array().key("subject").string("a.*").end_object();
+  EXPECT_EQ(std::move(fetched).finish(),
+            R"({"id":"i","messages":[{"data":"d","deliveries":1,"receipt":"r","seq":7,)"
+            R"("subject":"a.b"},{"data":"d","deliveries":1,"receipt":"r","seq":8,)"
+            R"("subject":"a.b"}],"subject":"a.*"})"
+            "\n");
+  JsonWriter acked;
+  acked.begin_object().key("acked").number(2).key("stale").begin_array().string("r1").string("r2");
+  acked.end_array().key("status").string("ok").end_object();
+  EXPECT_EQ(std::move(acked).finish(),
+            "{\"acked\":2,\"stale\":[\"r1\",\"r2\"],\"status\":\"ok\"}\n");
+}
+
+TEST(JsonEncoding, StatsListRowsTotalsAndEveryDropReason) {
+  broker::Totals totals{};
+  totals.counters.published = 5;
+  totals.counters.delivered = 4;
+  totals.counters.dropped[static_cast<std::size_t>(broker::DropReason::queue_full)] = 3;
+  totals.pending_messages = 1;
+  totals.pending_bytes = 2;
+  totals.subjects = 1;
+  totals.subscriptions = 2;
+  totals.waiting_fetches = 1;
+  const std::vector<broker::SubjectStats> rows{{"a\"b", 2, 1, 1, 2}, {"c", 0, 0, 0, 0}};
+  EXPECT_EQ(encode_stats(totals, rows, 9),
+            R"({"subjects":[{"groups":1,"pending_bytes":2,"pending_messages":1,"subject":"a\"b",)"
+            R"("subscriptions":2},{"groups":0,"pending_bytes":0,"pending_messages":0,)"
+            R"("subject":"c","subscriptions":0}],"totals":{"delivered_messages":4,)"
+            R"("dropped_messages":{"message_ttl":0,"queue_full":3,"subscriber_ttl":0,)"
+            R"("unsubscribe":0},"pending_bytes":2,"pending_messages":1,"published_messages":5,)"
+            R"("subjects":1,"subscriptions":2,"waiting_fetches":1},"uptime_seconds":9})"
+            "\n");
+  EXPECT_EQ(encode_stats({}, {}, 0).substr(0, 27), "{\"subjects\":[],\"totals\":{\"d");
 }
 
 TEST(JsonEncoding, ResponsesHaveSortedKeysAndATrailingNewline) {
