@@ -2,6 +2,7 @@
 
 #include <regex>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
@@ -16,15 +17,13 @@ class Api : public testing::Test {
   HttpClient client{broker.api_port()};
 
   std::string subscribe(std::string_view subject) {
-    const auto response =
-        client.post("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}");
+    const auto response = client.post("/api/subscribe", subscribe_body(subject));
     EXPECT_EQ(response.status, 200U);
     return id_of(response);
   }
 
   HttpResponse fetch(std::string_view subject, std::string_view id) {
-    return client.post("/api/fetch", R"({"subject":")" + std::string(subject) + R"(","id":")" +
-                                         std::string(id) + "\"}");
+    return client.post("/api/fetch", fetch_body(subject, id));
   }
 
   void expect_error(const HttpResponse& response, unsigned status, std::string_view message) {
@@ -217,8 +216,7 @@ TEST_F(Api, AsyncPublishToNobodyIsAcceptedAndCountedAsFailed) {
   HttpClient metrics(broker.metrics_port());
   const std::string line =
       metric_line("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1");
-  const std::string text = poll_until_contains(metrics, "/metrics", line);
-  EXPECT_NE(text.find(line), std::string::npos) << text;
+  expect_eventually(metrics, "/metrics", line);
 }
 
 TEST_F(Api, UnknownPathIs404AndWrongMethodIs405WithAllow) {

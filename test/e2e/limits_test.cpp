@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/stalled_reader.hpp"
@@ -16,15 +17,9 @@
 namespace gophermq::test {
 namespace {
 
-std::string hits(std::string_view key, int count) {
-  return "gophermq_limit_hits_total{limit=\"" + std::string(key) + "\"} " + std::to_string(count) +
-         "\n";
-}
-
 void expect_hits(const BrokerProcess& broker, std::string_view key, int count) {
   HttpClient metrics(broker.metrics_port());
-  const std::string text = poll_until_contains(metrics, "/metrics", hits(key, count));
-  EXPECT_NE(text.find(hits(key, count)), std::string::npos) << text;
+  expect_eventually(metrics, "/metrics", limit_hits(key, count));
 }
 
 TEST(Limits, EveryLimitIsExportedFromTheStart) {
@@ -35,7 +30,7 @@ TEST(Limits, EveryLimitIsExportedFromTheStart) {
        {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
         "max-subject-length", "max-pending", "async-queue-size", "async-queue-bytes",
         "idle-timeout", "header-timeout", "read-timeout", "write-timeout", "max-receiving-bytes"}) {
-    EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
+    EXPECT_NE(text.find(limit_hits(key, 0)), std::string::npos) << key;
   }
 }
 
@@ -168,9 +163,9 @@ TEST(Limits, AnswerToAClientThatNeverReadsIsCutOffAtTheWriteTimeout) {
   const auto sent = std::chrono::steady_clock::now();
   StalledReader reader(broker.api_port(), request);
   HttpClient metrics(broker.metrics_port());
-  const std::string text = poll_until_contains(metrics, "/metrics", hits("write-timeout", 1));
+  const std::string text = poll_until_contains(metrics, "/metrics", limit_hits("write-timeout", 1));
   const auto waited = std::chrono::steady_clock::now() - sent;
-  ASSERT_NE(text.find(hits("write-timeout", 1)), std::string::npos) << text;
+  ASSERT_NE(text.find(limit_hits("write-timeout", 1)), std::string::npos) << text;
   EXPECT_GE(waited, std::chrono::milliseconds(500));
   EXPECT_LT(waited, std::chrono::milliseconds(1500));
   EXPECT_LT(reader.read_until_closed(), 16U * 1024 * 1024 - 256);  // the answer was cut off
