@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/broker_calls.hpp"
+
 namespace gophermq::broker {
 namespace {
 namespace asio = boost::asio;
@@ -139,14 +141,6 @@ asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
   co_await ready();
 }
 
-std::vector<std::string> texts(const FetchResult& result) {
-  std::vector<std::string> out;
-  for (const Message& message : result.messages) {
-    out.emplace_back(message.data());
-  }
-  return out;
-}
-
 TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
@@ -159,7 +153,7 @@ TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
                          co_await service.publish("s", hello);
                        }));
   EXPECT_EQ(fetched.status, FetchStatus::ok);
-  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
+  EXPECT_EQ(test::texts_of(fetched.messages), std::vector<std::string>{"hello"});
   EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
 }
 
@@ -174,7 +168,7 @@ TEST(BrokerService, TheLongestWaitStillWaitsForAPublish) {
                          const std::vector<Message> hello{Message::create("hello")};
                          co_await service.publish("s", hello);
                        }));
-  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
+  EXPECT_EQ(test::texts_of(fetched.messages), std::vector<std::string>{"hello"});
 }
 
 TEST(BrokerService, WaitingFetchReturnsEmptyWhenTheWaitEnds) {
@@ -206,7 +200,8 @@ TEST(BrokerService, CancelledWaitLeavesTheMessageForTheNextFetch) {
   // The cancellation reaches the broker strand before this publish does.
   const std::vector<Message> kept{Message::create("kept")};
   run(context, service.publish("s", kept));
-  EXPECT_EQ(texts(run(context, service.fetch("s", "id", 10))), std::vector<std::string>{"kept"});
+  EXPECT_EQ(test::texts_of(run(context, service.fetch("s", "id", 10)).messages),
+            std::vector<std::string>{"kept"});
   EXPECT_EQ(run(context, service.snapshot()).totals.waiting_fetches, 0U);
 }
 

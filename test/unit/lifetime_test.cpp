@@ -5,12 +5,15 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "support/broker_calls.hpp"
 
 namespace gophermq::broker {
 namespace {
 
 using namespace std::chrono_literals;
-using Texts = std::vector<std::string>;
+using test::fetch_all;
+using test::publish;
+using test::Texts;
 
 class ManualClock final : public Clock {
  public:
@@ -24,34 +27,9 @@ class ManualClock final : public Clock {
 class RecordingWaiter final : public Waiter {
  public:
   void wake() override { ++wakes; }
-  [[nodiscard]] Texts texts() const {
-    Texts result;
-    for (const Message& message : messages) {
-      result.emplace_back(message.data());
-    }
-    return result;
-  }
+  [[nodiscard]] Texts texts() const { return test::texts_of(messages); }
   int wakes = 0;
 };
-
-PublishStatus publish(Broker& broker, std::string_view subject,
-                      std::initializer_list<std::string_view> texts) {
-  std::vector<Message> batch;
-  for (const auto text : texts) {
-    batch.push_back(Message::create(text));
-  }
-  return broker.publish(subject, batch);
-}
-
-Texts fetch_all(Broker& broker, std::string_view subject, std::string_view id) {
-  FetchedMessages out;
-  EXPECT_EQ(broker.fetch(subject, id, SIZE_MAX, out), FetchStatus::ok);
-  Texts texts;
-  for (const Message& message : out) {
-    texts.emplace_back(message.data());
-  }
-  return texts;
-}
 
 std::uint64_t dropped(const Broker& broker, DropReason reason) {
   return broker.totals().counters.dropped[static_cast<std::size_t>(reason)];
