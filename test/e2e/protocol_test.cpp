@@ -21,6 +21,13 @@ void expect_too_large(const HttpResponse& response) {
 class Protocol : public testing::Test {
  protected:
   BrokerProcess broker{isolated_arguments({"--broker.max-body-bytes=1024"})};
+
+  // The status of the answer to `request`, sent as it is on a connection of its own.
+  unsigned status_of(std::string_view request) {
+    HttpClient client(broker.api_port());
+    client.send_raw(request);
+    return client.read_response().status;
+  }
 };
 
 TEST_F(Protocol, KeepAliveServesManyRequestsOnOneConnection) {
@@ -82,18 +89,16 @@ TEST_F(Protocol, Http10ClosesUnlessKeepAliveIsAsked) {
 }
 
 TEST_F(Protocol, BodyIsJsonWhateverTheContentType) {
-  HttpClient client(broker.api_port());
-  client.send_raw(post_request("/api/subscribe", R"({"subject":"form"})",
-                               "Content-Type: application/x-www-form-urlencoded\r\n"));
-  EXPECT_EQ(client.read_response().status, 200U);
+  EXPECT_EQ(status_of(post_request("/api/subscribe", R"({"subject":"form"})",
+                                   "Content-Type: application/x-www-form-urlencoded\r\n")),
+            200U);
 }
 
 TEST_F(Protocol, ChunkedBodiesAreRead) {
-  HttpClient client(broker.api_port());
-  client.send_raw(
-      "POST /api/subscribe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\n{\"sub\r\na\r\nject\":\"c\"}\r\n0\r\n\r\n");
-  EXPECT_EQ(client.read_response().status, 200U);
+  EXPECT_EQ(
+      status_of("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\n{\"sub\r\na\r\nject\":\"c\"}\r\n0\r\n\r\n"),
+      200U);
 }
 
 TEST_F(Protocol, OversizedBodyIs413ThenCleanCloseAndTheServerStaysHealthy) {
