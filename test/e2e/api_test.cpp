@@ -98,8 +98,8 @@ TEST_F(Api, EverySubscriberGetsEveryMessageInOrder) {
 TEST_F(Api, FetchMaxLimitsTheBatch) {
   const std::string id = subscribe("s");
   client.post("/api/publish/batch", R"({"subject":"s","data":["1","2","3"]})");
-  const auto first = client.post("/api/fetch", R"({"subject":"s","id":")" + id + R"(","max":2})");
-  EXPECT_EQ(first.body, R"({"data":["1","2"],"id":")" + id + R"(","subject":"s"})" + "\n");
+  const auto first = client.post("/api/fetch", fetch_body("s", id, R"(,"max":2)"));
+  EXPECT_EQ(first.body, fetched("s", id, R"("1","2")"));
 }
 
 TEST_F(Api, BadBodiesAre400) {
@@ -288,10 +288,8 @@ TEST(ApiLimits, OverflowIs429AndStoresNothing) {
   EXPECT_EQ(overflow.body, "{\"message\":\"broker overflow\"}\n");
   const auto batch = client.post("/api/publish/batch", R"({"subject":"s","data":["x","y"]})");
   EXPECT_EQ(batch.body, "{\"message\":\"broker overflow\"}\n");
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + a + "\"}").body,
-            R"({"data":["1"],"id":")" + a + R"(","subject":"s"})" + "\n");
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + b + "\"}").body,
-            R"({"data":["1"],"id":")" + b + R"(","subject":"s"})" + "\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", a)).body, fetched("s", a, R"("1")"));
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", b)).body, fetched("s", b, R"("1")"));
 }
 
 TEST(ApiLimits, PendingBytesLimitIs429) {

@@ -200,8 +200,7 @@ TEST_F(CoreLimits, DropOldestPolicyKeepsTheNewestAndCountsTheRest) {
   ASSERT_EQ(publish("s", "9").status, 200U);
   HttpClient waiting(broker().api_port());
   EXPECT_EQ(fetch("s", slow).body, fetched("s", slow, R"("8","9")"));
-  waiting.send_raw(
-      post_request("/api/fetch", R"({"subject":"s","id":")" + slow + R"(","wait_ms":20000})"));
+  waiting.send_raw(post_request("/api/fetch", fetch_body("s", slow, R"(,"wait_ms":20000)")));
   await_stats(waiting_fetches(1));
   ASSERT_EQ(client().post("/api/publish/batch", R"({"subject":"s","data":["x","y","z"]})").status,
             200U);

@@ -83,8 +83,7 @@ TEST(Limits, MessageOverMaxMessageBytesIs413OnEveryPublishRoute) {
   EXPECT_EQ(response.body, too_large);
 
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"12345678"})").status, 200U);
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
-            R"({"data":["12345678"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, R"("12345678")"));
   expect_hits(broker, "max-message-bytes", 3);
 }
 

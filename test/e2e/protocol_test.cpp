@@ -192,8 +192,7 @@ TEST_F(Protocol, ClientThatHangsUpDuringALongPollIsCountedAndNothingIsLost) {
   HttpClient metrics(broker.metrics_port());
   expect_eventually(metrics, "/metrics", request_rate("/api/fetch", 499, 1));
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"kept"})").status, 200U);
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
-            R"({"data":["kept"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, R"("kept")"));
 
   // A client that closes normally is only seen to have stopped sending: its poll runs to the end
   // and is answered into the void.
