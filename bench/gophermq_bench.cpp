@@ -5,16 +5,10 @@
 // the client waiting for it (coordinated omission, as wrk2 avoids it). See README.md and
 // docs/performance.md.
 #include <algorithm>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 #include <charconv>
@@ -31,17 +25,13 @@
 #include <utility>
 #include <vector>
 
+#include "bench_client.hpp"
+
+namespace gophermq::bench {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace json = boost::json;
 namespace po = boost::program_options;
-using asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr auto kRequestTimeout = std::chrono::seconds(10);
 // How long a fanout or longpoll fetch waits; short, so fetchers notice the end of the run soon.
 constexpr int kFetchWaitMs = 500;
 
@@ -105,66 +95,16 @@ struct Window {
   Clock::time_point begin;
   Clock::time_point end;
   [[nodiscard]] bool contains(Clock::time_point t) const { return t >= begin && t < end; }
-};
 
-struct Answer {
-  beast::error_code error;
-  unsigned status = 0;
-  std::string body;
-};
-
-// One keep-alive HTTP/1.1 connection.
-class Connection {
- public:
-  explicit Connection(asio::any_io_executor executor) : stream_(std::move(executor)) {}
-
-  asio::awaitable<beast::error_code> connect(const tcp::endpoint& endpoint) {
-    stream_.expires_after(kRequestTimeout);
-    auto [error] = co_await stream_.async_connect(endpoint, kUseTuple);
-    if (!error) {
-      stream_.socket().set_option(tcp::no_delay(true), error);
+  // A transport error is counted whenever it happens, and ends the connection's loop.
+  [[nodiscard]] bool counts(const Answer& answer, Stats& stats) const {
+    if (answer.error) {
+      ++stats.transport_errors;
+      return false;
     }
-    co_return error;
+    return contains(answer.received);
   }
-
-  asio::awaitable<Answer> post(std::string_view target, std::string body,
-                               std::chrono::milliseconds extra_wait = {}) {
-    request_.target(target);
-    request_.body() = std::move(body);
-    request_.prepare_payload();
-    stream_.expires_after(kRequestTimeout + extra_wait);
-    Answer answer;
-    if (auto [error, sent] = co_await http::async_write(stream_, request_, kUseTuple); error) {
-      answer.error = error;
-      co_return answer;
-    }
-    http::response<http::string_body> response;
-    auto [error, received] = co_await http::async_read(stream_, buffer_, response, kUseTuple);
-    answer.error = error;
-    answer.status = response.result_int();
-    answer.body = std::move(response.body());
-    co_return answer;
-  }
-
-  void close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
-  }
-
- private:
-  static http::request<http::string_body> make_request() {
-    http::request<http::string_body> request{http::verb::post, "/", 11};
-    request.set(http::field::host, "gophermq-bench");
-    request.set(http::field::content_type, "application/json");
-    return request;
-  }
-
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-  http::request<http::string_body> request_ = make_request();
 };
-;
 
 std::string quoted(std::string_view text) {
   return json::serialize(json::string_view(text.data(), text.size()));
@@ -346,14 +286,14 @@ asio::awaitable<void> Workload::publish_loop(std::size_t index, Window window, S
               ? static_cast<std::int64_t>(1e6 * static_cast<double>(index) / options_.rate)
               : 0);
   const bool alternate_fetch = options_.mode == Mode::pubfetch;
-  for (std::uint64_t n = 0;; ++n) {
+  Answer answer;
+  for (std::uint64_t n = 0; !answer.error; ++n) {
     const Clock::time_point due = co_await wait_until_due(options_, publishers(), start, n);
     if (due >= window.end) {
       break;
     }
     const bool fetching = alternate_fetch && n % 2 == 1;
     std::size_t publishing = 0;
-    Answer answer;
     if (fetching) {
       const Subscription& own = subscriptions_[index];
       answer = co_await connection.post("/api/fetch",
@@ -363,16 +303,11 @@ asio::awaitable<void> Workload::publish_loop(std::size_t index, Window window, S
       publishing = count;
       answer = co_await connection.post(publish_target(), std::move(body));
     }
-    const Clock::time_point done = Clock::now();
-    if (answer.error) {
-      ++stats.transport_errors;
-      break;
-    }
-    if (!window.contains(done)) {
+    if (!window.counts(answer, stats)) {
       continue;
     }
     ++stats.requests;
-    stats.latencies_ns.push_back(std::chrono::nanoseconds(done - due).count());
+    stats.latencies_ns.push_back(std::chrono::nanoseconds(answer.received - due).count());
     if (answer.status != 200) {
       ++stats.failed;
     } else if (fetching) {
@@ -392,15 +327,10 @@ asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Sta
   }
   const Subscription& own = subscriptions_[index];
   const std::string body = fetch_body(own.subject, own.id, 1000, kFetchWaitMs);
-  while (Clock::now() < window.end) {
-    const Answer answer =
-        co_await connection.post("/api/fetch", body, std::chrono::milliseconds(kFetchWaitMs));
-    const Clock::time_point done = Clock::now();
-    if (answer.error) {
-      ++stats.transport_errors;
-      break;
-    }
-    if (!window.contains(done)) {
+  Answer answer;
+  while (!answer.error && Clock::now() < window.end) {
+    answer = co_await connection.post("/api/fetch", body, std::chrono::milliseconds(kFetchWaitMs));
+    if (!window.counts(answer, stats)) {
       continue;
     }
     if (answer.status != 200) {
@@ -416,7 +346,7 @@ asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Sta
       const json::string& text = item.as_string();
       std::int64_t sent = 0;
       std::from_chars(text.data(), text.data() + text.size(), sent);
-      stats.latencies_ns.push_back(done.time_since_epoch().count() - sent);
+      stats.latencies_ns.push_back(answer.received.time_since_epoch().count() - sent);
     }
   }
   connection.close();
@@ -596,9 +526,7 @@ Report run(const Options& options, Workload& workload) {
   return report;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_bench(int argc, char** argv) {
   try {
     const std::optional<Options> options = parse_options(argc, argv);
     if (!options) {
@@ -626,4 +554,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gophermq-bench: %s\n", error.what());
     return 1;
   }
+}
+
+}  // namespace
+}  // namespace gophermq::bench
+
+int main(int argc, char** argv) {
+  return gophermq::bench::run_bench(argc, argv);
 }

@@ -4,16 +4,10 @@
 // wake every one of them. Usage:
 //   gophermq_longpoll_bench API_PORT METRICS_PORT [WAITERS=10000] [ROUNDS=3]
 #include <algorithm>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <chrono>
 #include <cstdio>
@@ -23,46 +17,31 @@
 #include <string>
 #include <vector>
 
+#include "bench_client.hpp"
+
+namespace gophermq::bench {
 namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-
-// One keep-alive connection that sends a request and reads its response.
-class Connection {
- public:
-  explicit Connection(asio::any_io_executor executor) : stream_(std::move(executor)) {}
-
-  asio::awaitable<void> connect(std::uint16_t port) {
-    co_await stream_.async_connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port),
-                                   asio::use_awaitable);
-    stream_.socket().set_option(tcp::no_delay(true));
+// Connects to the broker on loopback; the bench cannot go on without the connection.
+asio::awaitable<void> connect(Connection& connection, std::uint16_t port) {
+  if (const auto error =
+          co_await connection.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port))) {
+    throw std::runtime_error("cannot connect to port " + std::to_string(port) + ": " +
+                             error.message());
   }
+}
 
-  asio::awaitable<std::string> request(http::verb method, const std::string& target,
-                                       const std::string& body = "") {
-    http::request<http::string_body> request{method, target, 11};
-    request.set(http::field::host, "bench");
-    request.body() = body;
-    request.prepare_payload();
-    co_await http::async_write(stream_, request, asio::use_awaitable);
-    http::response<http::string_body> response;
-    co_await http::async_read(stream_, buffer_, response, asio::use_awaitable);
-    if (response.result_int() != 200) {
-      throw std::runtime_error(target + " answered " + std::to_string(response.result_int()) +
-                               ": " + response.body());
-    }
-    co_return std::move(response.body());
+// The body of a 200 answer; anything else ends the bench.
+std::string ok_body(Answer answer, std::string_view target) {
+  if (answer.error) {
+    throw std::runtime_error(std::string(target) + ": " + answer.error.message());
   }
-
- private:
-  beast::tcp_stream stream_;
-  beast::flat_buffer buffer_;
-};
+  if (answer.status != 200) {
+    throw std::runtime_error(std::string(target) + " answered " + std::to_string(answer.status) +
+                             ": " + answer.body);
+  }
+  return std::move(answer.body);
+}
 
 double metric(const std::string& text, const std::string& name) {
   const auto at = text.find("\n" + name + " ");
@@ -98,24 +77,21 @@ class Bench {
 
   asio::awaitable<void> run(std::size_t rounds) {
     Connection control(context_.get_executor());
-    co_await control.connect(api_port_);
+    co_await connect(control, api_port_);
     Connection metrics(context_.get_executor());
-    co_await metrics.connect(metrics_port_);
-    const double rss_idle = metric(co_await metrics.request(http::verb::get, "/metrics"),
-                                   "process_resident_memory_bytes");
+    co_await connect(metrics, metrics_port_);
+    const double rss_idle = co_await rss(metrics);
     for (std::size_t i = 0; i < waiters_; ++i) {
       const auto body =
-          co_await control.request(http::verb::post, "/api/subscribe", R"({"subject":"lp.fan"})");
+          ok_body(co_await control.post("/api/subscribe", R"({"subject":"lp.fan"})"), "subscribe");
       ids_.emplace_back(boost::json::parse(body).at("id").as_string());
     }
-    const double rss_subscribed = metric(co_await metrics.request(http::verb::get, "/metrics"),
-                                         "process_resident_memory_bytes");
+    const double rss_subscribed = co_await rss(metrics);
     for (std::size_t i = 0; i < waiters_; ++i) {
       connections_.push_back(std::make_unique<Connection>(context_.get_executor()));
-      co_await connections_.back()->connect(api_port_);
+      co_await connect(*connections_.back(), api_port_);
     }
-    const double rss_connected = metric(co_await metrics.request(http::verb::get, "/metrics"),
-                                        "process_resident_memory_bytes");
+    const double rss_connected = co_await rss(metrics);
     constexpr double kMiB = 1024.0 * 1024.0;
     std::printf("longpoll bench: %zu waiting fetches on one subject, one connection each\n",
                 waiters_);
@@ -149,6 +125,11 @@ class Bench {
   }
 
  private:
+  static asio::awaitable<double> rss(Connection& metrics) {
+    co_return metric(ok_body(co_await metrics.get("/metrics"), "/metrics"),
+                     "process_resident_memory_bytes");
+  }
+
   asio::awaitable<Round> run_round(Connection& control, Connection& metrics) {
     Round round;
     woken_ = 0;
@@ -159,18 +140,16 @@ class Bench {
       asio::co_spawn(context_, wait_for_message(i), asio::detached);
     }
     const std::string waiting = "\"waiting_fetches\":" + std::to_string(waiters_) + "}";
-    while ((co_await control.request(http::verb::get, "/api/stats?limit=0")).find(waiting) ==
+    while (ok_body(co_await control.get("/api/stats?limit=0"), "stats").find(waiting) ==
            std::string::npos) {
       asio::steady_timer tick(context_, std::chrono::milliseconds(5));
       co_await tick.async_wait(asio::use_awaitable);
     }
     round.register_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-    round.rss_mib = metric(co_await metrics.request(http::verb::get, "/metrics"),
-                           "process_resident_memory_bytes") /
-                    (1024.0 * 1024.0);
+    round.rss_mib = co_await rss(metrics) / (1024.0 * 1024.0);
     published_ = Clock::now();
-    co_await control.request(http::verb::post, "/api/publish",
-                             R"({"subject":"lp.fan","data":"wake"})");
+    ok_body(co_await control.post("/api/publish", R"({"subject":"lp.fan","data":"wake"})"),
+            "publish");
     co_await all_woken_.async_wait(kUseTuple);
     round.wake_p50_ms = percentile(latencies_, 0.5);
     round.wake_p99_ms = percentile(latencies_, 0.99);
@@ -179,9 +158,11 @@ class Bench {
   }
 
   asio::awaitable<void> wait_for_message(std::size_t index) {
-    const std::string body = co_await connections_[index]->request(
-        http::verb::post, "/api/fetch",
-        R"({"subject":"lp.fan","id":")" + ids_[index] + R"(","wait_ms":30000})");
+    const std::string body = ok_body(
+        co_await connections_[index]->post(
+            "/api/fetch", R"({"subject":"lp.fan","id":")" + ids_[index] + R"(","wait_ms":30000})",
+            std::chrono::milliseconds(30000)),
+        "fetch");
     if (body.find(R"("data":["wake"])") == std::string::npos) {
       std::fprintf(stderr, "fetch %zu did not get the message: %s", index, body.c_str());
       std::exit(1);
@@ -205,9 +186,7 @@ class Bench {
   asio::steady_timer all_woken_;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run_bench(int argc, char** argv) {
   if (argc < 3) {
     std::fprintf(stderr, "usage: %s API_PORT METRICS_PORT [WAITERS=10000] [ROUNDS=3]\n", argv[0]);
     return 2;
@@ -232,4 +211,11 @@ int main(int argc, char** argv) {
   });
   context.run();
   return status;
+}
+
+}  // namespace
+}  // namespace gophermq::bench
+
+int main(int argc, char** argv) {
+  return gophermq::bench::run_bench(argc, argv);
 }

@@ -2,6 +2,7 @@
 
 #include <regex>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
@@ -16,15 +17,13 @@ class Api : public testing::Test {
   HttpClient client{broker.api_port()};
 
   std::string subscribe(std::string_view subject) {
-    const auto response =
-        client.post("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}");
+    const auto response = client.post("/api/subscribe", subscribe_body(subject));
     EXPECT_EQ(response.status, 200U);
     return id_of(response);
   }
 
   HttpResponse fetch(std::string_view subject, std::string_view id) {
-    return client.post("/api/fetch", R"({"subject":")" + std::string(subject) + R"(","id":")" +
-                                         std::string(id) + "\"}");
+    return client.post("/api/fetch", fetch_body(subject, id));
   }
 
   void expect_error(const HttpResponse& response, unsigned status, std::string_view message) {
@@ -99,8 +98,8 @@ TEST_F(Api, EverySubscriberGetsEveryMessageInOrder) {
 TEST_F(Api, FetchMaxLimitsTheBatch) {
   const std::string id = subscribe("s");
   client.post("/api/publish/batch", R"({"subject":"s","data":["1","2","3"]})");
-  const auto first = client.post("/api/fetch", R"({"subject":"s","id":")" + id + R"(","max":2})");
-  EXPECT_EQ(first.body, R"({"data":["1","2"],"id":")" + id + R"(","subject":"s"})" + "\n");
+  const auto first = client.post("/api/fetch", fetch_body("s", id, R"(,"max":2)"));
+  EXPECT_EQ(first.body, fetched("s", id, R"("1","2")"));
 }
 
 TEST_F(Api, BadBodiesAre400) {
@@ -217,8 +216,7 @@ TEST_F(Api, AsyncPublishToNobodyIsAcceptedAndCountedAsFailed) {
   HttpClient metrics(broker.metrics_port());
   const std::string line =
       metric_line("gophermq_async_publish_failed_total{reason=\"no_subscribers\"} 1");
-  const std::string text = poll_until_contains(metrics, "/metrics", line);
-  EXPECT_NE(text.find(line), std::string::npos) << text;
+  expect_eventually(metrics, "/metrics", line);
 }
 
 TEST_F(Api, UnknownPathIs404AndWrongMethodIs405WithAllow) {
@@ -290,10 +288,8 @@ TEST(ApiLimits, OverflowIs429AndStoresNothing) {
   EXPECT_EQ(overflow.body, "{\"message\":\"broker overflow\"}\n");
   const auto batch = client.post("/api/publish/batch", R"({"subject":"s","data":["x","y"]})");
   EXPECT_EQ(batch.body, "{\"message\":\"broker overflow\"}\n");
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + a + "\"}").body,
-            R"({"data":["1"],"id":")" + a + R"(","subject":"s"})" + "\n");
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + b + "\"}").body,
-            R"({"data":["1"],"id":")" + b + R"(","subject":"s"})" + "\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", a)).body, fetched("s", a, R"("1")"));
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", b)).body, fetched("s", b, R"("1")"));
 }
 
 TEST(ApiLimits, PendingBytesLimitIs429) {

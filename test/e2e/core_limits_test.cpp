@@ -5,39 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
 namespace gophermq::test {
 namespace {
-
-std::string fetch_body(std::string_view subject, std::string_view id) {
-  return R"({"subject":")" + std::string(subject) + R"(","id":")" + std::string(id) + "\"}";
-}
-
-std::string fetched(std::string_view subject, std::string_view id, std::string_view data) {
-  return "{\"data\":[" + std::string(data) + "],\"id\":\"" + std::string(id) + "\",\"subject\":\"" +
-         std::string(subject) + "\"}\n";
-}
-
-std::string publish_body(std::string_view subject, std::string_view data) {
-  return R"({"subject":")" + std::string(subject) + R"(","data":")" + std::string(data) + "\"}";
-}
-
-// A whole metrics line, so `... 1` never matches `... 10`.
-std::string series(std::string_view name, std::string_view label, std::string_view value,
-                   int count) {
-  return std::string(name) + "{" + std::string(label) + "=\"" + std::string(value) + "\"} " +
-         std::to_string(count) + "\n";
-}
-
-std::string limit_hits(std::string_view key, int count) {
-  return series("gophermq_limit_hits_total", "limit", key, count);
-}
-
-std::string dropped(std::string_view reason, int count) {
-  return series("gophermq_dropped_messages_total", "reason", reason, count);
-}
 
 class CoreLimits : public testing::Test {
  protected:
@@ -46,9 +19,7 @@ class CoreLimits : public testing::Test {
     client_ = std::make_unique<HttpClient>(broker_->api_port());
   }
 
-  std::string subscribe(std::string_view subject) {
-    return id_of(client().post("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}"));
-  }
+  std::string subscribe(std::string_view subject) { return test::subscribe(client(), subject); }
 
   HttpResponse publish(std::string_view subject, std::string_view data) {
     return client().post("/api/publish", publish_body(subject, data));
@@ -61,15 +32,12 @@ class CoreLimits : public testing::Test {
   // Waits until /metrics shows `line`, and fails the test if it never does.
   void expect_metric(const std::string& line) {
     HttpClient metrics(broker_->metrics_port());
-    const std::string text = poll_until_contains(metrics, "/metrics", line);
-    EXPECT_NE(text.find(line), std::string::npos) << line << "\n" << text;
+    expect_eventually(metrics, "/metrics", line);
   }
 
   // Waits until GET /api/stats contains `needle`, and returns the body.
   std::string await_stats(const std::string& needle) {
-    const std::string text = poll_until_contains(client(), "/api/stats", needle);
-    EXPECT_NE(text.find(needle), std::string::npos) << needle << "\n" << text;
-    return text;
+    return expect_eventually(client(), "/api/stats", needle);
   }
 
   HttpClient& client() { return *client_; }
@@ -232,9 +200,8 @@ TEST_F(CoreLimits, DropOldestPolicyKeepsTheNewestAndCountsTheRest) {
   ASSERT_EQ(publish("s", "9").status, 200U);
   HttpClient waiting(broker().api_port());
   EXPECT_EQ(fetch("s", slow).body, fetched("s", slow, R"("8","9")"));
-  waiting.send_raw(
-      post_request("/api/fetch", R"({"subject":"s","id":")" + slow + R"(","wait_ms":20000})"));
-  await_stats("\"waiting_fetches\":1}");
+  waiting.send_raw(post_request("/api/fetch", fetch_body("s", slow, R"(,"wait_ms":20000)")));
+  await_stats(waiting_fetches(1));
   ASSERT_EQ(client().post("/api/publish/batch", R"({"subject":"s","data":["x","y","z"]})").status,
             200U);
   EXPECT_EQ(waiting.read_response().body, fetched("s", slow, R"("y","z")"));

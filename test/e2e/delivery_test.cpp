@@ -7,33 +7,22 @@
 #include <set>
 #include <vector>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
+#include "support/clock.hpp"
 #include "support/http_client.hpp"
 
 namespace gophermq::test {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-std::string fetch_body(std::string_view subject, std::string_view id, std::string_view extra) {
-  return R"({"subject":")" + std::string(subject) + R"(","id":")" + std::string(id) + "\"" +
-         std::string(extra) + "}";
-}
-
-std::string fetched(std::string_view subject, std::string_view id, std::string_view data) {
-  return "{\"data\":[" + std::string(data) + "],\"id\":\"" + std::string(id) + "\",\"subject\":\"" +
-         std::string(subject) + "\"}\n";
-}
 
 class Delivery : public testing::Test {
  protected:
   explicit Delivery(std::vector<std::string> extra = {})
       : broker(isolated_arguments(std::move(extra))) {}
 
-  std::string subscribe(std::string_view subject) {
-    return id_of(client.post("/api/subscribe", R"({"subject":")" + std::string(subject) + "\"}"));
-  }
+  std::string subscribe(std::string_view subject) { return test::subscribe(client, subject); }
 
   // Sends a waiting fetch on a connection of its own and returns that connection, so the test
   // reads the answer when it chooses.
@@ -46,8 +35,7 @@ class Delivery : public testing::Test {
 
   // The broker has linked `count` fetches to their queues.
   void expect_waiting(std::size_t count) {
-    const std::string needle = "\"waiting_fetches\":" + std::to_string(count) + "}";
-    EXPECT_NE(poll_until_contains(client, "/api/stats", needle).find(needle), std::string::npos);
+    expect_eventually(client, "/api/stats", waiting_fetches(count));
   }
 
   BrokerProcess broker;
@@ -102,7 +90,7 @@ TEST_F(Delivery, UnsubscribeEndsAWaitingFetchWithNothing) {
   const auto id = subscribe("s");
   auto waiting = start_waiting_fetch("s", id);
   expect_waiting(1);
-  EXPECT_EQ(client.post("/api/unsubscribe", fetch_body("s", id, "")).status, 200U);
+  EXPECT_EQ(client.post("/api/unsubscribe", fetch_body("s", id)).status, 200U);
   EXPECT_EQ(waiting->read_response().body, fetched("s", id, ""));
 }
 
@@ -150,7 +138,7 @@ TEST_F(Delivery, AClientThatResetsStopsWaitingAndLosesNothing) {
   waiting->abort();
   expect_waiting(0);
   client.post("/api/publish", R"({"subject":"s","data":"kept"})");
-  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id, "")).body, fetched("s", id, "\"kept\""));
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, "\"kept\""));
 }
 
 TEST_F(Delivery, StatsShowTotalsAndTheBusiestSubjects) {
@@ -208,14 +196,12 @@ TEST_F(DeliveryWithTtls, OldMessagesAndIdleSubscriptionsExpireAndAreCounted) {
   client.post("/api/publish", R"({"subject":"s","data":"stale"})");
   HttpClient metrics(broker.metrics_port());
   const auto dropped = metric_line("gophermq_dropped_messages_total{reason=\"message_ttl\"} 1");
-  const auto text = poll_until_contains(metrics, "/metrics", dropped);
-  EXPECT_NE(text.find(dropped), std::string::npos);
-  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id, "")).body, fetched("s", id, ""));
+  expect_eventually(metrics, "/metrics", dropped);
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, ""));
 
   const auto none = metric_line("gophermq_subscriptions 0");
-  const auto gone = poll_until_contains(metrics, "/metrics", none);
-  EXPECT_NE(gone.find(none), std::string::npos);
-  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id, "")).status, 404U);
+  expect_eventually(metrics, "/metrics", none);
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).status, 404U);
 }
 
 class DeliveryWithSubscriberTtl : public Delivery {
@@ -240,8 +226,8 @@ TEST_F(DeliveryWithSubscriberTtl, IdleSubscriptionGoesWithItsMessagesWhileABusyO
   EXPECT_NE(text.find(metric_line("gophermq_dropped_messages_total{reason=\"subscriber_ttl\"} 1")),
             std::string::npos)
       << text;
-  EXPECT_EQ(client.post("/api/fetch", fetch_body("t", idle, "")).status, 404U);
-  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", busy, "")).status, 200U);
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("t", idle)).status, 404U);
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", busy)).status, 200U);
 }
 
 TEST(DeliveryShutdown, SigtermEndsLongPollsWithWhatTheyHave) {
@@ -250,7 +236,7 @@ TEST(DeliveryShutdown, SigtermEndsLongPollsWithWhatTheyHave) {
   const auto id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
   HttpClient waiting(broker.api_port());
   waiting.send_raw(post_request("/api/fetch", fetch_body("s", id, R"(,"wait_ms":30000)")));
-  const std::string needle = "\"waiting_fetches\":1}";
+  const std::string needle = waiting_fetches(1);
   ASSERT_NE(poll_until_contains(client, "/api/stats", needle).find(needle), std::string::npos);
   const auto started = Clock::now();
   broker.send_signal(SIGTERM);

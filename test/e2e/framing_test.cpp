@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
@@ -110,12 +111,8 @@ class Connection : public testing::Test {
   HttpClient client{broker.api_port()};
   std::string id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
 
-  std::string fetch() {
-    return client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body;
-  }
-  std::string fetched(std::string_view data) {
-    return "{\"data\":[" + std::string(data) + "],\"id\":\"" + id + "\",\"subject\":\"s\"}\n";
-  }
+  std::string fetch() { return client.post("/api/fetch", fetch_body("s", id)).body; }
+  std::string fetched(std::string_view data) { return test::fetched("s", id, data); }
 };
 
 class Framing : public Connection, public testing::WithParamInterface<Attack> {};

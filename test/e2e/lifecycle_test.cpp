@@ -4,6 +4,7 @@
 #include <csignal>
 
 #include "support/broker_process.hpp"
+#include "support/clock.hpp"
 #include "support/http_client.hpp"
 #include "support/stalled_reader.hpp"
 
@@ -11,13 +12,8 @@ namespace gophermq::test {
 namespace {
 
 using std::chrono::milliseconds;
-using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kLargeAnswerBytes = 16 * 1024 * 1024 - 256;
-
-milliseconds since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
 
 TEST(Lifecycle, SigtermClosesConnectionsWithoutARequestInFlightAtOnceAndExitsZero) {
   BrokerProcess broker(isolated_arguments({"--broker.shutdown-timeout=20s"}));

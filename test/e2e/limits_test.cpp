@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/stalled_reader.hpp"
@@ -16,15 +17,15 @@
 namespace gophermq::test {
 namespace {
 
-std::string hits(std::string_view key, int count) {
-  return "gophermq_limit_hits_total{limit=\"" + std::string(key) + "\"} " + std::to_string(count) +
-         "\n";
-}
-
 void expect_hits(const BrokerProcess& broker, std::string_view key, int count) {
   HttpClient metrics(broker.metrics_port());
-  const std::string text = poll_until_contains(metrics, "/metrics", hits(key, count));
-  EXPECT_NE(text.find(hits(key, count)), std::string::npos) << text;
+  expect_eventually(metrics, "/metrics", limit_hits(key, count));
+}
+
+// One hit counted under `key`, none under the limit it could be mistaken for.
+void expect_only_hit(const BrokerProcess& broker, std::string_view key, std::string_view other) {
+  expect_hits(broker, key, 1);
+  expect_hits(broker, other, 0);
 }
 
 TEST(Limits, EveryLimitIsExportedFromTheStart) {
@@ -35,7 +36,7 @@ TEST(Limits, EveryLimitIsExportedFromTheStart) {
        {"max-connections", "max-header-bytes", "max-body-bytes", "max-message-bytes",
         "max-subject-length", "max-pending", "async-queue-size", "async-queue-bytes",
         "idle-timeout", "header-timeout", "read-timeout", "write-timeout", "max-receiving-bytes"}) {
-    EXPECT_NE(text.find(hits(key, 0)), std::string::npos) << key;
+    EXPECT_NE(text.find(limit_hits(key, 0)), std::string::npos) << key;
   }
 }
 
@@ -82,8 +83,7 @@ TEST(Limits, MessageOverMaxMessageBytesIs413OnEveryPublishRoute) {
   EXPECT_EQ(response.body, too_large);
 
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"12345678"})").status, 200U);
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
-            R"({"data":["12345678"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, R"("12345678")"));
   expect_hits(broker, "max-message-bytes", 3);
 }
 
@@ -137,8 +137,7 @@ TEST(Limits, SlowlorisIsCutOffAtTheHeaderTimeoutWhileOthersAreServed) {
   }
   EXPECT_TRUE(cut_off);
   EXPECT_TRUE(slow.wait_until_closed());
-  expect_hits(broker, "header-timeout", 1);
-  expect_hits(broker, "read-timeout", 0);
+  expect_only_hit(broker, "header-timeout", "read-timeout");
 }
 
 TEST(Limits, IncompleteBodyIsCutOffAtTheReadTimeout) {
@@ -146,8 +145,7 @@ TEST(Limits, IncompleteBodyIsCutOffAtTheReadTimeout) {
   HttpClient client(broker.api_port());
   client.send_raw("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"su");
   EXPECT_TRUE(client.wait_until_closed());
-  expect_hits(broker, "read-timeout", 1);
-  expect_hits(broker, "header-timeout", 0);
+  expect_only_hit(broker, "read-timeout", "header-timeout");
 }
 
 TEST(Limits, IdleKeepAliveConnectionIsClosedAndCounted) {
@@ -168,9 +166,9 @@ TEST(Limits, AnswerToAClientThatNeverReadsIsCutOffAtTheWriteTimeout) {
   const auto sent = std::chrono::steady_clock::now();
   StalledReader reader(broker.api_port(), request);
   HttpClient metrics(broker.metrics_port());
-  const std::string text = poll_until_contains(metrics, "/metrics", hits("write-timeout", 1));
+  const std::string text = poll_until_contains(metrics, "/metrics", limit_hits("write-timeout", 1));
   const auto waited = std::chrono::steady_clock::now() - sent;
-  ASSERT_NE(text.find(hits("write-timeout", 1)), std::string::npos) << text;
+  ASSERT_NE(text.find(limit_hits("write-timeout", 1)), std::string::npos) << text;
   EXPECT_GE(waited, std::chrono::milliseconds(500));
   EXPECT_LT(waited, std::chrono::milliseconds(1500));
   EXPECT_LT(reader.read_until_closed(), 16U * 1024 * 1024 - 256);  // the answer was cut off

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 
@@ -20,6 +21,13 @@ void expect_too_large(const HttpResponse& response) {
 class Protocol : public testing::Test {
  protected:
   BrokerProcess broker{isolated_arguments({"--broker.max-body-bytes=1024"})};
+
+  // The status of the answer to `request`, sent as it is on a connection of its own.
+  unsigned status_of(std::string_view request) {
+    HttpClient client(broker.api_port());
+    client.send_raw(request);
+    return client.read_response().status;
+  }
 };
 
 TEST_F(Protocol, KeepAliveServesManyRequestsOnOneConnection) {
@@ -81,18 +89,16 @@ TEST_F(Protocol, Http10ClosesUnlessKeepAliveIsAsked) {
 }
 
 TEST_F(Protocol, BodyIsJsonWhateverTheContentType) {
-  HttpClient client(broker.api_port());
-  client.send_raw(post_request("/api/subscribe", R"({"subject":"form"})",
-                               "Content-Type: application/x-www-form-urlencoded\r\n"));
-  EXPECT_EQ(client.read_response().status, 200U);
+  EXPECT_EQ(status_of(post_request("/api/subscribe", R"({"subject":"form"})",
+                                   "Content-Type: application/x-www-form-urlencoded\r\n")),
+            200U);
 }
 
 TEST_F(Protocol, ChunkedBodiesAreRead) {
-  HttpClient client(broker.api_port());
-  client.send_raw(
-      "POST /api/subscribe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5\r\n{\"sub\r\na\r\nject\":\"c\"}\r\n0\r\n\r\n");
-  EXPECT_EQ(client.read_response().status, 200U);
+  EXPECT_EQ(
+      status_of("POST /api/subscribe HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\n{\"sub\r\na\r\nject\":\"c\"}\r\n0\r\n\r\n"),
+      200U);
 }
 
 TEST_F(Protocol, OversizedBodyIs413ThenCleanCloseAndTheServerStaysHealthy) {
@@ -158,19 +164,8 @@ TEST_F(Protocol, HeadOnReadyHasNoBody) {
   EXPECT_EQ(client.get("/ready").status, 204U);
 }
 
-std::string request_rate(std::string_view method, unsigned code, int count) {
-  return "gophermq_client_request_rate{code=\"" + std::to_string(code) + "\",method=\"" +
-         std::string(method) + "\"} " + std::to_string(count) + "\n";
-}
-
-std::string limit_hits(std::string_view key, int count) {
-  return "gophermq_limit_hits_total{limit=\"" + std::string(key) + "\"} " + std::to_string(count) +
-         "\n";
-}
-
 std::string fetch_request(std::string_view id, std::string_view fields = "") {
-  return post_request("/api/fetch", R"({"subject":"s","id":")" + std::string(id) + "\"" +
-                                        std::string(fields) + "}");
+  return post_request("/api/fetch", fetch_body("s", id, fields));
 }
 
 TEST_F(Protocol, HalfClosedClientGetsItsLongPollAnswered) {
@@ -179,7 +174,7 @@ TEST_F(Protocol, HalfClosedClientGetsItsLongPollAnswered) {
   HttpClient waiting(broker.api_port());
   waiting.send_raw(fetch_request(id, R"(,"wait_ms":20000)"));
   waiting.shutdown_send();  // a FIN: "I send no more", not "I am gone"
-  poll_until_contains(client, "/api/stats", "\"waiting_fetches\":1}");
+  poll_until_contains(client, "/api/stats", waiting_fetches(1));
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"late"})").status, 200U);
   const auto response = waiting.read_response();
   EXPECT_EQ(response.status, 200U);
@@ -192,15 +187,12 @@ TEST_F(Protocol, ClientThatHangsUpDuringALongPollIsCountedAndNothingIsLost) {
   const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
   HttpClient reset(broker.api_port());
   reset.send_raw(fetch_request(id, R"(,"wait_ms":20000)"));
-  poll_until_contains(client, "/api/stats", "\"waiting_fetches\":1}");
+  poll_until_contains(client, "/api/stats", waiting_fetches(1));
   reset.abort();
   HttpClient metrics(broker.metrics_port());
-  const std::string counted =
-      poll_until_contains(metrics, "/metrics", request_rate("/api/fetch", 499, 1));
-  EXPECT_NE(counted.find(request_rate("/api/fetch", 499, 1)), std::string::npos) << counted;
+  expect_eventually(metrics, "/metrics", request_rate("/api/fetch", 499, 1));
   EXPECT_EQ(client.post("/api/publish", R"({"subject":"s","data":"kept"})").status, 200U);
-  EXPECT_EQ(client.post("/api/fetch", R"({"subject":"s","id":")" + id + "\"}").body,
-            R"({"data":["kept"],"id":")" + id + "\",\"subject\":\"s\"}\n");
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("s", id)).body, fetched("s", id, R"("kept")"));
 
   // A client that closes normally is only seen to have stopped sending: its poll runs to the end
   // and is answered into the void.
@@ -208,9 +200,7 @@ TEST_F(Protocol, ClientThatHangsUpDuringALongPollIsCountedAndNothingIsLost) {
     HttpClient closed(broker.api_port());
     closed.send_raw(fetch_request(id, R"(,"wait_ms":100)"));
   }
-  const std::string answered =
-      poll_until_contains(metrics, "/metrics", request_rate("/api/fetch", 200, 2));
-  EXPECT_NE(answered.find(request_rate("/api/fetch", 200, 2)), std::string::npos) << answered;
+  expect_eventually(metrics, "/metrics", request_rate("/api/fetch", 200, 2));
   EXPECT_EQ(client.get("/ready").status, 204U);
 }
 
@@ -266,9 +256,7 @@ TEST(ProtocolLimits, TooManyConnectionsAnswersAreCountedAsRequests) {
     EXPECT_EQ(refused.get("/ready").status, 503U);
   }
   HttpClient metrics(broker.metrics_port());
-  const std::string text =
-      poll_until_contains(metrics, "/metrics", request_rate("unmatched", 503, 2));
-  EXPECT_NE(text.find(request_rate("unmatched", 503, 2)), std::string::npos) << text;
+  expect_eventually(metrics, "/metrics", request_rate("unmatched", 503, 2));
 }
 
 }  // namespace

@@ -13,12 +13,12 @@
 #include <string>
 
 #include "support/broker_process.hpp"
+#include "support/clock.hpp"
 
 namespace gophermq::test {
 namespace {
 
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 class NotifySocket {
  public:

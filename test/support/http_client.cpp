@@ -13,6 +13,8 @@
 #include <regex>
 #include <thread>
 
+#include "support/api_texts.hpp"
+
 namespace gophermq::test {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
@@ -120,6 +122,17 @@ std::string poll_until_contains(HttpClient& client, std::string_view target,
     body = client.get(target).body;
   }
   return body;
+}
+
+std::string expect_eventually(HttpClient& client, std::string_view target,
+                              std::string_view needle) {
+  std::string body = poll_until_contains(client, target, needle);
+  EXPECT_NE(body.find(needle), std::string::npos) << needle << "\n" << body;
+  return body;
+}
+
+std::string subscribe(HttpClient& client, std::string_view subject) {
+  return id_of(client.post("/api/subscribe", subscribe_body(subject)));
 }
 
 }  // namespace gophermq::test

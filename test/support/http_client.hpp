@@ -77,4 +77,10 @@ std::string poll_until_contains(HttpClient& client, std::string_view target,
                                 std::string_view needle,
                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
+// poll_until_contains, and a test failure when `needle` never shows.
+std::string expect_eventually(HttpClient& client, std::string_view target, std::string_view needle);
+
+// Subscribes to `subject` and returns the subscription id.
+std::string subscribe(HttpClient& client, std::string_view subject);
+
 }  // namespace gophermq::test

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/broker_calls.hpp"
+
 namespace gophermq::broker {
 namespace {
 namespace asio = boost::asio;
@@ -102,30 +104,42 @@ TEST(BrokerService, AsyncPublishesFromManyThreadsAllArriveEachThreadsInOrder) {
   }
 }
 
-TEST(BrokerService, AsyncFailuresAreCountedByReason) {
+struct AsyncPublish {
+  std::string_view subject;
+  std::string_view data;
+};
+
+// The service's snapshot once the async `publishes` have all reached the broker, with one
+// subscription on "s".
+ServiceSnapshot after_async_publishes(const Limits& limits,
+                                      std::initializer_list<AsyncPublish> publishes) {
   asio::io_context context;
-  BrokerService service(context.get_executor(), Limits{.max_pending = 1}, 8);
+  BrokerService service(context.get_executor(), limits, 8);
   run(context, service.subscribe("id", "s", std::nullopt));
-  service.publish_async("nobody", Message::create("x"));
-  service.publish_async("s", Message::create("1"));
-  service.publish_async("s", Message::create("2"));
+  for (const AsyncPublish& publish : publishes) {
+    service.publish_async(std::string(publish.subject), Message::create(publish.data));
+  }
   run(context, service.shutdown());
-  const ServiceSnapshot snapshot = run(context, service.snapshot());
-  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::no_subscribers)], 1U);
-  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::overflow)], 1U);
+  return run(context, service.snapshot());
+}
+
+std::uint64_t failures(const ServiceSnapshot& snapshot, AsyncFailure reason) {
+  return snapshot.async_failures[static_cast<std::size_t>(reason)];
+}
+
+TEST(BrokerService, AsyncFailuresAreCountedByReason) {
+  const ServiceSnapshot snapshot =
+      after_async_publishes(Limits{.max_pending = 1}, {{"nobody", "x"}, {"s", "1"}, {"s", "2"}});
+  EXPECT_EQ(failures(snapshot, AsyncFailure::no_subscribers), 1U);
+  EXPECT_EQ(failures(snapshot, AsyncFailure::overflow), 1U);
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
 }
 
 TEST(BrokerService, AsyncPublishesToAFullQueueAreCountedUnderTheirOwnReason) {
-  asio::io_context context;
-  BrokerService service(context.get_executor(), Limits{.max_pending_per_queue = 1}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
-  service.publish_async("s", Message::create("1"));
-  service.publish_async("s", Message::create("2"));
-  run(context, service.shutdown());
-  const ServiceSnapshot snapshot = run(context, service.snapshot());
-  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::queue_full)], 1U);
-  EXPECT_EQ(snapshot.async_failures[static_cast<std::size_t>(AsyncFailure::overflow)], 0U);
+  const ServiceSnapshot snapshot =
+      after_async_publishes(Limits{.max_pending_per_queue = 1}, {{"s", "1"}, {"s", "2"}});
+  EXPECT_EQ(failures(snapshot, AsyncFailure::queue_full), 1U);
+  EXPECT_EQ(failures(snapshot, AsyncFailure::overflow), 0U);
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
 }
 
@@ -140,14 +154,6 @@ asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
   co_await ready();
 }
 
-std::vector<std::string> texts(const FetchResult& result) {
-  std::vector<std::string> out;
-  for (const Message& message : result.messages) {
-    out.emplace_back(message.data());
-  }
-  return out;
-}
-
 TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
@@ -160,7 +166,7 @@ TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
                          co_await service.publish("s", hello);
                        }));
   EXPECT_EQ(fetched.status, FetchStatus::ok);
-  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
+  EXPECT_EQ(test::texts_of(fetched.messages), std::vector<std::string>{"hello"});
   EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
 }
 
@@ -175,7 +181,7 @@ TEST(BrokerService, TheLongestWaitStillWaitsForAPublish) {
                          const std::vector<Message> hello{Message::create("hello")};
                          co_await service.publish("s", hello);
                        }));
-  EXPECT_EQ(texts(fetched), std::vector<std::string>{"hello"});
+  EXPECT_EQ(test::texts_of(fetched.messages), std::vector<std::string>{"hello"});
 }
 
 TEST(BrokerService, WaitingFetchReturnsEmptyWhenTheWaitEnds) {
@@ -207,7 +213,8 @@ TEST(BrokerService, CancelledWaitLeavesTheMessageForTheNextFetch) {
   // The cancellation reaches the broker strand before this publish does.
   const std::vector<Message> kept{Message::create("kept")};
   run(context, service.publish("s", kept));
-  EXPECT_EQ(texts(run(context, service.fetch("s", "id", 10))), std::vector<std::string>{"kept"});
+  EXPECT_EQ(test::texts_of(run(context, service.fetch("s", "id", 10)).messages),
+            std::vector<std::string>{"kept"});
   EXPECT_EQ(run(context, service.snapshot()).totals.waiting_fetches, 0U);
 }
 

@@ -13,34 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "support/broker_calls.hpp"
+
 namespace gophermq::broker {
 namespace {
 
-std::vector<Message> messages(std::initializer_list<std::string_view> texts) {
-  std::vector<Message> result;
-  for (const auto text : texts) {
-    result.push_back(Message::create(text));
-  }
-  return result;
-}
-
-std::vector<std::string> fetch_all(Broker& broker, std::string_view subject, std::string_view id,
-                                   std::size_t max = SIZE_MAX) {
-  FetchedMessages out;
-  EXPECT_EQ(broker.fetch(subject, id, max, out), FetchStatus::ok);
-  std::vector<std::string> texts;
-  for (const auto& message : out) {
-    texts.emplace_back(message.data());
-  }
-  return texts;
-}
-
-PublishStatus publish(Broker& broker, std::string_view subject, std::string_view data) {
-  const auto batch = messages({data});
-  return broker.publish(subject, batch);
-}
-
-using Texts = std::vector<std::string>;
+using test::fetch_all;
+using test::messages;
+using test::publish;
+using test::Texts;
 
 TEST(Broker, FansOutToEveryUngroupedSubscriberInPublishOrder) {
   Broker broker(Limits{});

@@ -5,12 +5,15 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "support/broker_calls.hpp"
 
 namespace gophermq::broker {
 namespace {
 
 using namespace std::chrono_literals;
-using Texts = std::vector<std::string>;
+using test::fetch_all;
+using test::publish;
+using test::Texts;
 
 class ManualClock final : public Clock {
  public:
@@ -24,33 +27,15 @@ class ManualClock final : public Clock {
 class RecordingWaiter final : public Waiter {
  public:
   void wake() override { ++wakes; }
-  [[nodiscard]] Texts texts() const {
-    Texts result;
-    for (const Message& message : messages) {
-      result.emplace_back(message.data());
-    }
-    return result;
-  }
+  [[nodiscard]] Texts texts() const { return test::texts_of(messages); }
   int wakes = 0;
 };
 
-PublishStatus publish(Broker& broker, std::string_view subject,
-                      std::initializer_list<std::string_view> texts) {
-  std::vector<Message> batch;
-  for (const auto text : texts) {
-    batch.push_back(Message::create(text));
-  }
-  return broker.publish(subject, batch);
-}
-
-Texts fetch_all(Broker& broker, std::string_view subject, std::string_view id) {
-  FetchedMessages out;
-  EXPECT_EQ(broker.fetch(subject, id, SIZE_MAX, out), FetchStatus::ok);
-  Texts texts;
-  for (const Message& message : out) {
-    texts.emplace_back(message.data());
-  }
-  return texts;
+// Moves the clock on by `by` and runs the expiry sweep: what a broker's timer does.
+Totals totals_after(ManualClock& clock, Broker& broker, std::chrono::milliseconds by) {
+  clock.advance(by);
+  broker.expire();
+  return broker.totals();
 }
 
 std::uint64_t dropped(const Broker& broker, DropReason reason) {
@@ -173,16 +158,12 @@ TEST(SubscriberTtl, IdleSubscriptionIsRemovedAndItsMessagesCountedAsDropped) {
   publish(broker, "s", {"1", "2"});
   clock.advance(6s);
   fetch_all(broker, "s", "busy");
-  clock.advance(4s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 4s).subscriptions, 1U);
   EXPECT_EQ(dropped(broker, DropReason::subscriber_ttl), 2U);
   EXPECT_EQ(broker.totals().pending_messages, 0U);
   FetchedMessages out;
   EXPECT_EQ(broker.fetch("s", "idle", 10, out), FetchStatus::bad_id);
-  clock.advance(6s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 0U);
+  EXPECT_EQ(totals_after(clock, broker, 6s).subscriptions, 0U);
   EXPECT_EQ(broker.totals().subjects, 0U);
 }
 
@@ -190,9 +171,7 @@ TEST(SubscriberTtl, JustBeforeTheDeadlineNothingExpires) {
   ManualClock clock;
   Broker broker(Limits{.subscriber_ttl = 10s}, clock);
   broker.subscribe("a", "s", std::nullopt);
-  clock.advance(9999ms);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 9999ms).subscriptions, 1U);
 }
 
 TEST(SubscriberTtl, AWaitingFetchKeepsTheSubscriptionAlive) {
@@ -201,16 +180,10 @@ TEST(SubscriberTtl, AWaitingFetchKeepsTheSubscriptionAlive) {
   broker.subscribe("a", "s", std::nullopt);
   RecordingWaiter waiter;
   broker.fetch_or_wait("s", "a", 10, waiter);
-  clock.advance(30s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 30s).subscriptions, 1U);
   broker.cancel_wait(waiter);  // ending the wait counts as activity
-  clock.advance(9s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
-  clock.advance(1s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 0U);
+  EXPECT_EQ(totals_after(clock, broker, 9s).subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 1s).subscriptions, 0U);
 }
 
 TEST(SubscriberTtl, GroupQueueGoesWithItsLastExpiredMember) {
@@ -222,13 +195,9 @@ TEST(SubscriberTtl, GroupQueueGoesWithItsLastExpiredMember) {
   clock.advance(5s);
   fetch_all(broker, "jobs", "w2");
   publish(broker, "jobs", {"2"});
-  clock.advance(5s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 5s).subscriptions, 1U);
   EXPECT_EQ(broker.totals().pending_messages, 1U);  // the group's queue outlives w1
-  clock.advance(5s);
-  broker.expire();
-  EXPECT_EQ(broker.totals().pending_messages, 0U);
+  EXPECT_EQ(totals_after(clock, broker, 5s).pending_messages, 0U);
   EXPECT_EQ(dropped(broker, DropReason::subscriber_ttl), 1U);
 }
 
@@ -236,9 +205,7 @@ TEST(SubscriberTtl, ZeroMeansNever) {
   ManualClock clock;
   Broker broker(Limits{.subscriber_ttl = 0s}, clock);
   broker.subscribe("a", "s", std::nullopt);
-  clock.advance(std::chrono::hours(24 * 365));
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, std::chrono::hours(24 * 365)).subscriptions, 1U);
 }
 
 TEST(MessageTtl, OldMessagesAreDroppedOnExpiryAndNeverFetched) {
@@ -249,9 +216,7 @@ TEST(MessageTtl, OldMessagesAreDroppedOnExpiryAndNeverFetched) {
   publish(broker, "s", {"old"});
   clock.advance(500ms);
   publish(broker, "s", {"new"});
-  clock.advance(500ms);
-  broker.expire();
-  EXPECT_EQ(broker.totals().pending_messages, 2U);  // "new" for each
+  EXPECT_EQ(totals_after(clock, broker, 500ms).pending_messages, 2U);  // "new" for each
   EXPECT_EQ(dropped(broker, DropReason::message_ttl), 2U);
   EXPECT_EQ(fetch_all(broker, "s", "a"), Texts{"new"});
   clock.advance(500ms);
@@ -273,9 +238,7 @@ TEST(MessageTtl, MessagesInOneTickShareAStampAndNeverLeaveEarly) {
   clock.advance(975ms);  // "1" is 1000 ms old, but shares its stamp with "2" (5 ms younger)
   broker.expire();
   EXPECT_EQ(broker.totals().pending_messages, 3U);
-  clock.advance(5ms);
-  broker.expire();
-  EXPECT_EQ(broker.totals().pending_messages, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 5ms).pending_messages, 1U);
   FetchedMessages out;
   broker.fetch("s", "a", 1, out);
   ASSERT_EQ(out.size(), 1U);
@@ -366,12 +329,8 @@ TEST(HugeTtls, ALargeTtlThatFitsStillExpiresOnTime) {
   const auto ttl = std::chrono::hours(24 * 365 * 100);
   Broker broker(Limits{.subscriber_ttl = ttl}, clock);
   broker.subscribe("idle", "s", std::nullopt);
-  clock.advance(ttl - 1ms);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 1U);
-  clock.advance(1ms);
-  broker.expire();
-  EXPECT_EQ(broker.totals().subscriptions, 0U);
+  EXPECT_EQ(totals_after(clock, broker, ttl - 1ms).subscriptions, 1U);
+  EXPECT_EQ(totals_after(clock, broker, 1ms).subscriptions, 0U);
 }
 
 TEST(Drops, EachReasonIsCountedSeparately) {

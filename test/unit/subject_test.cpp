@@ -72,6 +72,16 @@ INSTANTIATE_TEST_SUITE_P(
                     MatchCase{">", "a", true}, MatchCase{">", "a.b.c", true},
                     MatchCase{"*.>", "a", false}, MatchCase{"*.>", "a.b", true}));
 
+std::vector<Queue*> match(const SubjectIndex& index, std::string_view subject) {
+  std::vector<Queue*> matched;
+  index.match(subject, matched);
+  return matched;
+}
+
+std::set<Queue*> distinct(const std::vector<Queue*>& queues) {
+  return {queues.begin(), queues.end()};
+}
+
 TEST(SubjectIndex, OverlappingPatternsEachMatchOnce) {
   SubjectIndex index;
   Queue literal, star, tail, other;
@@ -79,10 +89,8 @@ TEST(SubjectIndex, OverlappingPatternsEachMatchOnce) {
   index.insert("a.*", &star);
   index.insert("a.>", &tail);
   index.insert("x.>", &other);
-  std::vector<Queue*> matched;
-  index.match("a.b", matched);
-  EXPECT_EQ(std::set<Queue*>(matched.begin(), matched.end()),
-            (std::set<Queue*>{&literal, &star, &tail}));
+  const std::vector<Queue*> matched = match(index, "a.b");
+  EXPECT_EQ(distinct(matched), (std::set<Queue*>{&literal, &star, &tail}));
   EXPECT_EQ(matched.size(), 3U);
 }
 
@@ -93,9 +101,7 @@ TEST(SubjectIndex, EraseRemovesOnlyThatQueueAndPrunes) {
   index.insert("a.b.c", &second);
   index.insert("a.>", &first);
   index.erase("a.b.c", &first);
-  std::vector<Queue*> matched;
-  index.match("a.b.c", matched);
-  EXPECT_EQ(std::set<Queue*>(matched.begin(), matched.end()), (std::set<Queue*>{&second, &first}));
+  EXPECT_EQ(distinct(match(index, "a.b.c")), (std::set<Queue*>{&second, &first}));
   index.erase("a.b.c", &second);
   index.erase("a.>", &first);
   EXPECT_TRUE(index.empty());
