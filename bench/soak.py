@@ -35,7 +35,11 @@ class Broker:
                 "--monitoring.port=127.0.0.1:0", "--threads=2",
                 "--broker.max-connections=300", "--broker.header-timeout=1s",
                 "--broker.read-timeout=2s", "--broker.idle-timeout=5s",
-                "--broker.max-body-bytes=65536", "--broker.max-pending=200000"]
+                "--broker.max-body-bytes=65536", "--broker.max-pending=200000",
+                # The limits a hostile client meets first, on but above what honest clients need:
+                # a publish they refuse is not acknowledged, so the checks below still hold.
+                "--broker.max-subscriptions=5000", "--broker.max-pending-per-queue=50000",
+                "--broker.slow-queue-policy=reject", "--broker.max-receiving-bytes=4194304"]
         self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
         self.api = self.metrics = None
         for line in self.process.stderr:
