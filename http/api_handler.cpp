@@ -67,13 +67,13 @@ const Refusal* refusal_of(broker::PublishStatus result) {
   return &kInternal;
 }
 
-const Refusal* refusal_of(broker::AsyncPublishStatus result) {
+const Refusal* refusal_of(service::AsyncPublishStatus result) {
   switch (result) {
-    case broker::AsyncPublishStatus::accepted:
+    case service::AsyncPublishStatus::accepted:
       return nullptr;
-    case broker::AsyncPublishStatus::queue_full:
+    case service::AsyncPublishStatus::queue_full:
       return &kAsyncQueueFull;
-    case broker::AsyncPublishStatus::bytes_full:
+    case service::AsyncPublishStatus::bytes_full:
       return &kAsyncBytesFull;
   }
   return &kInternal;
@@ -181,7 +181,7 @@ std::vector<std::string> ApiHandler::route_labels() {
   return labels;
 }
 
-ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
                        metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait)
     : service_(service),
       metrics_(registry, route_labels()),
@@ -310,7 +310,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
   const std::size_t max = body->max.value_or(std::numeric_limits<std::size_t>::max());
   const auto wait = std::chrono::milliseconds(
       std::min<std::uint64_t>(body->wait_ms, static_cast<std::uint64_t>(max_wait_.count())));
-  broker::FetchResult result;
+  service::FetchResult result;
   if (wait.count() == 0) {
     result = co_await service_.fetch(body->subject, body->id, max);
   } else {
@@ -345,7 +345,7 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
   if (!limit) {
     co_return refuse(kInvalidLimit);
   }
-  const broker::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
+  const service::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   co_return json_response(status::ok, encode_stats(snapshot.totals, snapshot.top_subjects,

@@ -6,10 +6,10 @@
 #include <optional>
 #include <string_view>
 
-#include "broker/broker_service.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
+#include "service/broker_service.hpp"
 
 namespace gophermq::http {
 
@@ -28,7 +28,7 @@ struct Refusal {
 class ApiHandler final : public RequestHandler {
  public:
   // `max_wait` caps the wait_ms of a fetch.
-  ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+  ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
              metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
@@ -73,7 +73,7 @@ class ApiHandler final : public RequestHandler {
 
   static const Route kRoutes[];
 
-  broker::BrokerService& service_;
+  service::BrokerService& service_;
   metrics::RequestMetrics metrics_;
   metrics::LimitMetrics& limit_metrics_;
   const std::chrono::milliseconds max_wait_;

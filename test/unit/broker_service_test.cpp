@@ -1,4 +1,4 @@
-#include "broker/broker_service.hpp"
+#include "service/broker_service.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,6 +22,11 @@
 namespace gophermq::broker {
 namespace {
 namespace asio = boost::asio;
+using service::AsyncFailure;
+using service::AsyncPublishStatus;
+using service::BrokerService;
+using service::FetchResult;
+using service::ServiceSnapshot;
 using namespace std::chrono_literals;
 using asio::experimental::awaitable_operators::operator||;
 using asio::experimental::awaitable_operators::operator&&;
