@@ -10,7 +10,6 @@
 #include <variant>
 
 #include "broker/subject.hpp"
-#include "broker/uuid.hpp"
 #include "http/json_codec.hpp"
 
 namespace gophermq::http {
@@ -89,7 +88,7 @@ const Refusal* refusal_of(broker::SubscribeStatus result) {
       return &kInvalidGroup;
     case broker::SubscribeStatus::too_many_subscriptions:
       return &kTooManySubscriptions;
-    case broker::SubscribeStatus::duplicate_id:  // only after a second draw: see subscribe()
+    case broker::SubscribeStatus::duplicate_id:  // the service draws again until the id is new
       break;
   }
   return &kInternal;
@@ -242,17 +241,11 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  std::string id = broker::random_uuid_v4();
-  auto result = co_await service_.subscribe(id, body->subject, body->group);
-  if (result == broker::SubscribeStatus::duplicate_id) {
-    // 122 random bits make this a once-in-the-universe event; one more draw settles it.
-    id = broker::random_uuid_v4();
-    result = co_await service_.subscribe(id, body->subject, body->group);
-  }
-  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
+  const service::Subscribed subscribed = co_await service_.subscribe(body->subject, body->group);
+  if (const Refusal* refused = refusal_of(subscribed.status); refused != nullptr) {
     co_return refuse(*refused, body->subject);
   }
-  co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
+  co_return json_response(status::ok, encode_subscribed(subscribed.id, body->subject, body->group));
 }
 
 asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {

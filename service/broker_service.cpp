@@ -7,6 +7,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -60,6 +62,14 @@ std::chrono::milliseconds expiry_interval_for(const broker::Limits& limits) {
     }
   }
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+}
+
+// random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
+// generator would make ids that one leaked state predicts, and the id is the subscriber's
+// credential.
+std::string new_subscription_id() {
+  boost::uuids::random_generator_pure generate;
+  return boost::uuids::to_string(generate());
 }
 
 }  // namespace
@@ -160,11 +170,18 @@ void BrokerService::schedule_expiry() {
   });
 }
 
-asio::awaitable<broker::SubscribeStatus> BrokerService::subscribe(
-    const std::string& id, const std::string& subject, const std::optional<std::string>& group) {
-  return run_on(broker_strand_, [this, &id = id, &subject = subject, &group = group] {
-    return broker_.subscribe(id, subject,
-                             group ? std::optional<std::string_view>(*group) : std::nullopt);
+asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
+                                                     const std::optional<std::string>& group) {
+  return run_on(broker_strand_, [this, id = new_subscription_id(), &subject = subject,
+                                 &group = group]() mutable {
+    const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
+    Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
+    // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
+    while (result.status == broker::SubscribeStatus::duplicate_id) {
+      result.id = new_subscription_id();
+      result.status = broker_.subscribe(result.id, subject, group_view);
+    }
+    return result;
   });
 }
 

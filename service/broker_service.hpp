@@ -21,6 +21,11 @@ namespace gophermq::service {
 enum class AsyncPublishStatus { accepted, queue_full, bytes_full };
 enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
 
+struct Subscribed {
+  broker::SubscribeStatus status = broker::SubscribeStatus::ok;
+  std::string id;  // the new subscription's, when status is ok
+};
+
 struct FetchResult {
   broker::FetchStatus status = broker::FetchStatus::ok;
   broker::FetchedMessages messages;
@@ -53,8 +58,10 @@ class BrokerService {
   BrokerService(const BrokerService&) = delete;
   BrokerService& operator=(const BrokerService&) = delete;
 
-  boost::asio::awaitable<broker::SubscribeStatus> subscribe(
-      const std::string& id, const std::string& subject, const std::optional<std::string>& group);
+  // Allocates the subscription's id, which is the subscriber's credential: a version 4 UUID from
+  // the kernel's CSPRNG.
+  boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
+                                               const std::optional<std::string>& group);
   boost::asio::awaitable<broker::PublishStatus> publish(
       const std::string& subject, const std::vector<broker::Message>& messages);
   // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
