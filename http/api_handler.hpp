@@ -13,8 +13,6 @@
 
 namespace gophermq::http {
 
-struct PublishRequest;
-
 // The answer to a request the API refuses: its status and message, and the configured limit the
 // request ran into, if any.
 struct Refusal {
@@ -62,14 +60,11 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
   boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
   boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
-  // The async route's checks and its hand-over to the service's queue; nullptr once queued.
-  const Refusal* enqueue(PublishRequest& body);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
 
-  // Every refused request is answered here, and counted against its limit. `subject`: the one
-  // the request named.
-  Response refuse(const Refusal& refusal, std::string_view subject = {});
+  // Every refused request is answered here, and counted against its limit.
+  Response refuse(const Refusal& refusal);
 
   static const Route kRoutes[];
 

@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "broker/subject.hpp"
+
 namespace gophermq::service {
 namespace asio = boost::asio;
 
@@ -259,6 +261,17 @@ asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subject
 }
 
 AsyncPublishStatus BrokerService::publish_async(std::string subject, broker::Message message) {
+  // The publish is answered before it reaches the broker, so the broker's own checks are made here,
+  // in its order, with its rule for subjects.
+  if (subject.size() > limits_.max_subject_length) {
+    return AsyncPublishStatus::subject_too_long;
+  }
+  if (!broker::is_valid_subject(subject, broker::SubjectUse::publish, limits_.max_subject_length)) {
+    return AsyncPublishStatus::invalid_subject;
+  }
+  if (message.size() > limits_.max_message_bytes) {
+    return AsyncPublishStatus::message_too_large;
+  }
   if (async_depth_.fetch_add(1, std::memory_order_relaxed) >= async_capacity_) {
     async_depth_.fetch_sub(1, std::memory_order_relaxed);
     return AsyncPublishStatus::queue_full;
@@ -312,7 +325,8 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::queue_full)];
         break;
       case broker::PublishStatus::ok:
-      case broker::PublishStatus::invalid_subject:  // both validated before it was accepted
+      case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
+      case broker::PublishStatus::subject_too_long:
       case broker::PublishStatus::message_too_large:
         break;
     }

@@ -17,8 +17,16 @@
 
 namespace gophermq::service {
 
-// queue_full: async-queue-size messages are waiting; bytes_full: async-queue-bytes of data are.
-enum class AsyncPublishStatus { accepted, queue_full, bytes_full };
+// The refusals of a publish the broker would make, then queue_full: async-queue-size messages are
+// waiting; bytes_full: async-queue-bytes of data are.
+enum class AsyncPublishStatus {
+  accepted,
+  invalid_subject,
+  subject_too_long,
+  message_too_large,
+  queue_full,
+  bytes_full
+};
 enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
 
 struct Subscribed {
@@ -80,8 +88,9 @@ class BrokerService {
   // heartbeat.
   void start(Heartbeat heartbeat = {});
 
-  // Never waits: the message is queued for the worker strand or refused when the queue is full.
-  // Calls from one thread reach the broker in call order.
+  // Never waits: the message is queued for the worker strand, or refused for what the broker would
+  // refuse it for or because the queue is full. Calls from one thread reach the broker in call
+  // order.
   AsyncPublishStatus publish_async(std::string subject, broker::Message message);
 
   // Shutdown, first step: every waiting fetch returns what it has ([]), and fetches from now on

@@ -169,6 +169,49 @@ TEST(BrokerService, AsyncPublishesToAFullQueueAreCountedUnderTheirOwnReason) {
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
 }
 
+// Refused before it takes a place in the queue, each for its own reason, as the broker would.
+TEST(BrokerService, AsyncPublishRefusesWhatTheBrokerWouldEachByItsOwnStatus) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(),
+                        Limits{.max_subject_length = 8, .max_message_bytes = 4}, 2);
+  run(context, service.subscribe("s", std::nullopt));
+  for (const std::string_view subject : {"", "a..b", "a.*", "a.>", "a b"}) {
+    EXPECT_EQ(service.publish_async(std::string(subject), Message::create("x")),
+              AsyncPublishStatus::invalid_subject)
+        << subject;
+  }
+  EXPECT_EQ(service.publish_async("abcd.efgh", Message::create("x")),
+            AsyncPublishStatus::subject_too_long);
+  EXPECT_EQ(service.publish_async("abcd e fgh", Message::create("x")),
+            AsyncPublishStatus::subject_too_long);
+  EXPECT_EQ(service.publish_async("s", Message::create("12345")),
+            AsyncPublishStatus::message_too_large);
+  EXPECT_EQ(service.publish_async("abcd.efg", Message::create("x")), AsyncPublishStatus::accepted);
+  EXPECT_EQ(service.publish_async("s", Message::create("1234")), AsyncPublishStatus::accepted);
+  run(context, service.shutdown());
+  const ServiceSnapshot snapshot = run(context, service.snapshot());
+  EXPECT_EQ(snapshot.totals.pending_messages, 1U);
+  EXPECT_EQ(failures(snapshot, AsyncFailure::no_subscribers), 1U);
+}
+
+// The core tells a subject over the limit from other invalid ones on every call.
+TEST(BrokerService, EveryCallTellsASubjectTooLongFromAnInvalidOne) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.max_subject_length = 8}, 2);
+  const std::vector<Message> batch{Message::create("x")};
+  EXPECT_EQ(run(context, service.subscribe("abcd.efgh", std::nullopt)).status,
+            SubscribeStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.subscribe("a..b", std::nullopt)).status,
+            SubscribeStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.publish("abcd.efgh", batch)), PublishStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.publish("a.*", batch)), PublishStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.fetch("abcd.efgh", "x", 1)).status, FetchStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.fetch("a..b", "x", 1)).status, FetchStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.unsubscribe("abcd.efgh", "x")),
+            UnsubscribeStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.unsubscribe("a..b", "x")), UnsubscribeStatus::invalid_subject);
+}
+
 // Runs `ready` on the broker once the fetch is waiting, without sleeping: the snapshot hop queues
 // behind the fetch on the strand, so it sees the waiter once it has been linked.
 asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
