@@ -18,10 +18,10 @@
 #include <vector>
 
 #include "app/cpus.hpp"
-#include "broker/broker_service.hpp"
 #include "http/api_handler.hpp"
 #include "http/metrics_endpoint.hpp"
 #include "http/server.hpp"
+#include "service/broker_service.hpp"
 
 namespace gophermq::app {
 namespace asio = boost::asio;
@@ -96,7 +96,7 @@ unsigned http_threads(const config::Config& config) {
 
 // Under systemd with WatchdogSec=, WATCHDOG=1 goes out at half the watchdog period from the
 // broker strand itself, so a wedged broker, not only a dead process, gets restarted.
-broker::Heartbeat watchdog_heartbeat() {
+service::Heartbeat watchdog_heartbeat() {
   std::uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) <= 0 || usec == 0) {
     return {};
@@ -118,8 +118,8 @@ int run_daemon(const config::Config& config) {
   ContextPool workers(threads);
 
   prometheus::Registry registry;
-  broker::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
-                                config.async_queue_bytes);
+  service::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
+                                 config.async_queue_bytes);
 
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait);

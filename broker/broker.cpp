@@ -40,6 +40,9 @@ Broker::~Broker() = default;
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
                                   std::optional<std::string_view> group) {
+  if (subject.size() > limits_.max_subject_length) {
+    return SubscribeStatus::subject_too_long;
+  }
   if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
     return SubscribeStatus::invalid_subject;
   }
@@ -90,6 +93,9 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
 }
 
 PublishStatus Broker::publish(std::string_view subject, std::span<const Message> messages) {
+  if (subject.size() > limits_.max_subject_length) {
+    return PublishStatus::subject_too_long;
+  }
   if (!is_valid_subject(subject, SubjectUse::publish, limits_.max_subject_length)) {
     return PublishStatus::invalid_subject;
   }
@@ -172,6 +178,9 @@ std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) 
 
 FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::size_t max,
                           FetchedMessages& out) {
+  if (subject.size() > limits_.max_subject_length) {
+    return FetchStatus::subject_too_long;
+  }
   if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
     return FetchStatus::invalid_subject;
   }
@@ -245,6 +254,9 @@ void Broker::wake_all_waiters() {
 }
 
 UnsubscribeStatus Broker::unsubscribe(std::string_view subject, std::string_view id) {
+  if (subject.size() > limits_.max_subject_length) {
+    return UnsubscribeStatus::subject_too_long;
+  }
   if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
     return UnsubscribeStatus::invalid_subject;
   }

@@ -25,6 +25,7 @@ namespace gophermq::broker {
 enum class SubscribeStatus {
   ok,
   invalid_subject,
+  subject_too_long,
   invalid_group,
   duplicate_id,
   too_many_subscriptions
@@ -33,13 +34,14 @@ enum class SubscribeStatus {
 enum class PublishStatus {
   ok,
   invalid_subject,
+  subject_too_long,
   message_too_large,
   no_subscribers,
   overflow,
   queue_full
 };
-enum class FetchStatus { ok, waiting, invalid_subject, bad_id };
-enum class UnsubscribeStatus { ok, invalid_subject, bad_id };
+enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
+enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
 
 // Why pending messages left a queue without being fetched (alphabetical: stats list them so).
 enum class DropReason : std::size_t {

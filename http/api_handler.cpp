@@ -9,8 +9,6 @@
 #include <optional>
 #include <variant>
 
-#include "broker/subject.hpp"
-#include "broker/uuid.hpp"
 #include "http/json_codec.hpp"
 
 namespace gophermq::http {
@@ -23,8 +21,9 @@ using boost::asio::experimental::awaitable_operators::operator||;
 namespace {
 
 constexpr Refusal kInvalidBody{status::bad_request, "request's body is invalid", std::nullopt};
-// Counts against max-subject-length only when the subject is too long (see refuse()).
-constexpr Refusal kInvalidSubject{status::bad_request, "invalid subject",
+constexpr Refusal kInvalidSubject{status::bad_request, "invalid subject", std::nullopt};
+// Answered as any invalid subject, and counted against its limit.
+constexpr Refusal kSubjectTooLong{status::bad_request, "invalid subject",
                                   metrics::Limit::max_subject_length};
 constexpr Refusal kInvalidGroup{status::bad_request, "invalid group", std::nullopt};
 constexpr Refusal kInvalidLimit{status::bad_request, "invalid limit", std::nullopt};
@@ -55,6 +54,8 @@ const Refusal* refusal_of(broker::PublishStatus result) {
       return nullptr;
     case broker::PublishStatus::invalid_subject:
       return &kInvalidSubject;
+    case broker::PublishStatus::subject_too_long:
+      return &kSubjectTooLong;
     case broker::PublishStatus::message_too_large:
       return &kMessageTooLarge;
     case broker::PublishStatus::no_subscribers:
@@ -67,13 +68,19 @@ const Refusal* refusal_of(broker::PublishStatus result) {
   return &kInternal;
 }
 
-const Refusal* refusal_of(broker::AsyncPublishStatus result) {
+const Refusal* refusal_of(service::AsyncPublishStatus result) {
   switch (result) {
-    case broker::AsyncPublishStatus::accepted:
+    case service::AsyncPublishStatus::accepted:
       return nullptr;
-    case broker::AsyncPublishStatus::queue_full:
+    case service::AsyncPublishStatus::invalid_subject:
+      return &kInvalidSubject;
+    case service::AsyncPublishStatus::subject_too_long:
+      return &kSubjectTooLong;
+    case service::AsyncPublishStatus::message_too_large:
+      return &kMessageTooLarge;
+    case service::AsyncPublishStatus::queue_full:
       return &kAsyncQueueFull;
-    case broker::AsyncPublishStatus::bytes_full:
+    case service::AsyncPublishStatus::bytes_full:
       return &kAsyncBytesFull;
   }
   return &kInternal;
@@ -85,11 +92,13 @@ const Refusal* refusal_of(broker::SubscribeStatus result) {
       return nullptr;
     case broker::SubscribeStatus::invalid_subject:
       return &kInvalidSubject;
+    case broker::SubscribeStatus::subject_too_long:
+      return &kSubjectTooLong;
     case broker::SubscribeStatus::invalid_group:
       return &kInvalidGroup;
     case broker::SubscribeStatus::too_many_subscriptions:
       return &kTooManySubscriptions;
-    case broker::SubscribeStatus::duplicate_id:  // only after a second draw: see subscribe()
+    case broker::SubscribeStatus::duplicate_id:  // the service draws again until the id is new
       break;
   }
   return &kInternal;
@@ -101,6 +110,8 @@ const Refusal* refusal_of(broker::FetchStatus result) {
       return nullptr;
     case broker::FetchStatus::invalid_subject:
       return &kInvalidSubject;
+    case broker::FetchStatus::subject_too_long:
+      return &kSubjectTooLong;
     case broker::FetchStatus::bad_id:
     case broker::FetchStatus::waiting:  // the service only returns once the wait is over
       break;
@@ -114,6 +125,8 @@ const Refusal* refusal_of(broker::UnsubscribeStatus result) {
       return nullptr;
     case broker::UnsubscribeStatus::invalid_subject:
       return &kInvalidSubject;
+    case broker::UnsubscribeStatus::subject_too_long:
+      return &kSubjectTooLong;
     case broker::UnsubscribeStatus::bad_id:
       break;
   }
@@ -152,10 +165,8 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
 
 }  // namespace
 
-Response ApiHandler::refuse(const Refusal& refusal, std::string_view subject) {
-  // The core answers a too-long subject as any invalid one, so the length limit is told apart here.
-  if (refusal.limit && (refusal.limit != metrics::Limit::max_subject_length ||
-                        subject.size() > service_.limits().max_subject_length)) {
+Response ApiHandler::refuse(const Refusal& refusal) {
+  if (refusal.limit) {
     limit_metrics_.hit(*refusal.limit);
   }
   return error_response(refusal.status, refusal.message);
@@ -181,7 +192,7 @@ std::vector<std::string> ApiHandler::route_labels() {
   return labels;
 }
 
-ApiHandler::ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
                        metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait)
     : service_(service),
       metrics_(registry, route_labels()),
@@ -242,17 +253,11 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  std::string id = broker::random_uuid_v4();
-  auto result = co_await service_.subscribe(id, body->subject, body->group);
-  if (result == broker::SubscribeStatus::duplicate_id) {
-    // 122 random bits make this a once-in-the-universe event; one more draw settles it.
-    id = broker::random_uuid_v4();
-    result = co_await service_.subscribe(id, body->subject, body->group);
+  const service::Subscribed subscribed = co_await service_.subscribe(body->subject, body->group);
+  if (const Refusal* refused = refusal_of(subscribed.status); refused != nullptr) {
+    co_return refuse(*refused);
   }
-  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
-    co_return refuse(*refused, body->subject);
-  }
-  co_return json_response(status::ok, encode_subscribed(id, body->subject, body->group));
+  co_return json_response(status::ok, encode_subscribed(subscribed.id, body->subject, body->group));
 }
 
 asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {
@@ -273,33 +278,18 @@ asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Reque
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  const Refusal* refused = nullptr;
-  if (route == PublishRoute::async) {
-    refused = enqueue(*body);
-  } else {
-    refused = refusal_of(co_await service_.publish(body->subject, body->messages));
-  }
+  // The async route hands the subject and message over; nothing reads them after.
+  const Refusal* refused =
+      route == PublishRoute::async
+          ? refusal_of(
+                service_.publish_async(std::move(body->subject), std::move(body->messages.front())))
+          : refusal_of(co_await service_.publish(body->subject, body->messages));
   if (refused != nullptr) {
-    co_return refuse(*refused, body->subject);
+    co_return refuse(*refused);
   }
   co_return json_response(status::ok, route == PublishRoute::batch
                                           ? encode_batch_ok(body->messages.size())
                                           : encode_status_ok());
-}
-
-const Refusal* ApiHandler::enqueue(PublishRequest& body) {
-  // The message is published after the answer, so the checks the service makes on a publish are
-  // made here, before it is taken.
-  if (!broker::is_valid_subject(body.subject, broker::SubjectUse::publish,
-                                service_.limits().max_subject_length)) {
-    return &kInvalidSubject;
-  }
-  if (body.messages.front().size() > service_.limits().max_message_bytes) {
-    return &kMessageTooLarge;
-  }
-  // No refusal from here on reads the subject, so it can be handed over.
-  return refusal_of(
-      service_.publish_async(std::move(body.subject), std::move(body.messages.front())));
 }
 
 asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client) {
@@ -310,7 +300,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
   const std::size_t max = body->max.value_or(std::numeric_limits<std::size_t>::max());
   const auto wait = std::chrono::milliseconds(
       std::min<std::uint64_t>(body->wait_ms, static_cast<std::uint64_t>(max_wait_.count())));
-  broker::FetchResult result;
+  service::FetchResult result;
   if (wait.count() == 0) {
     result = co_await service_.fetch(body->subject, body->id, max);
   } else {
@@ -322,7 +312,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     result = std::move(std::get<0>(outcome));
   }
   if (const Refusal* refused = refusal_of(result.status); refused != nullptr) {
-    co_return refuse(*refused, body->subject);
+    co_return refuse(*refused);
   }
   co_return json_response(status::ok,
                           encode_fetched(std::move(result.messages), body->id, body->subject));
@@ -335,7 +325,7 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
   }
   const auto result = co_await service_.unsubscribe(body->subject, body->id);
   if (const Refusal* refused = refusal_of(result); refused != nullptr) {
-    co_return refuse(*refused, body->subject);
+    co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_status_ok());
 }
@@ -345,7 +335,7 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
   if (!limit) {
     co_return refuse(kInvalidLimit);
   }
-  const broker::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
+  const service::ServiceSnapshot snapshot = co_await service_.snapshot(*limit);
   const auto uptime =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_);
   co_return json_response(status::ok, encode_stats(snapshot.totals, snapshot.top_subjects,

@@ -6,14 +6,12 @@
 #include <optional>
 #include <string_view>
 
-#include "broker/broker_service.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
+#include "service/broker_service.hpp"
 
 namespace gophermq::http {
-
-struct PublishRequest;
 
 // The answer to a request the API refuses: its status and message, and the configured limit the
 // request ran into, if any.
@@ -28,7 +26,7 @@ struct Refusal {
 class ApiHandler final : public RequestHandler {
  public:
   // `max_wait` caps the wait_ms of a fetch.
-  ApiHandler(broker::BrokerService& service, prometheus::Registry& registry,
+  ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
              metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
@@ -62,18 +60,15 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
   boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
   boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
-  // The async route's checks and its hand-over to the service's queue; nullptr once queued.
-  const Refusal* enqueue(PublishRequest& body);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
 
-  // Every refused request is answered here, and counted against its limit. `subject`: the one
-  // the request named.
-  Response refuse(const Refusal& refusal, std::string_view subject = {});
+  // Every refused request is answered here, and counted against its limit.
+  Response refuse(const Refusal& refusal);
 
   static const Route kRoutes[];
 
-  broker::BrokerService& service_;
+  service::BrokerService& service_;
   metrics::RequestMetrics metrics_;
   metrics::LimitMetrics& limit_metrics_;
   const std::chrono::milliseconds max_wait_;

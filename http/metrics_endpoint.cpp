@@ -9,7 +9,7 @@ namespace gophermq::http {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 
-MetricsEndpoint::MetricsEndpoint(broker::BrokerService& service, prometheus::Registry& registry,
+MetricsEndpoint::MetricsEndpoint(service::BrokerService& service, prometheus::Registry& registry,
                                  std::chrono::system_clock::time_point started)
     : service_(service), registry_(registry), started_(started) {}
 
@@ -22,7 +22,7 @@ asio::awaitable<Response> MetricsEndpoint::handle(Request& request, Client& /*cl
     response.set(bhttp::field::allow, "GET, HEAD");
     co_return response;
   }
-  const broker::ServiceSnapshot snapshot = co_await service_.snapshot();
+  const service::ServiceSnapshot snapshot = co_await service_.snapshot();
   std::vector<prometheus::MetricFamily> families = registry_.Collect();
   for (auto& extra : {metrics::broker_families(snapshot), metrics::process_families(started_)}) {
     families.insert(families.end(), extra.begin(), extra.end());

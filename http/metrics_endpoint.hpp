@@ -4,8 +4,8 @@
 
 #include <chrono>
 
-#include "broker/broker_service.hpp"
 #include "http/request_handler.hpp"
+#include "service/broker_service.hpp"
 
 namespace gophermq::http {
 
@@ -13,7 +13,7 @@ namespace gophermq::http {
 // stack (the library's Exposer would bring civetweb and its own threads).
 class MetricsEndpoint final : public RequestHandler {
  public:
-  MetricsEndpoint(broker::BrokerService& service, prometheus::Registry& registry,
+  MetricsEndpoint(service::BrokerService& service, prometheus::Registry& registry,
                   std::chrono::system_clock::time_point started);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
@@ -21,7 +21,7 @@ class MetricsEndpoint final : public RequestHandler {
                   std::string_view message) override;
 
  private:
-  broker::BrokerService& service_;
+  service::BrokerService& service_;
   prometheus::Registry& registry_;
   std::chrono::system_clock::time_point started_;
 };

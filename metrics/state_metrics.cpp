@@ -79,7 +79,7 @@ double max_descriptors() {
 
 }  // namespace
 
-std::vector<prometheus::MetricFamily> broker_families(const broker::ServiceSnapshot& snapshot) {
+std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnapshot& snapshot) {
   const broker::Totals& totals = snapshot.totals;
   std::vector<prometheus::MetricFamily> families;
   families.push_back(single_gauge("gophermq_pending_messages",
@@ -118,15 +118,15 @@ std::vector<prometheus::MetricFamily> broker_families(const broker::ServiceSnaps
                        prometheus::MetricType::Counter);
   failed.metric.push_back(counter_value(
       static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(broker::AsyncFailure::no_subscribers)]),
+          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::no_subscribers)]),
       {"reason", "no_subscribers"}));
   failed.metric.push_back(counter_value(
       static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(broker::AsyncFailure::overflow)]),
+          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::overflow)]),
       {"reason", "overflow"}));
   failed.metric.push_back(counter_value(
       static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(broker::AsyncFailure::queue_full)]),
+          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::queue_full)]),
       {"reason", "queue_full"}));
   families.push_back(std::move(failed));
   return families;

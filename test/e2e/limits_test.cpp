@@ -98,6 +98,29 @@ TEST(Limits, SubjectOverMaxSubjectLengthIs400AndCounted) {
   expect_hits(broker, "max-subject-length", 1);
 }
 
+// Every route refuses a subject over the limit alike and counts it; other invalid subjects, on any
+// route, are refused the same way but not counted against the length limit.
+TEST(Limits, SubjectOverMaxSubjectLengthIsCountedOnEveryRouteAndNothingElseIs) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-subject-length=8"}));
+  HttpClient client(broker.api_port());
+  const std::string invalid = "{\"message\":\"invalid subject\"}\n";
+  for (const std::string subject : {"abcd.efgh", "a..b"}) {
+    const std::string named = "\"subject\":\"" + subject + "\"";
+    for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{
+             {"/api/subscribe", "{" + named + "}"},
+             {"/api/publish", "{" + named + ",\"data\":\"x\"}"},
+             {"/api/publish/async", "{" + named + ",\"data\":\"x\"}"},
+             {"/api/publish/batch", "{" + named + ",\"data\":[\"x\"]}"},
+             {"/api/fetch", "{" + named + ",\"id\":\"x\"}"},
+             {"/api/unsubscribe", "{" + named + ",\"id\":\"x\"}"}}) {
+      const auto response = client.post(path, body);
+      EXPECT_EQ(response.status, 400U) << path << " " << subject;
+      EXPECT_EQ(response.body, invalid) << path << " " << subject;
+    }
+  }
+  expect_hits(broker, "max-subject-length", 6);
+}
+
 TEST(Limits, BrokerOverflowIsCounted) {
   BrokerProcess broker(isolated_arguments({"--broker.max-pending=1"}));
   HttpClient client(broker.api_port());

@@ -11,9 +11,9 @@
 #include <iostream>
 #include <optional>
 
-#include "broker/broker_service.hpp"
 #include "http/api_handler.hpp"
 #include "metrics/limit_metrics.hpp"
+#include "service/broker_service.hpp"
 
 namespace gophermq::fuzz {
 namespace asio = boost::asio;
@@ -41,12 +41,12 @@ struct ApiExchange::State {
   asio::io_context context{1};
   prometheus::Registry registry;
   metrics::LimitMetrics limit_metrics{registry};
-  broker::BrokerService service{context.get_executor(),
-                                broker::Limits{.max_pending = 1000,
-                                               .max_pending_bytes = 64 * 1024,
-                                               .max_subject_length = 64,
-                                               .max_message_bytes = 4096},
-                                16};
+  service::BrokerService service{context.get_executor(),
+                                 broker::Limits{.max_pending = 1000,
+                                                .max_pending_bytes = 64 * 1024,
+                                                .max_subject_length = 64,
+                                                .max_message_bytes = 4096},
+                                 16};
   http::ApiHandler handler{service, registry, limit_metrics, std::chrono::milliseconds(0)};
   StayingClient client{context.get_executor()};
 };

@@ -187,7 +187,11 @@ class Model {
     const auto group = kGroups[in.next(std::size(kGroups))];
     const std::string id = "s" + std::to_string(subscriptions_.size());
     const auto status = broker_.subscribe(id, pattern, group);
-    if (!valid_pattern(pattern) || pattern.size() > limits_.max_subject_length) {
+    if (pattern.size() > limits_.max_subject_length) {
+      check(status == SubscribeStatus::subject_too_long, "subscribe subject too long");
+      return;
+    }
+    if (!valid_pattern(pattern)) {
       check(status == SubscribeStatus::invalid_subject, "subscribe invalid subject");
       return;
     }
@@ -228,7 +232,11 @@ class Model {
       texts.push_back(std::move(text));
     }
     const auto status = broker_.publish(subject, batch);
-    if (!valid_subject(subject) || subject.size() > limits_.max_subject_length) {
+    if (subject.size() > limits_.max_subject_length) {
+      check(status == PublishStatus::subject_too_long, "publish subject too long");
+      return;
+    }
+    if (!valid_subject(subject)) {
       check(status == PublishStatus::invalid_subject, "publish invalid subject");
       return;
     }
@@ -306,7 +314,11 @@ class Model {
     FuzzWaiter& waiter = waiters_.emplace_back();
     const auto status = wait ? broker_.fetch_or_wait(subject, subscription.id, max, waiter)
                              : broker_.fetch(subject, subscription.id, max, waiter.messages);
-    if (!valid_pattern(subject) || subject.size() > limits_.max_subject_length) {
+    if (subject.size() > limits_.max_subject_length) {
+      check(status == FetchStatus::subject_too_long, "fetch subject too long");
+      return;
+    }
+    if (!valid_pattern(subject)) {
       check(status == FetchStatus::invalid_subject, "fetch invalid subject");
       return;
     }

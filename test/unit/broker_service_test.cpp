@@ -1,4 +1,4 @@
-#include "broker/broker_service.hpp"
+#include "service/broker_service.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +13,8 @@
 #include <boost/asio/use_future.hpp>
 #include <functional>
 #include <future>
+#include <regex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +24,12 @@
 namespace gophermq::broker {
 namespace {
 namespace asio = boost::asio;
+using service::AsyncFailure;
+using service::AsyncPublishStatus;
+using service::BrokerService;
+using service::FetchResult;
+using service::ServiceSnapshot;
+using service::Subscribed;
 using namespace std::chrono_literals;
 using asio::experimental::awaitable_operators::operator||;
 using asio::experimental::awaitable_operators::operator&&;
@@ -34,10 +42,26 @@ Result run(asio::io_context& context, asio::awaitable<Result> operation) {
   return future.get();
 }
 
+TEST(BrokerService, SubscribeAllocatesDistinctVersion4UuidsThatFetchAccepts) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  const std::regex v4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::set<std::string> ids;
+  for (int i = 0; i < 100; ++i) {
+    const Subscribed subscribed = run(context, service.subscribe("s", std::nullopt));
+    ASSERT_EQ(subscribed.status, SubscribeStatus::ok);
+    EXPECT_TRUE(std::regex_match(subscribed.id, v4)) << subscribed.id;
+    EXPECT_EQ(run(context, service.fetch("s", subscribed.id, 1)).status, FetchStatus::ok);
+    ids.insert(subscribed.id);
+  }
+  EXPECT_EQ(ids.size(), 100U);
+}
+
 TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 2);
-  ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  const Subscribed subscribed = run(context, service.subscribe("s", std::nullopt));
+  ASSERT_EQ(subscribed.status, SubscribeStatus::ok);
   // Queued before the worker's first turn, so it reaches the broker strand before the batch does.
   auto depth = asio::co_spawn(context, service.snapshot(), asio::use_future);
   // Nothing runs between these calls, so the worker cannot drain: the third must be refused.
@@ -47,7 +71,7 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   run(context, service.shutdown());
   EXPECT_EQ(depth.get().async_queue_depth, 2U);
   EXPECT_EQ(run(context, service.snapshot()).async_queue_depth, 0U);
-  const FetchResult fetched = run(context, service.fetch("s", "id", 10));
+  const FetchResult fetched = run(context, service.fetch("s", subscribed.id, 10));
   ASSERT_EQ(fetched.messages.size(), 2U);
   EXPECT_EQ(fetched.messages[0].data(), "1");
   EXPECT_EQ(fetched.messages[1].data(), "2");
@@ -57,7 +81,8 @@ TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
 TEST(BrokerService, AsyncQueueRefusesBeyondItsByteBoundUntilTheWorkerDrains) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 100, 10);
-  ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  const Subscribed subscribed = run(context, service.subscribe("s", std::nullopt));
+  ASSERT_EQ(subscribed.status, SubscribeStatus::ok);
   auto depth = asio::co_spawn(context, service.snapshot(), asio::use_future);
   EXPECT_EQ(service.publish_async("s", Message::create("123456")), AsyncPublishStatus::accepted);
   EXPECT_EQ(service.publish_async("s", Message::create("12345")), AsyncPublishStatus::bytes_full);
@@ -73,7 +98,8 @@ TEST(BrokerService, AsyncPublishesFromManyThreadsAllArriveEachThreadsInOrder) {
   constexpr int kPerThread = 5000;
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, kThreads * kPerThread);
-  ASSERT_EQ(run(context, service.subscribe("id", "s", std::nullopt)), SubscribeStatus::ok);
+  const Subscribed subscribed = run(context, service.subscribe("s", std::nullopt));
+  ASSERT_EQ(subscribed.status, SubscribeStatus::ok);
   // The worker drains while the publishers push, so the intake is taken mid-burst many times.
   auto guard = asio::make_work_guard(context);
   context.restart();
@@ -92,7 +118,7 @@ TEST(BrokerService, AsyncPublishesFromManyThreadsAllArriveEachThreadsInOrder) {
   }
   asio::co_spawn(context, service.shutdown(), asio::use_future).get();
   const FetchResult fetched =
-      asio::co_spawn(context, service.fetch("s", "id", SIZE_MAX), asio::use_future).get();
+      asio::co_spawn(context, service.fetch("s", subscribed.id, SIZE_MAX), asio::use_future).get();
   guard.reset();
   worker.join();
   ASSERT_EQ(fetched.messages.size(), static_cast<std::size_t>(kThreads * kPerThread));
@@ -115,7 +141,7 @@ ServiceSnapshot after_async_publishes(const Limits& limits,
                                       std::initializer_list<AsyncPublish> publishes) {
   asio::io_context context;
   BrokerService service(context.get_executor(), limits, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  run(context, service.subscribe("s", std::nullopt));
   for (const AsyncPublish& publish : publishes) {
     service.publish_async(std::string(publish.subject), Message::create(publish.data));
   }
@@ -143,6 +169,49 @@ TEST(BrokerService, AsyncPublishesToAFullQueueAreCountedUnderTheirOwnReason) {
   EXPECT_EQ(snapshot.totals.pending_messages, 1U);
 }
 
+// Refused before it takes a place in the queue, each for its own reason, as the broker would.
+TEST(BrokerService, AsyncPublishRefusesWhatTheBrokerWouldEachByItsOwnStatus) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(),
+                        Limits{.max_subject_length = 8, .max_message_bytes = 4}, 2);
+  run(context, service.subscribe("s", std::nullopt));
+  for (const std::string_view subject : {"", "a..b", "a.*", "a.>", "a b"}) {
+    EXPECT_EQ(service.publish_async(std::string(subject), Message::create("x")),
+              AsyncPublishStatus::invalid_subject)
+        << subject;
+  }
+  EXPECT_EQ(service.publish_async("abcd.efgh", Message::create("x")),
+            AsyncPublishStatus::subject_too_long);
+  EXPECT_EQ(service.publish_async("abcd e fgh", Message::create("x")),
+            AsyncPublishStatus::subject_too_long);
+  EXPECT_EQ(service.publish_async("s", Message::create("12345")),
+            AsyncPublishStatus::message_too_large);
+  EXPECT_EQ(service.publish_async("abcd.efg", Message::create("x")), AsyncPublishStatus::accepted);
+  EXPECT_EQ(service.publish_async("s", Message::create("1234")), AsyncPublishStatus::accepted);
+  run(context, service.shutdown());
+  const ServiceSnapshot snapshot = run(context, service.snapshot());
+  EXPECT_EQ(snapshot.totals.pending_messages, 1U);
+  EXPECT_EQ(failures(snapshot, AsyncFailure::no_subscribers), 1U);
+}
+
+// The core tells a subject over the limit from other invalid ones on every call.
+TEST(BrokerService, EveryCallTellsASubjectTooLongFromAnInvalidOne) {
+  asio::io_context context;
+  BrokerService service(context.get_executor(), Limits{.max_subject_length = 8}, 2);
+  const std::vector<Message> batch{Message::create("x")};
+  EXPECT_EQ(run(context, service.subscribe("abcd.efgh", std::nullopt)).status,
+            SubscribeStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.subscribe("a..b", std::nullopt)).status,
+            SubscribeStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.publish("abcd.efgh", batch)), PublishStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.publish("a.*", batch)), PublishStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.fetch("abcd.efgh", "x", 1)).status, FetchStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.fetch("a..b", "x", 1)).status, FetchStatus::invalid_subject);
+  EXPECT_EQ(run(context, service.unsubscribe("abcd.efgh", "x")),
+            UnsubscribeStatus::subject_too_long);
+  EXPECT_EQ(run(context, service.unsubscribe("a..b", "x")), UnsubscribeStatus::invalid_subject);
+}
+
 // Runs `ready` on the broker once the fetch is waiting, without sleeping: the snapshot hop queues
 // behind the fetch on the strand, so it sees the waiter once it has been linked.
 asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
@@ -157,10 +226,10 @@ asio::awaitable<void> when_waiting(BrokerService& service, std::size_t count,
 TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  const std::string id = run(context, service.subscribe("s", std::nullopt)).id;
   const auto started = std::chrono::steady_clock::now();
   const FetchResult fetched =
-      run(context, service.fetch("s", "id", 10, 60s) &&
+      run(context, service.fetch("s", id, 10, 60s) &&
                        when_waiting(service, 1, [&]() -> asio::awaitable<void> {
                          const std::vector<Message> hello{Message::create("hello")};
                          co_await service.publish("s", hello);
@@ -174,9 +243,9 @@ TEST(BrokerService, WaitingFetchReturnsWhenAMessageIsPublished) {
 TEST(BrokerService, TheLongestWaitStillWaitsForAPublish) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  const std::string id = run(context, service.subscribe("s", std::nullopt)).id;
   const FetchResult fetched =
-      run(context, service.fetch("s", "id", 10, std::chrono::milliseconds::max()) &&
+      run(context, service.fetch("s", id, 10, std::chrono::milliseconds::max()) &&
                        when_waiting(service, 1, [&]() -> asio::awaitable<void> {
                          const std::vector<Message> hello{Message::create("hello")};
                          co_await service.publish("s", hello);
@@ -187,9 +256,9 @@ TEST(BrokerService, TheLongestWaitStillWaitsForAPublish) {
 TEST(BrokerService, WaitingFetchReturnsEmptyWhenTheWaitEnds) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  const std::string id = run(context, service.subscribe("s", std::nullopt)).id;
   const auto started = std::chrono::steady_clock::now();
-  const FetchResult fetched = run(context, service.fetch("s", "id", 10, 50ms));
+  const FetchResult fetched = run(context, service.fetch("s", id, 10, 50ms));
   EXPECT_GE(std::chrono::steady_clock::now() - started, 50ms);
   EXPECT_EQ(fetched.status, FetchStatus::ok);
   EXPECT_TRUE(fetched.messages.empty());
@@ -205,15 +274,15 @@ TEST(BrokerService, WaitingFetchWithABadIdFailsAtOnce) {
 TEST(BrokerService, CancelledWaitLeavesTheMessageForTheNextFetch) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  const std::string id = run(context, service.subscribe("s", std::nullopt)).id;
   auto outcome =
-      run(context, service.fetch("s", "id", 10, 60s) ||
+      run(context, service.fetch("s", id, 10, 60s) ||
                        when_waiting(service, 1, []() -> asio::awaitable<void> { co_return; }));
   EXPECT_EQ(outcome.index(), 1U);
   // The cancellation reaches the broker strand before this publish does.
   const std::vector<Message> kept{Message::create("kept")};
   run(context, service.publish("s", kept));
-  EXPECT_EQ(test::texts_of(run(context, service.fetch("s", "id", 10)).messages),
+  EXPECT_EQ(test::texts_of(run(context, service.fetch("s", id, 10)).messages),
             std::vector<std::string>{"kept"});
   EXPECT_EQ(run(context, service.snapshot()).totals.waiting_fetches, 0U);
 }
@@ -221,23 +290,23 @@ TEST(BrokerService, CancelledWaitLeavesTheMessageForTheNextFetch) {
 TEST(BrokerService, StopWaitingEndsWaitsAndLaterFetchesDoNotWait) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  const std::string id = run(context, service.subscribe("s", std::nullopt)).id;
   const FetchResult fetched =
-      run(context, service.fetch("s", "id", 10, 60s) &&
+      run(context, service.fetch("s", id, 10, 60s) &&
                        when_waiting(service, 1, [&]() -> asio::awaitable<void> {
                          service.stop_waiting();
                          co_return;
                        }));
   EXPECT_TRUE(fetched.messages.empty());
   const auto started = std::chrono::steady_clock::now();
-  EXPECT_TRUE(run(context, service.fetch("s", "id", 10, 60s)).messages.empty());
+  EXPECT_TRUE(run(context, service.fetch("s", id, 10, 60s)).messages.empty());
   EXPECT_LT(std::chrono::steady_clock::now() - started, 30s);
 }
 
 TEST(BrokerService, ExpirySweepsRunOnceStarted) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{.subscriber_ttl = 20ms}, 8);
-  run(context, service.subscribe("id", "s", std::nullopt));
+  run(context, service.subscribe("s", std::nullopt));
   service.start();
   run(context, [&]() -> asio::awaitable<void> {
     while ((co_await service.snapshot()).totals.subscriptions > 0) {

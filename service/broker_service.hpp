@@ -15,20 +15,33 @@
 
 #include "broker/broker.hpp"
 
-namespace gophermq::broker {
+namespace gophermq::service {
 
-// queue_full: async-queue-size messages are waiting; bytes_full: async-queue-bytes of data are.
-enum class AsyncPublishStatus { accepted, queue_full, bytes_full };
+// The refusals of a publish the broker would make, then queue_full: async-queue-size messages are
+// waiting; bytes_full: async-queue-bytes of data are.
+enum class AsyncPublishStatus {
+  accepted,
+  invalid_subject,
+  subject_too_long,
+  message_too_large,
+  queue_full,
+  bytes_full
+};
 enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
 
+struct Subscribed {
+  broker::SubscribeStatus status = broker::SubscribeStatus::ok;
+  std::string id;  // the new subscription's, when status is ok
+};
+
 struct FetchResult {
-  FetchStatus status = FetchStatus::ok;
-  FetchedMessages messages;
+  broker::FetchStatus status = broker::FetchStatus::ok;
+  broker::FetchedMessages messages;
 };
 
 struct ServiceSnapshot {
-  Totals totals;
-  std::vector<SubjectStats> top_subjects;
+  broker::Totals totals;
+  std::vector<broker::SubjectStats> top_subjects;
   std::uint64_t async_queue_depth = 0;
   std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
 };
@@ -46,18 +59,19 @@ struct Heartbeat {
 // in arrival order.
 class BrokerService {
  public:
-  BrokerService(const boost::asio::any_io_executor& executor, Limits limits,
+  BrokerService(const boost::asio::any_io_executor& executor, broker::Limits limits,
                 std::size_t async_queue_capacity,
                 std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
   ~BrokerService();
   BrokerService(const BrokerService&) = delete;
   BrokerService& operator=(const BrokerService&) = delete;
 
-  boost::asio::awaitable<SubscribeStatus> subscribe(const std::string& id,
-                                                    const std::string& subject,
-                                                    const std::optional<std::string>& group);
-  boost::asio::awaitable<PublishStatus> publish(const std::string& subject,
-                                                const std::vector<Message>& messages);
+  // Allocates the subscription's id, which is the subscriber's credential: a version 4 UUID from
+  // the kernel's CSPRNG.
+  boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
+                                               const std::optional<std::string>& group);
+  boost::asio::awaitable<broker::PublishStatus> publish(
+      const std::string& subject, const std::vector<broker::Message>& messages);
   // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
   // queue, for `wait` to pass, or for unsubscribe or shutdown, without holding a thread or the
   // strand. Cancelling the awaiting operation (the client went away) ends the wait and leaves
@@ -65,8 +79,8 @@ class BrokerService {
   boost::asio::awaitable<FetchResult> fetch(
       const std::string& subject, const std::string& id, std::size_t max,
       std::chrono::milliseconds wait = std::chrono::milliseconds(0));
-  boost::asio::awaitable<UnsubscribeStatus> unsubscribe(const std::string& subject,
-                                                        const std::string& id);
+  boost::asio::awaitable<broker::UnsubscribeStatus> unsubscribe(const std::string& subject,
+                                                                const std::string& id);
   // Totals, and the `top_subjects` subjects with the most pending messages.
   boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
 
@@ -74,9 +88,10 @@ class BrokerService {
   // heartbeat.
   void start(Heartbeat heartbeat = {});
 
-  // Never waits: the message is queued for the worker strand or refused when the queue is full.
-  // Calls from one thread reach the broker in call order.
-  AsyncPublishStatus publish_async(std::string subject, Message message);
+  // Never waits: the message is queued for the worker strand, or refused for what the broker would
+  // refuse it for or because the queue is full. Calls from one thread reach the broker in call
+  // order.
+  AsyncPublishStatus publish_async(std::string subject, broker::Message message);
 
   // Shutdown, first step: every waiting fetch returns what it has ([]), and fetches from now on
   // do not wait.
@@ -86,14 +101,14 @@ class BrokerService {
   // the broker, and the periodic work has stopped. Calls still work afterwards.
   boost::asio::awaitable<void> shutdown();
 
-  [[nodiscard]] const Limits& limits() const noexcept { return limits_; }
+  [[nodiscard]] const broker::Limits& limits() const noexcept { return limits_; }
   // Async publishes accepted and not yet in the broker, on any thread.
   [[nodiscard]] std::uint64_t async_queue_depth() const noexcept { return async_depth_.load(); }
 
  private:
   struct AsyncItem {
     std::string subject;
-    Message message;
+    broker::Message message;
   };
 
   class PendingFetch;
@@ -110,8 +125,8 @@ class BrokerService {
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
   Strand broker_strand_;
   Strand worker_strand_;
-  Limits limits_;
-  Broker broker_;                           // touched only on broker_strand_
+  broker::Limits limits_;
+  broker::Broker broker_;                   // touched only on broker_strand_
   bool waits_allowed_ = true;               // broker strand
   bool periodic_work_ = true;               // broker strand; false once shutdown began
   boost::asio::steady_timer expiry_timer_;  // broker strand
@@ -136,4 +151,4 @@ class BrokerService {
   std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
 };
 
-}  // namespace gophermq::broker
+}  // namespace gophermq::service

@@ -1,4 +1,4 @@
-#include "broker/broker_service.hpp"
+#include "service/broker_service.hpp"
 
 #include <algorithm>
 #include <boost/asio/any_completion_handler.hpp>
@@ -7,11 +7,15 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <memory>
 #include <type_traits>
 #include <utility>
 
-namespace gophermq::broker {
+#include "broker/subject.hpp"
+
+namespace gophermq::service {
 namespace asio = boost::asio;
 
 namespace {
@@ -52,7 +56,7 @@ auto run_on(Strand& strand, Function function) -> asio::awaitable<std::invoke_re
 
 // Sweeps often enough that nothing outlives its TTL by more than a tenth of it (or one second),
 // and rarely enough that an idle broker stays idle.
-std::chrono::milliseconds expiry_interval_for(const Limits& limits) {
+std::chrono::milliseconds expiry_interval_for(const broker::Limits& limits) {
   std::chrono::milliseconds shortest{0};
   for (const auto ttl : {limits.subscriber_ttl, limits.message_ttl}) {
     if (ttl.count() > 0 && (shortest.count() == 0 || ttl < shortest)) {
@@ -62,11 +66,19 @@ std::chrono::milliseconds expiry_interval_for(const Limits& limits) {
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
+// random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
+// generator would make ids that one leaked state predicts, and the id is the subscriber's
+// credential.
+std::string new_subscription_id() {
+  boost::uuids::random_generator_pure generate;
+  return boost::uuids::to_string(generate());
+}
+
 }  // namespace
 
 // A fetch waiting on the broker strand. Shared by its timer's handler and the caller's
 // cancellation slot, whichever lets go last frees it; the broker only links it while it waits.
-class BrokerService::PendingFetch final : public Waiter {
+class BrokerService::PendingFetch final : public broker::Waiter {
  public:
   using Handler = asio::any_completion_handler<void(FetchResult)>;
 
@@ -80,11 +92,11 @@ class BrokerService::PendingFetch final : public Waiter {
 
   void wake() override {
     timer.cancel();
-    complete(FetchStatus::ok);
+    complete(broker::FetchStatus::ok);
   }
 
   // Resumes the caller once, on its own executor, with whatever the broker handed over.
-  void complete(FetchStatus status) {
+  void complete(broker::FetchStatus status) {
     asio::post(caller_, [handler = std::move(handler_), slot = slot_,
                          result = FetchResult{status, std::move(messages)}]() mutable {
       if (slot.is_connected()) {
@@ -104,7 +116,7 @@ class BrokerService::PendingFetch final : public Waiter {
   Handler handler_;
 };
 
-BrokerService::BrokerService(const asio::any_io_executor& executor, Limits limits,
+BrokerService::BrokerService(const asio::any_io_executor& executor, broker::Limits limits,
                              std::size_t async_queue_capacity, std::uint64_t async_queue_bytes)
     : broker_strand_(asio::make_strand(executor)),
       worker_strand_(asio::make_strand(executor)),
@@ -160,17 +172,23 @@ void BrokerService::schedule_expiry() {
   });
 }
 
-asio::awaitable<SubscribeStatus> BrokerService::subscribe(const std::string& id,
-                                                          const std::string& subject,
-                                                          const std::optional<std::string>& group) {
-  return run_on(broker_strand_, [this, &id = id, &subject = subject, &group = group] {
-    return broker_.subscribe(id, subject,
-                             group ? std::optional<std::string_view>(*group) : std::nullopt);
+asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
+                                                     const std::optional<std::string>& group) {
+  return run_on(broker_strand_, [this, id = new_subscription_id(), &subject = subject,
+                                 &group = group]() mutable {
+    const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
+    Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
+    // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
+    while (result.status == broker::SubscribeStatus::duplicate_id) {
+      result.id = new_subscription_id();
+      result.status = broker_.subscribe(result.id, subject, group_view);
+    }
+    return result;
   });
 }
 
-asio::awaitable<PublishStatus> BrokerService::publish(const std::string& subject,
-                                                      const std::vector<Message>& messages) {
+asio::awaitable<broker::PublishStatus> BrokerService::publish(
+    const std::string& subject, const std::vector<broker::Message>& messages) {
   return run_on(broker_strand_, [this, &subject = subject, &messages = messages] {
     return broker_.publish(subject, messages);
   });
@@ -200,23 +218,23 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
             asio::post(broker_strand_, [this, pending] {
               if (broker_.cancel_wait(*pending)) {
                 pending->timer.cancel();
-                pending->complete(FetchStatus::ok);
+                pending->complete(broker::FetchStatus::ok);
               }
             });
           });
         }
         asio::post(broker_strand_, [this, pending, &subject, &id, max, wait] {
-          const FetchStatus status = waits_allowed_
-                                         ? broker_.fetch_or_wait(subject, id, max, *pending)
-                                         : broker_.fetch(subject, id, max, pending->messages);
-          if (status != FetchStatus::waiting) {
+          const broker::FetchStatus status =
+              waits_allowed_ ? broker_.fetch_or_wait(subject, id, max, *pending)
+                             : broker_.fetch(subject, id, max, pending->messages);
+          if (status != broker::FetchStatus::waiting) {
             pending->complete(status);
             return;
           }
-          pending->timer.expires_at(saturating_add(std::chrono::steady_clock::now(), wait));
+          pending->timer.expires_at(broker::saturating_add(std::chrono::steady_clock::now(), wait));
           pending->timer.async_wait([this, pending](const boost::system::error_code&) {
             if (broker_.cancel_wait(*pending)) {
-              pending->complete(FetchStatus::ok);
+              pending->complete(broker::FetchStatus::ok);
             }
           });
         });
@@ -224,8 +242,8 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
       asio::use_awaitable);
 }
 
-asio::awaitable<UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
-                                                              const std::string& id) {
+asio::awaitable<broker::UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
+                                                                      const std::string& id) {
   return run_on(broker_strand_,
                 [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
 }
@@ -242,7 +260,18 @@ asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subject
   });
 }
 
-AsyncPublishStatus BrokerService::publish_async(std::string subject, Message message) {
+AsyncPublishStatus BrokerService::publish_async(std::string subject, broker::Message message) {
+  // The publish is answered before it reaches the broker, so the broker's own checks are made here,
+  // in its order, with its rule for subjects.
+  if (subject.size() > limits_.max_subject_length) {
+    return AsyncPublishStatus::subject_too_long;
+  }
+  if (!broker::is_valid_subject(subject, broker::SubjectUse::publish, limits_.max_subject_length)) {
+    return AsyncPublishStatus::invalid_subject;
+  }
+  if (message.size() > limits_.max_message_bytes) {
+    return AsyncPublishStatus::message_too_large;
+  }
   if (async_depth_.fetch_add(1, std::memory_order_relaxed) >= async_capacity_) {
     async_depth_.fetch_sub(1, std::memory_order_relaxed);
     return AsyncPublishStatus::queue_full;
@@ -286,18 +315,19 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
   for (const AsyncItem& item : batch) {
     bytes += item.message.size();
     switch (broker_.publish(item.subject, {&item.message, 1})) {
-      case PublishStatus::no_subscribers:
+      case broker::PublishStatus::no_subscribers:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::no_subscribers)];
         break;
-      case PublishStatus::overflow:
+      case broker::PublishStatus::overflow:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::overflow)];
         break;
-      case PublishStatus::queue_full:
+      case broker::PublishStatus::queue_full:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::queue_full)];
         break;
-      case PublishStatus::ok:
-      case PublishStatus::invalid_subject:  // both validated before it was accepted
-      case PublishStatus::message_too_large:
+      case broker::PublishStatus::ok:
+      case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
+      case broker::PublishStatus::subject_too_long:
+      case broker::PublishStatus::message_too_large:
         break;
     }
   }
@@ -321,4 +351,4 @@ asio::awaitable<void> BrokerService::shutdown() {
   });
 }
 
-}  // namespace gophermq::broker
+}  // namespace gophermq::service
