@@ -133,13 +133,17 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   }
   const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   const std::size_t never_stored = messages.size() - stored.size();
+  // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
+  // queue holds always means a drop.
+  const std::uint64_t first_stored = last_seq_ + 1 + never_stored;
   for (std::size_t i = 0; i < matched_.size(); ++i) {
     if (drop_oldest) {
       drop_front(*matched_[i], drops_[i], DropReason::queue_full);
       counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += never_stored;
     }
-    store(*matched_[i], stored, stored_bytes, now);
+    store(*matched_[i], stored, first_stored, stored_bytes, now);
   }
+  last_seq_ += messages.size();
   counters_.published += messages.size();
   for (Queue* queue : matched_) {
     serve_waiters(*queue);
@@ -309,9 +313,12 @@ void Broker::touch(Subscription& subscription, TimePoint now) {
   by_activity_.push_back(subscription);
 }
 
-void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes,
-                   TimePoint now) {
-  queue.messages.append(messages.begin(), messages.end());
+void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
+                   std::uint64_t bytes, TimePoint now) {
+  for (const Message& message : messages) {
+    queue.messages.push_back(message);
+    queue.messages.back().set_seq(first_seq++);
+  }
   queue.topic->pending_messages += messages.size();
   queue.topic->pending_bytes += bytes;
   pending_messages_ += messages.size();

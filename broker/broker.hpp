@@ -216,7 +216,9 @@ class Broker {
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
   void touch(Subscription& subscription, TimePoint now);
 
-  void store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes, TimePoint now);
+  // The messages take the sequence numbers from `first_seq` on.
+  void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
+             std::uint64_t bytes, TimePoint now);
   // How many of each matched queue's oldest messages the publish of `count` must drop under
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
@@ -249,6 +251,7 @@ class Broker {
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;
+  std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   Counters counters_;
   std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;  // per matched queue, likewise
