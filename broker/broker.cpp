@@ -18,6 +18,72 @@ std::chrono::milliseconds stamp_tick(std::chrono::milliseconds message_ttl) {
 
 }  // namespace
 
+QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_seq,
+                        std::uint64_t bytes, TimePoint now, std::chrono::milliseconds tick) {
+  for (const Message& message : messages) {
+    messages_.push_back(message);
+    messages_.back().set_seq(first_seq++);
+  }
+  bytes_ += bytes;
+  if (tick.count() > 0) {
+    if (!stamps_.empty() && saturating_add(stamps_.back().published, tick) > now) {
+      stamps_.back().published = now;
+      stamps_.back().count += messages.size();
+    } else {
+      stamps_.push_back(Stamp{now, messages.size()});
+    }
+  }
+  return QueueChange{messages.size(), bytes};
+}
+
+QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    bytes += messages_.front().size();
+    if (out != nullptr) {
+      out->push_back(std::move(messages_.front()));
+    }
+    messages_.pop_front();
+  }
+  bytes_ -= bytes;
+  for (std::size_t left = count; left > 0 && !stamps_.empty();) {
+    Stamp& oldest = stamps_.front();
+    const std::size_t consumed = std::min(left, oldest.count);
+    oldest.count -= consumed;
+    left -= consumed;
+    if (oldest.count == 0) {
+      stamps_.pop_front();
+    }
+  }
+  return QueueChange{count, bytes};
+}
+
+std::uint64_t Queue::front_bytes(std::size_t count) const {
+  std::uint64_t bytes = 0;
+  std::size_t seen = 0;
+  messages_.for_each_until([&](const Message& message) {
+    if (seen == count) {
+      return false;
+    }
+    ++seen;
+    bytes += message.size();
+    return true;
+  });
+  return bytes;
+}
+
+std::size_t Queue::expired(TimePoint now, std::chrono::milliseconds ttl) const {
+  std::size_t expired = 0;
+  stamps_.for_each_until([&](const Stamp& stamp) {
+    if (saturating_add(stamp.published, ttl) > now) {
+      return false;
+    }
+    expired += stamp.count;
+    return true;
+  });
+  return expired;
+}
+
 std::string_view name_of(DropReason reason) {
   switch (reason) {
     case DropReason::unsubscribe:
@@ -64,9 +130,8 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   subscription.group = group.value_or("");
   subscription.topic = &topic->second;
   if (!group) {
-    subscription.own_queue = std::make_unique<Queue>();
+    subscription.own_queue = std::make_unique<Queue>(topic->second, subscription.id, false);
     subscription.own_queue->members = 1;
-    subscription.own_queue->topic = &topic->second;
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
   } else {
@@ -81,8 +146,8 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
 Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_view group) {
   auto found = topic.groups.find(group);
   if (found == topic.groups.end()) {
-    found = topic.groups.emplace(std::string(group), std::make_unique<Queue>()).first;
-    found->second->topic = &topic;
+    found = topic.groups.emplace(std::string(group), nullptr).first;
+    found->second = std::make_unique<Queue>(topic, found->first, true);
     index_.insert(subject, found->second.get());
   }
   ++found->second->members;
@@ -109,7 +174,7 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
   if (bound > 0 && !drop_oldest) {
     for (const Queue* queue : matched_) {
-      if (queue->messages.size() + messages.size() > bound) {
+      if (queue->size() + messages.size() > bound) {
         return PublishStatus::queue_full;
       }
     }
@@ -156,18 +221,10 @@ std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) 
   std::uint64_t freed = 0;
   drops_.clear();
   for (Queue* queue : matched_) {
-    const std::size_t held = queue->messages.size();
+    const std::size_t held = queue->size();
     const std::size_t drop =
         held + count > bound ? std::min<std::size_t>(held, held + count - bound) : 0;
-    std::size_t seen = 0;
-    queue->messages.for_each_until([&](const Message& message) {
-      if (seen == drop) {
-        return false;
-      }
-      ++seen;
-      freed_bytes += message.size();
-      return true;
-    });
+    freed_bytes += queue->front_bytes(drop);
     drops_.push_back(drop);
     freed += drop;
   }
@@ -218,7 +275,7 @@ bool Broker::cancel_wait(Waiter& waiter) {
 }
 
 void Broker::serve_waiters(Queue& queue) {
-  while (!queue.waiters.empty() && !queue.messages.empty()) {
+  while (!queue.waiters.empty() && !queue.empty()) {
     Waiter& waiter = queue.waiters.front();
     queue.waiters.pop_front();
     --waiter.subscription_->waiting;
@@ -264,7 +321,7 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
   wake_waiters_of(*subscription.queue, &subscription);
   Topic& topic = *subscription.topic;
   if (subscription.own_queue) {
-    drop_front(*subscription.own_queue, subscription.own_queue->messages.size(), reason);
+    drop_front(*subscription.own_queue, subscription.own_queue->size(), reason);
     index_.erase(subscription.subject, subscription.own_queue.get());
   } else {
     leave_group(subscription, reason);
@@ -283,7 +340,7 @@ void Broker::leave_group(Subscription& subscription, DropReason reason) {
   if (--group->second->members > 0) {
     return;
   }
-  drop_front(*group->second, group->second->messages.size(), reason);
+  drop_front(*group->second, group->second->size(), reason);
   index_.erase(subscription.subject, group->second.get());
   topic.groups.erase(group);
 }
@@ -315,72 +372,41 @@ void Broker::touch(Subscription& subscription, TimePoint now) {
 
 void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
                    std::uint64_t bytes, TimePoint now) {
-  for (const Message& message : messages) {
-    queue.messages.push_back(message);
-    queue.messages.back().set_seq(first_seq++);
-  }
-  queue.topic->pending_messages += messages.size();
-  queue.topic->pending_bytes += bytes;
-  pending_messages_ += messages.size();
-  pending_bytes_ += bytes;
-  rerank(*queue.topic);
-  if (limits_.message_ttl.count() == 0) {
-    return;
-  }
-  if (!queue.stamps.empty() &&
-      saturating_add(queue.stamps.back().published, stamp_tick(limits_.message_ttl)) > now) {
-    queue.stamps.back().published = now;
-    queue.stamps.back().count += messages.size();
-  } else {
-    queue.stamps.push_back(Stamp{now, messages.size()});
-  }
+  const std::chrono::milliseconds tick = limits_.message_ttl.count() > 0
+                                             ? stamp_tick(limits_.message_ttl)
+                                             : std::chrono::milliseconds(0);
+  grew(queue, queue.push(messages, first_seq, bytes, now, tick));
+}
+
+void Broker::grew(Queue& queue, QueueChange change) {
+  queue.topic().pending_messages += change.messages;
+  queue.topic().pending_bytes += change.bytes;
+  pending_messages_ += change.messages;
+  pending_bytes_ += change.bytes;
+  rerank(queue.topic());
+}
+
+void Broker::shrank(Queue& queue, QueueChange change) {
+  queue.topic().pending_messages -= change.messages;
+  queue.topic().pending_bytes -= change.bytes;
+  pending_messages_ -= change.messages;
+  pending_bytes_ -= change.bytes;
+  rerank(queue.topic());
 }
 
 void Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
-  const std::size_t count = std::min(max, queue.messages.size());
-  remove_front(queue, count, &out);
+  const std::size_t count = std::min(max, queue.size());
+  shrank(queue, queue.pop_front(count, &out));
   counters_.delivered += count;
 }
 
 void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
-  remove_front(queue, count, nullptr);
+  shrank(queue, queue.pop_front(count, nullptr));
   counters_.dropped[static_cast<std::size_t>(reason)] += count;
 }
 
-void Broker::remove_front(Queue& queue, std::size_t count, FetchedMessages* out) {
-  std::uint64_t bytes = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    bytes += queue.messages.front().size();
-    if (out != nullptr) {
-      out->push_back(std::move(queue.messages.front()));
-    }
-    queue.messages.pop_front();
-  }
-  queue.topic->pending_messages -= count;
-  queue.topic->pending_bytes -= bytes;
-  pending_messages_ -= count;
-  pending_bytes_ -= bytes;
-  rerank(*queue.topic);
-  for (std::size_t left = count; left > 0 && !queue.stamps.empty();) {
-    Stamp& oldest = queue.stamps.front();
-    const std::size_t consumed = std::min(left, oldest.count);
-    oldest.count -= consumed;
-    left -= consumed;
-    if (oldest.count == 0) {
-      queue.stamps.pop_front();
-    }
-  }
-}
-
 void Broker::drop_expired_messages(Queue& queue, TimePoint now) {
-  std::size_t expired = 0;
-  queue.stamps.for_each_until([&](const Stamp& stamp) {
-    if (saturating_add(stamp.published, limits_.message_ttl) > now) {
-      return false;
-    }
-    expired += stamp.count;
-    return true;
-  });
+  const std::size_t expired = queue.expired(now, limits_.message_ttl);
   if (expired > 0) {
     drop_front(queue, expired, DropReason::message_ttl);
   }

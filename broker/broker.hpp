@@ -106,14 +106,62 @@ struct Stamp {
   std::size_t count = 0;
 };
 
-// The messages waiting for one ungrouped subscriber, or for one queue group. An idle queue holds
-// no heap, so subscriptions cost only their bookkeeping until messages arrive.
-struct Queue {
-  LazyDeque<Message> messages;
-  LazyDeque<Stamp> stamps;  // kept only when message_ttl is set
+// What a change to a queue did to its pending counts; the broker applies it to the queue's topic
+// and to its totals.
+struct QueueChange {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+};
+
+// The messages waiting for one ungrouped subscriber, or for one queue group, with their count,
+// bytes and publish stamps kept in step. An idle queue holds no heap, so subscriptions cost only
+// their bookkeeping until messages arrive.
+class Queue {
+ public:
+  // `name` is the subscription id of an ungrouped queue, the group of a grouped one; it must
+  // outlive the queue.
+  // A queue without a topic only serves as a key, as the subject index's tests use it.
+  Queue() noexcept = default;
+  Queue(Topic& topic, std::string_view name, bool grouped) noexcept
+      : topic_(&topic), name_(name), grouped_(grouped) {}
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  [[nodiscard]] bool empty() const noexcept { return messages_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return messages_.size(); }
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] Topic& topic() const noexcept { return *topic_; }
+  [[nodiscard]] std::string_view name() const noexcept { return name_; }
+  [[nodiscard]] bool grouped() const noexcept { return grouped_; }
+
   std::size_t members = 0;
-  Topic* topic = nullptr;
   boost::intrusive::list<Waiter> waiters;
+
+  // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
+  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old.
+  QueueChange push(std::span<const Message> messages, std::uint64_t first_seq, std::uint64_t bytes,
+                   TimePoint now, std::chrono::milliseconds tick);
+  // Removes the `count` oldest messages, moving them to `out` unless it is null.
+  QueueChange pop_front(std::size_t count, FetchedMessages* out);
+  // The bytes of the `count` oldest messages.
+  [[nodiscard]] std::uint64_t front_bytes(std::size_t count) const;
+  // How many of the oldest messages were stamped at least `ttl` before `now`.
+  [[nodiscard]] std::size_t expired(TimePoint now, std::chrono::milliseconds ttl) const;
+  // Visits the messages oldest first while `function` returns true.
+  template <typename Function>
+  void for_each_until(Function function) const {
+    messages_.for_each_until(function);
+  }
+
+ private:
+  // Per-message delivery state (in flight, delivery count, ack deadline) goes beside the handle
+  // here: an entry of handle and state per queued message, so acks need no second structure.
+  LazyDeque<Message> messages_;
+  LazyDeque<Stamp> stamps_;  // kept only when message_ttl is set
+  std::uint64_t bytes_ = 0;
+  Topic* topic_ = nullptr;
+  std::string_view name_;
+  bool grouped_ = false;
 };
 
 struct Subscription : boost::intrusive::list_base_hook<> {
@@ -219,14 +267,14 @@ class Broker {
   // The messages take the sequence numbers from `first_seq` on.
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
              std::uint64_t bytes, TimePoint now);
+  // Keeps the topic's and the broker's pending counts in step with a queue's.
+  void grew(Queue& queue, QueueChange change);
+  void shrank(Queue& queue, QueueChange change);
   // How many of each matched queue's oldest messages the publish of `count` must drop under
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
   void take(Queue& queue, std::size_t max, FetchedMessages& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
-  // Removes the `count` oldest messages, moving them to `out` unless it is null, and keeps every
-  // pending count in step.
-  void remove_front(Queue& queue, std::size_t count, FetchedMessages* out);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
   template <typename Function>

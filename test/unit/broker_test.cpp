@@ -341,6 +341,37 @@ TEST(Broker, MessagesABatchNeverStoresKeepTheirNumbers) {
   EXPECT_EQ(fetch_seqs(broker, "s", "a"), (std::vector<std::uint64_t>{4, 5}));
 }
 
+// A queue keeps its own count, bytes and stamps, and reports each change for the broker to apply.
+TEST(Queue, KeepsItsCountsAndReportsWhatChanged) {
+  Topic topic;
+  Queue queue(topic, "a", false);
+  const TimePoint start{};
+  const auto tick = std::chrono::milliseconds(10);
+  const auto three = messages({"1", "22", std::string(30, '3')});
+  const QueueChange pushed = queue.push(three, 5, 33, start, tick);
+  EXPECT_EQ(pushed.messages, 3U);
+  EXPECT_EQ(pushed.bytes, 33U);
+  const auto one = messages({"4444"});
+  queue.push(one, 8, 4, start + std::chrono::milliseconds(50), tick);
+  EXPECT_EQ(queue.size(), 4U);
+  EXPECT_EQ(queue.bytes(), 37U);
+  EXPECT_EQ(queue.front_bytes(2), 3U);
+  EXPECT_EQ(queue.expired(start + std::chrono::milliseconds(40), std::chrono::milliseconds(40)),
+            3U);
+  FetchedMessages out;
+  const QueueChange popped = queue.pop_front(2, &out);
+  EXPECT_EQ(popped.messages, 2U);
+  EXPECT_EQ(popped.bytes, 3U);
+  EXPECT_EQ(queue.bytes(), 34U);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].seq(), 6U);
+  EXPECT_EQ(queue.expired(start + std::chrono::milliseconds(40), std::chrono::milliseconds(40)),
+            1U);
+  queue.pop_front(2, nullptr);
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.bytes(), 0U);
+}
+
 std::size_t heap_in_use() {
   const struct mallinfo2 info = mallinfo2();
   return info.uordblks + info.hblkhd;
