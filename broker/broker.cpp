@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
+#include <sstream>
 #include <utility>
 
 #include "broker/subject.hpp"
@@ -118,6 +120,23 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
+  const TimePoint now = clock_.now();
+  add_subscription(id, subject, group, now);
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::subscribe;
+    record.grouped = group.has_value();
+    record.time = to_record_time(now);
+    record.subject = subject;
+    record.id = id;
+    record.group = group.value_or("");
+    journal_->append(record);
+  }
+  return SubscribeStatus::ok;
+}
+
+void Broker::add_subscription(std::string_view id, std::string_view subject,
+                              std::optional<std::string_view> group, TimePoint now) {
   auto topic = topics_.find(subject);
   if (topic == topics_.end()) {
     topic = topics_.emplace(std::string(subject), Topic{}).first;
@@ -138,9 +157,8 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
     subscription.queue = &join_group(topic->second, subject, *group);
   }
   ++topic->second.subscriptions;
-  subscription.last_active = clock_.now();
+  subscription.last_active = now;
   by_activity_.push_back(subscription);
-  return SubscribeStatus::ok;
 }
 
 Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_view group) {
@@ -208,6 +226,16 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
     }
     store(*matched_[i], stored, first_stored, stored_bytes, now);
   }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::publish;
+    record.time = to_record_time(now);
+    record.seq = last_seq_ + 1;
+    record.count = never_stored;
+    record.subject = subject;
+    record.messages = stored;
+    journal_->append(record);
+  }
   last_seq_ += messages.size();
   counters_.published += messages.size();
   for (Queue* queue : matched_) {
@@ -243,7 +271,7 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   const TimePoint now = clock_.now();
   touch(*subscription, now);
   drop_expired_messages(*subscription->queue, now);
-  take(*subscription->queue, max, out);
+  journal_fetch(*subscription, now, take(*subscription->queue, max, out));
   return FetchStatus::ok;
 }
 
@@ -270,7 +298,9 @@ bool Broker::cancel_wait(Waiter& waiter) {
   subscription.queue->waiters.erase(subscription.queue->waiters.iterator_to(waiter));
   --subscription.waiting;
   --waiting_fetches_;
-  touch(subscription, clock_.now());
+  const TimePoint now = clock_.now();
+  touch(subscription, now);
+  journal_fetch(subscription, now, 0);
   return true;
 }
 
@@ -280,8 +310,9 @@ void Broker::serve_waiters(Queue& queue) {
     queue.waiters.pop_front();
     --waiter.subscription_->waiting;
     --waiting_fetches_;
-    touch(*waiter.subscription_, clock_.now());
-    take(queue, waiter.max_, waiter.messages);
+    const TimePoint now = clock_.now();
+    touch(*waiter.subscription_, now);
+    journal_fetch(*waiter.subscription_, now, take(queue, waiter.max_, waiter.messages));
     waiter.wake();
   }
 }
@@ -326,6 +357,13 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
   } else {
     leave_group(subscription, reason);
   }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::unsubscribe;
+    record.reason = static_cast<std::uint8_t>(reason);
+    record.id = subscription.id;
+    journal_->append(record);
+  }
   by_activity_.erase(by_activity_.iterator_to(subscription));
   const std::string subject = std::move(subscription.subject);
   if (--topic.subscriptions == 0) {
@@ -358,6 +396,7 @@ void Broker::expire() {
     Subscription& idle = by_activity_.front();
     if (idle.waiting > 0) {
       touch(idle, now);  // a waiting fetch is activity
+      journal_fetch(idle, now, 0);
     } else {
       remove_subscription(idle, DropReason::subscriber_ttl);
     }
@@ -394,13 +433,39 @@ void Broker::shrank(Queue& queue, QueueChange change) {
   rerank(queue.topic());
 }
 
-void Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
+std::size_t Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
   const std::size_t count = std::min(max, queue.size());
   shrank(queue, queue.pop_front(count, &out));
   counters_.delivered += count;
+  return count;
+}
+
+void Broker::journal_fetch(const Subscription& subscription, TimePoint now, std::size_t count) {
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::fetch;
+    record.time = to_record_time(now);
+    record.count = count;
+    record.id = subscription.id;
+    journal_->append(record);
+  }
 }
 
 void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
+  if (count == 0) {
+    return;
+  }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::drop;
+    record.reason = static_cast<std::uint8_t>(reason);
+    record.grouped = queue.grouped();
+    record.count = count;
+    record.subject = queue.topic().name;
+    record.id = queue.grouped() ? std::string_view() : queue.name();
+    record.group = queue.grouped() ? queue.name() : std::string_view();
+    journal_->append(record);
+  }
   shrank(queue, queue.pop_front(count, nullptr));
   counters_.dropped[static_cast<std::size_t>(reason)] += count;
 }
@@ -432,6 +497,137 @@ Subscription* Broker::find_subscription(std::string_view subject, std::string_vi
     return nullptr;
   }
   return &found->second;
+}
+
+Queue* Broker::find_queue(const Record& record) {
+  if (!record.grouped) {
+    const auto found = subscriptions_.find(record.id);
+    return found == subscriptions_.end() ? nullptr : found->second.own_queue.get();
+  }
+  const auto topic = topics_.find(record.subject);
+  if (topic == topics_.end()) {
+    return nullptr;
+  }
+  const auto group = topic->second.groups.find(record.group);
+  return group == topic->second.groups.end() ? nullptr : group->second.get();
+}
+
+bool Broker::apply(const Record& record) {
+  const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
+  switch (record.type) {
+    case RecordType::subscribe:
+      if (subscriptions_.contains(record.id)) {
+        return false;
+      }
+      add_subscription(
+          record.id, record.subject,
+          record.grouped ? std::optional<std::string_view>(record.group) : std::nullopt,
+          from_record_time(record.time));
+      return true;
+    case RecordType::unsubscribe: {
+      const auto found = subscriptions_.find(record.id);
+      if (found == subscriptions_.end() || record.reason >= reason_count) {
+        return false;
+      }
+      remove_subscription(found->second, static_cast<DropReason>(record.reason));
+      return true;
+    }
+    case RecordType::publish: {
+      matched_.clear();
+      index_.match(record.subject, matched_);
+      std::uint64_t bytes = 0;
+      for (const Message& message : record.messages) {
+        bytes += message.size();
+      }
+      for (Queue* queue : matched_) {
+        counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += record.count;
+        store(*queue, record.messages, record.seq + record.count, bytes,
+              from_record_time(record.time));
+      }
+      const std::uint64_t published = record.count + record.messages.size();
+      last_seq_ = record.seq + published - 1;
+      counters_.published += published;
+      return true;
+    }
+    case RecordType::fetch: {
+      const auto found = subscriptions_.find(record.id);
+      if (found == subscriptions_.end() || record.count > found->second.queue->size()) {
+        return false;
+      }
+      touch(found->second, from_record_time(record.time));
+      FetchedMessages taken;
+      take(*found->second.queue, static_cast<std::size_t>(record.count), taken);
+      return true;
+    }
+    case RecordType::drop: {
+      Queue* queue = find_queue(record);
+      if (queue == nullptr || record.count > queue->size() || record.reason >= reason_count) {
+        return false;
+      }
+      drop_front(*queue, static_cast<std::size_t>(record.count),
+                 static_cast<DropReason>(record.reason));
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string Broker::dump() const {
+  std::ostringstream out;
+  const auto queue_state = [&out](const Queue& queue) {
+    out << " queue " << queue.size() << ' ' << queue.bytes() << ':';
+    queue.for_each_until([&out](const Message& message) {
+      out << ' ' << message.seq() << '=' << message.data();
+      return true;
+    });
+    queue.for_each_stamp([&out](const Stamp& stamp) {
+      out << " @" << to_record_time(stamp.published) << 'x' << stamp.count;
+    });
+    out << '\n';
+  };
+  std::map<std::string_view, const Subscription*> by_id;
+  for (const auto& [id, subscription] : subscriptions_) {
+    by_id.emplace(id, &subscription);
+  }
+  for (const auto& [id, subscription] : by_id) {
+    out << "subscription " << id << ' ' << subscription->subject << " group " << subscription->group
+        << " active " << to_record_time(subscription->last_active);
+    if (subscription->own_queue) {
+      queue_state(*subscription->own_queue);
+    } else {
+      out << '\n';
+    }
+  }
+  for (const Topic& topic : by_name_) {
+    out << "topic " << topic.name << ' ' << topic.subscriptions << ' ' << topic.pending_messages
+        << ' ' << topic.pending_bytes << '\n';
+    std::map<std::string_view, const Queue*> groups;
+    for (const auto& [group, queue] : topic.groups) {
+      groups.emplace(group, queue.get());
+    }
+    for (const auto& [group, queue] : groups) {
+      out << " group " << group << " members " << queue->members;
+      queue_state(*queue);
+    }
+  }
+  out << "activity";
+  for (const Subscription& subscription : by_activity_) {
+    out << ' ' << subscription.id;
+  }
+  const Totals sums = totals();
+  out << "\ntotals " << sums.pending_messages << ' ' << sums.pending_bytes << ' '
+      << sums.subscriptions << ' ' << sums.subjects << " last seq " << last_seq_ << " published "
+      << sums.counters.published << " delivered " << sums.counters.delivered << " dropped";
+  for (const std::uint64_t dropped : sums.counters.dropped) {
+    out << ' ' << dropped;
+  }
+  out << "\nranking";
+  for (const SubjectStats& row : top_subjects(topics_.size())) {
+    out << ' ' << row.subject << '/' << row.subscriptions << '/' << row.groups << '/'
+        << row.pending_messages << '/' << row.pending_bytes;
+  }
+  out << '\n';
+  return out.str();
 }
 
 Totals Broker::totals() const {

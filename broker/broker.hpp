@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "broker/clock.hpp"
+#include "broker/journal.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/limits.hpp"
 #include "broker/message.hpp"
@@ -147,6 +148,13 @@ class Queue {
   [[nodiscard]] std::uint64_t front_bytes(std::size_t count) const;
   // How many of the oldest messages were stamped at least `ttl` before `now`.
   [[nodiscard]] std::size_t expired(TimePoint now, std::chrono::milliseconds ttl) const;
+  template <typename Function>
+  void for_each_stamp(Function function) const {
+    stamps_.for_each_until([&function](const Stamp& stamp) {
+      function(stamp);
+      return true;
+    });
+  }
   // Visits the messages oldest first while `function` returns true.
   template <typename Function>
   void for_each_until(Function function) const {
@@ -251,6 +259,19 @@ class Broker {
   // Drops messages older than message-ttl and removes subscriptions idle for subscriber-ttl.
   void expire();
 
+  // Reports every state change to `sink` from now on (null: to nobody). The sink must outlive
+  // the broker or be replaced first.
+  void set_journal(JournalSink* sink) noexcept { journal_ = sink; }
+
+  // Repeats a state change another core reported, without its checks: records applied in order
+  // to an empty core with the same limits rebuild that core's state (waiting fetches aside, which
+  // end with their connections). False, changing nothing, when the record names a subscription
+  // or queue this core does not have.
+  bool apply(const Record& record);
+
+  // The whole state as text, waiting fetches aside: two cores with equal dumps are equal.
+  [[nodiscard]] std::string dump() const;
+
   [[nodiscard]] Totals totals() const;
   // The `limit` subjects with the most pending messages, most first (ties by name).
   [[nodiscard]] std::vector<SubjectStats> top_subjects(std::size_t limit) const;
@@ -258,7 +279,12 @@ class Broker {
 
  private:
   Subscription* find_subscription(std::string_view subject, std::string_view id);
+  void add_subscription(std::string_view id, std::string_view subject,
+                        std::optional<std::string_view> group, TimePoint now);
   Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
+  Queue* find_queue(const Record& record);
+  // Reports that the subscription was active at `now` and took `count` messages.
+  void journal_fetch(const Subscription& subscription, TimePoint now, std::size_t count);
   void remove_subscription(Subscription& subscription, DropReason reason);
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
@@ -273,7 +299,7 @@ class Broker {
   // How many of each matched queue's oldest messages the publish of `count` must drop under
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
-  void take(Queue& queue, std::size_t max, FetchedMessages& out);
+  std::size_t take(Queue& queue, std::size_t max, FetchedMessages& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
@@ -300,6 +326,7 @@ class Broker {
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
+  JournalSink* journal_ = nullptr;
   Counters counters_;
   std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;  // per matched queue, likewise
