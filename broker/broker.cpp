@@ -516,7 +516,9 @@ bool Broker::apply(const Record& record) {
   const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
   switch (record.type) {
     case RecordType::subscribe:
-      if (subscriptions_.contains(record.id)) {
+      if (subscriptions_.contains(record.id) ||
+          !is_valid_subject(record.subject, SubjectUse::subscribe, limits_.max_subject_length) ||
+          (record.grouped && !is_valid_group(record.group, limits_.max_subject_length))) {
         return false;
       }
       add_subscription(
@@ -533,6 +535,12 @@ bool Broker::apply(const Record& record) {
       return true;
     }
     case RecordType::publish: {
+      const std::uint64_t published = record.count + record.messages.size();
+      if (!is_valid_subject(record.subject, SubjectUse::publish, limits_.max_subject_length) ||
+          record.count > Message::max_seq || published > Message::max_seq ||
+          record.seq <= last_seq_ || record.seq > Message::max_seq - published) {
+        return false;
+      }
       matched_.clear();
       index_.match(record.subject, matched_);
       std::uint64_t bytes = 0;
@@ -544,7 +552,6 @@ bool Broker::apply(const Record& record) {
         store(*queue, record.messages, record.seq + record.count, bytes,
               from_record_time(record.time));
       }
-      const std::uint64_t published = record.count + record.messages.size();
       last_seq_ = record.seq + published - 1;
       counters_.published += published;
       return true;

@@ -214,7 +214,8 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   EXPECT_FALSE(decode(bytes, messages).has_value());
 }
 
-// A record naming what the core does not have changes nothing.
+// A record naming what the core does not have, or that it could never have written, changes
+// nothing.
 TEST(Journal, ApplyRefusesRecordsForUnknownSubscriptions) {
   Broker broker(Limits{});
   Record fetch;
@@ -228,6 +229,26 @@ TEST(Journal, ApplyRefusesRecordsForUnknownSubscriptions) {
   drop.group = "g";
   drop.count = 1;
   EXPECT_FALSE(broker.apply(drop));
+  Record subscribe;
+  subscribe.type = RecordType::subscribe;
+  subscribe.id = "s";
+  subscribe.subject = "a..b";
+  EXPECT_FALSE(broker.apply(subscribe));
+  subscribe.subject = "a";
+  subscribe.grouped = true;
+  subscribe.group = "g.h";
+  EXPECT_FALSE(broker.apply(subscribe));
+  Record publish;
+  publish.type = RecordType::publish;
+  publish.subject = "a.*";
+  publish.seq = 1;
+  EXPECT_FALSE(broker.apply(publish));
+  publish.subject = "a";
+  publish.seq = 0;  // numbers start at 1 and only grow
+  EXPECT_FALSE(broker.apply(publish));
+  publish.seq = Message::max_seq;
+  publish.count = 1;
+  EXPECT_FALSE(broker.apply(publish));
   EXPECT_EQ(broker.dump(), Broker(Limits{}).dump());
 }
 
