@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
+#include <sstream>
 #include <utility>
 
 #include "broker/subject.hpp"
@@ -17,6 +19,72 @@ std::chrono::milliseconds stamp_tick(std::chrono::milliseconds message_ttl) {
 }
 
 }  // namespace
+
+QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_seq,
+                        std::uint64_t bytes, TimePoint now, std::chrono::milliseconds tick) {
+  for (const Message& message : messages) {
+    messages_.push_back(message);
+    messages_.back().set_seq(first_seq++);
+  }
+  bytes_ += bytes;
+  if (tick.count() > 0) {
+    if (!stamps_.empty() && saturating_add(stamps_.back().published, tick) > now) {
+      stamps_.back().published = now;
+      stamps_.back().count += messages.size();
+    } else {
+      stamps_.push_back(Stamp{now, messages.size()});
+    }
+  }
+  return QueueChange{messages.size(), bytes};
+}
+
+QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < count; ++i) {
+    bytes += messages_.front().size();
+    if (out != nullptr) {
+      out->push_back(std::move(messages_.front()));
+    }
+    messages_.pop_front();
+  }
+  bytes_ -= bytes;
+  for (std::size_t left = count; left > 0 && !stamps_.empty();) {
+    Stamp& oldest = stamps_.front();
+    const std::size_t consumed = std::min(left, oldest.count);
+    oldest.count -= consumed;
+    left -= consumed;
+    if (oldest.count == 0) {
+      stamps_.pop_front();
+    }
+  }
+  return QueueChange{count, bytes};
+}
+
+std::uint64_t Queue::front_bytes(std::size_t count) const {
+  std::uint64_t bytes = 0;
+  std::size_t seen = 0;
+  messages_.for_each_until([&](const Message& message) {
+    if (seen == count) {
+      return false;
+    }
+    ++seen;
+    bytes += message.size();
+    return true;
+  });
+  return bytes;
+}
+
+std::size_t Queue::expired(TimePoint now, std::chrono::milliseconds ttl) const {
+  std::size_t expired = 0;
+  stamps_.for_each_until([&](const Stamp& stamp) {
+    if (saturating_add(stamp.published, ttl) > now) {
+      return false;
+    }
+    expired += stamp.count;
+    return true;
+  });
+  return expired;
+}
 
 std::string_view name_of(DropReason reason) {
   switch (reason) {
@@ -55,6 +123,23 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
+  const TimePoint now = clock_.now();
+  add_subscription(id, subject, group, now);
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::subscribe;
+    record.grouped = group.has_value();
+    record.time = to_record_time(now);
+    record.subject = subject;
+    record.id = id;
+    record.group = group.value_or("");
+    journal_->append(record);
+  }
+  return SubscribeStatus::ok;
+}
+
+void Broker::add_subscription(std::string_view id, std::string_view subject,
+                              std::optional<std::string_view> group, TimePoint now) {
   auto topic = topics_.find(subject);
   if (topic == topics_.end()) {
     topic = topics_.emplace(std::string(subject), Topic{}).first;
@@ -67,25 +152,23 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   subscription.group = group.value_or("");
   subscription.topic = &topic->second;
   if (!group) {
-    subscription.own_queue = std::make_unique<Queue>();
+    subscription.own_queue = std::make_unique<Queue>(topic->second, subscription.id, false);
     subscription.own_queue->members = 1;
-    subscription.own_queue->topic = &topic->second;
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
   } else {
     subscription.queue = &join_group(topic->second, subject, *group);
   }
   ++topic->second.subscriptions;
-  subscription.last_active = clock_.now();
+  subscription.last_active = now;
   by_activity_.push_back(subscription);
-  return SubscribeStatus::ok;
 }
 
 Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_view group) {
   auto found = topic.groups.find(group);
   if (found == topic.groups.end()) {
-    found = topic.groups.emplace(std::string(group), std::make_unique<Queue>()).first;
-    found->second->topic = &topic;
+    found = topic.groups.emplace(std::string(group), nullptr).first;
+    found->second = std::make_unique<Queue>(topic, found->first, true);
     index_.insert(subject, found->second.get());
   }
   ++found->second->members;
@@ -115,7 +198,7 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
   if (bound > 0 && !drop_oldest) {
     for (const Queue* queue : matched_) {
-      if (queue->messages.size() + messages.size() > bound) {
+      if (queue->size() + messages.size() > bound) {
         return PublishStatus::queue_full;
       }
     }
@@ -139,13 +222,27 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   }
   const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   const std::size_t never_stored = messages.size() - stored.size();
+  // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
+  // queue holds always means a drop.
+  const std::uint64_t first_stored = last_seq_ + 1 + never_stored;
   for (std::size_t i = 0; i < matched_.size(); ++i) {
     if (drop_oldest) {
       drop_front(*matched_[i], drops_[i], DropReason::queue_full);
       counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += never_stored;
     }
-    store(*matched_[i], stored, stored_bytes, now);
+    store(*matched_[i], stored, first_stored, stored_bytes, now);
   }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::publish;
+    record.time = to_record_time(now);
+    record.seq = last_seq_ + 1;
+    record.count = never_stored;
+    record.subject = subject;
+    record.messages = stored;
+    journal_->append(record);
+  }
+  last_seq_ += messages.size();
   counters_.published += messages.size();
   for (Queue* queue : matched_) {
     serve_waiters(*queue);
@@ -158,18 +255,10 @@ std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) 
   std::uint64_t freed = 0;
   drops_.clear();
   for (Queue* queue : matched_) {
-    const std::size_t held = queue->messages.size();
+    const std::size_t held = queue->size();
     const std::size_t drop =
         held + count > bound ? std::min<std::size_t>(held, held + count - bound) : 0;
-    std::size_t seen = 0;
-    queue->messages.for_each_until([&](const Message& message) {
-      if (seen == drop) {
-        return false;
-      }
-      ++seen;
-      freed_bytes += message.size();
-      return true;
-    });
+    freed_bytes += queue->front_bytes(drop);
     drops_.push_back(drop);
     freed += drop;
   }
@@ -191,7 +280,7 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   const TimePoint now = clock_.now();
   touch(*subscription, now);
   drop_expired_messages(*subscription->queue, now);
-  take(*subscription->queue, max, out);
+  journal_fetch(*subscription, now, take(*subscription->queue, max, out));
   return FetchStatus::ok;
 }
 
@@ -218,18 +307,21 @@ bool Broker::cancel_wait(Waiter& waiter) {
   subscription.queue->waiters.erase(subscription.queue->waiters.iterator_to(waiter));
   --subscription.waiting;
   --waiting_fetches_;
-  touch(subscription, clock_.now());
+  const TimePoint now = clock_.now();
+  touch(subscription, now);
+  journal_fetch(subscription, now, 0);
   return true;
 }
 
 void Broker::serve_waiters(Queue& queue) {
-  while (!queue.waiters.empty() && !queue.messages.empty()) {
+  while (!queue.waiters.empty() && !queue.empty()) {
     Waiter& waiter = queue.waiters.front();
     queue.waiters.pop_front();
     --waiter.subscription_->waiting;
     --waiting_fetches_;
-    touch(*waiter.subscription_, clock_.now());
-    take(queue, waiter.max_, waiter.messages);
+    const TimePoint now = clock_.now();
+    touch(*waiter.subscription_, now);
+    journal_fetch(*waiter.subscription_, now, take(queue, waiter.max_, waiter.messages));
     waiter.wake();
   }
 }
@@ -272,10 +364,17 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
   wake_waiters_of(*subscription.queue, &subscription);
   Topic& topic = *subscription.topic;
   if (subscription.own_queue) {
-    drop_front(*subscription.own_queue, subscription.own_queue->messages.size(), reason);
+    drop_front(*subscription.own_queue, subscription.own_queue->size(), reason);
     index_.erase(subscription.subject, subscription.own_queue.get());
   } else {
     leave_group(subscription, reason);
+  }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::unsubscribe;
+    record.reason = static_cast<std::uint8_t>(reason);
+    record.id = subscription.id;
+    journal_->append(record);
   }
   by_activity_.erase(by_activity_.iterator_to(subscription));
   const std::string subject = std::move(subscription.subject);
@@ -291,7 +390,7 @@ void Broker::leave_group(Subscription& subscription, DropReason reason) {
   if (--group->second->members > 0) {
     return;
   }
-  drop_front(*group->second, group->second->messages.size(), reason);
+  drop_front(*group->second, group->second->size(), reason);
   index_.erase(subscription.subject, group->second.get());
   topic.groups.erase(group);
 }
@@ -309,6 +408,7 @@ void Broker::expire() {
     Subscription& idle = by_activity_.front();
     if (idle.waiting > 0) {
       touch(idle, now);  // a waiting fetch is activity
+      journal_fetch(idle, now, 0);
     } else {
       remove_subscription(idle, DropReason::subscriber_ttl);
     }
@@ -321,71 +421,69 @@ void Broker::touch(Subscription& subscription, TimePoint now) {
   by_activity_.push_back(subscription);
 }
 
-void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes,
-                   TimePoint now) {
-  queue.messages.append(messages.begin(), messages.end());
-  queue.topic->pending_messages += messages.size();
-  queue.topic->pending_bytes += bytes;
-  pending_messages_ += messages.size();
-  pending_bytes_ += bytes;
-  rerank(*queue.topic);
-  if (limits_.message_ttl.count() == 0) {
-    return;
-  }
-  if (!queue.stamps.empty() &&
-      saturating_add(queue.stamps.back().published, stamp_tick(limits_.message_ttl)) > now) {
-    queue.stamps.back().published = now;
-    queue.stamps.back().count += messages.size();
-  } else {
-    queue.stamps.push_back(Stamp{now, messages.size()});
-  }
+void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
+                   std::uint64_t bytes, TimePoint now) {
+  const std::chrono::milliseconds tick = limits_.message_ttl.count() > 0
+                                             ? stamp_tick(limits_.message_ttl)
+                                             : std::chrono::milliseconds(0);
+  grew(queue, queue.push(messages, first_seq, bytes, now, tick));
 }
 
-void Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
-  const std::size_t count = std::min(max, queue.messages.size());
-  remove_front(queue, count, &out);
+void Broker::grew(Queue& queue, QueueChange change) {
+  queue.topic().pending_messages += change.messages;
+  queue.topic().pending_bytes += change.bytes;
+  pending_messages_ += change.messages;
+  pending_bytes_ += change.bytes;
+  rerank(queue.topic());
+}
+
+void Broker::shrank(Queue& queue, QueueChange change) {
+  queue.topic().pending_messages -= change.messages;
+  queue.topic().pending_bytes -= change.bytes;
+  pending_messages_ -= change.messages;
+  pending_bytes_ -= change.bytes;
+  rerank(queue.topic());
+}
+
+std::size_t Broker::take(Queue& queue, std::size_t max, FetchedMessages& out) {
+  const std::size_t count = std::min(max, queue.size());
+  shrank(queue, queue.pop_front(count, &out));
   counters_.delivered += count;
+  return count;
+}
+
+void Broker::journal_fetch(const Subscription& subscription, TimePoint now, std::size_t count) {
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::fetch;
+    record.time = to_record_time(now);
+    record.count = count;
+    record.id = subscription.id;
+    journal_->append(record);
+  }
 }
 
 void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
-  remove_front(queue, count, nullptr);
+  if (count == 0) {
+    return;
+  }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::drop;
+    record.reason = static_cast<std::uint8_t>(reason);
+    record.grouped = queue.grouped();
+    record.count = count;
+    record.subject = queue.topic().name;
+    record.id = queue.grouped() ? std::string_view() : queue.name();
+    record.group = queue.grouped() ? queue.name() : std::string_view();
+    journal_->append(record);
+  }
+  shrank(queue, queue.pop_front(count, nullptr));
   counters_.dropped[static_cast<std::size_t>(reason)] += count;
 }
 
-void Broker::remove_front(Queue& queue, std::size_t count, FetchedMessages* out) {
-  std::uint64_t bytes = 0;
-  for (std::size_t i = 0; i < count; ++i) {
-    bytes += queue.messages.front().size();
-    if (out != nullptr) {
-      out->push_back(std::move(queue.messages.front()));
-    }
-    queue.messages.pop_front();
-  }
-  queue.topic->pending_messages -= count;
-  queue.topic->pending_bytes -= bytes;
-  pending_messages_ -= count;
-  pending_bytes_ -= bytes;
-  rerank(*queue.topic);
-  for (std::size_t left = count; left > 0 && !queue.stamps.empty();) {
-    Stamp& oldest = queue.stamps.front();
-    const std::size_t consumed = std::min(left, oldest.count);
-    oldest.count -= consumed;
-    left -= consumed;
-    if (oldest.count == 0) {
-      queue.stamps.pop_front();
-    }
-  }
-}
-
 void Broker::drop_expired_messages(Queue& queue, TimePoint now) {
-  std::size_t expired = 0;
-  queue.stamps.for_each_until([&](const Stamp& stamp) {
-    if (saturating_add(stamp.published, limits_.message_ttl) > now) {
-      return false;
-    }
-    expired += stamp.count;
-    return true;
-  });
+  const std::size_t expired = queue.expired(now, limits_.message_ttl);
   if (expired > 0) {
     drop_front(queue, expired, DropReason::message_ttl);
   }
@@ -411,6 +509,144 @@ Subscription* Broker::find_subscription(std::string_view subject, std::string_vi
     return nullptr;
   }
   return &found->second;
+}
+
+Queue* Broker::find_queue(const Record& record) {
+  if (!record.grouped) {
+    const auto found = subscriptions_.find(record.id);
+    return found == subscriptions_.end() ? nullptr : found->second.own_queue.get();
+  }
+  const auto topic = topics_.find(record.subject);
+  if (topic == topics_.end()) {
+    return nullptr;
+  }
+  const auto group = topic->second.groups.find(record.group);
+  return group == topic->second.groups.end() ? nullptr : group->second.get();
+}
+
+bool Broker::apply(const Record& record) {
+  const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
+  switch (record.type) {
+    case RecordType::subscribe:
+      if (subscriptions_.contains(record.id) ||
+          !is_valid_subject(record.subject, SubjectUse::subscribe, limits_.max_subject_length) ||
+          (record.grouped && !is_valid_group(record.group, limits_.max_subject_length))) {
+        return false;
+      }
+      add_subscription(
+          record.id, record.subject,
+          record.grouped ? std::optional<std::string_view>(record.group) : std::nullopt,
+          from_record_time(record.time));
+      return true;
+    case RecordType::unsubscribe: {
+      const auto found = subscriptions_.find(record.id);
+      if (found == subscriptions_.end() || record.reason >= reason_count) {
+        return false;
+      }
+      remove_subscription(found->second, static_cast<DropReason>(record.reason));
+      return true;
+    }
+    case RecordType::publish: {
+      const std::uint64_t published = record.count + record.messages.size();
+      if (!is_valid_subject(record.subject, SubjectUse::publish, limits_.max_subject_length) ||
+          record.count > Message::max_seq || published > Message::max_seq ||
+          record.seq <= last_seq_ || record.seq > Message::max_seq - published) {
+        return false;
+      }
+      matched_.clear();
+      index_.match(record.subject, matched_);
+      std::uint64_t bytes = 0;
+      for (const Message& message : record.messages) {
+        bytes += message.size();
+      }
+      for (Queue* queue : matched_) {
+        counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += record.count;
+        store(*queue, record.messages, record.seq + record.count, bytes,
+              from_record_time(record.time));
+      }
+      last_seq_ = record.seq + published - 1;
+      counters_.published += published;
+      return true;
+    }
+    case RecordType::fetch: {
+      const auto found = subscriptions_.find(record.id);
+      if (found == subscriptions_.end() || record.count > found->second.queue->size()) {
+        return false;
+      }
+      touch(found->second, from_record_time(record.time));
+      FetchedMessages taken;
+      take(*found->second.queue, static_cast<std::size_t>(record.count), taken);
+      return true;
+    }
+    case RecordType::drop: {
+      Queue* queue = find_queue(record);
+      if (queue == nullptr || record.count > queue->size() || record.reason >= reason_count) {
+        return false;
+      }
+      drop_front(*queue, static_cast<std::size_t>(record.count),
+                 static_cast<DropReason>(record.reason));
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string Broker::dump() const {
+  std::ostringstream out;
+  const auto queue_state = [&out](const Queue& queue) {
+    out << " queue " << queue.size() << ' ' << queue.bytes() << ':';
+    queue.for_each_until([&out](const Message& message) {
+      out << ' ' << message.seq() << '=' << message.data();
+      return true;
+    });
+    queue.for_each_stamp([&out](const Stamp& stamp) {
+      out << " @" << to_record_time(stamp.published) << 'x' << stamp.count;
+    });
+    out << '\n';
+  };
+  std::map<std::string_view, const Subscription*> by_id;
+  for (const auto& [id, subscription] : subscriptions_) {
+    by_id.emplace(id, &subscription);
+  }
+  for (const auto& [id, subscription] : by_id) {
+    out << "subscription " << id << ' ' << subscription->subject << " group " << subscription->group
+        << " active " << to_record_time(subscription->last_active);
+    if (subscription->own_queue) {
+      queue_state(*subscription->own_queue);
+    } else {
+      out << '\n';
+    }
+  }
+  for (const Topic& topic : by_name_) {
+    out << "topic " << topic.name << ' ' << topic.subscriptions << ' ' << topic.pending_messages
+        << ' ' << topic.pending_bytes << '\n';
+    std::map<std::string_view, const Queue*> groups;
+    for (const auto& [group, queue] : topic.groups) {
+      groups.emplace(group, queue.get());
+    }
+    for (const auto& [group, queue] : groups) {
+      out << " group " << group << " members " << queue->members;
+      queue_state(*queue);
+    }
+  }
+  out << "activity";
+  for (const Subscription& subscription : by_activity_) {
+    out << ' ' << subscription.id;
+  }
+  const Totals sums = totals();
+  out << "\ntotals " << sums.pending_messages << ' ' << sums.pending_bytes << ' '
+      << sums.subscriptions << ' ' << sums.subjects << " last seq " << last_seq_ << " published "
+      << sums.counters.published << " delivered " << sums.counters.delivered << " dropped";
+  for (const std::uint64_t dropped : sums.counters.dropped) {
+    out << ' ' << dropped;
+  }
+  out << "\nranking";
+  for (const SubjectStats& row : top_subjects(topics_.size())) {
+    out << ' ' << row.subject << '/' << row.subscriptions << '/' << row.groups << '/'
+        << row.pending_messages << '/' << row.pending_bytes;
+  }
+  out << '\n';
+  return out.str();
 }
 
 Totals Broker::totals() const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "broker/clock.hpp"
+#include "broker/journal.hpp"
 #include "broker/lazy_deque.hpp"
 #include "broker/limits.hpp"
 #include "broker/message.hpp"
@@ -108,14 +109,69 @@ struct Stamp {
   std::size_t count = 0;
 };
 
-// The messages waiting for one ungrouped subscriber, or for one queue group. An idle queue holds
-// no heap, so subscriptions cost only their bookkeeping until messages arrive.
-struct Queue {
-  LazyDeque<Message> messages;
-  LazyDeque<Stamp> stamps;  // kept only when message_ttl is set
+// What a change to a queue did to its pending counts; the broker applies it to the queue's topic
+// and to its totals.
+struct QueueChange {
+  std::uint64_t messages = 0;
+  std::uint64_t bytes = 0;
+};
+
+// The messages waiting for one ungrouped subscriber, or for one queue group, with their count,
+// bytes and publish stamps kept in step. An idle queue holds no heap, so subscriptions cost only
+// their bookkeeping until messages arrive.
+class Queue {
+ public:
+  // `name` is the subscription id of an ungrouped queue, the group of a grouped one; it must
+  // outlive the queue.
+  // A queue without a topic only serves as a key, as the subject index's tests use it.
+  Queue() noexcept = default;
+  Queue(Topic& topic, std::string_view name, bool grouped) noexcept
+      : topic_(&topic), name_(name), grouped_(grouped) {}
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+
+  [[nodiscard]] bool empty() const noexcept { return messages_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return messages_.size(); }
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+  [[nodiscard]] Topic& topic() const noexcept { return *topic_; }
+  [[nodiscard]] std::string_view name() const noexcept { return name_; }
+  [[nodiscard]] bool grouped() const noexcept { return grouped_; }
+
   std::size_t members = 0;
-  Topic* topic = nullptr;
   boost::intrusive::list<Waiter> waiters;
+
+  // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
+  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old.
+  QueueChange push(std::span<const Message> messages, std::uint64_t first_seq, std::uint64_t bytes,
+                   TimePoint now, std::chrono::milliseconds tick);
+  // Removes the `count` oldest messages, moving them to `out` unless it is null.
+  QueueChange pop_front(std::size_t count, FetchedMessages* out);
+  // The bytes of the `count` oldest messages.
+  [[nodiscard]] std::uint64_t front_bytes(std::size_t count) const;
+  // How many of the oldest messages were stamped at least `ttl` before `now`.
+  [[nodiscard]] std::size_t expired(TimePoint now, std::chrono::milliseconds ttl) const;
+  template <typename Function>
+  void for_each_stamp(Function function) const {
+    stamps_.for_each_until([&function](const Stamp& stamp) {
+      function(stamp);
+      return true;
+    });
+  }
+  // Visits the messages oldest first while `function` returns true.
+  template <typename Function>
+  void for_each_until(Function function) const {
+    messages_.for_each_until(function);
+  }
+
+ private:
+  // Per-message delivery state (in flight, delivery count, ack deadline) goes beside the handle
+  // here: an entry of handle and state per queued message, so acks need no second structure.
+  LazyDeque<Message> messages_;
+  LazyDeque<Stamp> stamps_;  // kept only when message_ttl is set
+  std::uint64_t bytes_ = 0;
+  Topic* topic_ = nullptr;
+  std::string_view name_;
+  bool grouped_ = false;
 };
 
 struct Subscription : boost::intrusive::list_base_hook<> {
@@ -205,6 +261,19 @@ class Broker {
   // Drops messages older than message-ttl and removes subscriptions idle for subscriber-ttl.
   void expire();
 
+  // Reports every state change to `sink` from now on (null: to nobody). The sink must outlive
+  // the broker or be replaced first.
+  void set_journal(JournalSink* sink) noexcept { journal_ = sink; }
+
+  // Repeats a state change another core reported, without its checks: records applied in order
+  // to an empty core with the same limits rebuild that core's state (waiting fetches aside, which
+  // end with their connections). False, changing nothing, when the record names a subscription
+  // or queue this core does not have.
+  bool apply(const Record& record);
+
+  // The whole state as text, waiting fetches aside: two cores with equal dumps are equal.
+  [[nodiscard]] std::string dump() const;
+
   [[nodiscard]] Totals totals() const;
   // The `limit` subjects with the most pending messages, most first (ties by name).
   [[nodiscard]] std::vector<SubjectStats> top_subjects(std::size_t limit) const;
@@ -212,21 +281,28 @@ class Broker {
 
  private:
   Subscription* find_subscription(std::string_view subject, std::string_view id);
+  void add_subscription(std::string_view id, std::string_view subject,
+                        std::optional<std::string_view> group, TimePoint now);
   Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
+  Queue* find_queue(const Record& record);
+  // Reports that the subscription was active at `now` and took `count` messages.
+  void journal_fetch(const Subscription& subscription, TimePoint now, std::size_t count);
   void remove_subscription(Subscription& subscription, DropReason reason);
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
   void touch(Subscription& subscription, TimePoint now);
 
-  void store(Queue& queue, std::span<const Message> messages, std::uint64_t bytes, TimePoint now);
+  // The messages take the sequence numbers from `first_seq` on.
+  void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
+             std::uint64_t bytes, TimePoint now);
+  // Keeps the topic's and the broker's pending counts in step with a queue's.
+  void grew(Queue& queue, QueueChange change);
+  void shrank(Queue& queue, QueueChange change);
   // How many of each matched queue's oldest messages the publish of `count` must drop under
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
-  void take(Queue& queue, std::size_t max, FetchedMessages& out);
+  std::size_t take(Queue& queue, std::size_t max, FetchedMessages& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
-  // Removes the `count` oldest messages, moving them to `out` unless it is null, and keeps every
-  // pending count in step.
-  void remove_front(Queue& queue, std::size_t count, FetchedMessages* out);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
   template <typename Function>
@@ -251,6 +327,8 @@ class Broker {
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::size_t waiting_fetches_ = 0;
+  std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
+  JournalSink* journal_ = nullptr;
   Counters counters_;
   std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;  // per matched queue, likewise

@@ -14,7 +14,7 @@ Message Message::create(std::string_view data) {
     if (!data.empty()) {
       std::memcpy(message.storage_, data.data(), data.size());
     }
-    message.tag_ = static_cast<std::uint8_t>(data.size());
+    message.set_tag(static_cast<std::uint8_t>(data.size()));
     return message;
   }
   if (data.size() > std::numeric_limits<std::uint32_t>::max()) {
@@ -24,20 +24,20 @@ Message Message::create(std::string_view data) {
   auto* shared = new (memory) Shared{{1}, static_cast<std::uint32_t>(data.size())};
   std::memcpy(static_cast<char*>(memory) + sizeof(Shared), data.data(), data.size());
   std::memcpy(message.storage_, &shared, sizeof shared);
-  message.tag_ = shared_tag;
+  message.set_tag(shared_tag);
   return message;
 }
 
-Message::Message(const Message& other) noexcept : tag_(other.tag_) {
+Message::Message(const Message& other) noexcept : meta_(other.meta_) {
   std::memcpy(storage_, other.storage_, sizeof storage_);
   if (is_shared()) {
     shared()->references.fetch_add(1, std::memory_order_relaxed);
   }
 }
 
-Message::Message(Message&& other) noexcept : tag_(other.tag_) {
+Message::Message(Message&& other) noexcept : meta_(other.meta_) {
   std::memcpy(storage_, other.storage_, sizeof storage_);
-  other.tag_ = 0;
+  other.set_tag(0);
 }
 
 Message& Message::operator=(const Message& other) noexcept {
@@ -52,8 +52,8 @@ Message& Message::operator=(Message&& other) noexcept {
   if (this != &other) {
     release();
     std::memcpy(storage_, other.storage_, sizeof storage_);
-    tag_ = other.tag_;
-    other.tag_ = 0;
+    meta_ = other.meta_;
+    other.set_tag(0);
   }
   return *this;
 }
@@ -77,7 +77,7 @@ void Message::release() noexcept {
     header->~Shared();
     ::operator delete(header);
   }
-  tag_ = 0;
+  set_tag(0);
 }
 
 std::string_view Message::data() const noexcept {
@@ -85,11 +85,11 @@ std::string_view Message::data() const noexcept {
     const Shared* header = shared();
     return {reinterpret_cast<const char*>(header + 1), header->size};
   }
-  return {storage_, tag_};
+  return {storage_, tag()};
 }
 
 std::size_t Message::size() const noexcept {
-  return is_shared() ? shared()->size : tag_;
+  return is_shared() ? shared()->size : tag();
 }
 
 }  // namespace gophermq::broker

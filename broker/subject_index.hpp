@@ -8,7 +8,7 @@
 
 namespace gophermq::broker {
 
-struct Queue;
+class Queue;
 
 // A token trie from subscription patterns to the queues that receive their messages, in the manner
 // of NATS's sublist: matching a subject walks its tokens (branching only at `*` and `>` nodes), so

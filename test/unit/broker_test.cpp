@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/broker_calls.hpp"
@@ -300,6 +301,77 @@ TEST(Broker, DropOldestFreesRoomUnderTheBrokerWideBounds) {
   EXPECT_EQ(fetch_all(broker, "s", "a"), (Texts{"22", "33"}));
 }
 
+std::vector<std::uint64_t> fetch_seqs(Broker& broker, std::string_view subject,
+                                      std::string_view id) {
+  FetchedMessages out;
+  EXPECT_EQ(broker.fetch(subject, id, 1000, out), FetchStatus::ok);
+  std::vector<std::uint64_t> seqs;
+  for (const Message& message : out) {
+    seqs.push_back(message.seq());
+  }
+  return seqs;
+}
+
+// One broker-wide sequence: fan-out copies share a message's number, a batch takes consecutive
+// ones, and a refused publish takes none.
+TEST(Broker, PublishNumbersMessagesBrokerWideAndBatchesConsecutively) {
+  Broker broker(Limits{});
+  broker.subscribe("a", "s.>", std::nullopt);
+  broker.subscribe("b", "s.x", std::nullopt);
+  broker.subscribe("c", "s.*", "workers");
+  ASSERT_EQ(publish(broker, "s.x", "1"), PublishStatus::ok);
+  ASSERT_EQ(publish(broker, "nobody", "x"), PublishStatus::no_subscribers);
+  const auto batch = messages({"2", std::string(100, '3'), "4"});
+  ASSERT_EQ(broker.publish("s.y", batch), PublishStatus::ok);
+  ASSERT_EQ(publish(broker, "s.x", std::string(40, '5')), PublishStatus::ok);
+  EXPECT_EQ(fetch_seqs(broker, "s.>", "a"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(fetch_seqs(broker, "s.x", "b"), (std::vector<std::uint64_t>{1, 5}));
+  EXPECT_EQ(fetch_seqs(broker, "s.*", "c"), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+}
+
+// Under drop-oldest a batch larger than the bound still numbers the messages it never stores,
+// so what a queue holds shows the gap.
+TEST(Broker, MessagesABatchNeverStoresKeepTheirNumbers) {
+  Broker broker(
+      Limits{.max_pending_per_queue = 2, .slow_queue_policy = SlowQueuePolicy::drop_oldest});
+  broker.subscribe("a", "s", std::nullopt);
+  const auto four = messages({"1", "2", "3", "4"});
+  ASSERT_EQ(broker.publish("s", four), PublishStatus::ok);
+  ASSERT_EQ(publish(broker, "s", "5"), PublishStatus::ok);
+  EXPECT_EQ(fetch_seqs(broker, "s", "a"), (std::vector<std::uint64_t>{4, 5}));
+}
+
+// A queue keeps its own count, bytes and stamps, and reports each change for the broker to apply.
+TEST(Queue, KeepsItsCountsAndReportsWhatChanged) {
+  Topic topic;
+  Queue queue(topic, "a", false);
+  const TimePoint start{};
+  const auto tick = std::chrono::milliseconds(10);
+  const auto three = messages({"1", "22", std::string(30, '3')});
+  const QueueChange pushed = queue.push(three, 5, 33, start, tick);
+  EXPECT_EQ(pushed.messages, 3U);
+  EXPECT_EQ(pushed.bytes, 33U);
+  const auto one = messages({"4444"});
+  queue.push(one, 8, 4, start + std::chrono::milliseconds(50), tick);
+  EXPECT_EQ(queue.size(), 4U);
+  EXPECT_EQ(queue.bytes(), 37U);
+  EXPECT_EQ(queue.front_bytes(2), 3U);
+  EXPECT_EQ(queue.expired(start + std::chrono::milliseconds(40), std::chrono::milliseconds(40)),
+            3U);
+  FetchedMessages out;
+  const QueueChange popped = queue.pop_front(2, &out);
+  EXPECT_EQ(popped.messages, 2U);
+  EXPECT_EQ(popped.bytes, 3U);
+  EXPECT_EQ(queue.bytes(), 34U);
+  ASSERT_EQ(out.size(), 2U);
+  EXPECT_EQ(out[1].seq(), 6U);
+  EXPECT_EQ(queue.expired(start + std::chrono::milliseconds(40), std::chrono::milliseconds(40)),
+            1U);
+  queue.pop_front(2, nullptr);
+  EXPECT_TRUE(queue.empty());
+  EXPECT_EQ(queue.bytes(), 0U);
+}
+
 std::size_t heap_in_use() {
   const struct mallinfo2 info = mallinfo2();
   return info.uordblks + info.hblkhd;
@@ -348,6 +420,26 @@ TEST(Message, SmallBodyIsStoredInTheHandle) {
   EXPECT_EQ(copy.data(), body);
   EXPECT_EQ(Message::create("").size(), 0U);
   EXPECT_EQ(Message::create("").data(), "");
+}
+
+TEST(Message, SequenceNumberLivesInTheHandleOfBothKinds) {
+  static_assert(sizeof(Message) == 24);
+  for (const std::size_t size : {std::size_t{0}, Message::inline_capacity, std::size_t{500}}) {
+    const std::string body(size, 'q');
+    Message message = Message::create(body);
+    EXPECT_EQ(message.seq(), 0U);
+    message.set_seq(Message::max_seq);
+    EXPECT_EQ(message.seq(), Message::max_seq);
+    EXPECT_EQ(message.data(), body);
+    const Message copy = message;  // NOLINT(performance-unnecessary-copy-initialization)
+    EXPECT_EQ(copy.seq(), Message::max_seq);
+    message.set_seq(7);
+    EXPECT_EQ(message.seq(), 7U);
+    EXPECT_EQ(message.size(), size);
+    const Message moved = std::move(message);
+    EXPECT_EQ(moved.seq(), 7U);
+    EXPECT_EQ(moved.data(), body);
+  }
 }
 
 TEST(Message, MoveLeavesTheSourceEmptyForBothKinds) {

@@ -1,0 +1,66 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "broker/clock.hpp"
+#include "broker/message.hpp"
+
+namespace gophermq::broker {
+
+// The kinds of state change the core reports; the values are written to disk, so they never
+// change meaning.
+enum class RecordType : std::uint8_t {
+  subscribe = 1,    // id, subject, group when grouped; time: its first activity
+  unsubscribe = 2,  // id; reason: unsubscribe or subscriber_ttl (its messages left in drops)
+  publish = 3,      // subject, the stored messages; seq: the batch's first number; count: how
+                    // many of the batch's oldest no queue stored (queue_full); time: the stamp
+  fetch = 4,        // id; count: messages taken from its queue; time: its activity
+  drop = 5,         // the queue (id, or subject and group when grouped), count, reason
+};
+
+// One state change of the core, as a view valid during the sink's call. Every field has a fixed
+// width or is a length and bytes once encoded; replaying the records of a core, in order, into an
+// empty one with the same limits rebuilds its state (Broker::apply).
+struct Record {
+  RecordType type = RecordType::subscribe;
+  std::uint8_t reason = 0;  // a DropReason for unsubscribe and drop
+  bool grouped = false;
+  std::int64_t time = 0;  // the broker clock in nanoseconds, where replay needs a time
+  std::uint64_t seq = 0;
+  std::uint64_t count = 0;
+  std::string_view subject;
+  std::string_view id;
+  std::string_view group;
+  std::span<const Message> messages;
+};
+
+// Where the core reports its state changes, on its own thread, as they happen.
+class JournalSink {
+ public:
+  virtual void append(const Record& record) = 0;
+
+ protected:
+  JournalSink() = default;
+  virtual ~JournalSink() = default;
+  JournalSink(const JournalSink&) = default;
+  JournalSink& operator=(const JournalSink&) = default;
+};
+
+[[nodiscard]] std::int64_t to_record_time(TimePoint time) noexcept;
+[[nodiscard]] TimePoint from_record_time(std::int64_t time) noexcept;
+
+// Appends the record's bytes, little-endian: type, reason and grouped (one byte each), time, seq
+// and count (eight each), then subject, id and group, and each message, as a four-byte length
+// and the bytes, after a four-byte message count.
+void encode(const Record& record, std::string& out);
+
+// The record encoded in `bytes`, its strings viewing `bytes` and its messages kept in `messages`;
+// nullopt when the bytes are not exactly one well-formed record.
+[[nodiscard]] std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages);
+
+}  // namespace gophermq::broker
