@@ -80,7 +80,7 @@ soak: build
 	python3 bench/soak.py $(BUILD_DIR)/gophermq --duration $(SOAK_SECONDS)
 
 format-check: test-deps
-	clang-format --dry-run -Werror $$(find app bench broker config http metrics test -name '*.cpp' -o -name '*.hpp')
+	clang-format --dry-run -Werror $$(find app bench broker config http metrics service test -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan
