@@ -5,8 +5,15 @@
 # publish at a fixed rate (latency not hidden by coordinated omission). Prints each run, then per
 # case the median and the ratios the performance targets use; with PLOT=file.png also draws them.
 #
+# Fair by construction: every server runs on the same CPUs (SERVER_CPUS) and the load generators
+# on the others (CLIENT_CPUS), pinned with taskset, so no server competes with its client. The
+# broker sizes its threads from the CPUs it may use; nginx runs with the worker count that was
+# fastest for each of its cases on those CPUs, found by a short calibration before the rounds.
+#
 # Usage: bench/compare.sh BUILD_DIR
-#   env: ROUNDS=3 DURATION=10 (seconds) CONNECTIONS=64 THREADS=2 FIXED_RATE=20000 PLOT=
+#   env: ROUNDS=3 DURATION=10 (seconds) CONNECTIONS=64 FIXED_RATE=20000 PLOT=
+#        SERVER_CPUS (default: the first half of this process's CPUs) CLIENT_CPUS (the rest)
+#        CALIBRATE_SECONDS=3
 # Needs wrk, nginx, libnginx-mod-nchan and, for PLOT, gnuplot (`make bench-compare` installs
 # them). Leaves nothing running.
 set -euo pipefail
@@ -16,7 +23,22 @@ rounds=${ROUNDS:-3}
 duration=${DURATION:-10}
 fixed_rate=${FIXED_RATE:-20000}
 connections=${CONNECTIONS:-64}
-threads=${THREADS:-2}
+calibrate_seconds=${CALIBRATE_SECONDS:-3}
+# This process's CPUs as a list, split in two halves: servers on the first, clients on the rest.
+mapfile -t cpus < <(python3 -c 'import os; print("\n".join(map(str, sorted(os.sched_getaffinity(0)))))')
+if [ "${#cpus[@]}" -lt 2 ]; then
+  echo "compare.sh needs at least 2 CPUs: servers and clients must not share one" >&2
+  exit 2
+fi
+half=$(( ${#cpus[@]} / 2 ))
+server_cpus=${SERVER_CPUS:-$(IFS=,; echo "${cpus[*]:0:$half}")}
+client_cpus=${CLIENT_CPUS:-$(IFS=,; echo "${cpus[*]:$half}")}
+count_cpus() { tr ',' '\n' <<<"$1" | wc -l; }
+server_cpu_count=$(count_cpus "$server_cpus")
+# One client thread per client CPU.
+threads=$(count_cpus "$client_cpus")
+on_server() { taskset -c "$server_cpus" "$@"; }
+on_client() { taskset -c "$client_cpus" "$@"; }
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 broker_pid=""
@@ -33,7 +55,7 @@ trap cleanup EXIT
 body='{"subject":"bench","data":"0123456789abcdef"}'
 
 start_broker() {
-  "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
+  on_server "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
     --broker.max-pending=100000000 --broker.max-pending-bytes=17179869184 \
     --broker.async-queue-size=1000000 --logger.level=info 2>"$work/broker.log" &
   broker_pid=$!
@@ -52,14 +74,15 @@ stop_broker() {
   broker_pid=""
 }
 
-# nginx with as many workers as the broker has HTTP threads (one per core); /ceiling answers
-# every request with a fixed JSON body, /pub publishes to an Nchan channel whose buffer is large
-# enough that nothing is dropped during a run.
+# nginx with $1 workers on the server CPUs; /ceiling answers every request with a fixed JSON
+# body, /pub publishes to an Nchan channel whose buffer is large enough that nothing is dropped
+# during a run.
 start_nginx() {
+  local workers=$1
   nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$work/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_nchan_module.so;
-worker_processes $(nproc);
+worker_processes $workers;
 daemon off;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log warn;
@@ -83,7 +106,7 @@ http {
   }
 }
 EOF
-  nginx -c "$work/nginx.conf" -p "$work" &
+  on_server nginx -c "$work/nginx.conf" -p "$work" &
   nginx_pid=$!
   until curl -s -o /dev/null "127.0.0.1:$nginx_port/ceiling"; do
     kill -0 "$nginx_pid" || { cat "$work/nginx-error.log"; exit 1; }
@@ -118,7 +141,7 @@ measure() {
   local name=$1 url=$2 script=$3
   shift 3
   local out
-  out=$(wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$url" -- "$@")
+  out=$(on_client wrk -t"$threads" -c"$connections" -d"${duration}s" --latency -s "$script" "$url" -- "$@")
   local rps p99 errors
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
@@ -134,7 +157,7 @@ measure_bench() {
   shift 2
   start_broker
   local out
-  out=$("$build/bench/gophermq-bench" --port "$broker_port" --connections "$connections" \
+  out=$(on_client "$build/bench/gophermq-bench" --port "$broker_port" --connections "$connections" \
     --threads "$threads" --duration "$duration" --json "$@")
   stop_broker
   local rate p99 errors
@@ -147,12 +170,48 @@ print(r[sys.argv[2]], r["latency_ms"]["p99"], r["failed"] + r["transport_errors"
   echo "$name $rate $p99" >>"$work/results"
 }
 
-echo "wrk -t$threads -c$connections -d${duration}s, $rounds interleaved rounds, $(nproc) cores, $(date -u +%F)"
-start_nginx
+stop_nginx() {
+  kill "$nginx_pid"
+  wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=""
+}
+
+# The requests/s of a short wrk run against nginx's $1 location with $2 workers.
+calibration_rate() {
+  start_nginx "$2"
+  on_client wrk -t"$threads" -c"$connections" -d"${calibrate_seconds}s" -s "$work/post.lua" \
+    "http://127.0.0.1:$nginx_port/$1" | awk '/^Requests\/sec:/ {print $2}'
+  stop_nginx
+}
+
+# The worker count, from 1 to one more than the server CPUs, at which nginx's $1 location serves
+# the most; both the ceiling and Nchan get their own best.
+best_workers() {
+  local best=1 best_rate=0 workers rate
+  for workers in $(seq 1 $((server_cpu_count + 1))); do
+    rate=$(calibration_rate "$1" "$workers")
+    echo "calibration: /$1 with $workers nginx workers: $rate req/s" >&2
+    if python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) > float(sys.argv[2]) else 1)' \
+      "$rate" "$best_rate"; then
+      best=$workers best_rate=$rate
+    fi
+  done
+  echo "$best"
+}
+
+echo "wrk -t$threads -c$connections -d${duration}s, $rounds interleaved rounds, servers on CPUs" \
+  "$server_cpus, clients on CPUs $client_cpus, $(date -u +%F)"
+ceiling_workers=$(best_workers ceiling)
+nchan_workers=$(best_workers pub)
+echo "nginx workers: $ceiling_workers for return 200, $nchan_workers for Nchan"
 for round in $(seq "$rounds"); do
   echo "-- round $round"
+  start_nginx "$ceiling_workers"
   measure nginx-return-200 "http://127.0.0.1:$nginx_port/ceiling" "$work/post.lua"
+  stop_nginx
+  start_nginx "$nchan_workers"
   measure nchan-publish "http://127.0.0.1:$nginx_port/pub" "$work/post.lua"
+  stop_nginx
   start_broker
   measure gophermq-publish "http://127.0.0.1:$broker_port/api/publish" "$work/post.lua"
   stop_broker
@@ -184,7 +243,7 @@ ceiling = median["nginx-return-200"][0]
 nchan = median["nchan-publish"][0]
 print("-- ratios")
 print(f"publish / nginx ceiling      {median['gophermq-publish'][0] / ceiling:.2f}  (target >= 0.8)")
-print(f"publish / nchan publish      {median['gophermq-publish'][0] / nchan:.2f}  (target >= 1.2)")
+print(f"publish / nchan publish      {median['gophermq-publish'][0] / nchan:.2f}  (target >= 1.2; same CPUs, Nchan at its best)")
 print(f"pub+fetch / nginx ceiling    {median['gophermq-pub-fetch'][0] / ceiling:.2f}  (target >= 0.6)")
 print(f"async publish / ceiling      {median['gophermq-publish-async'][0] / ceiling:.2f}")
 print(f"publish p99 (wrk, 64 conns)  {median['gophermq-publish'][1]:.2f} ms  (target < 2)")
@@ -193,7 +252,7 @@ print(f"batch publish                {median['gophermq-batch'][0]:,.0f} msg/s  (
 EOF
 
 if [ -n "${PLOT:-}" ]; then
-  gnuplot -e "medians='$work/medians'; output='$PLOT'; machine='$(nproc) cores, $(date -u +%F)'" \
+  gnuplot -e "medians='$work/medians'; output='$PLOT'; machine='servers on CPUs $server_cpus, clients on $client_cpus, $(date -u +%F)'" \
     "$here/compare.gp"
   echo "plot written to $PLOT"
 fi
