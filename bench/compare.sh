@@ -37,7 +37,6 @@ count_cpus() { tr ',' '\n' <<<"$1" | wc -l; }
 server_cpu_count=$(count_cpus "$server_cpus")
 # One client thread per client CPU.
 threads=$(count_cpus "$client_cpus")
-on_server() { taskset -c "$server_cpus" "$@"; }
 on_client() { taskset -c "$client_cpus" "$@"; }
 here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
@@ -55,7 +54,7 @@ trap cleanup EXIT
 body='{"subject":"bench","data":"0123456789abcdef"}'
 
 start_broker() {
-  on_server "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
+  taskset -c "$server_cpus" "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
     --broker.max-pending=100000000 --broker.max-pending-bytes=17179869184 \
     --broker.async-queue-size=1000000 --logger.level=info 2>"$work/broker.log" &
   broker_pid=$!
@@ -106,7 +105,9 @@ http {
   }
 }
 EOF
-  on_server nginx -c "$work/nginx.conf" -p "$work" &
+  # taskset itself (not a function) goes in the background, so $! is the server; its output goes
+  # to files, so it holds no command substitution's pipe open.
+  taskset -c "$server_cpus" nginx -c "$work/nginx.conf" -p "$work" >"$work/nginx.out" 2>&1 &
   nginx_pid=$!
   until curl -s -o /dev/null "127.0.0.1:$nginx_port/ceiling"; do
     kill -0 "$nginx_pid" || { cat "$work/nginx-error.log"; exit 1; }
