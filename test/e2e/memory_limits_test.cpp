@@ -14,14 +14,7 @@
 #include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define GOPHERMQ_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define GOPHERMQ_TEST_SANITIZED 1
-#endif
-#endif
+#include "support/sanitizers.hpp"
 
 namespace gophermq::test {
 namespace {

@@ -15,14 +15,8 @@
 #include <vector>
 
 #include "support/broker_calls.hpp"
+#include "support/sanitizers.hpp"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define GOPHERMQ_TEST_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define GOPHERMQ_TEST_SANITIZED 1
-#endif
-#endif
 #ifdef GOPHERMQ_TEST_SANITIZED
 // From the sanitizers' common runtime (GCC 12 ships no header declaring it).
 extern "C" std::size_t __sanitizer_get_current_allocated_bytes();
