@@ -113,13 +113,18 @@ int run_daemon(const config::Config& config) {
   // Contexts are declared first so they outlive everything that holds their executors. The
   // shutdown sequence ends every coroutine before the objects they use are destroyed.
   asio::io_context control(1);
-  ContextPool core(1);
   const unsigned threads = http_threads(config);
+  // One HTTP thread runs the broker strand too: a second thread would only add a hand-over per
+  // call on the CPU the first one needs.
+  const bool one_thread = threads == 1;
+  ContextPool core(one_thread ? 0 : 1);
   ContextPool workers(threads);
 
   prometheus::Registry registry;
-  service::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
-                                 config.async_queue_bytes);
+  service::BrokerService service(
+      (one_thread ? workers : core).executors().front(), config.broker, config.async_queue_size,
+      config.async_queue_bytes,
+      one_thread ? service::StrandThread::shared_with_callers : service::StrandThread::own);
 
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait);

@@ -10,6 +10,7 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -66,6 +67,18 @@ std::chrono::milliseconds expiry_interval_for(const broker::Limits& limits) {
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
+std::optional<asio::io_context::executor_type> shared_thread_of(
+    const asio::any_io_executor& executor, StrandThread strand_thread) {
+  if (strand_thread == StrandThread::own) {
+    return std::nullopt;
+  }
+  const auto* context = executor.target<asio::io_context::executor_type>();
+  if (context == nullptr) {
+    throw std::invalid_argument("a broker strand shared with its callers needs an io_context");
+  }
+  return *context;
+}
+
 // random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
 // generator would make ids that one leaked state predicts, and the id is the subscriber's
 // credential.
@@ -117,9 +130,11 @@ class BrokerService::PendingFetch final : public broker::Waiter {
 };
 
 BrokerService::BrokerService(const asio::any_io_executor& executor, broker::Limits limits,
-                             std::size_t async_queue_capacity, std::uint64_t async_queue_bytes)
+                             std::size_t async_queue_capacity, std::uint64_t async_queue_bytes,
+                             StrandThread strand_thread)
     : broker_strand_(asio::make_strand(executor)),
       worker_strand_(asio::make_strand(executor)),
+      shared_thread_(shared_thread_of(executor, strand_thread)),
       limits_(limits),
       broker_(limits),
       expiry_timer_(broker_strand_),
@@ -132,6 +147,20 @@ BrokerService::~BrokerService() {
   for (AsyncNode* node = async_intake_.load(std::memory_order_acquire); node != nullptr;) {
     delete std::exchange(node, node->next);
   }
+}
+
+bool BrokerService::on_broker_thread() const noexcept {
+  return shared_thread_ && shared_thread_->running_in_this_thread();
+}
+
+// The io_context has one thread, so while a caller runs on it no handler of the strand can: the
+// broker is the caller's alone for the call.
+template <typename Function>
+asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(Function function) {
+  if (on_broker_thread()) {
+    co_return function();
+  }
+  co_return co_await run_on(broker_strand_, std::move(function));
 }
 
 void BrokerService::start(Heartbeat heartbeat) {
@@ -174,22 +203,22 @@ void BrokerService::schedule_expiry() {
 
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
                                                      const std::optional<std::string>& group) {
-  return run_on(broker_strand_, [this, id = new_subscription_id(), &subject = subject,
-                                 &group = group]() mutable {
-    const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
-    Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
-    // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
-    while (result.status == broker::SubscribeStatus::duplicate_id) {
-      result.id = new_subscription_id();
-      result.status = broker_.subscribe(result.id, subject, group_view);
-    }
-    return result;
-  });
+  return on_broker(
+      [this, id = new_subscription_id(), &subject = subject, &group = group]() mutable {
+        const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
+        Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
+        // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
+        while (result.status == broker::SubscribeStatus::duplicate_id) {
+          result.id = new_subscription_id();
+          result.status = broker_.subscribe(result.id, subject, group_view);
+        }
+        return result;
+      });
 }
 
 asio::awaitable<broker::PublishStatus> BrokerService::publish(
     const std::string& subject, const std::vector<broker::Message>& messages) {
-  return run_on(broker_strand_, [this, &subject = subject, &messages = messages] {
+  return on_broker([this, &subject = subject, &messages = messages] {
     return broker_.publish(subject, messages);
   });
 }
@@ -199,7 +228,7 @@ asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, co
   if (wait.count() > 0) {
     return wait_for_messages(subject, id, max, wait);
   }
-  return run_on(broker_strand_, [this, &subject = subject, &id = id, max] {
+  return on_broker([this, &subject = subject, &id = id, max] {
     FetchResult result;
     result.status = broker_.fetch(subject, id, max, result.messages);
     return result;
@@ -244,12 +273,12 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
 
 asio::awaitable<broker::UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
                                                                       const std::string& id) {
-  return run_on(broker_strand_,
-                [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
+  return on_broker(
+      [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
 }
 
 asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subjects) {
-  return run_on(broker_strand_, [this, top_subjects] {
+  return on_broker([this, top_subjects] {
     ServiceSnapshot snapshot;
     snapshot.totals = broker_.totals();
     snapshot.top_subjects = broker_.top_subjects(top_subjects);

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
@@ -11,6 +12,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "broker/broker.hpp"
@@ -53,6 +55,11 @@ struct Heartbeat {
   std::function<void()> beat;
 };
 
+// Whether the broker strand has a thread of its own. `shared_with_callers`: the executor is an
+// io_context's that exactly one thread runs, and that thread also runs the callers (one HTTP
+// thread), so a call made on it runs on the broker at once instead of posting there and back.
+enum class StrandThread { own, shared_with_callers };
+
 // Owns the Broker on one strand and is the only way in: each call hops onto the broker strand,
 // runs there, and resumes the caller on its own executor, so the broker needs no lock.
 // Async publishes go through a second, dedicated worker strand that batches them into the broker
@@ -61,7 +68,8 @@ class BrokerService {
  public:
   BrokerService(const boost::asio::any_io_executor& executor, broker::Limits limits,
                 std::size_t async_queue_capacity,
-                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
+                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024,
+                StrandThread strand_thread = StrandThread::own);
   ~BrokerService();
   BrokerService(const BrokerService&) = delete;
   BrokerService& operator=(const BrokerService&) = delete;
@@ -116,6 +124,11 @@ class BrokerService {
   boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
                                                         const std::string& id, std::size_t max,
                                                         std::chrono::milliseconds wait);
+  // run_on(broker_strand_, function), or `function` at once when the caller is on the strand's
+  // thread and shares it (StrandThread::shared_with_callers).
+  template <typename Function>
+  boost::asio::awaitable<std::invoke_result_t<Function>> on_broker(Function function);
+  [[nodiscard]] bool on_broker_thread() const noexcept;
   void schedule_expiry();
   void schedule_heartbeat();
   // Moves everything in the intake, oldest first, to the broker strand as one batch.
@@ -125,6 +138,8 @@ class BrokerService {
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
   Strand broker_strand_;
   Strand worker_strand_;
+  // The io_context the broker strand runs on, when StrandThread::shared_with_callers.
+  std::optional<boost::asio::io_context::executor_type> shared_thread_;
   broker::Limits limits_;
   broker::Broker broker_;                   // touched only on broker_strand_
   bool waits_allowed_ = true;               // broker strand
