@@ -46,91 +46,64 @@ constexpr Refusal kAsyncBytesFull{status::too_many_requests, "async queue full",
 constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
-// How each status of the service is answered: nullptr for success, else the refusal. Every route
-// maps its statuses here, so a status reads the same on every route.
-const Refusal* refusal_of(broker::PublishStatus result) {
-  switch (result) {
-    case broker::PublishStatus::ok:
-      return nullptr;
-    case broker::PublishStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::PublishStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::PublishStatus::message_too_large:
-      return &kMessageTooLarge;
-    case broker::PublishStatus::no_subscribers:
-      return &kNoSubscribers;
-    case broker::PublishStatus::overflow:
-      return &kOverflow;
-    case broker::PublishStatus::queue_full:
-      return &kQueueFull;
-  }
-  return &kInternal;
-}
+// How a status of the service is answered: nullptr for success, else the refusal. Every route maps
+// its statuses through these tables, so a status reads the same on every route.
+template <typename Status>
+struct Answer {
+  Status status;
+  const Refusal* refusal;
+};
 
-const Refusal* refusal_of(service::AsyncPublishStatus result) {
-  switch (result) {
-    case service::AsyncPublishStatus::accepted:
-      return nullptr;
-    case service::AsyncPublishStatus::invalid_subject:
-      return &kInvalidSubject;
-    case service::AsyncPublishStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case service::AsyncPublishStatus::message_too_large:
-      return &kMessageTooLarge;
-    case service::AsyncPublishStatus::queue_full:
-      return &kAsyncQueueFull;
-    case service::AsyncPublishStatus::bytes_full:
-      return &kAsyncBytesFull;
-  }
-  return &kInternal;
-}
+constexpr Answer<broker::PublishStatus> kPublishAnswers[] = {
+    {broker::PublishStatus::ok, nullptr},
+    {broker::PublishStatus::invalid_subject, &kInvalidSubject},
+    {broker::PublishStatus::subject_too_long, &kSubjectTooLong},
+    {broker::PublishStatus::message_too_large, &kMessageTooLarge},
+    {broker::PublishStatus::no_subscribers, &kNoSubscribers},
+    {broker::PublishStatus::overflow, &kOverflow},
+    {broker::PublishStatus::queue_full, &kQueueFull},
+};
 
-const Refusal* refusal_of(broker::SubscribeStatus result) {
-  switch (result) {
-    case broker::SubscribeStatus::ok:
-      return nullptr;
-    case broker::SubscribeStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::SubscribeStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::SubscribeStatus::invalid_group:
-      return &kInvalidGroup;
-    case broker::SubscribeStatus::too_many_subscriptions:
-      return &kTooManySubscriptions;
-    case broker::SubscribeStatus::duplicate_id:  // the service draws again until the id is new
-      break;
-  }
-  return &kInternal;
-}
+constexpr Answer<service::AsyncPublishStatus> kAsyncPublishAnswers[] = {
+    {service::AsyncPublishStatus::accepted, nullptr},
+    {service::AsyncPublishStatus::invalid_subject, &kInvalidSubject},
+    {service::AsyncPublishStatus::subject_too_long, &kSubjectTooLong},
+    {service::AsyncPublishStatus::message_too_large, &kMessageTooLarge},
+    {service::AsyncPublishStatus::queue_full, &kAsyncQueueFull},
+    {service::AsyncPublishStatus::bytes_full, &kAsyncBytesFull},
+};
 
-const Refusal* refusal_of(broker::FetchStatus result) {
-  switch (result) {
-    case broker::FetchStatus::ok:
-      return nullptr;
-    case broker::FetchStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::FetchStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::FetchStatus::bad_id:
-    case broker::FetchStatus::waiting:  // the service only returns once the wait is over
-      break;
-  }
-  return &kBadId;
-}
+// duplicate_id is not here: the service draws again until the id is new.
+constexpr Answer<broker::SubscribeStatus> kSubscribeAnswers[] = {
+    {broker::SubscribeStatus::ok, nullptr},
+    {broker::SubscribeStatus::invalid_subject, &kInvalidSubject},
+    {broker::SubscribeStatus::subject_too_long, &kSubjectTooLong},
+    {broker::SubscribeStatus::invalid_group, &kInvalidGroup},
+    {broker::SubscribeStatus::too_many_subscriptions, &kTooManySubscriptions},
+};
 
-const Refusal* refusal_of(broker::UnsubscribeStatus result) {
-  switch (result) {
-    case broker::UnsubscribeStatus::ok:
-      return nullptr;
-    case broker::UnsubscribeStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::UnsubscribeStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::UnsubscribeStatus::bad_id:
-      break;
-  }
-  return &kBadId;
+// waiting is not here: the service only returns once the wait is over.
+constexpr Answer<broker::FetchStatus> kFetchAnswers[] = {
+    {broker::FetchStatus::ok, nullptr},
+    {broker::FetchStatus::invalid_subject, &kInvalidSubject},
+    {broker::FetchStatus::subject_too_long, &kSubjectTooLong},
+    {broker::FetchStatus::bad_id, &kBadId},
+};
+
+constexpr Answer<broker::UnsubscribeStatus> kUnsubscribeAnswers[] = {
+    {broker::UnsubscribeStatus::ok, nullptr},
+    {broker::UnsubscribeStatus::invalid_subject, &kInvalidSubject},
+    {broker::UnsubscribeStatus::subject_too_long, &kSubjectTooLong},
+    {broker::UnsubscribeStatus::bad_id, &kBadId},
+};
+
+// A status a table does not list is a bug, answered as one rather than as a success.
+template <typename Status, std::size_t Size>
+const Refusal* refusal_in(const Answer<Status> (&answers)[Size], Status status) {
+  const auto* found =
+      std::find_if(std::begin(answers), std::end(answers),
+                   [status](const Answer<Status>& answer) { return answer.status == status; });
+  return found == std::end(answers) ? &kInternal : found->refusal;
 }
 
 constexpr std::size_t kDefaultStatsRows = 100;
@@ -254,7 +227,8 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     co_return refuse(kInvalidBody);
   }
   const service::Subscribed subscribed = co_await service_.subscribe(body->subject, body->group);
-  if (const Refusal* refused = refusal_of(subscribed.status); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
+      refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_subscribed(subscribed.id, body->subject, body->group));
@@ -281,9 +255,10 @@ asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Reque
   // The async route hands the subject and message over; nothing reads them after.
   const Refusal* refused =
       route == PublishRoute::async
-          ? refusal_of(
+          ? refusal_in(
+                kAsyncPublishAnswers,
                 service_.publish_async(std::move(body->subject), std::move(body->messages.front())))
-          : refusal_of(co_await service_.publish(body->subject, body->messages));
+          : refusal_in(kPublishAnswers, co_await service_.publish(body->subject, body->messages));
   if (refused != nullptr) {
     co_return refuse(*refused);
   }
@@ -311,7 +286,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     }
     result = std::move(std::get<0>(outcome));
   }
-  if (const Refusal* refused = refusal_of(result.status); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kFetchAnswers, result.status); refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok,
@@ -324,7 +299,7 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
     co_return refuse(kInvalidBody);
   }
   const auto result = co_await service_.unsubscribe(body->subject, body->id);
-  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kUnsubscribeAnswers, result); refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_status_ok());
