@@ -17,20 +17,13 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "support/manual_clock.hpp"
 
 namespace gophermq::broker {
 namespace {
 
 using std::chrono::milliseconds;
-
-class ManualClock final : public Clock {
- public:
-  [[nodiscard]] TimePoint now() const override { return now_; }
-  void advance(milliseconds step) { now_ += step; }
-
- private:
-  TimePoint now_ = TimePoint{} + std::chrono::hours(1);
-};
+using test::ManualClock;
 
 class RecordingSink final : public JournalSink {
  public:
