@@ -220,6 +220,9 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
       pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
+  if (journal_ != nullptr && !journal_->admit(subject, stored)) {
+    return PublishStatus::storage_full;
+  }
   const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   const std::size_t never_stored = messages.size() - stored.size();
   // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
@@ -524,9 +527,38 @@ Queue* Broker::find_queue(const Record& record) {
   return group == topic->second.groups.end() ? nullptr : group->second.get();
 }
 
+void Broker::checkpoint(JournalSink& sink) const {
+  Record begin;
+  begin.type = RecordType::checkpoint;
+  begin.seq = last_seq_;
+  sink.append(begin);
+  std::uint64_t count = 0;
+  for (const Subscription& subscription : by_activity_) {
+    Record record;
+    record.type = RecordType::subscribe;
+    record.id = subscription.id;
+    record.subject = subscription.subject;
+    record.grouped = subscription.queue->grouped();
+    record.group = subscription.group;
+    record.time = to_record_time(subscription.last_active);
+    sink.append(record);
+    ++count;
+  }
+  Record end;
+  end.type = RecordType::checkpoint_end;
+  end.count = count;
+  sink.append(end);
+}
+
 bool Broker::apply(const Record& record) {
   const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
   switch (record.type) {
+    case RecordType::checkpoint:
+      last_seq_ = record.seq;
+      return true;
+    case RecordType::queue_state:
+    case RecordType::checkpoint_end:
+      return true;
     case RecordType::subscribe:
       if (subscriptions_.contains(record.id) ||
           !is_valid_subject(record.subject, SubjectUse::subscribe, limits_.max_subject_length) ||

@@ -39,7 +39,8 @@ enum class PublishStatus {
   message_too_large,
   no_subscribers,
   overflow,
-  queue_full
+  queue_full,
+  storage_full  // the journal has no room for the publish
 };
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
@@ -270,6 +271,9 @@ class Broker {
   // end with their connections). False, changing nothing, when the record names a subscription
   // or queue this core does not have.
   bool apply(const Record& record);
+
+  // TEMPORARY until the core branch lands: subscriptions only.
+  void checkpoint(JournalSink& sink) const;
 
   // The whole state as text, waiting fetches aside: two cores with equal dumps are equal.
   [[nodiscard]] std::string dump() const;

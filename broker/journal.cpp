@@ -81,6 +81,15 @@ void encode(const Record& record, std::string& out) {
   }
 }
 
+std::size_t encoded_size(const Record& record) {
+  std::size_t size = 3 + 3 * sizeof(std::uint64_t) + 4 * sizeof(std::uint32_t) +
+                     record.subject.size() + record.id.size() + record.group.size();
+  for (const Message& message : record.messages) {
+    size += sizeof(std::uint32_t) + message.size();
+  }
+  return size;
+}
+
 std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages) {
   Reader reader(bytes);
   Record record;
@@ -88,7 +97,7 @@ std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messa
   std::uint8_t grouped = 0;
   std::uint32_t count = 0;
   if (!reader.get(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
-      type > static_cast<std::uint8_t>(RecordType::drop) || !reader.get(record.reason) ||
+      type > static_cast<std::uint8_t>(RecordType::checkpoint_end) || !reader.get(record.reason) ||
       !reader.get(grouped) || grouped > 1 || !reader.get(record.time) || !reader.get(record.seq) ||
       !reader.get(record.count) || !reader.get_text(record.subject) ||
       !reader.get_text(record.id) || !reader.get_text(record.group) || !reader.get(count)) {

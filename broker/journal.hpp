@@ -21,6 +21,9 @@ enum class RecordType : std::uint8_t {
                     // many of the batch's oldest no queue stored (queue_full); time: the stamp
   fetch = 4,        // id; count: messages taken from its queue; time: its activity
   drop = 5,         // the queue (id, or subject and group when grouped), count, reason
+  checkpoint = 6,
+  queue_state = 7,
+  checkpoint_end = 8,
 };
 
 // One state change of the core, as a view valid during the sink's call. Every field has a fixed
@@ -43,6 +46,11 @@ struct Record {
 class JournalSink {
  public:
   virtual void append(const Record& record) = 0;
+  // Asked before a publish of these messages stores anything: false refuses it (storage_full),
+  // for a sink that has no room for its record.
+  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/) {
+    return true;
+  }
 
  protected:
   JournalSink() = default;
@@ -58,6 +66,8 @@ class JournalSink {
 // and count (eight each), then subject, id and group, and each message, as a four-byte length
 // and the bytes, after a four-byte message count.
 void encode(const Record& record, std::string& out);
+// The bytes encode appends for the record.
+[[nodiscard]] std::size_t encoded_size(const Record& record);
 
 // The record encoded in `bytes`, its strings viewing `bytes` and its messages kept in `messages`;
 // nullopt when the bytes are not exactly one well-formed record.

@@ -9,11 +9,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "storage/log.hpp"
+#include "storage/options.hpp"
+#include "storage/recovery.hpp"
 
 namespace gophermq::service {
 
@@ -27,7 +33,8 @@ enum class AsyncPublishStatus {
   queue_full,
   bytes_full
 };
-enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
+enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, storage_full, count };
+std::string_view name_of(AsyncFailure failure);
 
 struct Subscribed {
   broker::SubscribeStatus status = broker::SubscribeStatus::ok;
@@ -44,6 +51,16 @@ struct ServiceSnapshot {
   std::vector<broker::SubjectStats> top_subjects;
   std::uint64_t async_queue_depth = 0;
   std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
+  storage::LogFigures storage;  // zeros when memory only
+  storage::RecoveryReport recovery;
+};
+
+// The durable log, when storage.dir is set, and what the daemon hears from it.
+struct Storage {
+  storage::Options options;
+  // An I/O failure of the log, or a log that cannot be recovered: the process must end, now.
+  std::function<void(const std::string&)> fatal;
+  std::function<void(std::chrono::duration<double>)> fsync_observed;
 };
 
 // Something the broker strand does every `interval` while it is healthy, such as telling a
@@ -61,7 +78,7 @@ class BrokerService {
  public:
   BrokerService(const boost::asio::any_io_executor& executor, broker::Limits limits,
                 std::size_t async_queue_capacity,
-                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
+                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024, Storage storage = {});
   ~BrokerService();
   BrokerService(const BrokerService&) = delete;
   BrokerService& operator=(const BrokerService&) = delete;
@@ -84,9 +101,13 @@ class BrokerService {
   // Totals, and the `top_subjects` subjects with the most pending messages.
   boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
 
-  // Starts the periodic work on the broker strand: expiry of messages and subscriptions, and the
-  // heartbeat.
-  void start(Heartbeat heartbeat = {});
+  // Recovers the log, when storage is on, then starts the periodic work on the broker strand:
+  // expiry of messages and subscriptions, and the heartbeat. `ready` is called on the broker
+  // strand once the broker serves what it recovered; calls made before then wait for it.
+  void start(Heartbeat heartbeat = {},
+             std::function<void(const storage::RecoveryReport&)> ready = nullptr);
+  // Whether start() has recovered the log (or there is none), on any thread.
+  [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   // Never waits: the message is queued for the worker strand, or refused for what the broker would
   // refuse it for or because the queue is full. Calls from one thread reach the broker in call
@@ -98,7 +119,8 @@ class BrokerService {
   void stop_waiting();
 
   // Shutdown, last step: completes once every async publish accepted before the call has reached
-  // the broker, and the periodic work has stopped. Calls still work afterwards.
+  // the broker, the log has written and synced everything, and the periodic work has stopped.
+  // Calls still work afterwards, without the log.
   boost::asio::awaitable<void> shutdown();
 
   [[nodiscard]] const broker::Limits& limits() const noexcept { return limits_; }
@@ -116,6 +138,12 @@ class BrokerService {
   boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
                                                         const std::string& id, std::size_t max,
                                                         std::chrono::milliseconds wait);
+  // Like run_on for the broker strand, but with storage on, the caller resumes once the records
+  // the work appended are written to the log; with `durable`, synced too (fsync mode always).
+  template <typename Function>
+  boost::asio::awaitable<std::invoke_result_t<Function>> run_logged(bool durable,
+                                                                    Function function);
+  void open_log();
   void schedule_expiry();
   void schedule_heartbeat();
   // Moves everything in the intake, oldest first, to the broker strand as one batch.
@@ -126,7 +154,11 @@ class BrokerService {
   Strand broker_strand_;
   Strand worker_strand_;
   broker::Limits limits_;
-  broker::Broker broker_;                   // touched only on broker_strand_
+  broker::Broker broker_;  // touched only on broker_strand_
+  Storage storage_;
+  std::unique_ptr<storage::Log> log_;  // broker strand; null when memory only
+  storage::RecoveryReport recovery_;   // broker strand
+  std::atomic<bool> ready_{false};
   bool waits_allowed_ = true;               // broker strand
   bool periodic_work_ = true;               // broker strand; false once shutdown began
   boost::asio::steady_timer expiry_timer_;  // broker strand
