@@ -19,11 +19,10 @@ using Crc32c = boost::crc_optimal<32, 0x1EDC6F41, 0xFFFFFFFF, 0xFFFFFFFF, true, 
 
 }  // namespace
 
-std::uint32_t crc32c(std::string_view bytes, std::uint32_t crc) noexcept {
-  // Continuing a checksum: the finished value is the register after the final XOR, so undoing
-  // that XOR gives the register to resume from.
-  Crc32c engine(crc ^ 0xFFFFFFFFU);
-  engine.process_bytes(bytes.data(), bytes.size());
+std::uint32_t crc32c(std::string_view first, std::string_view second) noexcept {
+  Crc32c engine;
+  engine.process_bytes(first.data(), first.size());
+  engine.process_bytes(second.data(), second.size());
   return engine.checksum();
 }
 
@@ -37,7 +36,7 @@ void seal_frame(std::string& out, std::size_t payload_start) {
   const auto size = static_cast<std::uint32_t>(out.size() - payload_start);
   write_u32(header, size);
   const std::string_view payload(out.data() + payload_start, size);
-  write_u32(header + 4, crc32c(payload, crc32c({header, 4})));
+  write_u32(header + 4, crc32c({header, 4}, payload));
 }
 
 }  // namespace gophermq::storage

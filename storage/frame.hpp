@@ -19,7 +19,8 @@ inline constexpr std::size_t frame_header_bytes = 8;
 // is at most the largest request body, and a checkpoint splits queues into ~1 MiB records).
 inline constexpr std::uint32_t max_frame_payload = 256U * 1024 * 1024;
 
-[[nodiscard]] std::uint32_t crc32c(std::string_view bytes, std::uint32_t crc = 0) noexcept;
+// The CRC-32C of `first` followed by `second`.
+[[nodiscard]] std::uint32_t crc32c(std::string_view first, std::string_view second = {}) noexcept;
 
 // Appends the header for a payload of `size` bytes that the caller appends right after, so the
 // record is encoded in place: `payload_start` is where the payload begins. seal_frame fills in the
@@ -81,7 +82,7 @@ ScanResult scan_frames(std::string_view bytes, Visit visit) {
       break;
     }
     const std::string_view payload = rest.substr(frame_header_bytes, size);
-    if (crc32c(payload, crc32c(rest.substr(0, 4))) != stored_crc) {
+    if (crc32c(rest.substr(0, 4), payload) != stored_crc) {
       result.end = FrameEnd::torn;
       break;
     }

@@ -13,6 +13,9 @@ namespace {
 // Whether a new file may wait, after a lack of room, before the log tries again.
 constexpr std::chrono::milliseconds kRetryPrepare{100};
 
+// Recovery reads at most about this many files after the checkpoint.
+constexpr std::uint64_t kFilesPerCheckpoint = 4;
+
 }  // namespace
 
 TimeBase TimeBase::now() {
@@ -156,7 +159,10 @@ void Log::maybe_checkpoint() {
   if (checkpointing_ || in_checkpoint_) {
     return;
   }
-  if (since_checkpoint_ >= std::max(options_.file_bytes, 2 * checkpoint_bytes_)) {
+  // Every few files, and not before the log has grown twice the checkpoint's size again, so
+  // rewriting what is pending costs at most as much as writing it did.
+  if (since_checkpoint_ >=
+      std::max(kFilesPerCheckpoint * options_.file_bytes, 2 * checkpoint_bytes_)) {
     checkpoint_wanted_ = true;
   }
   if (!checkpoint_wanted_) {

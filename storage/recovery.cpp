@@ -86,8 +86,12 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
     const auto first = first_type(bytes);
     if (first == broker::RecordType::checkpoint && !holds_whole_checkpoint(bytes)) {
       if (later_content) {
-        throw CorruptLog("storage: incomplete checkpoint in " +
-                         directory.file_path(file.index).string() + " at byte 0");
+        const ScanResult scan =
+            scan_frames(bytes, [](std::string_view, std::size_t) { return true; });
+        throw CorruptLog((scan.end == FrameEnd::torn ? "storage: corrupt record in "
+                                                     : "storage: incomplete checkpoint in ") +
+                         directory.file_path(file.index).string() + " at byte " +
+                         std::to_string(scan.valid_bytes));
       }
       report.truncated_bytes += written_bytes_from(bytes, 0);
       directory.remove(file.index);
