@@ -153,7 +153,7 @@ void Broker::add_subscription(std::string_view id, std::string_view subject,
   subscription.topic = &topic->second;
   if (!group) {
     subscription.own_queue = std::make_unique<Queue>(topic->second, subscription.id, false);
-    subscription.own_queue->members = 1;
+    subscription.own_queue->join();
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
   } else {
@@ -171,7 +171,7 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
     found->second = std::make_unique<Queue>(topic, found->first, true);
     index_.insert(subject, found->second.get());
   }
-  ++found->second->members;
+  found->second->join();
   return *found->second;
 }
 
@@ -293,7 +293,7 @@ FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id,
   Subscription& subscription = *find_subscription(subject, id);
   waiter.subscription_ = &subscription;
   waiter.max_ = max;
-  subscription.queue->waiters.push_back(waiter);
+  subscription.queue->add_waiter(waiter);
   ++subscription.waiting;
   ++waiting_fetches_;
   return FetchStatus::waiting;
@@ -304,7 +304,7 @@ bool Broker::cancel_wait(Waiter& waiter) {
     return false;
   }
   Subscription& subscription = *waiter.subscription_;
-  subscription.queue->waiters.erase(subscription.queue->waiters.iterator_to(waiter));
+  subscription.queue->remove_waiter(waiter);
   --subscription.waiting;
   --waiting_fetches_;
   const TimePoint now = clock_.now();
@@ -314,9 +314,8 @@ bool Broker::cancel_wait(Waiter& waiter) {
 }
 
 void Broker::serve_waiters(Queue& queue) {
-  while (!queue.waiters.empty() && !queue.empty()) {
-    Waiter& waiter = queue.waiters.front();
-    queue.waiters.pop_front();
+  while (queue.can_serve()) {
+    Waiter& waiter = queue.pop_waiter();
     --waiter.subscription_->waiting;
     --waiting_fetches_;
     const TimePoint now = clock_.now();
@@ -327,18 +326,15 @@ void Broker::serve_waiters(Queue& queue) {
 }
 
 void Broker::wake_waiters_of(Queue& queue, const Subscription* subscription) {
-  auto waiter = queue.waiters.begin();
-  while (waiter != queue.waiters.end()) {
-    Waiter& woken = *waiter;
-    if (subscription != nullptr && woken.subscription_ != subscription) {
-      ++waiter;
-      continue;
-    }
-    waiter = queue.waiters.erase(waiter);
-    --woken.subscription_->waiting;
-    --waiting_fetches_;
-    woken.wake();
-  }
+  queue.remove_waiters_if(
+      [subscription](const Waiter& waiter) {
+        return subscription == nullptr || waiter.subscription_ == subscription;
+      },
+      [this](Waiter& woken) {
+        --woken.subscription_->waiting;
+        --waiting_fetches_;
+        woken.wake();
+      });
 }
 
 void Broker::wake_all_waiters() {
@@ -387,7 +383,7 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
 void Broker::leave_group(Subscription& subscription, DropReason reason) {
   Topic& topic = *subscription.topic;
   const auto group = topic.groups.find(subscription.group);
-  if (--group->second->members > 0) {
+  if (!group->second->leave()) {
     return;
   }
   drop_front(*group->second, group->second->size(), reason);
@@ -625,7 +621,7 @@ std::string Broker::dump() const {
       groups.emplace(group, queue.get());
     }
     for (const auto& [group, queue] : groups) {
-      out << " group " << group << " members " << queue->members;
+      out << " group " << group << " members " << queue->members();
       queue_state(*queue);
     }
   }

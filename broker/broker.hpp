@@ -137,8 +137,38 @@ class Queue {
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] bool grouped() const noexcept { return grouped_; }
 
-  std::size_t members = 0;
-  boost::intrusive::list<Waiter> waiters;
+  // The subscriptions sharing the queue: one for an ungrouped queue, a group's members otherwise.
+  [[nodiscard]] std::size_t members() const noexcept { return members_; }
+  void join() noexcept { ++members_; }
+  // True when the last member left: the queue's messages then have no one to go to.
+  [[nodiscard]] bool leave() noexcept { return --members_ == 0; }
+
+  // Fetches waiting for a publish, served oldest first; a waiter waits on one queue at most.
+  // True while a waiter and a message are both there to be paired.
+  [[nodiscard]] bool can_serve() const noexcept { return !waiters_.empty() && !empty(); }
+  void add_waiter(Waiter& waiter) noexcept { waiters_.push_back(waiter); }
+  void remove_waiter(Waiter& waiter) noexcept { waiters_.erase(waiters_.iterator_to(waiter)); }
+  // Unlinks the oldest waiter and returns it; only while can_serve().
+  Waiter& pop_waiter() noexcept {
+    Waiter& oldest = waiters_.front();
+    waiters_.pop_front();
+    return oldest;
+  }
+  // Unlinks, oldest first, every waiter `chosen` returns true for and hands it to `removed`,
+  // which may wake it.
+  template <typename Choose, typename Removed>
+  void remove_waiters_if(Choose chosen, Removed removed) {
+    auto waiter = waiters_.begin();
+    while (waiter != waiters_.end()) {
+      Waiter& found = *waiter;
+      if (!chosen(found)) {
+        ++waiter;
+        continue;
+      }
+      waiter = waiters_.erase(waiter);
+      removed(found);
+    }
+  }
 
   // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
   // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old.
@@ -169,6 +199,8 @@ class Queue {
   LazyDeque<Message> messages_;
   LazyDeque<Stamp> stamps_;  // kept only when message_ttl is set
   std::uint64_t bytes_ = 0;
+  std::size_t members_ = 0;
+  boost::intrusive::list<Waiter> waiters_;
   Topic* topic_ = nullptr;
   std::string_view name_;
   bool grouped_ = false;
