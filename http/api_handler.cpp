@@ -43,7 +43,10 @@ constexpr Refusal kAsyncQueueFull{status::too_many_requests, "async queue full",
                                   metrics::Limit::async_queue_size};
 constexpr Refusal kAsyncBytesFull{status::too_many_requests, "async queue full",
                                   metrics::Limit::async_queue_bytes};
+constexpr Refusal kStorageFull{status::insufficient_storage, "storage full",
+                               metrics::Limit::storage_max_bytes};
 constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", std::nullopt};
+constexpr Refusal kRecovering{status::service_unavailable, "recovering", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
 // How a status of the service is answered: nullptr for success, else the refusal. Every route maps
@@ -67,6 +70,7 @@ constexpr Answer<broker::PublishStatus> kPublishAnswers[] = {
     {broker::PublishStatus::no_subscribers, &kNoSubscribers},
     {broker::PublishStatus::overflow, &kOverflow},
     {broker::PublishStatus::queue_full, &kQueueFull},
+    {broker::PublishStatus::storage_full, &kStorageFull},
 };
 
 constexpr Answer<service::AsyncPublishStatus> kAsyncPublishAnswers[] = {
@@ -321,6 +325,9 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
 asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     co_return refuse(kShuttingDown);
+  }
+  if (!service_.ready()) {
+    co_return refuse(kRecovering);
   }
   co_return Response{status::no_content, 11};
 }
