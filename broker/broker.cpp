@@ -27,9 +27,12 @@ QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_s
     messages_.back().set_seq(first_seq++);
   }
   bytes_ += bytes;
-  if (tick.count() > 0) {
-    if (!stamps_.empty() && saturating_add(stamps_.back().published, tick) > now) {
-      stamps_.back().published = now;
+  if (tick.count() > 0 && !messages.empty()) {  // an empty batch leaves no empty stamp
+    // Stamps only grow, even where adding the tick saturates or a replayed time goes back: each
+    // is later than the one before, so a checkpoint's runs rebuild them exactly.
+    if (!stamps_.empty() &&
+        (saturating_add(stamps_.back().published, tick) > now || stamps_.back().published >= now)) {
+      stamps_.back().published = std::max(stamps_.back().published, now);
       stamps_.back().count += messages.size();
     } else {
       stamps_.push_back(Stamp{now, messages.size()});
@@ -60,8 +63,7 @@ QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
   return QueueChange{count, bytes};
 }
 
-bool Queue::can_restore(std::span<const Message> messages, std::optional<TimePoint> published,
-                        std::uint64_t last_seq) const noexcept {
+bool Queue::can_restore(std::span<const Message> messages, std::uint64_t last_seq) const noexcept {
   std::uint64_t previous = messages_.empty() ? 0 : messages_.back().seq();
   for (const Message& message : messages) {
     if (message.seq() <= previous || message.seq() > last_seq) {
@@ -69,7 +71,7 @@ bool Queue::can_restore(std::span<const Message> messages, std::optional<TimePoi
     }
     previous = message.seq();
   }
-  return !published || stamps_.empty() || stamps_.back().published <= *published;
+  return true;
 }
 
 QueueChange Queue::restore(std::span<const Message> messages, std::optional<TimePoint> published) {
@@ -80,7 +82,7 @@ QueueChange Queue::restore(std::span<const Message> messages, std::optional<Time
   }
   bytes_ += bytes;
   if (published) {
-    if (!stamps_.empty() && stamps_.back().published == *published) {
+    if (!stamps_.empty() && stamps_.back().published >= *published) {
       stamps_.back().count += messages.size();
     } else {
       stamps_.push_back(Stamp{*published, messages.size()});
@@ -646,7 +648,7 @@ bool Broker::replay(const Record& record) {
                                                      ? std::optional(from_record_time(record.time))
                                                      : std::nullopt;
       if (queue == nullptr || record.messages.empty() ||
-          !queue->can_restore(record.messages, published, last_seq_)) {
+          !queue->can_restore(record.messages, last_seq_)) {
         return false;
       }
       grew(*queue, queue->restore(record.messages, published));

@@ -172,16 +172,16 @@ class Queue {
   }
 
   // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
-  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old.
+  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old (or
+  // not older than `now`, as a replayed time may be: stamps only grow).
   QueueChange push(std::span<const Message> messages, std::uint64_t first_seq, std::uint64_t bytes,
                    TimePoint now, std::chrono::milliseconds tick);
-  // Whether restore(messages, published) keeps the queue in order: sequence numbers rising,
-  // none above `last_seq`, and stamps never going back in time.
+  // Whether restore(messages, ...) keeps the queue's sequence numbers rising, none above
+  // `last_seq`. Any stamp will do: a clock that went back must not lose messages.
   [[nodiscard]] bool can_restore(std::span<const Message> messages,
-                                 std::optional<TimePoint> published,
                                  std::uint64_t last_seq) const noexcept;
   // Appends copies of `messages` with the sequence numbers they carry; with `published` they are
-  // stamped then, sharing the newest stamp when it is the same time.
+  // stamped then, sharing the newest stamp when that is not earlier (stamps only grow).
   QueueChange restore(std::span<const Message> messages, std::optional<TimePoint> published);
   // Removes the `count` oldest messages, moving them to `out` unless it is null.
   QueueChange pop_front(std::size_t count, FetchedMessages* out);
@@ -339,7 +339,8 @@ class Broker {
   static Record subscribe_record(const Subscription& subscription);
   // A record of `type` naming `queue`.
   static Record queue_record(RecordType type, const Queue& queue);
-  // Reports the queue's pending messages as queue_state records through `chunk`; returns how many.
+  // Reports the queue's pending messages as queue_state records, gathering each in `chunk`;
+  // returns how many records.
   static std::uint64_t checkpoint_queue(const Queue& queue, JournalSink& sink,
                                         std::vector<Message>& chunk);
   Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
