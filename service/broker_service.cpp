@@ -143,6 +143,7 @@ class BrokerService::PendingFetch final : public broker::Waiter {
   // Resumes the caller once, on its own executor, with whatever the broker handed over: with
   // storage on, once the removal of those messages is written.
   void complete(broker::FetchStatus status) {
+    const std::size_t messages_taken = messages.size();
     auto resume = [caller = caller_, handler = std::move(handler_), slot = slot_,
                    result = FetchResult{status, std::move(messages)}]() mutable {
       asio::post(caller,
@@ -153,7 +154,7 @@ class BrokerService::PendingFetch final : public broker::Waiter {
                    std::move(handler)(std::move(result));
                  });
     };
-    if (log_ == nullptr) {
+    if (log_ == nullptr || messages_taken == 0) {
       resume();
       return;
     }
