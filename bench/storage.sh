@@ -110,19 +110,26 @@ bench() {
     --threads "$threads" --json "$@"
 }
 
-# Appends "case value p99_ms" to the results and prints the run.
+# Appends "case value p99_ms round" to the results and prints the run.
 record() {
   printf '%-22s %14.0f %-5s  p50 %8.3f ms  p99 %8.3f ms  errors %s\n' "$1" "$2" "$3" "$4" "$5" "$6"
-  echo "$1 $2 $5" >>"$work/results"
+  echo "$1 $2 $5 $round" >>"$work/results"
 }
 
 # One gophermq-bench case on a fresh broker: NAME FSYNC_MODE RATE_FIELD BENCH_OPTIONS...
+# With storage, also how the group commit went: fdatasyncs per second, their mean duration, and
+# messages published per fdatasync (warm-up included).
 throughput_case() {
   local name=$1 mode=$2 field=$3
   shift 3
   start_broker "$mode"
-  local out
+  local out syncs=0 sync_seconds=0 published=0
   out=$(bench --duration "$duration" "$@")
+  if [ "$mode" != memory ]; then
+    syncs=$(metric gophermq_storage_fsync_seconds_count)
+    sync_seconds=$(metric gophermq_storage_fsync_seconds_sum)
+    published=$(metric gophermq_published_messages_total)
+  fi
   stop_broker
   local rate p50 p99 errors
   read -r rate p50 p99 errors <<<"$(python3 -c '
@@ -132,6 +139,14 @@ print(r[sys.argv[2]], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
       r["failed"] + r["transport_errors"])' "$out" "$field")"
   record "$name" "$rate" "$([ "$field" = published_per_second ] && echo msg/s || echo req/s)" \
     "$p50" "$p99" "$errors"
+  if [ "$mode" != memory ]; then
+    python3 -c '
+import sys
+syncs, seconds, published, duration = map(float, sys.argv[1:])
+print(" " * 22, f"{syncs / duration:14.0f} fdatasync/s, mean {1000 * seconds / max(syncs, 1):.3f} ms, "
+      f"{published / max(syncs, 1):.1f} messages per fdatasync")' \
+      "$syncs" "$sync_seconds" "$published" "$duration"
+  fi
 }
 
 # Bytes the log's frames take: each frame is a 4-byte little-endian length, a 4-byte CRC-32C and
@@ -179,7 +194,7 @@ bytes_case() {
     "$(used_log_bytes)" "$before" "$published")
   stop_broker
   printf '%-22s %14s B/msg  over %s messages\n' "$name" "$per_message" "${published%.*}"
-  echo "$name $per_message 0" >>"$work/results"
+  echo "$name $per_message 0 $round" >>"$work/results"
 }
 
 # RESTART_MESSAGES pending on one subscription, published in batches of 1000; then two restarts,
@@ -259,9 +274,11 @@ echo "-- medians"
 python3 - "$work/results" "$work/restart" "$fixed_rate" "$batch" "$restart_messages" <<'EOF'
 import statistics, sys
 runs = {}
+by_round = {}
 for line in open(sys.argv[1]):
-    name, value, p99 = line.split()
+    name, value, p99, round_ = line.split()
     runs.setdefault(name, []).append((float(value), float(p99)))
+    by_round.setdefault(round_, {})[name] = float(value)
 median = {name: (statistics.median(v for v, _ in r), statistics.median(p for _, p in r))
           for name, r in runs.items()}
 restarts = {}
@@ -272,8 +289,11 @@ memory = median["memory-publish"][0]
 print(f"memory-only publish          {memory:12,.0f} req/s  p99 {median['memory-publish'][1]:.2f} ms")
 for mode, target in (("always", 0.7), ("interval", 0.9)):
     rate, p99 = median[f"{mode}-publish"]
+    # The same ratio within each round, where the two cases ran a minute apart at most.
+    ratios = sorted(r[f"{mode}-publish"] / r["memory-publish"] for r in by_round.values())
     print(f"fsync={mode:8} publish      {rate:12,.0f} req/s  p99 {p99:.2f} ms  "
-          f"{rate / memory:.2f}x memory-only (target >= {target})")
+          f"{rate / memory:.2f}x memory-only (target >= {target}); per round "
+          + ", ".join(f"{r:.2f}x" for r in ratios))
 print(f"fsync=always batch of {sys.argv[4]:4}  {median['always-batch'][0]:12,.0f} msg/s  "
       "(target >= 1,000,000)")
 print(f"fsync=always at {sys.argv[3]} req/s  p99 {median['always-fixed-rate'][1]:.2f} ms")
