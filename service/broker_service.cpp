@@ -397,7 +397,27 @@ void BrokerService::take_async_intake() {
     return;
   }
   std::reverse(batch.begin(), batch.end());  // the intake is newest first
-  asio::post(broker_strand_, [this, batch = std::move(batch)] { apply_async_batch(batch); });
+  asio::post(broker_strand_, [this, batch = std::move(batch)]() mutable {
+    async_batches_.push_back(std::move(batch));
+    apply_async_batches(false);
+  });
+}
+
+void BrokerService::apply_async_batches(bool all) {
+  while (!async_batches_.empty()) {
+    if (!all && log_ != nullptr && log_->end() - log_->written() > async_bytes_capacity_) {
+      if (!async_waits_for_log_) {
+        async_waits_for_log_ = true;
+        log_->when_written(log_->end(), false, [this] {
+          async_waits_for_log_ = false;
+          apply_async_batches(false);
+        });
+      }
+      return;
+    }
+    apply_async_batch(async_batches_.front());
+    async_batches_.pop_front();
+  }
 }
 
 void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
@@ -438,6 +458,7 @@ void BrokerService::stop_waiting() {
 asio::awaitable<void> BrokerService::shutdown() {
   co_await run_on(worker_strand_, [this] { take_async_intake(); });
   co_await run_on(broker_strand_, [this] {
+    apply_async_batches(true);
     periodic_work_ = false;
     expiry_timer_.cancel();
     heartbeat_timer_.cancel();

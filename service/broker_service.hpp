@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -148,6 +149,11 @@ class BrokerService {
   void schedule_heartbeat();
   // Moves everything in the intake, oldest first, to the broker strand as one batch.
   void take_async_intake();
+  // Applies the batches taken from the intake, oldest first; with storage on, only while the log
+  // has less than async-queue-bytes waiting for the disk, unless `all`: the records of applied
+  // async publishes would otherwise pile up in memory behind a slow disk. Batches held back keep
+  // their place in the async queue's bounds, so publishers see it fill.
+  void apply_async_batches(bool all);
   void apply_async_batch(const std::vector<AsyncItem>& batch);
 
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
@@ -181,6 +187,8 @@ class BrokerService {
   };
   std::atomic<AsyncNode*> async_intake_{nullptr};
   std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
+  std::deque<std::vector<AsyncItem>> async_batches_;  // broker strand: taken, not yet applied
+  bool async_waits_for_log_ = false;                  // broker strand
 };
 
 }  // namespace gophermq::service

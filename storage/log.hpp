@@ -72,6 +72,8 @@ class Log final : public broker::JournalSink {
 
   // The position after the last record appended.
   [[nodiscard]] std::uint64_t end() const noexcept { return appended_; }
+  // The position up to which the writer has written.
+  [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
   // Calls `done` on the strand once the records up to `position` are written to the file, and,
   // with `durable` in fsync mode `always`, synced. Immediately when they already are.
   void when_written(std::uint64_t position, bool durable, Callback done);

@@ -110,6 +110,20 @@ TEST_F(Storage, ARestartKeepsSubscriptionsAndPendingMessagesInOrder) {
   EXPECT_EQ(fetch("orders.created", plain).body, fetched("orders.created", plain, "\"six\""));
 }
 
+TEST_F(Storage, AsyncPublishesAcceptedBeforeSigtermAreKept) {
+  start();
+  const std::string id = subscribe("s");
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(client->post("/api/publish/async", publish_body("s", std::to_string(i))).status,
+              200U);
+    expected += (i == 0 ? "\"" : ",\"") + std::to_string(i) + "\"";
+  }
+  stop(SIGTERM);
+  restart_process();
+  EXPECT_EQ(fetch("s", id).body, fetched("s", id, expected));
+}
+
 TEST_F(Storage, AnUnsubscribeSurvivesARestart) {
   start();
   const std::string id = subscribe("a");
