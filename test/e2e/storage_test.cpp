@@ -178,7 +178,11 @@ TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
     again = publish("s", data);
   }
   EXPECT_EQ(again, 200U);
-  expect_eventually(metrics, "/metrics", metric_line("gophermq_storage_files 2"));
+  // Within max-bytes but for the one file a checkpoint may take beyond it to free the others.
+  const std::string after = metrics.get("/metrics").body;
+  const std::size_t at = after.find("\ngophermq_storage_bytes ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LE(std::stoull(after.substr(at + 24)), 16384U + 4096U) << after.substr(at, 40);
 }
 
 TEST_F(Storage, ATornTailIsCutCountedAndLogged) {

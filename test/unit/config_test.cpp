@@ -69,7 +69,10 @@ TEST(Config, EveryDefaultReadsBackAsItselfAndIsInTheHelp) {
     }
   }
   for (const auto& [key, value] : defaults) {
-    EXPECT_EQ(settings_of(load_config({"--" + key + "=" + value})), defaults) << key;
+    // An empty value (storage.dir) goes as its own argument: `--key=` is refused as a typo.
+    const auto arguments = value.empty() ? std::vector<std::string>{"--" + key, value}
+                                         : std::vector<std::string>{"--" + key + "=" + value};
+    EXPECT_EQ(settings_of(load_config(arguments)), defaults) << key;
     const auto line = help.find("--" + key + " ");
     ASSERT_NE(line, std::string::npos) << key;
     EXPECT_EQ(help.find("(default " + value + ")", line), help.find("(default ", line)) << key;
@@ -102,6 +105,11 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"broker.read-timeout", "28s"},
       {"broker.write-timeout", "29s"},
       {"broker.shutdown-timeout", "30ms"},
+      {"storage.dir", "/var/lib/x"},
+      {"storage.fsync", "never"},
+      {"storage.fsync-interval", "31ms"},
+      {"storage.max-bytes", "900000000"},
+      {"storage.file-bytes", "32000"},
       {"monitoring.enable", "false"},
       {"monitoring.port", "127.0.0.3:31"},
       {"logger.level", "error"},
