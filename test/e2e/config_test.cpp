@@ -147,9 +147,11 @@ TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
 }
 
 TEST(ConfigE2e, TheShippedConfigFileAndEnvironmentFileAreValid) {
-  // Command-line ports beat the file's, so the shipped file is read whole without binding 8082.
-  BrokerProcess broker(
-      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml"}));
+  // Command-line ports and storage.dir beat the file's, so the shipped file is read whole without
+  // binding 8082 or writing to /var/lib/gophermq.
+  const TempDir storage;
+  BrokerProcess broker(isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml",
+                                           "--storage.dir=" + storage.string()}));
   EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
 }
 

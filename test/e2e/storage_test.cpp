@@ -10,7 +10,7 @@
 #include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
-#include "support/temp_dir.hpp"
+#include "support/temp_files.hpp"
 
 namespace gophermq::test {
 namespace {

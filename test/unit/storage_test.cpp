@@ -9,7 +9,7 @@
 #include "storage/files.hpp"
 #include "storage/frame.hpp"
 #include "storage/recovery.hpp"
-#include "support/temp_dir.hpp"
+#include "support/temp_files.hpp"
 
 namespace gophermq::storage {
 namespace {
