@@ -383,9 +383,10 @@ TEST(BrokerService, HeartbeatBeatsFromTheBrokerStrandUntilShutdown) {
 // hopped through the io_context's queue, and did not when it ran at once.
 template <typename Call>
 bool overtaken_by_a_post(asio::io_context& context, Call call) {
+  // Outside the coroutine: the posted handler may run after the coroutine has ended.
+  bool overtaken = false;
   return run(context, [&]() -> asio::awaitable<bool> {
-    bool overtaken = false;
-    asio::post(context, [&] { overtaken = true; });
+    asio::post(context, [&overtaken] { overtaken = true; });
     co_await call();
     co_return overtaken;
   }());
