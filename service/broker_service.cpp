@@ -79,6 +79,15 @@ std::optional<asio::io_context::executor_type> shared_thread_of(
   return *context;
 }
 
+// A checkpoint holds each pending message of each queue with its length and seq, and a record
+// per subscription; the allowance per subscription covers its id, subject and group.
+std::uint64_t checkpoint_bytes_estimate(const broker::Totals& totals) {
+  constexpr std::uint64_t kPerMessage = 12;
+  constexpr std::uint64_t kPerSubscription = 160;
+  return totals.pending_bytes + kPerMessage * totals.pending_messages +
+         kPerSubscription * totals.subscriptions;
+}
+
 // random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
 // generator would make ids that one leaked state predicts, and the id is the subscriber's
 // credential.
@@ -262,7 +271,8 @@ void BrokerService::open_log() {
     const auto time_base = storage::TimeBase::now();
     recovery_ = storage::recover(*directory, broker_, time_base);
     storage::LogHooks hooks{storage_.fatal, storage_.fsync_observed,
-                            [this](broker::JournalSink& sink) { broker_.checkpoint(sink); }};
+                            [this](broker::JournalSink& sink) { broker_.checkpoint(sink); },
+                            [this] { return checkpoint_bytes_estimate(broker_.totals()); }};
     log_ = std::make_unique<storage::Log>(broker_strand_, storage_.options, std::move(directory),
                                           recovery_.next_file, time_base, std::move(hooks));
     broker_.set_journal(log_.get());

@@ -49,11 +49,17 @@ Log::Log(const asio::any_io_executor& strand, const Options& options,
     auto guard = asio::make_work_guard(writer_context_);
     writer_context_.run();
   });
+  sync_thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(sync_context_);
+    sync_context_.run();
+  });
 }
 
 Log::~Log() {
   writer_context_.stop();
+  sync_context_.stop();
   writer_thread_.join();
+  sync_thread_.join();
 }
 
 void Log::start() {
@@ -147,8 +153,11 @@ void Log::prepare_next() {
   }
   if (figures().bytes + options_.file_bytes > options_.max_bytes) {
     no_room_ = true;
-    // A checkpoint frees the files before it, and may go beyond max-bytes for one file to do so.
-    if (!checkpoint_frees_files()) {
+    // A checkpoint frees the files before it, and may go beyond max-bytes for one file to do so,
+    // but only when what it keeps leaves room for the next file: otherwise the log is full of
+    // what is pending, and rewriting it would only repeat.
+    if (!checkpoint_frees_files() ||
+        hooks_.live_bytes() + 2 * options_.file_bytes > options_.max_bytes) {
       return;
     }
     checkpoint_wanted_ = true;
@@ -203,26 +212,27 @@ bool Log::gather_more() {
     gather_timer_.async_wait([this](const boost::system::error_code&) {
       gathering_ = false;
       last_sync_batch_ = 0;  // what came in time is the batch
-      submit();
+      maybe_sync();
     });
   }
   return true;
 }
 
 void Log::submit() {
-  if (in_flight_ || gather_more()) {
+  if (in_flight_) {
     return;
   }
   maybe_checkpoint();
   flush_buffer();
-  // A checkpoint is synced in every mode: the files it replaces go once it is on disk.
-  const bool sync = sync_wanted_ || !synced_waits_.empty() || checkpointing_;
-  if (ops_.empty() && !(sync && synced_ < written_)) {
-    return;
+  if (!ops_.empty()) {
+    write_ops();
   }
-  WriteRequest request{std::move(ops_), appended_, sync};
+  maybe_sync();
+}
+
+void Log::write_ops() {
+  WriteRequest request{std::move(ops_), appended_};
   ops_.clear();
-  sync_wanted_ = false;
   in_flight_ = true;
   asio::post(writer_context_, [this, request = std::move(request)]() mutable {
     try {
@@ -236,11 +246,61 @@ void Log::submit() {
   });
 }
 
+void Log::maybe_sync() {
+  if (sync_in_flight_ || synced_ >= written_) {
+    return;
+  }
+  const bool waited_for = !synced_waits_.empty() && synced_waits_.front().position <= written_;
+  if (!sync_wanted_ && !waited_for && !closing_) {
+    return;
+  }
+  if (waited_for && gather_more()) {
+    return;
+  }
+  sync_in_flight_ = true;
+  sync_wanted_ = false;
+  // Through the writer's queue: the job is taken after every write up to `end` is done.
+  asio::post(writer_context_, [this, end = written_] {
+    try {
+      auto job = std::make_shared<SyncJob>(writer_.take_dirty(end));
+      asio::post(sync_context_, [this, job] {
+        try {
+          Writer::sync(*job, hooks_.fsync_observed);
+          asio::post(strand_, [this, end = job->end] { on_synced(end); });
+        } catch (const std::exception& error) {
+          hooks_.fatal(error.what());
+        }
+      });
+    } catch (const std::exception& error) {
+      hooks_.fatal(error.what());
+    }
+  });
+}
+
+void Log::on_synced(std::uint64_t end) {
+  sync_in_flight_ = false;
+  synced_ = std::max(synced_, end);
+  complete_waits();
+  finish_close_when_done();
+  maybe_sync();
+}
+
+void Log::finish_close_when_done() {
+  if (!closed_ || in_flight_ || sync_in_flight_ || written_ != appended_ || synced_ != written_ ||
+      !ops_.empty() || !buffer_.empty()) {
+    return;
+  }
+  auto done = std::move(*closed_);
+  closed_.reset();
+  std::move(done)();
+}
+
 void Log::on_progress(WriteProgress progress) {
   in_flight_ = false;
   written_ = progress.written;
-  if (progress.synced) {
-    synced_ = progress.written;
+  if (progress.checkpointed) {
+    // RemoveBefore synced every file first.
+    synced_ = std::max(synced_, progress.written);
   }
   for (const auto& [file, length] : progress.sealed) {
     files_[file] = length;
@@ -270,12 +330,7 @@ void Log::on_progress(WriteProgress progress) {
     prepare_next();
   }
   complete_waits();
-  if (closed_ && written_ == appended_ && synced_ == written_ && ops_.empty() && buffer_.empty()) {
-    auto done = std::move(*closed_);
-    closed_.reset();
-    std::move(done)();
-    return;
-  }
+  finish_close_when_done();
   submit();
 }
 
@@ -339,14 +394,12 @@ LogFigures Log::figures() const noexcept {
 void Log::close(Callback done) {
   closing_ = true;
   interval_timer_.cancel();
-  sync_wanted_ = true;
-  if (!in_flight_ && written_ == appended_ && synced_ == appended_ && ops_.empty() &&
-      buffer_.empty()) {
-    std::move(done)();
-    return;
-  }
+  gather_timer_.cancel();
   closed_.emplace(std::move(done));
-  schedule_submit();
+  finish_close_when_done();
+  if (closed_) {
+    schedule_submit();
+  }
 }
 
 }  // namespace gophermq::storage

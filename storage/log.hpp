@@ -35,6 +35,8 @@ struct LogHooks {
   std::function<void(std::chrono::duration<double>)> fsync_observed;
   // Reports the broker's whole state to the sink: the checkpoint that replaces older files.
   std::function<void(broker::JournalSink&)> checkpoint;
+  // About how many bytes such a checkpoint would take.
+  std::function<std::uint64_t()> live_bytes;
 };
 
 struct LogFigures {
@@ -95,8 +97,14 @@ class Log final : public broker::JournalSink {
   [[nodiscard]] bool checkpoint_frees_files() const;
   void schedule_submit();
   void submit();
+  // Hands ops_ to the writer.
+  void write_ops();
+  // Starts a sync of what is written when one is wanted and none is running.
+  void maybe_sync();
   // Whether to hold the next sync back a moment for more publishes to join it.
   bool gather_more();
+  void on_synced(std::uint64_t end);
+  void finish_close_when_done();
   void on_progress(WriteProgress progress);
   void maybe_checkpoint();
   void write_checkpoint();
@@ -129,7 +137,8 @@ class Log final : public broker::JournalSink {
   std::uint64_t appended_ = 0;
   std::uint64_t written_ = 0;
   std::uint64_t synced_ = 0;
-  bool in_flight_ = false;
+  bool in_flight_ = false;       // a write request is with the writer
+  bool sync_in_flight_ = false;  // a sync job is with the sync thread
   bool submit_scheduled_ = false;
   bool sync_wanted_ = false;
   bool closing_ = false;
@@ -154,9 +163,13 @@ class Log final : public broker::JournalSink {
   boost::asio::steady_timer interval_timer_;
   std::string scratch_;  // one record's encoding, reused
 
+  // Writes and file changes on one thread, fdatasync on another, so a fetch's record is written
+  // (all a fetch waits for) while an earlier publish's sync is still going on.
   boost::asio::io_context writer_context_{1};
+  boost::asio::io_context sync_context_{1};
   Writer writer_;
   std::thread writer_thread_;
+  std::thread sync_thread_;
 };
 
 }  // namespace gophermq::storage

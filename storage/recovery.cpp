@@ -16,7 +16,12 @@ struct LogFile {
   std::uint64_t index = 0;
   bool starts_checkpoint = false;  // and holds all of it
   bool written = false;            // holds anything but preallocated zeros
+  std::string bytes;               // kept from the first read while the cache has room
 };
+
+// The files read while looking for the checkpoint are kept for the replay up to this many bytes,
+// so a log of a few files is read once; a larger one is read again, a file at a time.
+constexpr std::size_t kKeptBytes = std::size_t{256} << 20;
 
 [[nodiscard]] std::optional<broker::RecordType> type_of(std::string_view payload) {
   if (payload.empty()) {
@@ -79,10 +84,12 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
   // One file is read at a time: the log may be far larger than memory.
   std::vector<LogFile> files;
   bool later_content = false;
+  std::size_t kept = 0;
   while (!indexes.empty()) {
-    LogFile file{indexes.back()};
+    LogFile file;
+    file.index = indexes.back();
     indexes.pop_back();
-    const std::string bytes = read_whole_file(directory.file_path(file.index));
+    std::string bytes = read_whole_file(directory.file_path(file.index));
     const auto first = first_type(bytes);
     if (first == broker::RecordType::checkpoint && !holds_whole_checkpoint(bytes)) {
       if (later_content) {
@@ -101,6 +108,10 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
     file.written = written_bytes_from(bytes, 0) > 0;
     later_content = later_content || file.written;
     file.starts_checkpoint = first == broker::RecordType::checkpoint;
+    if (kept + bytes.size() <= kKeptBytes) {
+      kept += bytes.size();
+      file.bytes = std::move(bytes);
+    }
     files.push_back(std::move(file));
     if (files.back().starts_checkpoint) {
       break;
@@ -127,8 +138,9 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
 
   std::vector<broker::Message> messages;
   for (std::size_t i = 0; i < files.size(); ++i) {
-    const LogFile& file = files[i];
-    const std::string bytes = read_whole_file(directory.file_path(file.index));
+    LogFile& file = files[i];
+    const std::string bytes = file.bytes.empty() ? read_whole_file(directory.file_path(file.index))
+                                                 : std::move(file.bytes);
     std::optional<std::size_t> undecodable;
     const ScanResult scan = scan_frames(bytes, [&](std::string_view payload, std::size_t offset) {
       auto record = broker::decode(payload, messages);

@@ -31,9 +31,7 @@ int Writer::fd_of(std::uint64_t file) {
   return found->second.get();
 }
 
-WriteProgress Writer::perform(
-    WriteRequest request,
-    const std::function<void(std::chrono::duration<double>)>& fsync_observed) {
+WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_observed) {
   WriteProgress progress;
   const auto sync_dirty = [&] {
     for (const std::uint64_t file : dirty_) {
@@ -85,12 +83,31 @@ WriteProgress Writer::perform(
                },
                op);
   }
-  if (request.sync) {
-    sync_dirty();
-  }
   progress.written = request.end;
-  progress.synced = request.sync;
   return progress;
+}
+
+SyncJob Writer::take_dirty(std::uint64_t end) {
+  SyncJob job;
+  job.end = end;
+  for (const std::uint64_t file : dirty_) {
+    const auto path = directory_.file_path(file);
+    FileHandle copy(::fcntl(fd_of(file), F_DUPFD_CLOEXEC, 0));
+    if (copy.get() < 0) {
+      throw_errno("duplicate the descriptor of", path);
+    }
+    job.files.emplace_back(path, std::move(copy));
+  }
+  dirty_.clear();
+  return job;
+}
+
+void Writer::sync(SyncJob& job, const FsyncObserved& fsync_observed) {
+  for (auto& [path, file] : job.files) {
+    const auto started = std::chrono::steady_clock::now();
+    sync_data(file.get(), path);
+    fsync_observed(std::chrono::steady_clock::now() - started);
+  }
 }
 
 }  // namespace gophermq::storage

@@ -40,17 +40,22 @@ using WriteOp = std::variant<WriteBytes, PrepareFile, SealFile, RemoveBefore>;
 struct WriteRequest {
   std::vector<WriteOp> ops;
   std::uint64_t end = 0;  // the log position after the last byte of the request
-  bool sync = false;      // fdatasync the files written before reporting
 };
 
 struct WriteProgress {
   std::uint64_t written = 0;  // the log position reached in the page cache
-  bool synced = false;        // and on disk
   // Each PrepareFile done: the file, and whether there was room for it.
   std::vector<std::pair<std::uint64_t, bool>> prepared;
   std::vector<std::uint64_t> removed;
-  bool checkpointed = false;                                    // a RemoveBefore was done
+  bool checkpointed = false;  // a RemoveBefore was done: all written is on disk
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sealed;  // file, length
+};
+
+// The files written since the last sync, each as a descriptor of its own, so the sync thread can
+// fdatasync them while the writer goes on writing (and may close its own descriptors).
+struct SyncJob {
+  std::vector<std::pair<std::filesystem::path, FileHandle>> files;
+  std::uint64_t end = 0;  // what the sync makes durable
 };
 
 // The blocking side of the log: performs requests on the log's own thread, never on the broker
@@ -60,9 +65,14 @@ class Writer {
  public:
   explicit Writer(const Directory& directory) : directory_(directory) {}
 
+  using FsyncObserved = std::function<void(std::chrono::duration<double>)>;
+
   // fsync_observed gets the duration of each fdatasync.
-  WriteProgress perform(WriteRequest request,
-                        const std::function<void(std::chrono::duration<double>)>& fsync_observed);
+  WriteProgress perform(WriteRequest request, const FsyncObserved& fsync_observed);
+  // On the writer's thread, after the writes up to `end`: what a sync of them must cover.
+  SyncJob take_dirty(std::uint64_t end);
+  // On the sync thread.
+  static void sync(SyncJob& job, const FsyncObserved& fsync_observed);
 
  private:
   int fd_of(std::uint64_t file);
