@@ -26,6 +26,9 @@
 // at once (the model cannot bring a deleted file back). Not seen: mmap writes, dup'ed fds,
 // io_uring, sync_file_range, syncfs — the broker's log uses none of them.
 //
+// The three variables are removed from the environment at load, as the broker refuses GOPHERMQ_
+// variables that are not config keys.
+//
 // Untracked fds cost one array load; the shim allocates nothing. Tracked calls take one mutex.
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -235,7 +238,11 @@ void write_state() {
 }
 
 __attribute__((constructor)) void start() {
-  if (!watching()) return;
+  const bool watch = watching();
+  unsetenv("GOPHERMQ_SHIM_DIR");
+  unsetenv("GOPHERMQ_SHIM_STATE");
+  unsetenv("GOPHERMQ_SHIM_CONTROL");
+  if (!watch) return;
   pthread_mutex_lock(&lock);
   write_state();
   pthread_mutex_unlock(&lock);

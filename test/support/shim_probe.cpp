@@ -1,12 +1,13 @@
 // A tiny program for the fsync shim's tests: it runs the file operations given as arguments, in
-// order, on files in $GOPHERMQ_SHIM_DIR, and prints one line per operation: `ok` or `errno=N`.
+// order, on files in $SHIM_PROBE_DIR, and prints one line per operation: `ok` or `errno=N`.
 //
 //   create:N open:N opendsync:N (open, with O_CREAT, O_RDWR, O_DSYNC), openat:N (relative to an
 //   fd of the directory), trunc:N (O_TRUNC), opendir, pwrite:N:OFFSET:LENGTH, write:N:LENGTH,
 //   pwritev:N:OFFSET:LENGTH, fsync:N, fdatasync:N, fsyncdir, fallocate:N:LENGTH,
 //   ftruncate:N:LENGTH, close:N, unlink:N, rename:FROM:TO, control:TEXT (writes
-//   $GOPHERMQ_SHIM_CONTROL), threads:COUNT:ROUNDS:N (each thread writes its own 4 KiB blocks of
-//   N and fdatasyncs after each).
+//   $SHIM_PROBE_CONTROL), environment (fails when a GOPHERMQ_ variable is visible),
+//   threads:COUNT:ROUNDS:N (each thread writes its own 4 KiB blocks of N and fdatasyncs after
+//   each).
 #include <fcntl.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -37,8 +38,10 @@ off_t number(const std::string& text) {
 
 }  // namespace
 
+extern char** environ;
+
 int main(int argc, char** argv) {
-  const char* dir_text = std::getenv("GOPHERMQ_SHIM_DIR");
+  const char* dir_text = std::getenv("SHIM_PROBE_DIR");
   const std::string dir = dir_text == nullptr ? "." : dir_text;
   std::map<std::string, int> fds;
   int dir_fd = -1;
@@ -91,9 +94,16 @@ int main(int argc, char** argv) {
     } else if (op[0] == "rename") {
       result = ::rename(path.c_str(), (dir + "/" + op[2]).c_str());
     } else if (op[0] == "control") {
-      const std::string control = std::getenv("GOPHERMQ_SHIM_CONTROL");
+      const std::string control = std::getenv("SHIM_PROBE_CONTROL");
       std::ofstream(control + ".tmp") << (op.size() > 1 ? op[1] : "");
       result = std::rename((control + ".tmp").c_str(), control.c_str());
+    } else if (op[0] == "environment") {
+      for (char** entry = environ; *entry != nullptr; ++entry) {
+        if (std::string(*entry).starts_with("GOPHERMQ_")) {
+          errno = EEXIST;
+          result = -1;
+        }
+      }
     } else if (op[0] == "threads") {
       const int count = static_cast<int>(number(op[1]));
       const int rounds = static_cast<int>(number(op[2]));

@@ -36,9 +36,10 @@ class FsyncShim : public ::testing::Test {
   std::string probe(const std::vector<std::string>& operations, bool preload = true) {
     std::vector<std::string> text{GOPHERMQ_SHIM_PROBE};
     text.insert(text.end(), operations.begin(), operations.end());
-    std::vector<std::string> environment{"GOPHERMQ_SHIM_DIR=" + dir_.string(),
-                                         "GOPHERMQ_SHIM_STATE=" + state().string(),
-                                         "GOPHERMQ_SHIM_CONTROL=" + control().string()};
+    std::vector<std::string> environment{
+        "GOPHERMQ_SHIM_DIR=" + dir_.string(), "GOPHERMQ_SHIM_STATE=" + state().string(),
+        "GOPHERMQ_SHIM_CONTROL=" + control().string(), "SHIM_PROBE_DIR=" + dir_.string(),
+        "SHIM_PROBE_CONTROL=" + control().string()};
     if (preload) environment.emplace_back("LD_PRELOAD=" GOPHERMQ_FSYNC_SHIM);
     std::vector<char*> argv;
     for (auto& item : text) argv.push_back(item.data());
@@ -190,10 +191,14 @@ TEST_F(FsyncShim, EnospcRefusesAllocationAndGrowthButNotPreallocatedWrites) {
                         "ok\npwrite ok\n");
 }
 
+TEST_F(FsyncShim, ItsVariablesAreHiddenFromTheProgram) {
+  EXPECT_EQ(probe({"environment"}), "environment ok\n");
+}
+
 TEST_F(FsyncShim, WithoutTheShimNothingIsRecordedOrInjected) {
   std::ofstream(control()) << "eio-fsync";
-  const auto output = probe({"create:a.wal", "fdatasync:a.wal"}, false);
-  EXPECT_EQ(output, "create ok\nfdatasync ok\n");
+  const auto output = probe({"create:a.wal", "fdatasync:a.wal", "environment"}, false);
+  EXPECT_EQ(output, "create ok\nfdatasync ok\nenvironment errno=" + std::to_string(EEXIST) + "\n");
   EXPECT_FALSE(fs::exists(state()));
 }
 
