@@ -20,11 +20,13 @@
 // The model. Per file, written_end is the highest end offset written (write, pwrite, writev and
 // pwritev families; fallocate and a growing ftruncate write nothing). A successful fsync or
 // fdatasync makes durable = written_end as it was when the call began; with O_SYNC or O_DSYNC each
-// write is durable at once. A shrinking ftruncate, or O_TRUNC, lowers both. A name is durable once
-// the directory was fsync'ed after the file was created or renamed into it; files that existed
-// when they were first opened are durable with their size then. An unlinked file leaves the state
-// at once (the model cannot bring a deleted file back). Not seen: mmap writes, dup'ed fds,
-// io_uring, sync_file_range, syncfs — the broker's log uses none of them.
+// write is durable at once. A shrinking ftruncate, or O_TRUNC, lowers both. The model keeps
+// lengths, not contents, so a write over durable bytes (a restarted log appending into the zeros it
+// preallocated) makes the file durable only up to where that write began, until the next sync. A
+// name is durable once the directory was fsync'ed after the file was created or renamed into it;
+// files that existed when they were first opened are durable with their size then. An unlinked file
+// leaves the state at once (the model cannot bring a deleted file back). Not seen: mmap writes,
+// dup'ed fds, io_uring, sync_file_range, syncfs — the broker's log uses none of them.
 //
 // The three variables are removed from the environment at load, as the broker refuses GOPHERMQ_
 // variables that are not config keys.
@@ -347,6 +349,9 @@ void record_write(int fd, int slot, off_t start, ssize_t done) {
   if (end > file.written_end) file.written_end = end;
   if ((slot & kSyncFlag) != 0) {
     file.durable = file.written_end;
+    write_state();
+  } else if (end - done < file.durable) {
+    file.durable = end - done;
     write_state();
   }
   pthread_mutex_unlock(&lock);

@@ -93,8 +93,8 @@ class FsyncShim : public ::testing::Test {
 };
 
 TEST_F(FsyncShim, AFileIsDurableUpToWhatWasWrittenWhenItsFdatasyncBegan) {
-  probe({"opendir", "create:a.wal", "fsyncdir", "pwrite:a.wal:0:100", "fdatasync:a.wal",
-         "pwrite:a.wal:100:50", "write:a.wal:10"});
+  probe({"opendir", "create:a.wal", "fsyncdir", "write:a.wal:10", "pwrite:a.wal:10:90",
+         "fdatasync:a.wal", "pwrite:a.wal:100:50"});
   EXPECT_EQ(state_text(), "a.wal 100 1\n");
   EXPECT_EQ(fs::file_size(dir_ / "a.wal"), 150u);
 }
@@ -116,6 +116,14 @@ TEST_F(FsyncShim, FilesThatExistedAreDurableWithTheirSize) {
   std::ofstream(dir_ / "old.wal") << std::string(300, 'o');
   probe({"open:old.wal", "pwrite:old.wal:300:50"});
   EXPECT_EQ(state_text(), "old.wal 300 1\n");
+}
+
+TEST_F(FsyncShim, OverwrittenDurableBytesAreDurableAgainOnlyAfterASync) {
+  std::ofstream(dir_ / "old.wal") << std::string(4096, '\0');
+  probe({"open:old.wal", "pwrite:old.wal:100:50"});
+  EXPECT_EQ(state_text(), "old.wal 100 1\n");
+  probe({"open:old.wal", "pwrite:old.wal:100:50", "fdatasync:old.wal"});
+  EXPECT_EQ(state_text(), "old.wal 4096 1\n");
 }
 
 TEST_F(FsyncShim, PreallocationIsNotWrittenData) {
