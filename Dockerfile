@@ -1,5 +1,7 @@
 # GopherMQ image: built on Debian bookworm, run on bookworm-slim as a non-root user.
-#   docker build -t gophermq .        docker run -p 8082:8082 -p 9001:9001 gophermq
+#   docker build -t gophermq .
+#   docker run -p 8082:8082 -p 9001:9001 -v gophermq-data:/var/lib/gophermq gophermq \
+#     broker --config /etc/gophermq/gophermq.yaml
 
 FROM debian:bookworm AS build
 RUN apt-get update \
@@ -16,6 +18,8 @@ COPY config config
 COPY docs docs
 COPY http http
 COPY metrics metrics
+COPY service service
+COPY storage storage
 COPY systemd systemd
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGOPHERMQ_TESTS=OFF \
       -DCMAKE_INSTALL_PREFIX=/usr -DCMAKE_INSTALL_SYSCONFDIR=/etc \
@@ -27,10 +31,16 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libboost-json1.81.0 libboost-program-options1.81.0 libprometheus-cpp-core1.0 libyaml-cpp0.7 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gophermq
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gophermq \
+ && install -d -o gophermq -g gophermq -m 0700 /var/lib/gophermq
 COPY --from=build /out/usr/bin/gophermq /usr/bin/gophermq
 COPY --from=build /out/etc/gophermq /etc/gophermq
 USER gophermq
+# Durable by default: the write-ahead log (docs/storage.md) in a volume, created above owned by
+# the user so a new volume starts with that owner. The config file's storage.dir is the same, and
+# GOPHERMQ_STORAGE_DIR= (empty) runs the broker in memory only.
+ENV GOPHERMQ_STORAGE_DIR=/var/lib/gophermq
+VOLUME /var/lib/gophermq
 EXPOSE 8082 9001
 # bash's /dev/tcp keeps curl out of the image: healthy while GET /ready answers 204.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \

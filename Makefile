@@ -15,7 +15,7 @@ TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libc
 FUZZ_SECONDS ?= 60
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
-        format-check bench-delivery bench-compare bench-memory soak clean
+        format-check bench-delivery bench-compare bench-memory bench-storage soak clean
 
 deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES)"
@@ -74,13 +74,18 @@ bench-compare: build
 bench-memory: build
 	python3 bench/memory.py $(BUILD_DIR)/gophermq
 
+# What durable storage costs: publish with each fsync mode against memory only, batch publish,
+# log bytes per message and restart time with a million pending; results in docs/storage.md.
+bench-storage: build
+	bench/storage.sh $(BUILD_DIR)
+
 # Three minutes of honest and hostile clients; the figures are recorded in docs/reliability.md.
 SOAK_SECONDS ?= 180
 soak: build
 	python3 bench/soak.py $(BUILD_DIR)/gophermq --duration $(SOAK_SECONDS)
 
 format-check: test-deps
-	clang-format --dry-run -Werror $$(find app bench broker config http metrics service test -name '*.cpp' -o -name '*.hpp')
+	clang-format --dry-run -Werror $$(find app bench broker config http metrics service storage test -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan

@@ -1,5 +1,6 @@
 #include "app/daemon.hpp"
 
+#include <prometheus/histogram.h>
 #include <systemd/sd-daemon.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -7,6 +8,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <csignal>
@@ -106,6 +108,22 @@ service::Heartbeat watchdog_heartbeat() {
   return {std::max(interval, std::chrono::milliseconds(1)), [] { sd_notify(0, "WATCHDOG=1"); }};
 }
 
+// Logged, and told to systemd, once the broker serves: after recovery when storage is on.
+void announce_ready(const config::Config& config, unsigned threads,
+                    const storage::RecoveryReport& report) {
+  if (!config.storage.dir.empty()) {
+    const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(report.took).count();
+    log(LogLevel::info,
+        "msg=recovered dir=" + config.storage.dir + " files=" + std::to_string(report.files) +
+            " records=" + std::to_string(report.records) +
+            " bytes=" + std::to_string(report.bytes) +
+            " truncated_bytes=" + std::to_string(report.truncated_bytes) +
+            " skipped=" + std::to_string(report.skipped) + " ms=" + std::to_string(millis));
+  }
+  log(LogLevel::info, "msg=ready http_threads=" + std::to_string(threads));
+  sd_notify(0, "READY=1");
+}
+
 }  // namespace
 
 int run_daemon(const config::Config& config) {
@@ -113,13 +131,39 @@ int run_daemon(const config::Config& config) {
   // Contexts are declared first so they outlive everything that holds their executors. The
   // shutdown sequence ends every coroutine before the objects they use are destroyed.
   asio::io_context control(1);
-  ContextPool core(1);
   const unsigned threads = http_threads(config);
+  // One HTTP thread runs the broker strand too: a second thread would only add a hand-over per
+  // call on the CPU the first one needs.
+  const bool one_thread = threads == 1;
+  ContextPool core(one_thread ? 0 : 1);
   ContextPool workers(threads);
 
   prometheus::Registry registry;
-  service::BrokerService service(core.executors().front(), config.broker, config.async_queue_size,
-                                 config.async_queue_bytes);
+  auto& fsync_seconds = prometheus::BuildHistogram()
+                            .Name("gophermq_storage_fsync_seconds")
+                            .Help("Time each fdatasync of the write-ahead log took.")
+                            .Register(registry)
+                            .Add({}, prometheus::Histogram::BucketBoundaries{
+                                         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                         0.05, 0.1, 0.25, 0.5, 1});
+  service::Storage storage{config.storage,
+                           [](const std::string& error) {
+                             // The process ends here: after a failed write or fdatasync the kernel
+                             // may have dropped the pages it could not write, so nothing that
+                             // follows could be trusted. A restart recovers what reached the disk.
+                             log(LogLevel::error,
+                                 "msg=\"storage failure\" error=\"" + error + "\"");
+                             std::fflush(stderr);
+                             std::_Exit(1);
+                           },
+                           [&fsync_seconds](std::chrono::duration<double> took) {
+                             fsync_seconds.Observe(took.count());
+                           }};
+  service::BrokerService service(
+      (one_thread ? workers : core).executors().front(), config.broker, config.async_queue_size,
+      config.async_queue_bytes,
+      one_thread ? service::StrandThread::shared_with_callers : service::StrandThread::own,
+      std::move(storage));
 
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait);
@@ -187,7 +231,10 @@ int run_daemon(const config::Config& config) {
         });
   });
 
-  service.start(watchdog_heartbeat());
+  service.start(watchdog_heartbeat(), [&](const storage::RecoveryReport& report) {
+    // Through the control thread, so the listeners are logged first.
+    asio::post(control, [&config, threads, report] { announce_ready(config, threads, report); });
+  });
   core.start();
   workers.start();
   api_server->start();
@@ -198,8 +245,6 @@ int run_daemon(const config::Config& config) {
     log(LogLevel::info,
         "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
   }
-  log(LogLevel::info, "msg=ready http_threads=" + std::to_string(threads));
-  sd_notify(0, "READY=1");
   control.run();
   log(LogLevel::info, "msg=stopped");
   return 0;

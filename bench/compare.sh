@@ -54,6 +54,9 @@ trap cleanup EXIT
 body='{"subject":"bench","data":"0123456789abcdef"}'
 
 start_broker() {
+  # Emptied here, not only by the redirection below: that runs in the background, and until it has,
+  # the file still holds the previous broker's msg=ready and port.
+  : >"$work/broker.log"
   taskset -c "$server_cpus" "$build/gophermq" broker --broker.host=127.0.0.1 --broker.port=0 --monitoring.enable=false \
     --broker.max-pending=100000000 --broker.max-pending-bytes=17179869184 \
     --broker.async-queue-size=1000000 --logger.level=info 2>"$work/broker.log" &

@@ -190,24 +190,23 @@ class Workload {
 
  private:
   [[nodiscard]] std::vector<std::string> subjects_to_subscribe() const {
-    std::vector<std::string> subjects;
+    std::size_t count = 0;
     switch (options_.mode) {
       case Mode::pub:
       case Mode::pub_async:
       case Mode::batch:
-        for (std::size_t i = 0; i < options_.subjects; ++i) {
-          subjects.push_back("bench." + std::to_string(i));
-        }
+        count = options_.subjects;
         break;
       case Mode::pubfetch:
       case Mode::longpoll:
-        for (std::size_t i = 0; i < options_.connections; ++i) {
-          subjects.push_back("bench." + std::to_string(i));
-        }
+        count = options_.connections;  // a subscription of its own per connection
         break;
       case Mode::fanout:
-        subjects.assign(options_.subscribers, "bench.fanout");
-        break;
+        return std::vector<std::string>(options_.subscribers, "bench.fanout");
+    }
+    std::vector<std::string> subjects;
+    for (std::size_t i = 0; i < count; ++i) {
+      subjects.push_back("bench." + std::to_string(i));
     }
     return subjects;
   }

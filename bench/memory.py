@@ -14,37 +14,21 @@ Usage: memory.py BINARY [--messages N] [--page N] [--json]
 import argparse
 import http.client
 import json
-import re
-import signal
-import subprocess
+
+from broker_process import BrokerProcess
 
 DATA = "0123456789abcdef"  # 16 bytes
 BATCH = 100
 
 
-class Broker:
+class Broker(BrokerProcess):
     def __init__(self, binary, messages):
-        args = [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
-                "--monitoring.port=127.0.0.1:0", "--threads=2",
-                f"--broker.max-pending={messages}", "--broker.max-body-bytes=67108864"]
-        self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-        self.port = None
-        for line in self.process.stderr:
-            match = re.search(r"listener=api address=\S+ port=(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-            if "msg=ready" in line:
-                break
-        if self.port is None:
-            raise SystemExit("the broker did not start")
-        self.connection = http.client.HTTPConnection("127.0.0.1", self.port)
+        super().__init__(binary, ["--threads=2", f"--broker.max-pending={messages}",
+                                  "--broker.max-body-bytes=67108864"])
+        self.connection = http.client.HTTPConnection("127.0.0.1", self.ports["api"])
 
     def rss(self, field="VmRSS"):
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-        raise RuntimeError(field + " missing")
+        return self.status_bytes(field)
 
     def post(self, path, body):
         self.connection.request("POST", path, json.dumps(body),
@@ -55,14 +39,9 @@ class Broker:
             raise SystemExit(f"{path}: {response.status} {payload[:200]!r}")
         return json.loads(payload)
 
-    def reset_peak(self):
-        with open(f"/proc/{self.process.pid}/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-
     def stop(self):
         self.connection.close()
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        return super().stop()
 
 
 def fill(broker, messages):

@@ -17,35 +17,9 @@ Usage: partial_body_flood.py BINARY [--connections N] [--body BYTES] [--warm-up]
 import argparse
 import asyncio
 import json
-import re
-import signal
-import subprocess
 import time
 
-
-def status_field(pid, field):
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(field + " missing")
-
-
-def start_broker(binary, extra):
-    args = [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
-            "--monitoring.port=127.0.0.1:0", "--threads=2", "--broker.read-timeout=600s",
-            "--broker.max-connections=20000"] + extra
-    process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    port = None
-    for line in process.stderr:
-        match = re.search(r"listener=api address=\S+ port=(\d+)", line)
-        if match:
-            port = int(match.group(1))
-        if "msg=ready" in line:
-            break
-    if port is None:
-        raise SystemExit("the broker did not start")
-    return process, port
+from broker_process import BrokerProcess
 
 
 async def stalled_upload(port, body, answers):
@@ -81,13 +55,13 @@ async def warm_up(port, body):
         writer.close()
 
 
-async def flood(port, pid, connections, body):
+async def flood(port, broker, connections, body):
     answers = {}
-    open(f"/proc/{pid}/clear_refs", "w").write("5")
+    broker.reset_peak()
     writers = await asyncio.gather(*(stalled_upload(port, body, answers)
                                      for _ in range(connections)))
-    during = status_field(pid, "VmRSS")
-    peak = status_field(pid, "VmHWM")
+    during = broker.status_bytes("VmRSS")
+    peak = broker.status_bytes("VmHWM")
     for writer in writers:
         writer.close()
     return answers, during, peak
@@ -103,22 +77,23 @@ def main():
     parser.add_argument("broker_args", nargs="*")
     args = parser.parse_args()
 
-    process, port = start_broker(args.binary, args.broker_args)
+    broker = BrokerProcess(args.binary, ["--threads=2", "--broker.read-timeout=600s",
+                                         "--broker.max-connections=20000"] + args.broker_args)
+    port = broker.ports["api"]
     if args.warm_up:
         asyncio.run(warm_up(port, args.body))
-    baseline = status_field(process.pid, "VmRSS")
-    answers, during, peak = asyncio.run(flood(port, process.pid, args.connections, args.body))
+    baseline = broker.status_bytes("VmRSS")
+    answers, during, peak = asyncio.run(flood(port, broker, args.connections, args.body))
     # The broker frees what the clients held once it sees them close: wait for RSS to settle.
     # Settled: five samples half a second apart within 1 MiB of each other.
-    samples = [status_field(process.pid, "VmRSS")]
+    samples = [broker.status_bytes("VmRSS")]
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and (
             len(samples) < 5 or max(samples[-5:]) - min(samples[-5:]) > 2**20):
         time.sleep(0.5)
-        samples.append(status_field(process.pid, "VmRSS"))
+        samples.append(broker.status_bytes("VmRSS"))
     after = samples[-1]
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
+    broker.stop()
 
     mib = 2**20
     result = {"connections": args.connections, "body_bytes": args.body, "warm_up": args.warm_up,

@@ -18,10 +18,10 @@ import json
 import os
 import random
 import re
-import signal
-import subprocess
 import sys
 import time
+
+from broker_process import BrokerProcess
 
 SUBJECTS = [f"soak.{i}" for i in range(6)]
 PUBLISHERS = 8
@@ -29,31 +29,18 @@ CHAOS_WORKERS = 6
 RSS_ALLOWANCE = 16 * 1024 * 1024  # allocator caches and grown per-thread arenas
 
 
-class Broker:
+class Broker(BrokerProcess):
     def __init__(self, binary):
-        args = [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
-                "--monitoring.port=127.0.0.1:0", "--threads=2",
-                "--broker.max-connections=300", "--broker.header-timeout=1s",
-                "--broker.read-timeout=2s", "--broker.idle-timeout=5s",
-                "--broker.max-body-bytes=65536", "--broker.max-pending=200000",
-                # The limits a hostile client meets first, on but above what honest clients need:
-                # a publish they refuse is not acknowledged, so the checks below still hold.
-                "--broker.max-subscriptions=5000", "--broker.max-pending-per-queue=50000",
-                "--broker.slow-queue-policy=reject", "--broker.max-receiving-bytes=4194304"]
-        self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-        self.api = self.metrics = None
-        for line in self.process.stderr:
-            match = re.search(r"listener=(\w+) address=\S+ port=(\d+)", line)
-            if match:
-                setattr(self, match.group(1), int(match.group(2)))
-            if "msg=ready" in line:
-                break
-        if not self.api or not self.metrics:
-            raise SystemExit("the broker did not start")
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+        super().__init__(binary, [
+            "--threads=2", "--broker.max-connections=300", "--broker.header-timeout=1s",
+            "--broker.read-timeout=2s", "--broker.idle-timeout=5s",
+            "--broker.max-body-bytes=65536", "--broker.max-pending=200000",
+            # The limits a hostile client meets first, on but above what honest clients need:
+            # a publish they refuse is not acknowledged, so the checks below still hold.
+            "--broker.max-subscriptions=5000", "--broker.max-pending-per-queue=50000",
+            "--broker.slow-queue-policy=reject", "--broker.max-receiving-bytes=4194304"])
+        self.api = self.ports["api"]
+        self.metrics = self.ports["metrics"]
 
 
 class Connection:

@@ -19,44 +19,21 @@ import http.client
 import json
 import multiprocessing
 import re
-import signal
 import socket
 import statistics
 import subprocess
-import threading
 import time
+
+from broker_process import BrokerProcess
 
 CHUNK = 1000  # requests in flight on the set-up connection
 
 
-class Broker:
+class Broker(BrokerProcess):
     def __init__(self, binary, subjects):
-        args = [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
-                "--monitoring.port=127.0.0.1:0", "--threads=2",
-                f"--broker.max-subscriptions={subjects + 1000}"]
-        self.process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-        self.api_port = self.metrics_port = None
-        for line in self.process.stderr:
-            match = re.search(r"listener=(api|metrics) address=\S+ port=(\d+)", line)
-            if match and match.group(1) == "api":
-                self.api_port = int(match.group(2))
-            elif match:
-                self.metrics_port = int(match.group(2))
-            if "msg=ready" in line:
-                break
-        if self.api_port is None or self.metrics_port is None:
-            raise SystemExit("the broker did not start")
-        # A broker blocked on a full stderr pipe would stall the measurement.
-        threading.Thread(target=self.process.stderr.read, daemon=True).start()
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise SystemExit("the broker did not exit within 30 s of SIGTERM: killed")
+        super().__init__(binary, ["--threads=2", f"--broker.max-subscriptions={subjects + 1000}"])
+        self.api_port = self.ports["api"]
+        self.metrics_port = self.ports["metrics"]
 
 
 def request(target, body):

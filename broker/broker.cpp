@@ -27,9 +27,12 @@ QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_s
     messages_.back().set_seq(first_seq++);
   }
   bytes_ += bytes;
-  if (tick.count() > 0) {
-    if (!stamps_.empty() && saturating_add(stamps_.back().published, tick) > now) {
-      stamps_.back().published = now;
+  if (tick.count() > 0 && !messages.empty()) {  // an empty batch leaves no empty stamp
+    // Stamps only grow, even where adding the tick saturates or a replayed time goes back: each
+    // is later than the one before, so a checkpoint's runs rebuild them exactly.
+    if (!stamps_.empty() &&
+        (saturating_add(stamps_.back().published, tick) > now || stamps_.back().published >= now)) {
+      stamps_.back().published = std::max(stamps_.back().published, now);
       stamps_.back().count += messages.size();
     } else {
       stamps_.push_back(Stamp{now, messages.size()});
@@ -58,6 +61,34 @@ QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
     }
   }
   return QueueChange{count, bytes};
+}
+
+bool Queue::can_restore(std::span<const Message> messages, std::uint64_t last_seq) const noexcept {
+  std::uint64_t previous = messages_.empty() ? 0 : messages_.back().seq();
+  for (const Message& message : messages) {
+    if (message.seq() <= previous || message.seq() > last_seq) {
+      return false;
+    }
+    previous = message.seq();
+  }
+  return true;
+}
+
+QueueChange Queue::restore(std::span<const Message> messages, std::optional<TimePoint> published) {
+  std::uint64_t bytes = 0;
+  for (const Message& message : messages) {
+    messages_.push_back(message);
+    bytes += message.size();
+  }
+  bytes_ += bytes;
+  if (published) {
+    if (!stamps_.empty() && stamps_.back().published >= *published) {
+      stamps_.back().count += messages.size();
+    } else {
+      stamps_.push_back(Stamp{*published, messages.size()});
+    }
+  }
+  return QueueChange{messages.size(), bytes};
 }
 
 std::uint64_t Queue::front_bytes(std::size_t count) const {
@@ -123,23 +154,26 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
-  const TimePoint now = clock_.now();
-  add_subscription(id, subject, group, now);
+  const Subscription& added = add_subscription(id, subject, group, clock_.now());
   if (journal_ != nullptr) {
-    Record record;
-    record.type = RecordType::subscribe;
-    record.grouped = group.has_value();
-    record.time = to_record_time(now);
-    record.subject = subject;
-    record.id = id;
-    record.group = group.value_or("");
-    journal_->append(record);
+    journal_->append(subscribe_record(added));
   }
   return SubscribeStatus::ok;
 }
 
-void Broker::add_subscription(std::string_view id, std::string_view subject,
-                              std::optional<std::string_view> group, TimePoint now) {
+Record Broker::subscribe_record(const Subscription& subscription) {
+  Record record;
+  record.type = RecordType::subscribe;
+  record.grouped = !subscription.own_queue;
+  record.time = to_record_time(subscription.last_active);
+  record.subject = subscription.subject;
+  record.id = subscription.id;
+  record.group = subscription.group;
+  return record;
+}
+
+Subscription& Broker::add_subscription(std::string_view id, std::string_view subject,
+                                       std::optional<std::string_view> group, TimePoint now) {
   auto topic = topics_.find(subject);
   if (topic == topics_.end()) {
     topic = topics_.emplace(std::string(subject), Topic{}).first;
@@ -153,7 +187,7 @@ void Broker::add_subscription(std::string_view id, std::string_view subject,
   subscription.topic = &topic->second;
   if (!group) {
     subscription.own_queue = std::make_unique<Queue>(topic->second, subscription.id, false);
-    subscription.own_queue->members = 1;
+    subscription.own_queue->join();
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
   } else {
@@ -162,6 +196,7 @@ void Broker::add_subscription(std::string_view id, std::string_view subject,
   ++topic->second.subscriptions;
   subscription.last_active = now;
   by_activity_.push_back(subscription);
+  return subscription;
 }
 
 Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_view group) {
@@ -171,7 +206,7 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
     found->second = std::make_unique<Queue>(topic, found->first, true);
     index_.insert(subject, found->second.get());
   }
-  ++found->second->members;
+  found->second->join();
   return *found->second;
 }
 
@@ -219,6 +254,9 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   if (pending_messages_ - freed + copies * stored.size() > limits_.max_pending ||
       pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
+  }
+  if (journal_ != nullptr && !journal_->admit(subject, stored)) {
+    return PublishStatus::storage_full;
   }
   const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   const std::size_t never_stored = messages.size() - stored.size();
@@ -293,7 +331,7 @@ FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id,
   Subscription& subscription = *find_subscription(subject, id);
   waiter.subscription_ = &subscription;
   waiter.max_ = max;
-  subscription.queue->waiters.push_back(waiter);
+  subscription.queue->add_waiter(waiter);
   ++subscription.waiting;
   ++waiting_fetches_;
   return FetchStatus::waiting;
@@ -304,7 +342,7 @@ bool Broker::cancel_wait(Waiter& waiter) {
     return false;
   }
   Subscription& subscription = *waiter.subscription_;
-  subscription.queue->waiters.erase(subscription.queue->waiters.iterator_to(waiter));
+  subscription.queue->remove_waiter(waiter);
   --subscription.waiting;
   --waiting_fetches_;
   const TimePoint now = clock_.now();
@@ -314,9 +352,8 @@ bool Broker::cancel_wait(Waiter& waiter) {
 }
 
 void Broker::serve_waiters(Queue& queue) {
-  while (!queue.waiters.empty() && !queue.empty()) {
-    Waiter& waiter = queue.waiters.front();
-    queue.waiters.pop_front();
+  while (queue.can_serve()) {
+    Waiter& waiter = queue.pop_waiter();
     --waiter.subscription_->waiting;
     --waiting_fetches_;
     const TimePoint now = clock_.now();
@@ -327,18 +364,15 @@ void Broker::serve_waiters(Queue& queue) {
 }
 
 void Broker::wake_waiters_of(Queue& queue, const Subscription* subscription) {
-  auto waiter = queue.waiters.begin();
-  while (waiter != queue.waiters.end()) {
-    Waiter& woken = *waiter;
-    if (subscription != nullptr && woken.subscription_ != subscription) {
-      ++waiter;
-      continue;
-    }
-    waiter = queue.waiters.erase(waiter);
-    --woken.subscription_->waiting;
-    --waiting_fetches_;
-    woken.wake();
-  }
+  queue.remove_waiters_if(
+      [subscription](const Waiter& waiter) {
+        return subscription == nullptr || waiter.subscription_ == subscription;
+      },
+      [this](Waiter& woken) {
+        --woken.subscription_->waiting;
+        --waiting_fetches_;
+        woken.wake();
+      });
 }
 
 void Broker::wake_all_waiters() {
@@ -387,7 +421,7 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
 void Broker::leave_group(Subscription& subscription, DropReason reason) {
   Topic& topic = *subscription.topic;
   const auto group = topic.groups.find(subscription.group);
-  if (--group->second->members > 0) {
+  if (!group->second->leave()) {
     return;
   }
   drop_front(*group->second, group->second->size(), reason);
@@ -468,18 +502,23 @@ void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
     return;
   }
   if (journal_ != nullptr) {
-    Record record;
-    record.type = RecordType::drop;
+    Record record = queue_record(RecordType::drop, queue);
     record.reason = static_cast<std::uint8_t>(reason);
-    record.grouped = queue.grouped();
     record.count = count;
-    record.subject = queue.topic().name;
-    record.id = queue.grouped() ? std::string_view() : queue.name();
-    record.group = queue.grouped() ? queue.name() : std::string_view();
     journal_->append(record);
   }
   shrank(queue, queue.pop_front(count, nullptr));
   counters_.dropped[static_cast<std::size_t>(reason)] += count;
+}
+
+Record Broker::queue_record(RecordType type, const Queue& queue) {
+  Record record;
+  record.type = type;
+  record.grouped = queue.grouped();
+  record.subject = queue.topic().name;
+  record.id = queue.grouped() ? std::string_view() : queue.name();
+  record.group = queue.grouped() ? queue.name() : std::string_view();
+  return record;
 }
 
 void Broker::drop_expired_messages(Queue& queue, TimePoint now) {
@@ -514,7 +553,9 @@ Subscription* Broker::find_subscription(std::string_view subject, std::string_vi
 Queue* Broker::find_queue(const Record& record) {
   if (!record.grouped) {
     const auto found = subscriptions_.find(record.id);
-    return found == subscriptions_.end() ? nullptr : found->second.own_queue.get();
+    return found == subscriptions_.end() || found->second.subject != record.subject
+               ? nullptr
+               : found->second.own_queue.get();
   }
   const auto topic = topics_.find(record.subject);
   if (topic == topics_.end()) {
@@ -525,6 +566,13 @@ Queue* Broker::find_queue(const Record& record) {
 }
 
 bool Broker::apply(const Record& record) {
+  const Counters counted = counters_;
+  const bool applied = replay(record);
+  counters_ = counted;
+  return applied;
+}
+
+bool Broker::replay(const Record& record) {
   const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
   switch (record.type) {
     case RecordType::subscribe:
@@ -587,8 +635,94 @@ bool Broker::apply(const Record& record) {
                  static_cast<DropReason>(record.reason));
       return true;
     }
+    case RecordType::checkpoint:
+      // A snapshot starts from nothing: on top of other state it would duplicate it.
+      if (!subscriptions_.empty() || last_seq_ != 0 || record.seq > Message::max_seq) {
+        return false;
+      }
+      last_seq_ = record.seq;
+      return true;
+    case RecordType::queue_state: {
+      Queue* queue = find_queue(record);
+      const std::optional<TimePoint> published = limits_.message_ttl.count() > 0
+                                                     ? std::optional(from_record_time(record.time))
+                                                     : std::nullopt;
+      if (queue == nullptr || record.messages.empty() ||
+          !queue->can_restore(record.messages, last_seq_)) {
+        return false;
+      }
+      grew(*queue, queue->restore(record.messages, published));
+      return true;
+    }
+    case RecordType::checkpoint_end:
+      return true;
   }
   return false;
+}
+
+void Broker::checkpoint(JournalSink& sink) const {
+  Record start;
+  start.type = RecordType::checkpoint;
+  start.seq = last_seq_;
+  start.time = to_record_time(clock_.now());
+  sink.append(start);
+  std::uint64_t records = 0;
+  // In order of activity, so the copy's subscriber-ttl sees them in the same order.
+  for (const Subscription& subscription : by_activity_) {
+    sink.append(subscribe_record(subscription));
+    ++records;
+  }
+  std::vector<Message> chunk;
+  for (const Subscription& subscription : by_activity_) {
+    if (subscription.own_queue) {
+      records += checkpoint_queue(*subscription.own_queue, sink, chunk);
+    }
+  }
+  for (const auto& [subject, topic] : topics_) {
+    for (const auto& [group, queue] : topic.groups) {
+      records += checkpoint_queue(*queue, sink, chunk);
+    }
+  }
+  Record end;
+  end.type = RecordType::checkpoint_end;
+  end.count = records;
+  sink.append(end);
+}
+
+std::uint64_t Broker::checkpoint_queue(const Queue& queue, JournalSink& sink,
+                                       std::vector<Message>& chunk) {
+  Record record = queue_record(RecordType::queue_state, queue);
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+  std::size_t next = 0;
+  const auto flush = [&] {
+    if (!chunk.empty()) {
+      record.messages = chunk;
+      sink.append(record);
+      ++records;
+      chunk.clear();
+      bytes = 0;
+    }
+  };
+  // A record holds one stamp run at most, so the copy keeps each message's stamp.
+  const auto run = [&](std::int64_t time, std::size_t count) {
+    record.time = time;
+    const std::size_t end = next + std::min(count, queue.size() - next);
+    for (; next < end; ++next) {
+      const Message& message = queue.at(next);
+      if (chunk.size() == queue_state_max_messages ||
+          (!chunk.empty() && bytes + message.size() > queue_state_max_bytes)) {
+        flush();
+      }
+      chunk.push_back(message);
+      bytes += message.size();
+    }
+    flush();
+  };
+  queue.for_each_stamp(
+      [&run](const Stamp& stamp) { run(to_record_time(stamp.published), stamp.count); });
+  run(0, queue.size() - next);
+  return records;
 }
 
 std::string Broker::dump() const {
@@ -625,7 +759,7 @@ std::string Broker::dump() const {
       groups.emplace(group, queue.get());
     }
     for (const auto& [group, queue] : groups) {
-      out << " group " << group << " members " << queue->members;
+      out << " group " << group << " members " << queue->members();
       queue_state(*queue);
     }
   }
@@ -635,11 +769,7 @@ std::string Broker::dump() const {
   }
   const Totals sums = totals();
   out << "\ntotals " << sums.pending_messages << ' ' << sums.pending_bytes << ' '
-      << sums.subscriptions << ' ' << sums.subjects << " last seq " << last_seq_ << " published "
-      << sums.counters.published << " delivered " << sums.counters.delivered << " dropped";
-  for (const std::uint64_t dropped : sums.counters.dropped) {
-    out << ' ' << dropped;
-  }
+      << sums.subscriptions << ' ' << sums.subjects << " last seq " << last_seq_;
   out << "\nranking";
   for (const SubjectStats& row : top_subjects(topics_.size())) {
     out << ' ' << row.subject << '/' << row.subscriptions << '/' << row.groups << '/'

@@ -39,7 +39,8 @@ enum class PublishStatus {
   message_too_large,
   no_subscribers,
   overflow,
-  queue_full
+  queue_full,
+  storage_full  // the journal has no room for the publish
 };
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
@@ -137,13 +138,51 @@ class Queue {
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] bool grouped() const noexcept { return grouped_; }
 
-  std::size_t members = 0;
-  boost::intrusive::list<Waiter> waiters;
+  // The subscriptions sharing the queue: one for an ungrouped queue, a group's members otherwise.
+  [[nodiscard]] std::size_t members() const noexcept { return members_; }
+  void join() noexcept { ++members_; }
+  // True when the last member left: the queue's messages then have no one to go to.
+  [[nodiscard]] bool leave() noexcept { return --members_ == 0; }
+
+  // Fetches waiting for a publish, served oldest first; a waiter waits on one queue at most.
+  // True while a waiter and a message are both there to be paired.
+  [[nodiscard]] bool can_serve() const noexcept { return !waiters_.empty() && !empty(); }
+  void add_waiter(Waiter& waiter) noexcept { waiters_.push_back(waiter); }
+  void remove_waiter(Waiter& waiter) noexcept { waiters_.erase(waiters_.iterator_to(waiter)); }
+  // Unlinks the oldest waiter and returns it; only while can_serve().
+  Waiter& pop_waiter() noexcept {
+    Waiter& oldest = waiters_.front();
+    waiters_.pop_front();
+    return oldest;
+  }
+  // Unlinks, oldest first, every waiter `chosen` returns true for and hands it to `removed`,
+  // which may wake it.
+  template <typename Choose, typename Removed>
+  void remove_waiters_if(Choose chosen, Removed removed) {
+    auto waiter = waiters_.begin();
+    while (waiter != waiters_.end()) {
+      Waiter& found = *waiter;
+      if (!chosen(found)) {
+        ++waiter;
+        continue;
+      }
+      waiter = waiters_.erase(waiter);
+      removed(found);
+    }
+  }
 
   // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
-  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old.
+  // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old (or
+  // not older than `now`, as a replayed time may be: stamps only grow).
   QueueChange push(std::span<const Message> messages, std::uint64_t first_seq, std::uint64_t bytes,
                    TimePoint now, std::chrono::milliseconds tick);
+  // Whether restore(messages, ...) keeps the queue's sequence numbers rising, none above
+  // `last_seq`. Any stamp will do: a clock that went back must not lose messages.
+  [[nodiscard]] bool can_restore(std::span<const Message> messages,
+                                 std::uint64_t last_seq) const noexcept;
+  // Appends copies of `messages` with the sequence numbers they carry; with `published` they are
+  // stamped then, sharing the newest stamp when that is not earlier (stamps only grow).
+  QueueChange restore(std::span<const Message> messages, std::optional<TimePoint> published);
   // Removes the `count` oldest messages, moving them to `out` unless it is null.
   QueueChange pop_front(std::size_t count, FetchedMessages* out);
   // The bytes of the `count` oldest messages.
@@ -157,6 +196,8 @@ class Queue {
       return true;
     });
   }
+  // The message `index` places from the oldest; index < size().
+  [[nodiscard]] const Message& at(std::size_t index) const { return messages_[index]; }
   // Visits the messages oldest first while `function` returns true.
   template <typename Function>
   void for_each_until(Function function) const {
@@ -169,6 +210,8 @@ class Queue {
   LazyDeque<Message> messages_;
   LazyDeque<Stamp> stamps_;  // kept only when message_ttl is set
   std::uint64_t bytes_ = 0;
+  std::size_t members_ = 0;
+  boost::intrusive::list<Waiter> waiters_;
   Topic* topic_ = nullptr;
   std::string_view name_;
   bool grouped_ = false;
@@ -268,10 +311,18 @@ class Broker {
   // Repeats a state change another core reported, without its checks: records applied in order
   // to an empty core with the same limits rebuild that core's state (waiting fetches aside, which
   // end with their connections). False, changing nothing, when the record names a subscription
-  // or queue this core does not have.
+  // or queue this core does not have, or could not have come from such a core. Replay leaves the
+  // counters alone: they count what this process did, as after any restart.
   bool apply(const Record& record);
 
-  // The whole state as text, waiting fetches aside: two cores with equal dumps are equal.
+  // Reports the whole state to `sink` as a snapshot: a checkpoint record, a subscribe record per
+  // subscription (active at its last activity), queue_state records holding every pending message,
+  // and a checkpoint_end record. Applied to an empty core with the same limits, they rebuild this
+  // one; the records this core reports afterwards then apply on top of them.
+  void checkpoint(JournalSink& sink) const;
+
+  // The whole state as text, waiting fetches and counters aside: two cores with equal dumps are
+  // equal.
   [[nodiscard]] std::string dump() const;
 
   [[nodiscard]] Totals totals() const;
@@ -281,8 +332,17 @@ class Broker {
 
  private:
   Subscription* find_subscription(std::string_view subject, std::string_view id);
-  void add_subscription(std::string_view id, std::string_view subject,
-                        std::optional<std::string_view> group, TimePoint now);
+  Subscription& add_subscription(std::string_view id, std::string_view subject,
+                                 std::optional<std::string_view> group, TimePoint now);
+  bool replay(const Record& record);
+  // The subscribe record of `subscription`, active at its last activity.
+  static Record subscribe_record(const Subscription& subscription);
+  // A record of `type` naming `queue`.
+  static Record queue_record(RecordType type, const Queue& queue);
+  // Reports the queue's pending messages as queue_state records, gathering each in `chunk`;
+  // returns how many records.
+  static std::uint64_t checkpoint_queue(const Queue& queue, JournalSink& sink,
+                                        std::vector<Message>& chunk);
   Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
   Queue* find_queue(const Record& record);
   // Reports that the subscription was active at `now` and took `count` messages.

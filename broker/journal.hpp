@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -21,7 +22,18 @@ enum class RecordType : std::uint8_t {
                     // many of the batch's oldest no queue stored (queue_full); time: the stamp
   fetch = 4,        // id; count: messages taken from its queue; time: its activity
   drop = 5,         // the queue (id, or subject and group when grouped), count, reason
+  // A snapshot of the whole core (Broker::checkpoint): this record, a subscribe record per
+  // subscription, the queue_state records of every non-empty queue, then checkpoint_end.
+  checkpoint = 6,      // seq: the newest published sequence number; time: when it was taken
+  queue_state = 7,     // the queue, named as by drop; messages: some of its pending ones, oldest
+                       // first, each with its own seq; time: their shared publish stamp (0: none)
+  checkpoint_end = 8,  // count: the records between checkpoint and this one
 };
+
+// A queue_state record holds at most this many messages, and more than this many message bytes
+// only when it holds a single message: a long queue is written as several records.
+inline constexpr std::size_t queue_state_max_messages = 4096;
+inline constexpr std::size_t queue_state_max_bytes = std::size_t{1} << 20;
 
 // One state change of the core, as a view valid during the sink's call. Every field has a fixed
 // width or is a length and bytes once encoded; replaying the records of a core, in order, into an
@@ -43,6 +55,11 @@ struct Record {
 class JournalSink {
  public:
   virtual void append(const Record& record) = 0;
+  // Asked before a publish of these messages stores anything: false refuses it (storage_full),
+  // for a sink that has no room for its record.
+  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/) {
+    return true;
+  }
 
  protected:
   JournalSink() = default;
@@ -56,11 +73,18 @@ class JournalSink {
 
 // Appends the record's bytes, little-endian: type, reason and grouped (one byte each), time, seq
 // and count (eight each), then subject, id and group, and each message, as a four-byte length
-// and the bytes, after a four-byte message count.
+// and the bytes, after a four-byte message count. A queue_state message is preceded by its seq
+// (eight bytes).
 void encode(const Record& record, std::string& out);
 
+// How many bytes encode appends for `record`.
+[[nodiscard]] std::size_t encoded_size(const Record& record) noexcept;
+
 // The record encoded in `bytes`, its strings viewing `bytes` and its messages kept in `messages`;
-// nullopt when the bytes are not exactly one well-formed record.
+// nullopt when the bytes are not exactly one record the core could have written: a known type,
+// only the fields that type uses set (the others zero or empty), a group exactly when grouped, a
+// reason that is a DropReason, sequence numbers that fit a Message, and a queue_state within its
+// bounds. What it allocates is bounded by the size of `bytes`.
 [[nodiscard]] std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages);
 
 }  // namespace gophermq::broker

@@ -17,6 +17,8 @@ class LazyDeque {
 
   T& front() { return items_->front(); }
   T& back() { return items_->back(); }
+  const T& back() const { return items_->back(); }
+  const T& operator[](std::size_t index) const { return (*items_)[index]; }
 
   void push_back(T item) { storage().push_back(std::move(item)); }
 

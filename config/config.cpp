@@ -487,6 +487,20 @@ const std::vector<Setting>& settings_table() {
              "longest time to send one response"),
     duration("broker.shutdown-timeout", [](auto& c) -> auto& { return c.shutdown_timeout; }, false,
              "longest wait for requests in flight on shutdown"),
+    {"storage.dir", "directory of the write-ahead log; empty keeps everything in memory only",
+     [](Config& c, const std::string& v) { c.storage.dir = v; },
+     [](const Config& c) { return c.storage.dir; }},
+    choice<storage::FsyncMode>(
+        "storage.fsync", [](auto& c) -> auto& { return c.storage.fsync; },
+        {{"always", storage::FsyncMode::always}, {"interval", storage::FsyncMode::interval},
+         {"never", storage::FsyncMode::never}},
+        "when the log reaches the disk: always (before answering), interval or never"),
+    duration("storage.fsync-interval", [](auto& c) -> auto& { return c.storage.fsync_interval; },
+             true, "how often the log is synced with storage.fsync=interval"),
+    number("storage.max-bytes", [](auto& c) -> auto& { return c.storage.max_bytes; }, 2 * 4096,
+           k64, "most bytes the log takes on disk; publishes beyond get 507"),
+    number("storage.file-bytes", [](auto& c) -> auto& { return c.storage.file_bytes; }, 4096,
+           k32, "size of one log file, reserved when it is created"),
     flag("monitoring.enable", [](auto& c) -> auto& { return c.monitoring_enable; },
          "serve Prometheus metrics"),
     {"monitoring.port", "metrics port as 9001, :9001 or host:9001",
@@ -709,6 +723,10 @@ Invocation load(const std::vector<std::string>& arguments,
     invocation.config_file = *file;
   }
   invocation.config = build(settings);
+  if (invocation.config.storage.max_bytes < 2 * invocation.config.storage.file_bytes) {
+    // One file is written while the next is reserved, so less could store nothing.
+    throw ConfigError("storage.max-bytes must be at least twice storage.file-bytes");
+  }
   return invocation;
 }
 

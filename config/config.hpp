@@ -12,6 +12,7 @@
 #include "broker/limits.hpp"
 #include "config/log.hpp"
 #include "http/server_limits.hpp"
+#include "storage/options.hpp"
 
 namespace gophermq::config {
 
@@ -31,6 +32,7 @@ struct Config {
   std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024;
   std::chrono::milliseconds shutdown_timeout{10'000};
   unsigned threads = 0;  // 0: one per core
+  storage::Options storage;
 
   bool monitoring_enable = true;
   Endpoint monitoring{"0.0.0.0", 9001};

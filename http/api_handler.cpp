@@ -43,94 +43,72 @@ constexpr Refusal kAsyncQueueFull{status::too_many_requests, "async queue full",
                                   metrics::Limit::async_queue_size};
 constexpr Refusal kAsyncBytesFull{status::too_many_requests, "async queue full",
                                   metrics::Limit::async_queue_bytes};
+constexpr Refusal kStorageFull{status::insufficient_storage, "storage full",
+                               metrics::Limit::storage_max_bytes};
 constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", std::nullopt};
+constexpr Refusal kRecovering{status::service_unavailable, "recovering", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
-// How each status of the service is answered: nullptr for success, else the refusal. Every route
-// maps its statuses here, so a status reads the same on every route.
-const Refusal* refusal_of(broker::PublishStatus result) {
-  switch (result) {
-    case broker::PublishStatus::ok:
-      return nullptr;
-    case broker::PublishStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::PublishStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::PublishStatus::message_too_large:
-      return &kMessageTooLarge;
-    case broker::PublishStatus::no_subscribers:
-      return &kNoSubscribers;
-    case broker::PublishStatus::overflow:
-      return &kOverflow;
-    case broker::PublishStatus::queue_full:
-      return &kQueueFull;
-  }
-  return &kInternal;
-}
+// How a status of the service is answered: nullptr for success, else the refusal. Every route maps
+// its statuses through these tables, so a status reads the same on every route.
+template <typename Status>
+struct Answer {
+  Status status;
+  const Refusal* refusal;
+};
 
-const Refusal* refusal_of(service::AsyncPublishStatus result) {
-  switch (result) {
-    case service::AsyncPublishStatus::accepted:
-      return nullptr;
-    case service::AsyncPublishStatus::invalid_subject:
-      return &kInvalidSubject;
-    case service::AsyncPublishStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case service::AsyncPublishStatus::message_too_large:
-      return &kMessageTooLarge;
-    case service::AsyncPublishStatus::queue_full:
-      return &kAsyncQueueFull;
-    case service::AsyncPublishStatus::bytes_full:
-      return &kAsyncBytesFull;
-  }
-  return &kInternal;
-}
+// Every call names a subject, and refuses one the same way.
+template <typename Status>
+constexpr Answer<Status> kSubjectAnswers[] = {
+    {Status::invalid_subject, &kInvalidSubject},
+    {Status::subject_too_long, &kSubjectTooLong},
+};
 
-const Refusal* refusal_of(broker::SubscribeStatus result) {
-  switch (result) {
-    case broker::SubscribeStatus::ok:
-      return nullptr;
-    case broker::SubscribeStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::SubscribeStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::SubscribeStatus::invalid_group:
-      return &kInvalidGroup;
-    case broker::SubscribeStatus::too_many_subscriptions:
-      return &kTooManySubscriptions;
-    case broker::SubscribeStatus::duplicate_id:  // the service draws again until the id is new
-      break;
-  }
-  return &kInternal;
-}
+constexpr Answer<broker::PublishStatus> kPublishAnswers[] = {
+    {broker::PublishStatus::ok, nullptr},
+    {broker::PublishStatus::message_too_large, &kMessageTooLarge},
+    {broker::PublishStatus::no_subscribers, &kNoSubscribers},
+    {broker::PublishStatus::overflow, &kOverflow},
+    {broker::PublishStatus::queue_full, &kQueueFull},
+    {broker::PublishStatus::storage_full, &kStorageFull},
+};
 
-const Refusal* refusal_of(broker::FetchStatus result) {
-  switch (result) {
-    case broker::FetchStatus::ok:
-      return nullptr;
-    case broker::FetchStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::FetchStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::FetchStatus::bad_id:
-    case broker::FetchStatus::waiting:  // the service only returns once the wait is over
-      break;
-  }
-  return &kBadId;
-}
+constexpr Answer<service::AsyncPublishStatus> kAsyncPublishAnswers[] = {
+    {service::AsyncPublishStatus::accepted, nullptr},
+    {service::AsyncPublishStatus::message_too_large, &kMessageTooLarge},
+    {service::AsyncPublishStatus::queue_full, &kAsyncQueueFull},
+    {service::AsyncPublishStatus::bytes_full, &kAsyncBytesFull},
+};
 
-const Refusal* refusal_of(broker::UnsubscribeStatus result) {
-  switch (result) {
-    case broker::UnsubscribeStatus::ok:
-      return nullptr;
-    case broker::UnsubscribeStatus::invalid_subject:
-      return &kInvalidSubject;
-    case broker::UnsubscribeStatus::subject_too_long:
-      return &kSubjectTooLong;
-    case broker::UnsubscribeStatus::bad_id:
-      break;
+// duplicate_id is not here: the service draws again until the id is new.
+constexpr Answer<broker::SubscribeStatus> kSubscribeAnswers[] = {
+    {broker::SubscribeStatus::ok, nullptr},
+    {broker::SubscribeStatus::invalid_group, &kInvalidGroup},
+    {broker::SubscribeStatus::too_many_subscriptions, &kTooManySubscriptions},
+};
+
+// waiting is not here: the service only returns once the wait is over.
+constexpr Answer<broker::FetchStatus> kFetchAnswers[] = {
+    {broker::FetchStatus::ok, nullptr},
+    {broker::FetchStatus::bad_id, &kBadId},
+};
+
+constexpr Answer<broker::UnsubscribeStatus> kUnsubscribeAnswers[] = {
+    {broker::UnsubscribeStatus::ok, nullptr},
+    {broker::UnsubscribeStatus::bad_id, &kBadId},
+};
+
+// The call's own table first, then the subject refusals; a status neither lists is a bug, answered
+// as one rather than as a success.
+template <typename Status, std::size_t Size>
+const Refusal* refusal_in(const Answer<Status> (&answers)[Size], Status status) {
+  if (const auto* own = std::ranges::find(answers, status, &Answer<Status>::status);
+      own != std::end(answers)) {
+    return own->refusal;
   }
-  return &kBadId;
+  const auto& subject = kSubjectAnswers<Status>;
+  const auto* found = std::ranges::find(subject, status, &Answer<Status>::status);
+  return found == std::end(subject) ? &kInternal : found->refusal;
 }
 
 constexpr std::size_t kDefaultStatsRows = 100;
@@ -254,7 +232,8 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     co_return refuse(kInvalidBody);
   }
   const service::Subscribed subscribed = co_await service_.subscribe(body->subject, body->group);
-  if (const Refusal* refused = refusal_of(subscribed.status); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
+      refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_subscribed(subscribed.id, body->subject, body->group));
@@ -281,9 +260,10 @@ asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Reque
   // The async route hands the subject and message over; nothing reads them after.
   const Refusal* refused =
       route == PublishRoute::async
-          ? refusal_of(
+          ? refusal_in(
+                kAsyncPublishAnswers,
                 service_.publish_async(std::move(body->subject), std::move(body->messages.front())))
-          : refusal_of(co_await service_.publish(body->subject, body->messages));
+          : refusal_in(kPublishAnswers, co_await service_.publish(body->subject, body->messages));
   if (refused != nullptr) {
     co_return refuse(*refused);
   }
@@ -311,7 +291,7 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
     }
     result = std::move(std::get<0>(outcome));
   }
-  if (const Refusal* refused = refusal_of(result.status); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kFetchAnswers, result.status); refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok,
@@ -324,7 +304,7 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
     co_return refuse(kInvalidBody);
   }
   const auto result = co_await service_.unsubscribe(body->subject, body->id);
-  if (const Refusal* refused = refusal_of(result); refused != nullptr) {
+  if (const Refusal* refused = refusal_in(kUnsubscribeAnswers, result); refused != nullptr) {
     co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_status_ok());
@@ -345,6 +325,9 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
 asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     co_return refuse(kShuttingDown);
+  }
+  if (!service_.ready()) {
+    co_return refuse(kRecovering);
   }
   co_return Response{status::no_content, 11};
 }

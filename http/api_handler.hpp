@@ -3,23 +3,15 @@
 #include <atomic>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
-#include <optional>
 #include <string_view>
 
+#include "http/framing.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
 #include "service/broker_service.hpp"
 
 namespace gophermq::http {
-
-// The answer to a request the API refuses: its status and message, and the configured limit the
-// request ran into, if any.
-struct Refusal {
-  boost::beast::http::status status;
-  std::string_view message;
-  std::optional<metrics::Limit> limit;
-};
 
 // The broker's HTTP API: decodes each request, asks the BrokerService, encodes the answer, and
 // records the request's route, status and latency. It keeps no broker state of its own.

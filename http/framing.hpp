@@ -33,6 +33,8 @@ boost::beast::error_code make_error_code(FramingError error);
 // Returns how many bytes were used; `error` is Beast's or a FramingError, need_more included.
 std::size_t feed(RequestParser& parser, std::string_view input, boost::beast::error_code& error);
 
+// The answer to a request that is refused: its status and message, and the configured limit the
+// request ran into, if any.
 struct Refusal {
   boost::beast::http::status status;
   std::string_view message;

@@ -36,6 +36,8 @@ std::string_view key_of(Limit limit) {
       return "write-timeout";
     case Limit::max_receiving_bytes:
       return "max-receiving-bytes";
+    case Limit::storage_max_bytes:
+      return "storage.max-bytes";
     case Limit::count:
       break;
   }

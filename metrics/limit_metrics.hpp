@@ -27,6 +27,7 @@ enum class Limit : std::size_t {
   read_timeout,
   write_timeout,
   max_receiving_bytes,
+  storage_max_bytes,  // max-bytes, or the disk full: no room in the log
   count
 };
 

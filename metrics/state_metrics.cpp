@@ -116,19 +116,24 @@ std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnap
   auto failed = family("gophermq_async_publish_failed_total",
                        "Async publishes the broker refused after they were accepted, by reason.",
                        prometheus::MetricType::Counter);
-  failed.metric.push_back(counter_value(
-      static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::no_subscribers)]),
-      {"reason", "no_subscribers"}));
-  failed.metric.push_back(counter_value(
-      static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::overflow)]),
-      {"reason", "overflow"}));
-  failed.metric.push_back(counter_value(
-      static_cast<double>(
-          snapshot.async_failures[static_cast<std::size_t>(service::AsyncFailure::queue_full)]),
-      {"reason", "queue_full"}));
+  for (std::size_t reason = 0; reason < static_cast<std::size_t>(service::AsyncFailure::count);
+       ++reason) {
+    failed.metric.push_back(counter_value(
+        static_cast<double>(snapshot.async_failures[reason]),
+        {"reason", std::string(name_of(static_cast<service::AsyncFailure>(reason)))}));
+  }
   families.push_back(std::move(failed));
+  families.push_back(single_gauge(
+      "gophermq_storage_bytes", "Bytes the write-ahead log holds on disk, reserved space included.",
+      static_cast<double>(snapshot.storage.bytes)));
+  families.push_back(single_gauge("gophermq_storage_files", "Files of the write-ahead log.",
+                                  static_cast<double>(snapshot.storage.files)));
+  families.push_back(single_counter("gophermq_storage_recovered_records_total",
+                                    "Log records replayed by the recovery at start.",
+                                    static_cast<double>(snapshot.recovery.records)));
+  families.push_back(single_counter("gophermq_storage_truncated_bytes_total",
+                                    "Bytes of a torn or corrupt log tail cut off at start.",
+                                    static_cast<double>(snapshot.recovery.truncated_bytes)));
   return families;
 }
 

@@ -10,6 +10,7 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <memory>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -66,6 +67,18 @@ std::chrono::milliseconds expiry_interval_for(const broker::Limits& limits) {
   return std::clamp(shortest / 10, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
 }
 
+std::optional<asio::io_context::executor_type> shared_thread_of(
+    const asio::any_io_executor& executor, StrandThread strand_thread) {
+  if (strand_thread == StrandThread::own) {
+    return std::nullopt;
+  }
+  const auto* context = executor.target<asio::io_context::executor_type>();
+  if (context == nullptr) {
+    throw std::invalid_argument("a broker strand shared with its callers needs an io_context");
+  }
+  return *context;
+}
+
 // random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
 // generator would make ids that one leaked state predicts, and the id is the subscriber's
 // credential.
@@ -76,6 +89,50 @@ std::string new_subscription_id() {
 
 }  // namespace
 
+std::string_view name_of(AsyncFailure failure) {
+  switch (failure) {
+    case AsyncFailure::no_subscribers:
+      return "no_subscribers";
+    case AsyncFailure::overflow:
+      return "overflow";
+    case AsyncFailure::queue_full:
+      return "queue_full";
+    case AsyncFailure::storage_full:
+      return "storage_full";
+    case AsyncFailure::count:
+      break;
+  }
+  return "unknown";
+}
+
+template <typename Function>
+asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool durable,
+                                                                          Function function) {
+  using Result = std::invoke_result_t<Function>;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(Result)>(
+      [this, durable](auto handler, Function work) {
+        auto caller = asio::prefer(asio::get_associated_executor(handler),
+                                   asio::execution::outstanding_work.tracked);
+        asio::post(broker_strand_, [this, durable, handler = std::move(handler),
+                                    work = std::move(work), caller = std::move(caller)]() mutable {
+          const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
+          auto resume = [handler = std::move(handler), result = work(),
+                         caller = std::move(caller)]() mutable {
+            asio::post(caller,
+                       [handler = std::move(handler), result = std::move(result)]() mutable {
+                         std::move(handler)(std::move(result));
+                       });
+          };
+          if (log_ == nullptr || log_->end() == before) {
+            resume();
+            return;
+          }
+          log_->when_written(log_->end(), durable, std::move(resume));
+        });
+      },
+      asio::use_awaitable, std::move(function));
+}
+
 // A fetch waiting on the broker strand. Shared by its timer's handler and the caller's
 // cancellation slot, whichever lets go last frees it; the broker only links it while it waits.
 class BrokerService::PendingFetch final : public broker::Waiter {
@@ -83,8 +140,9 @@ class BrokerService::PendingFetch final : public broker::Waiter {
   using Handler = asio::any_completion_handler<void(FetchResult)>;
 
   template <typename CompletionHandler>
-  PendingFetch(Strand& strand, CompletionHandler handler)
+  PendingFetch(Strand& strand, storage::Log* log, CompletionHandler handler)
       : timer(strand),
+        log_(log),
         caller_(asio::prefer(asio::get_associated_executor(handler),
                              asio::execution::outstanding_work.tracked)),
         slot_(asio::get_associated_cancellation_slot(handler)),
@@ -95,15 +153,25 @@ class BrokerService::PendingFetch final : public broker::Waiter {
     complete(broker::FetchStatus::ok);
   }
 
-  // Resumes the caller once, on its own executor, with whatever the broker handed over.
+  // Resumes the caller once, on its own executor, with whatever the broker handed over: with
+  // storage on, once the removal of those messages is written.
   void complete(broker::FetchStatus status) {
-    asio::post(caller_, [handler = std::move(handler_), slot = slot_,
-                         result = FetchResult{status, std::move(messages)}]() mutable {
-      if (slot.is_connected()) {
-        slot.clear();
-      }
-      std::move(handler)(std::move(result));
-    });
+    const std::size_t messages_taken = messages.size();
+    auto resume = [caller = caller_, handler = std::move(handler_), slot = slot_,
+                   result = FetchResult{status, std::move(messages)}]() mutable {
+      asio::post(caller,
+                 [handler = std::move(handler), slot, result = std::move(result)]() mutable {
+                   if (slot.is_connected()) {
+                     slot.clear();
+                   }
+                   std::move(handler)(std::move(result));
+                 });
+    };
+    if (log_ == nullptr || messages_taken == 0) {
+      resume();
+      return;
+    }
+    log_->when_written(log_->end(), false, std::move(resume));
   }
 
   asio::cancellation_slot& slot() { return slot_; }
@@ -111,17 +179,21 @@ class BrokerService::PendingFetch final : public broker::Waiter {
   asio::steady_timer timer;
 
  private:
+  storage::Log* log_;
   asio::any_io_executor caller_;
   asio::cancellation_slot slot_;
   Handler handler_;
 };
 
 BrokerService::BrokerService(const asio::any_io_executor& executor, broker::Limits limits,
-                             std::size_t async_queue_capacity, std::uint64_t async_queue_bytes)
+                             std::size_t async_queue_capacity, std::uint64_t async_queue_bytes,
+                             StrandThread strand_thread, Storage storage)
     : broker_strand_(asio::make_strand(executor)),
       worker_strand_(asio::make_strand(executor)),
+      shared_thread_(shared_thread_of(executor, strand_thread)),
       limits_(limits),
       broker_(limits),
+      storage_(std::move(storage)),
       expiry_timer_(broker_strand_),
       expiry_interval_(expiry_interval_for(limits)),
       heartbeat_timer_(broker_strand_),
@@ -134,12 +206,70 @@ BrokerService::~BrokerService() {
   }
 }
 
-void BrokerService::start(Heartbeat heartbeat) {
-  asio::post(broker_strand_, [this, heartbeat = std::move(heartbeat)]() mutable {
-    heartbeat_ = std::move(heartbeat);
-    schedule_expiry();
-    schedule_heartbeat();
-  });
+bool BrokerService::on_broker_thread() const noexcept {
+  return shared_thread_ && shared_thread_->running_in_this_thread();
+}
+
+// The io_context has one thread, so while a caller runs on it no handler of the strand can: the
+// broker is the caller's alone for the call.
+template <typename Function>
+asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool durable,
+                                                                         Function function) {
+  if (!on_broker_thread()) {
+    co_return co_await run_logged(durable, std::move(function));
+  }
+  const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
+  auto result = function();
+  if (log_ != nullptr && log_->end() != before) {
+    co_await wait_for_log(durable);
+  }
+  co_return result;
+}
+
+asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [this, durable](auto handler) {
+        log_->when_written(log_->end(), durable, [handler = std::move(handler)]() mutable {
+          auto caller = asio::get_associated_executor(handler);
+          asio::post(caller, std::move(handler));
+        });
+      },
+      asio::use_awaitable);
+}
+
+void BrokerService::start(Heartbeat heartbeat,
+                          std::function<void(const storage::RecoveryReport&)> ready) {
+  asio::post(broker_strand_,
+             [this, heartbeat = std::move(heartbeat), ready = std::move(ready)]() mutable {
+               if (!storage_.options.dir.empty()) {
+                 open_log();
+               }
+               ready_.store(true, std::memory_order_release);
+               if (ready) {
+                 ready(recovery_);
+               }
+               heartbeat_ = std::move(heartbeat);
+               schedule_expiry();
+               schedule_heartbeat();
+             });
+}
+
+// On the broker strand, before any call reaches the broker: the calls queued behind it find the
+// recovered state.
+void BrokerService::open_log() {
+  try {
+    auto directory = std::make_unique<storage::Directory>(storage_.options.dir);
+    const auto time_base = storage::TimeBase::now();
+    recovery_ = storage::recover(*directory, broker_, time_base);
+    storage::LogHooks hooks{storage_.fatal, storage_.fsync_observed,
+                            [this](broker::JournalSink& sink) { broker_.checkpoint(sink); }};
+    log_ = std::make_unique<storage::Log>(broker_strand_, storage_.options, std::move(directory),
+                                          recovery_.next_file, time_base, std::move(hooks));
+    broker_.set_journal(log_.get());
+    log_->start();
+  } catch (const std::exception& error) {
+    storage_.fatal(error.what());
+  }
 }
 
 void BrokerService::schedule_heartbeat() {
@@ -174,22 +304,22 @@ void BrokerService::schedule_expiry() {
 
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
                                                      const std::optional<std::string>& group) {
-  return run_on(broker_strand_, [this, id = new_subscription_id(), &subject = subject,
-                                 &group = group]() mutable {
-    const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
-    Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
-    // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
-    while (result.status == broker::SubscribeStatus::duplicate_id) {
-      result.id = new_subscription_id();
-      result.status = broker_.subscribe(result.id, subject, group_view);
-    }
-    return result;
-  });
+  return on_broker(
+      true, [this, id = new_subscription_id(), &subject = subject, &group = group]() mutable {
+        const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
+        Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
+        // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
+        while (result.status == broker::SubscribeStatus::duplicate_id) {
+          result.id = new_subscription_id();
+          result.status = broker_.subscribe(result.id, subject, group_view);
+        }
+        return result;
+      });
 }
 
 asio::awaitable<broker::PublishStatus> BrokerService::publish(
     const std::string& subject, const std::vector<broker::Message>& messages) {
-  return run_on(broker_strand_, [this, &subject = subject, &messages = messages] {
+  return on_broker(true, [this, &subject = subject, &messages = messages] {
     return broker_.publish(subject, messages);
   });
 }
@@ -199,7 +329,7 @@ asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, co
   if (wait.count() > 0) {
     return wait_for_messages(subject, id, max, wait);
   }
-  return run_on(broker_strand_, [this, &subject = subject, &id = id, max] {
+  return on_broker(false, [this, &subject = subject, &id = id, max] {
     FetchResult result;
     result.status = broker_.fetch(subject, id, max, result.messages);
     return result;
@@ -212,7 +342,8 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
                                                               std::chrono::milliseconds wait) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(FetchResult)>(
       [this, &subject, &id, max, wait](auto handler) {
-        auto pending = std::make_shared<PendingFetch>(broker_strand_, std::move(handler));
+        auto pending =
+            std::make_shared<PendingFetch>(broker_strand_, log_.get(), std::move(handler));
         if (pending->slot().is_connected()) {
           pending->slot().assign([this, pending](asio::cancellation_type) {
             asio::post(broker_strand_, [this, pending] {
@@ -244,16 +375,20 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
 
 asio::awaitable<broker::UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
                                                                       const std::string& id) {
-  return run_on(broker_strand_,
-                [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
+  return on_broker(
+      true, [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
 }
 
 asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subjects) {
-  return run_on(broker_strand_, [this, top_subjects] {
+  return on_broker(false, [this, top_subjects] {
     ServiceSnapshot snapshot;
     snapshot.totals = broker_.totals();
     snapshot.top_subjects = broker_.top_subjects(top_subjects);
     snapshot.async_queue_depth = async_depth_.load(std::memory_order_relaxed);
+    if (log_ != nullptr) {
+      snapshot.storage = log_->figures();
+    }
+    snapshot.recovery = recovery_;
     std::copy(std::begin(async_failures_), std::end(async_failures_),
               std::begin(snapshot.async_failures));
     return snapshot;
@@ -307,7 +442,27 @@ void BrokerService::take_async_intake() {
     return;
   }
   std::reverse(batch.begin(), batch.end());  // the intake is newest first
-  asio::post(broker_strand_, [this, batch = std::move(batch)] { apply_async_batch(batch); });
+  asio::post(broker_strand_, [this, batch = std::move(batch)]() mutable {
+    async_batches_.push_back(std::move(batch));
+    apply_async_batches(false);
+  });
+}
+
+void BrokerService::apply_async_batches(bool all) {
+  while (!async_batches_.empty()) {
+    if (!all && log_ != nullptr && log_->end() - log_->written() > async_bytes_capacity_) {
+      if (!async_waits_for_log_) {
+        async_waits_for_log_ = true;
+        log_->when_written(log_->end(), false, [this] {
+          async_waits_for_log_ = false;
+          apply_async_batches(false);
+        });
+      }
+      return;
+    }
+    apply_async_batch(async_batches_.front());
+    async_batches_.pop_front();
+  }
 }
 
 void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
@@ -323,6 +478,9 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         break;
       case broker::PublishStatus::queue_full:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::queue_full)];
+        break;
+      case broker::PublishStatus::storage_full:
+        ++async_failures_[static_cast<std::size_t>(AsyncFailure::storage_full)];
         break;
       case broker::PublishStatus::ok:
       case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
@@ -345,10 +503,24 @@ void BrokerService::stop_waiting() {
 asio::awaitable<void> BrokerService::shutdown() {
   co_await run_on(worker_strand_, [this] { take_async_intake(); });
   co_await run_on(broker_strand_, [this] {
+    apply_async_batches(true);
     periodic_work_ = false;
     expiry_timer_.cancel();
     heartbeat_timer_.cancel();
   });
+  if (log_ != nullptr) {
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+        [this](auto handler) {
+          asio::post(broker_strand_, [this, handler = std::move(handler)]() mutable {
+            log_->close(std::move(handler));
+          });
+        },
+        asio::use_awaitable);
+    co_await run_on(broker_strand_, [this] {
+      broker_.set_journal(nullptr);
+      log_.reset();
+    });
+  }
 }
 
 }  // namespace gophermq::service

@@ -3,17 +3,25 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "storage/log.hpp"
+#include "storage/options.hpp"
+#include "storage/recovery.hpp"
 
 namespace gophermq::service {
 
@@ -27,7 +35,8 @@ enum class AsyncPublishStatus {
   queue_full,
   bytes_full
 };
-enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, count };
+enum class AsyncFailure : std::size_t { no_subscribers, overflow, queue_full, storage_full, count };
+std::string_view name_of(AsyncFailure failure);
 
 struct Subscribed {
   broker::SubscribeStatus status = broker::SubscribeStatus::ok;
@@ -44,6 +53,16 @@ struct ServiceSnapshot {
   std::vector<broker::SubjectStats> top_subjects;
   std::uint64_t async_queue_depth = 0;
   std::uint64_t async_failures[static_cast<std::size_t>(AsyncFailure::count)] = {};
+  storage::LogFigures storage;  // zeros when memory only
+  storage::RecoveryReport recovery;
+};
+
+// The durable log, when storage.dir is set, and what the daemon hears from it.
+struct Storage {
+  storage::Options options;
+  // An I/O failure of the log, or a log that cannot be recovered: the process must end, now.
+  std::function<void(const std::string&)> fatal;
+  std::function<void(std::chrono::duration<double>)> fsync_observed;
 };
 
 // Something the broker strand does every `interval` while it is healthy, such as telling a
@@ -53,6 +72,11 @@ struct Heartbeat {
   std::function<void()> beat;
 };
 
+// Whether the broker strand has a thread of its own. `shared_with_callers`: the executor is an
+// io_context's that exactly one thread runs, and that thread also runs the callers (one HTTP
+// thread), so a call made on it runs on the broker at once instead of posting there and back.
+enum class StrandThread { own, shared_with_callers };
+
 // Owns the Broker on one strand and is the only way in: each call hops onto the broker strand,
 // runs there, and resumes the caller on its own executor, so the broker needs no lock.
 // Async publishes go through a second, dedicated worker strand that batches them into the broker
@@ -61,7 +85,8 @@ class BrokerService {
  public:
   BrokerService(const boost::asio::any_io_executor& executor, broker::Limits limits,
                 std::size_t async_queue_capacity,
-                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024);
+                std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024,
+                StrandThread strand_thread = StrandThread::own, Storage storage = {});
   ~BrokerService();
   BrokerService(const BrokerService&) = delete;
   BrokerService& operator=(const BrokerService&) = delete;
@@ -84,9 +109,13 @@ class BrokerService {
   // Totals, and the `top_subjects` subjects with the most pending messages.
   boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
 
-  // Starts the periodic work on the broker strand: expiry of messages and subscriptions, and the
-  // heartbeat.
-  void start(Heartbeat heartbeat = {});
+  // Recovers the log, when storage is on, then starts the periodic work on the broker strand:
+  // expiry of messages and subscriptions, and the heartbeat. `ready` is called on the broker
+  // strand once the broker serves what it recovered; calls made before then wait for it.
+  void start(Heartbeat heartbeat = {},
+             std::function<void(const storage::RecoveryReport&)> ready = nullptr);
+  // Whether start() has recovered the log (or there is none), on any thread.
+  [[nodiscard]] bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
 
   // Never waits: the message is queued for the worker strand, or refused for what the broker would
   // refuse it for or because the queue is full. Calls from one thread reach the broker in call
@@ -98,7 +127,8 @@ class BrokerService {
   void stop_waiting();
 
   // Shutdown, last step: completes once every async publish accepted before the call has reached
-  // the broker, and the periodic work has stopped. Calls still work afterwards.
+  // the broker, the log has written and synced everything, and the periodic work has stopped.
+  // Calls still work afterwards, without the log.
   boost::asio::awaitable<void> shutdown();
 
   [[nodiscard]] const broker::Limits& limits() const noexcept { return limits_; }
@@ -116,17 +146,42 @@ class BrokerService {
   boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
                                                         const std::string& id, std::size_t max,
                                                         std::chrono::milliseconds wait);
+  // The work on the broker, at once when the caller is on the strand's thread and shares it
+  // (StrandThread::shared_with_callers), else through run_on(broker_strand_). With storage on, the
+  // caller resumes once the records the work appended are written to the log; with `durable`,
+  // synced too (fsync mode always).
+  template <typename Function>
+  boost::asio::awaitable<std::invoke_result_t<Function>> on_broker(bool durable, Function function);
+  [[nodiscard]] bool on_broker_thread() const noexcept;
+  // Like run_on for the broker strand, then waits for the log as on_broker does.
+  template <typename Function>
+  boost::asio::awaitable<std::invoke_result_t<Function>> run_logged(bool durable,
+                                                                    Function function);
+  // On the broker strand: resumes the caller once everything appended is written (and synced).
+  boost::asio::awaitable<void> wait_for_log(bool durable);
+  void open_log();
   void schedule_expiry();
   void schedule_heartbeat();
   // Moves everything in the intake, oldest first, to the broker strand as one batch.
   void take_async_intake();
+  // Applies the batches taken from the intake, oldest first; with storage on, only while the log
+  // has less than async-queue-bytes waiting for the disk, unless `all`: the records of applied
+  // async publishes would otherwise pile up in memory behind a slow disk. Batches held back keep
+  // their place in the async queue's bounds, so publishers see it fill.
+  void apply_async_batches(bool all);
   void apply_async_batch(const std::vector<AsyncItem>& batch);
 
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
   Strand broker_strand_;
   Strand worker_strand_;
+  // The io_context the broker strand runs on, when StrandThread::shared_with_callers.
+  std::optional<boost::asio::io_context::executor_type> shared_thread_;
   broker::Limits limits_;
-  broker::Broker broker_;                   // touched only on broker_strand_
+  broker::Broker broker_;  // touched only on broker_strand_
+  Storage storage_;
+  std::unique_ptr<storage::Log> log_;  // broker strand; null when memory only
+  storage::RecoveryReport recovery_;   // broker strand
+  std::atomic<bool> ready_{false};
   bool waits_allowed_ = true;               // broker strand
   bool periodic_work_ = true;               // broker strand; false once shutdown began
   boost::asio::steady_timer expiry_timer_;  // broker strand
@@ -149,6 +204,8 @@ class BrokerService {
   };
   std::atomic<AsyncNode*> async_intake_{nullptr};
   std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
+  std::deque<std::vector<AsyncItem>> async_batches_;  // broker strand: taken, not yet applied
+  bool async_waits_for_log_ = false;                  // broker strand
 };
 
 }  // namespace gophermq::service

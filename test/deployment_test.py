@@ -1,5 +1,5 @@
-"""The docker-compose stack, the Dockerfile and the Grafana provisioning agree with each other and
-with the repository. No Docker engine runs here, so this is what can be proved without one."""
+"""The docker-compose stack, the Dockerfile, the systemd unit and the Grafana provisioning agree
+with each other and with the repository. No Docker engine runs here, so this is what can be proved without one."""
 import json
 import os
 import re
@@ -26,18 +26,29 @@ services = compose["services"]
 check(set(services) == {"gophermq", "prometheus", "grafana"}, f"services: {sorted(services)}")
 check(services["gophermq"]["build"] == ".", "gophermq is built from the repository")
 check("9001:9001" in services["gophermq"]["ports"], "metrics port published")
+named_volumes = set(compose.get("volumes") or {})
 mounts = {}
 for name, service in services.items():
     for volume in service.get("volumes", []):
         source, target = volume.split(":")[:2]
-        check(os.path.exists(os.path.join(root, source)), f"{name} mounts missing {source}")
+        if source.startswith((".", "/")):
+            check(os.path.exists(os.path.join(root, source)), f"{name} mounts missing {source}")
+        else:
+            check(source in named_volumes, f"{name} mounts undeclared volume {source}")
         mounts[target] = source
 
 command = services["gophermq"]["command"]
 config_path = command[command.index("--config") + 1] if "--config" in command else None
 check(config_path in mounts, "gophermq reads a config file mounted from the repository")
+storage_dir = None
 if config_path in mounts:
-    check(isinstance(load_yaml(mounts[config_path]), dict), "gophermq config file is a YAML map")
+    shipped_config = load_yaml(mounts[config_path])
+    check(isinstance(shipped_config, dict), "gophermq config file is a YAML map")
+    storage_dir = (shipped_config.get("storage") or {}).get("dir")
+# Durable by default: the log lives in a named volume, so it outlives the container.
+check(storage_dir, "the shipped config sets storage.dir")
+check(storage_dir in mounts and mounts[storage_dir] in named_volumes,
+      f"storage.dir {storage_dir} is a named volume of the compose file")
 
 prometheus = load_yaml("metrics/prometheus/prometheus.yml")
 check("/etc/prometheus/prometheus.yml" in mounts, "Prometheus config mounted")
@@ -64,7 +75,8 @@ for panel in dashboard["panels"]:
         check(target["expr"].strip() != "", f"panel {panel['title']} has an empty query")
 titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
 for topic in ["request rate", "latency", "pending messages", "pending bytes", "subscriptions",
-              "async queue", "dropped", "memory", "cpu"]:
+              "async queue", "dropped", "memory", "cpu", "storage: log size", "fsync",
+              "recovery", "storage full"]:
     check(topic in titles, f"dashboard lacks a {topic} panel")
 
 with open(os.path.join(root, "Dockerfile")) as f:
@@ -77,6 +89,25 @@ check(re.search(r"^FROM debian:bookworm-slim$", dockerfile, re.M), "runtime on b
 check(re.search(r"^USER gophermq$", dockerfile, re.M), "runs as a non-root user")
 check(re.search(r"^HEALTHCHECK .*/ready", dockerfile, re.M | re.S), "health check on /ready")
 check('ENTRYPOINT ["gophermq"]' in dockerfile and 'CMD ["broker"]' in dockerfile, "entrypoint")
+check(re.search(rf"^VOLUME {re.escape(str(storage_dir))}$", dockerfile, re.M),
+      f"the image declares VOLUME {storage_dir}")
+check(re.search(rf"^ENV GOPHERMQ_STORAGE_DIR={re.escape(str(storage_dir))}$", dockerfile, re.M),
+      f"the image runs with storage.dir {storage_dir} without a config file")
+check(re.search(rf"install -d -o gophermq -g gophermq .*{re.escape(str(storage_dir))}$", dockerfile,
+                re.M), f"{storage_dir} is created owned by the gophermq user")
+# Every source folder the build compiles is copied into the build stage.
+with open(os.path.join(root, "CMakeLists.txt")) as f:
+    cmake = f.read()
+copied = {path for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.M)
+          for path in source.split()}
+for folder in sorted(set(re.findall(r"^\s+([a-z]+)/\w+\.cpp", cmake, re.M)) |
+                     set(re.findall(r"^add_subdirectory\(([a-z]+)\)", cmake, re.M)) - {"test"}):
+    check(folder in copied, f"Dockerfile does not copy {folder}/, which the build needs")
+
+with open(os.path.join(root, "systemd/gophermq.service.in")) as f:
+    unit = f.read()
+check(re.search(r"^StateDirectory=gophermq$", unit, re.M), "the unit has StateDirectory=gophermq")
+check(storage_dir == "/var/lib/gophermq", "the shipped storage.dir is the unit's state directory")
 
 for failure in failures:
     print("FAIL:", failure)

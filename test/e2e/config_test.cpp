@@ -1,14 +1,12 @@
 #include <gtest/gtest.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
+#include "support/temp_files.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -25,15 +23,9 @@ int accepted_before_overflow(const BrokerProcess& broker) {
   return -1;
 }
 
-std::string write_config(const std::string& text) {
-  char name[] = "/tmp/gophermq-e2e-XXXXXX";
-  close(mkstemp(name));
-  std::ofstream(name) << text;
-  return name;
-}
-
 TEST(ConfigE2e, CommandLineBeatsEnvironmentBeatsFile) {
-  const std::string file = write_config("broker:\n  max-pending: 2\n");
+  const TempFile config("broker:\n  max-pending: 2\n");
+  const std::string& file = config.path();
   {
     BrokerProcess broker(isolated_arguments({"--config=" + file}));
     EXPECT_EQ(accepted_before_overflow(broker), 2);
@@ -48,7 +40,6 @@ TEST(ConfigE2e, CommandLineBeatsEnvironmentBeatsFile) {
                          {"GOPHERMQ_BROKER_MAX__PENDING=3"});
     EXPECT_EQ(accepted_before_overflow(broker), 4);
   }
-  std::remove(file.c_str());
 }
 
 void expect_config_error(const RunResult& result, const std::string& key) {
@@ -62,9 +53,9 @@ TEST(ConfigE2e, BadValueAnywhereExitsTwoWithOneLineNamingTheKey) {
   expect_config_error(run_to_exit({"broker", "--broker.port=http"}), "broker.port");
   expect_config_error(run_to_exit({"broker"}, {"GOPHERMQ_BROKER_MAX__PENDING=ten"}),
                       "broker.max-pending");
-  const std::string file = write_config("monitoring:\n  enable: sometimes\n");
+  const TempFile config("monitoring:\n  enable: sometimes\n");
+  const std::string& file = config.path();
   expect_config_error(run_to_exit({"broker", "--config", file}), "monitoring.enable");
-  std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--logger.level=chatty"}), "logger.level");
   expect_config_error(run_to_exit({"serve"}), "serve");
 }
@@ -78,9 +69,9 @@ TEST(ConfigE2e, HostileSettingsExitTwoWithOneLineNamingThem) {
   expect_config_error(run_to_exit({"broker", "--broker.port=" + std::string(100'000, '7')}),
                       "broker.port");
   expect_config_error(run_to_exit({"broker", "--threads=1", "--threads=2"}), "threads");
-  const std::string file = write_config("broker:\n  port: 1\n  port: 2\n");
+  const TempFile config("broker:\n  port: 1\n  port: 2\n");
+  const std::string& file = config.path();
   expect_config_error(run_to_exit({"broker", "--config", file}), "broker.port");
-  std::remove(file.c_str());
   expect_config_error(run_to_exit({"broker", "--config=/tmp"}), "/tmp");
   expect_config_error(run_to_exit({"broker", "--config=/dev/zero"}), "/dev/zero");
   expect_config_error(run_to_exit({"broker", "--config=/nonexistent/gophermq.yaml"}),
@@ -116,31 +107,25 @@ TEST(ConfigE2e, YamlMistakesExitTwoNamingTheFileAndKey) {
            {"broker:\n  port: [1]\n", "broker.port"},
            {"broker: {port: 1\n", "line "},
            {"broker:\n  max-pending: -1\n", "broker.max-pending"}}) {
-    const std::string file = write_config(text);
+    const TempFile config(text);
+    const std::string& file = config.path();
     const RunResult result = run_to_exit({"broker", "--config", file});
     expect_config_error(result, key);
     EXPECT_NE(result.output.find(file), std::string::npos) << result.output;
-    std::remove(file.c_str());
   }
 }
 
 // A user who drops us in where the original ran keeps its config.yaml, and it is read.
 TEST(ConfigE2e, ConfigYamlInTheWorkingDirectoryIsRead) {
-  char name[] = "/tmp/gophermq-cwd-XXXXXX";
-  ASSERT_NE(mkdtemp(name), nullptr);
-  const std::filesystem::path directory(name);
-  const auto previous = std::filesystem::current_path();
-  std::filesystem::current_path(directory);
-  std::ofstream(directory / "config.yaml") << "broker:\n  max-pending: 2\n";
+  const TempWorkingDirectory directory;
+  directory.write("config.yaml", "broker:\n  max-pending: 2\n");
   {
     BrokerProcess broker(isolated_arguments());
     EXPECT_EQ(accepted_before_overflow(broker), 2);
     EXPECT_NE(broker.log().find("file=\"config.yaml\""), std::string::npos) << broker.log();
   }
-  std::ofstream(directory / "config.yaml") << "broker:\n  max-pendin: 2\n";
+  directory.write("config.yaml", "broker:\n  max-pendin: 2\n");
   expect_config_error(run_to_exit(isolated_arguments()), "config.yaml line 2: unknown key");
-  std::filesystem::current_path(previous);
-  std::filesystem::remove_all(directory);
 }
 
 TEST(ConfigE2e, HelpAndVersion) {
@@ -162,9 +147,11 @@ TEST(ConfigE2e, MonitoringCanBeTurnedOff) {
 }
 
 TEST(ConfigE2e, TheShippedConfigFileAndEnvironmentFileAreValid) {
-  // Command-line ports beat the file's, so the shipped file is read whole without binding 8082.
-  BrokerProcess broker(
-      isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml"}));
+  // Command-line ports and storage.dir beat the file's, so the shipped file is read whole without
+  // binding 8082 or writing to /var/lib/gophermq.
+  const TempDir storage;
+  BrokerProcess broker(isolated_arguments({"--config=" GOPHERMQ_SOURCE_DIR "/systemd/gophermq.yaml",
+                                           "--storage.dir=" + storage.string()}));
   EXPECT_EQ(HttpClient(broker.api_port()).get("/ready").status, 204U);
 }
 

@@ -7,7 +7,9 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -15,6 +17,7 @@
 #include <future>
 #include <regex>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +32,7 @@ using service::AsyncPublishStatus;
 using service::BrokerService;
 using service::FetchResult;
 using service::ServiceSnapshot;
+using service::StrandThread;
 using service::Subscribed;
 using namespace std::chrono_literals;
 using asio::experimental::awaitable_operators::operator||;
@@ -373,6 +377,82 @@ TEST(BrokerService, HeartbeatBeatsFromTheBrokerStrandUntilShutdown) {
     co_await service.shutdown();
   }());
   EXPECT_EQ(beats, 3);  // and run() returned: nothing periodic is left after shutdown
+}
+
+// Whether a handler posted just before `call` ran before the caller went on: it did when the call
+// hopped through the io_context's queue, and did not when it ran at once.
+template <typename Call>
+bool overtaken_by_a_post(asio::io_context& context, Call call) {
+  return run(context, [&]() -> asio::awaitable<bool> {
+    bool overtaken = false;
+    asio::post(context, [&] { overtaken = true; });
+    co_await call();
+    co_return overtaken;
+  }());
+}
+
+TEST(BrokerService, CallsOnTheThreadItSharesWithTheBrokerRunWithoutPosting) {
+  asio::io_context context(1);
+  BrokerService service(context.get_executor(), Limits{}, 8, 1024,
+                        StrandThread::shared_with_callers);
+  const std::vector<Message> hello{Message::create("hello")};
+  Subscribed subscribed;
+  PublishStatus published = PublishStatus::no_subscribers;
+  FetchResult fetched;
+  ServiceSnapshot snapshot;
+  UnsubscribeStatus unsubscribed = UnsubscribeStatus::bad_id;
+  EXPECT_FALSE(overtaken_by_a_post(context, [&]() -> asio::awaitable<void> {
+    subscribed = co_await service.subscribe("s", std::nullopt);
+  }));
+  EXPECT_FALSE(overtaken_by_a_post(context, [&]() -> asio::awaitable<void> {
+    published = co_await service.publish("s", hello);
+  }));
+  EXPECT_FALSE(overtaken_by_a_post(context, [&]() -> asio::awaitable<void> {
+    fetched = co_await service.fetch("s", subscribed.id, 10);
+  }));
+  EXPECT_FALSE(overtaken_by_a_post(
+      context, [&]() -> asio::awaitable<void> { snapshot = co_await service.snapshot(); }));
+  EXPECT_FALSE(overtaken_by_a_post(context, [&]() -> asio::awaitable<void> {
+    unsubscribed = co_await service.unsubscribe("s", subscribed.id);
+  }));
+  EXPECT_EQ(published, PublishStatus::ok);
+  EXPECT_EQ(test::texts_of(fetched.messages), std::vector<std::string>{"hello"});
+  EXPECT_EQ(snapshot.totals.subscriptions, 1U);
+  EXPECT_EQ(unsubscribed, UnsubscribeStatus::ok);
+}
+
+TEST(BrokerService, CallsToABrokerStrandOfItsOwnPost) {
+  asio::io_context context(1);
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  EXPECT_TRUE(overtaken_by_a_post(
+      context, [&]() -> asio::awaitable<void> { co_await service.subscribe("s", std::nullopt); }));
+  EXPECT_TRUE(overtaken_by_a_post(context,
+                                  [&]() -> asio::awaitable<void> { co_await service.snapshot(); }));
+}
+
+// The shutdown sequence calls from the control thread, which is not the one the strand runs on.
+TEST(BrokerService, CallsFromAnotherThreadReachASharedStrandThroughItsQueue) {
+  asio::io_context context(1);
+  BrokerService service(context.get_executor(), Limits{}, 8, 1024,
+                        StrandThread::shared_with_callers);
+  auto guard = asio::make_work_guard(context);
+  std::thread runner([&] { context.run(); });
+  asio::io_context control(1);
+  const std::vector<Message> hello{Message::create("hello")};
+  const std::string id = run(control, service.subscribe("s", std::nullopt)).id;
+  EXPECT_EQ(run(control, service.publish("s", hello)), PublishStatus::ok);
+  EXPECT_EQ(test::texts_of(run(control, service.fetch("s", id, 10)).messages),
+            std::vector<std::string>{"hello"});
+  run(control, service.shutdown());
+  guard.reset();
+  runner.join();
+}
+
+TEST(BrokerService, AStrandSharedWithItsCallersNeedsAnIoContext) {
+  asio::io_context context(1);
+  EXPECT_THROW(BrokerService(asio::make_strand(context), Limits{}, 8, 1024,
+                             StrandThread::shared_with_callers),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/broker_calls.hpp"
+#include "support/manual_clock.hpp"
 #include "support/sanitizers.hpp"
 
 #ifdef GOPHERMQ_TEST_SANITIZED
@@ -470,15 +471,6 @@ TEST(Message, MoveLeavesTheSourceEmptyForBothKinds) {
   }
 }
 
-class TestClock final : public Clock {
- public:
-  [[nodiscard]] TimePoint now() const override { return now_; }
-  void advance(std::chrono::milliseconds by) { now_ += by; }
-
- private:
-  TimePoint now_{std::chrono::hours(1)};
-};
-
 // What GET /api/stats must show, computed the slow way: every subject, sorted from scratch.
 std::vector<SubjectStats> sorted_by_brute_force(std::vector<SubjectStats> rows) {
   std::sort(rows.begin(), rows.end(), [](const SubjectStats& a, const SubjectStats& b) {
@@ -499,7 +491,7 @@ bool same_row(const SubjectStats& a, const SubjectStats& b) {
 // waiting fetches, unsubscribe, both TTLs) must keep it in order. Many subjects share a count, so
 // the ties by name are exercised too.
 TEST(Stats, TopSubjectsMatchesABruteForceSortUnderRandomTraffic) {
-  TestClock clock;
+  test::ManualClock clock;
   Limits limits;
   limits.message_ttl = std::chrono::milliseconds(50);
   limits.subscriber_ttl = std::chrono::milliseconds(400);

@@ -4,11 +4,10 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
+
+#include "support/temp_files.hpp"
 
 namespace gophermq::config {
 namespace {
@@ -17,24 +16,6 @@ Config load_config(std::vector<std::string> arguments, std::vector<std::string> 
   arguments.insert(arguments.begin(), "broker");
   return load(arguments, environment).config;
 }
-
-class TempFile {
- public:
-  explicit TempFile(const std::string& content) {
-    char name[] = "/tmp/gophermq-config-XXXXXX";
-    const int fd = mkstemp(name);
-    close(fd);
-    path_ = name;
-    std::ofstream(path_) << content;
-  }
-  ~TempFile() { std::remove(path_.c_str()); }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  [[nodiscard]] const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 void expect_error(std::vector<std::string> arguments, std::vector<std::string> environment,
                   const std::string& expected) {
@@ -69,7 +50,10 @@ TEST(Config, EveryDefaultReadsBackAsItselfAndIsInTheHelp) {
     }
   }
   for (const auto& [key, value] : defaults) {
-    EXPECT_EQ(settings_of(load_config({"--" + key + "=" + value})), defaults) << key;
+    // An empty value (storage.dir) goes as its own argument: `--key=` is refused as a typo.
+    const auto arguments = value.empty() ? std::vector<std::string>{"--" + key, value}
+                                         : std::vector<std::string>{"--" + key + "=" + value};
+    EXPECT_EQ(settings_of(load_config(arguments)), defaults) << key;
     const auto line = help.find("--" + key + " ");
     ASSERT_NE(line, std::string::npos) << key;
     EXPECT_EQ(help.find("(default " + value + ")", line), help.find("(default ", line)) << key;
@@ -102,6 +86,11 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"broker.read-timeout", "28s"},
       {"broker.write-timeout", "29s"},
       {"broker.shutdown-timeout", "30ms"},
+      {"storage.dir", "/var/lib/x"},
+      {"storage.fsync", "never"},
+      {"storage.fsync-interval", "31ms"},
+      {"storage.max-bytes", "900000000"},
+      {"storage.file-bytes", "32000"},
       {"monitoring.enable", "false"},
       {"monitoring.port", "127.0.0.3:31"},
       {"logger.level", "error"},
@@ -127,7 +116,7 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
 }
 
 TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
-  const TempFile file(
+  const test::TempFile file(
       "broker:\n  port: 1111\n  max-pending: 5\n  max-pending-bytes: 77\nlogger:\n  level: warn\n");
   const Config config =
       load_config({"--config", file.path(), "--broker.port=3333"},
@@ -254,9 +243,9 @@ TEST(Config, AKeyGivenTwiceInOneSourceIsRefused) {
   expect_error({"broker", "--threads=1", "--threads=2"}, {}, "threads is given twice");
   expect_error({"broker", "--broker.port", "1", "--broker.port=1"}, {},
                "broker.port is given twice");
-  const TempFile file("broker:\n  port: 1\n  port: 2\n");
+  const test::TempFile file("broker:\n  port: 1\n  port: 2\n");
   expect_error({"broker", "--config", file.path()}, {}, "line 3: broker.port is given twice");
-  const TempFile twice("broker:\n  port: 1\nbroker.port: 2\n");
+  const test::TempFile twice("broker:\n  port: 1\nbroker.port: 2\n");
   expect_error({"broker", "--config", twice.path()}, {}, "line 3: broker.port is given twice");
   EXPECT_EQ(load_config({"--broker.port=5"}, {"GOPHERMQ_BROKER_PORT=6"}).api.port, 5);
 }
@@ -269,16 +258,16 @@ TEST(Config, YamlAliasBombIsRefusedAtOnce) {
     text += "a" + std::to_string(level) + ": &a" + std::to_string(level) + " {x: " + previous +
             ", y: " + previous + "}\n";
   }
-  const TempFile file(text);
+  const test::TempFile file(text);
   expect_error({"broker", "--config", file.path()}, {}, "unknown key a0");
 }
 
 TEST(Config, ConfigFileThatCannotBeReadIsNamed) {
   expect_error({"broker", "--config=/dev/zero"}, {}, "/dev/zero is not a regular file");
   expect_error({"broker", "--config", ""}, {}, "cannot read config file ");
-  const TempFile large(std::string(1024 * 1024 + 1, '#'));
+  const test::TempFile large(std::string(1024 * 1024 + 1, '#'));
   expect_error({"broker", "--config", large.path()}, {}, "larger than 1 MiB");
-  const TempFile limit("#" + std::string(1024 * 1024 - 2, ' ') + "\n");
+  const test::TempFile limit("#" + std::string(1024 * 1024 - 2, ' ') + "\n");
   EXPECT_EQ(load_config({"--config", limit.path()}).api.port, 8082);
   expect_error({"broker", "--config=/tmp"}, {}, "/tmp is a directory");
   expect_error({"broker", "--config=/nonexistent/x.conf"}, {}, "/nonexistent/x.conf");
@@ -303,12 +292,12 @@ TEST(Config, HostNamesAreResolvedOrRefusedByKey) {
 }
 
 TEST(Config, BadValueInTheFileNamesTheKey) {
-  const TempFile file("broker:\n  max-pending: lots\n");
+  const test::TempFile file("broker:\n  max-pending: lots\n");
   expect_error({"broker", "--config", file.path()}, {}, "'lots' for broker.max-pending");
 }
 
 TEST(Config, YamlNestedMapsAreDottedKeysOfAnyScalarType) {
-  const TempFile file(
+  const test::TempFile file(
       "# comment\nbroker:\n  port: 8083\n  max-pending: 10\n  subscriber-ttl: 1.5h\n"
       "  slow-queue-policy: \"drop-oldest\"\n  host: '127.0.0.1'\nmonitoring:\n"
       "  enable: false\n  port: \":9100\"\nlogger: {level: debug}\nbroker.max-wait-ms: 5\n");
@@ -323,7 +312,7 @@ TEST(Config, YamlNestedMapsAreDottedKeysOfAnyScalarType) {
   EXPECT_EQ(config.log_level, LogLevel::debug);
   EXPECT_EQ(config.max_wait, std::chrono::milliseconds(5));
   for (const char* empty : {"", "# nothing set\n", "---\n", "broker:\n  # port: 1\nlogger: {}\n"}) {
-    const TempFile file_without_values(empty);
+    const test::TempFile file_without_values(empty);
     EXPECT_EQ(settings_of(load_config({"--config=" + file_without_values.path()})),
               settings_of(Config{}))
         << empty;
@@ -332,7 +321,7 @@ TEST(Config, YamlNestedMapsAreDottedKeysOfAnyScalarType) {
 
 TEST(Config, YamlMistakesNameTheFileTheKeyAndTheLine) {
   const auto expect_file_error = [](const std::string& text, const std::string& expected) {
-    const TempFile file(text);
+    const test::TempFile file(text);
     expect_error({"broker", "--config", file.path()}, {}, "config file " + file.path() + " line ");
     expect_error({"broker", "--config", file.path()}, {}, expected);
   };
@@ -361,23 +350,17 @@ TEST(Config, YamlMistakesNameTheFileTheKeyAndTheLine) {
 // The original reads config.yaml from its working directory; so do we, and only --config replaces
 // it.
 TEST(Config, ConfigYamlInTheWorkingDirectoryIsReadWhenPresent) {
-  char name[] = "/tmp/gophermq-cwd-XXXXXX";
-  ASSERT_NE(mkdtemp(name), nullptr);
-  const std::filesystem::path directory(name);
-  const auto previous = std::filesystem::current_path();
-  std::filesystem::current_path(directory);
+  const test::TempWorkingDirectory directory;
   EXPECT_EQ(load({"broker"}, {}).config_file, "");
-  std::ofstream(directory / "config.yaml") << "broker:\n  max-pending: 9\n";
+  directory.write("config.yaml", "broker:\n  max-pending: 9\n");
   const Invocation invocation = load({"broker"}, {});
   EXPECT_EQ(invocation.config.broker.max_pending, 9U);
   EXPECT_EQ(invocation.config_file, "config.yaml");
-  const TempFile other("broker:\n  max-pending: 8\n");
+  const test::TempFile other("broker:\n  max-pending: 8\n");
   EXPECT_EQ(load_config({"--config", other.path()}).broker.max_pending, 8U);
   EXPECT_EQ(load_config({}, {"GOPHERMQ_CONFIG=" + other.path()}).broker.max_pending, 8U);
-  std::ofstream(directory / "config.yaml") << "broker:\n  nope: 1\n";
+  directory.write("config.yaml", "broker:\n  nope: 1\n");
   expect_error({"broker"}, {}, "config file config.yaml line 2: unknown key broker.nope");
-  std::filesystem::current_path(previous);
-  std::filesystem::remove_all(directory);
 }
 
 TEST(Config, HelpAndVersionNeedNoCommand) {

@@ -1,5 +1,6 @@
 // The journal seam: every state change of the core leaves a record, and replaying the records,
-// through their disk encoding, into an empty core rebuilds the same state.
+// through their disk encoding, into an empty core rebuilds the same state; so does replaying a
+// checkpoint taken at any moment and the records after it.
 #include "broker/journal.hpp"
 
 #include <gtest/gtest.h>
@@ -17,30 +18,35 @@
 #include <vector>
 
 #include "broker/broker.hpp"
+#include "support/manual_clock.hpp"
 
 namespace gophermq::broker {
 namespace {
 
 using std::chrono::milliseconds;
+using test::ManualClock;
 
-class ManualClock final : public Clock {
- public:
-  [[nodiscard]] TimePoint now() const override { return now_; }
-  void advance(milliseconds step) { now_ += step; }
-
- private:
-  TimePoint now_ = TimePoint{} + std::chrono::hours(1);
-};
-
+// Keeps each record as its bytes, checking on the way that they decode to the same bytes again
+// and that encoded_size foretold their length.
 class RecordingSink final : public JournalSink {
  public:
   void append(const Record& record) override {
-    encode(record, records.emplace_back());
+    std::string& bytes = records.emplace_back();
+    encode(record, bytes);
+    EXPECT_EQ(encoded_size(record), bytes.size());
+    std::vector<Message> messages;
+    const std::optional<Record> decoded = decode(bytes, messages);
+    ASSERT_TRUE(decoded.has_value()) << static_cast<int>(record.type);
+    std::string again;
+    encode(*decoded, again);
+    EXPECT_EQ(again, bytes);
     kinds.insert(record.type);
+    message_count += record.messages.size();
   }
 
   std::vector<std::string> records;
   std::set<RecordType> kinds;
+  std::size_t message_count = 0;
 };
 
 class TestWaiter final : public Waiter {
@@ -67,15 +73,54 @@ std::string replayed(const Limits& limits, const std::vector<std::string>& recor
   return copy.dump();
 }
 
-constexpr std::array<std::string_view, 6> kPatterns = {"a", "a.b", "a.*", "a.>", "*.b", ">"};
-constexpr std::array<std::string_view, 5> kSubjects = {"a", "a.b", "a.c", "b", "a.b.c"};
+// The newest checkpoint and how many of the journal's records came before it.
+struct Snapshot {
+  std::vector<std::string> records;
+  std::size_t after = 0;
+};
 
-// Drives a random sequence of every operation of the core and checks, every `every` steps, that
-// the records so far rebuild the same state. Returns the records.
-std::vector<std::string> drive(const Limits& limits, std::uint32_t seed, std::size_t steps,
-                               std::size_t every) {
+// Replays the snapshot, then the journal's records from the snapshot on, as recovery does.
+std::string recovered(const Limits& limits, const Snapshot& snapshot,
+                      const std::vector<std::string>& journal) {
+  std::vector<std::string> records = snapshot.records;
+  records.insert(records.end(), journal.begin() + static_cast<std::ptrdiff_t>(snapshot.after),
+                 journal.end());
+  return replayed(limits, records);
+}
+
+// The snapshot opens with a checkpoint record and closes with a checkpoint_end counting the
+// records between them.
+void expect_framed(const Snapshot& snapshot) {
+  ASSERT_GE(snapshot.records.size(), 2U);
+  std::vector<Message> messages;
+  const std::optional<Record> first = decode(snapshot.records.front(), messages);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->type, RecordType::checkpoint);
+  const std::optional<Record> last = decode(snapshot.records.back(), messages);
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->type, RecordType::checkpoint_end);
+  EXPECT_EQ(last->count, snapshot.records.size() - 2);
+}
+
+constexpr std::array<std::string_view, 6> kPatterns = {"a", "a.b", "a.*", "a.>", "*.b", ">"};
+// "a.*" is refused: a publish names a literal subject.
+constexpr std::array<std::string_view, 6> kSubjects = {"a", "a.b", "a.c", "b", "a.b.c", "a.*"};
+
+struct Run {
+  std::vector<std::string> records;
+  std::size_t checkpointed_messages = 0;  // in all the checkpoints taken
+};
+
+// Drives a random sequence of every operation of the core and checks, every `every` steps and at
+// the end, that the records so far rebuild the same state, and that so does the newest of the
+// checkpoints taken about every `checkpoint_every` steps with the records after it.
+Run drive(const Limits& limits, std::uint32_t seed, std::size_t steps, std::size_t every,
+          std::size_t checkpoint_every = 40) {
   ManualClock clock;
   RecordingSink sink;
+  std::optional<Snapshot> snapshot;
+  std::size_t checkpoints = 0;
+  std::size_t checkpointed_messages = 0;
   Broker broker(limits, clock);
   broker.set_journal(&sink);
   std::mt19937 random(seed);
@@ -104,7 +149,7 @@ std::vector<std::string> drive(const Limits& limits, std::uint32_t seed, std::si
         live.push_back({id, subject});
       }
     } else if (operation < 45) {
-      std::vector<Message> batch(pick(4) == 0 ? 1 + pick(6) : 1);
+      std::vector<Message> batch(pick(4) == 0 ? 1 + pick(8) : 1);
       for (Message& message : batch) {
         message = Message::create(data());
       }
@@ -128,14 +173,29 @@ std::vector<std::string> drive(const Limits& limits, std::uint32_t seed, std::si
       broker.expire();
     }
     most_pending = std::max(most_pending, broker.totals().pending_messages);
-    if (step % every == 0) {
-      EXPECT_EQ(replayed(limits, sink.records), broker.dump()) << "after step " << step;
+    if (pick(checkpoint_every) == 0) {
+      RecordingSink taken;
+      broker.checkpoint(taken);
+      snapshot = Snapshot{std::move(taken.records), sink.records.size()};
+      expect_framed(*snapshot);
+      ++checkpoints;
+      checkpointed_messages += taken.message_count;
+    }
+    if (step % every == 0 || step == steps) {
+      const std::string dump = broker.dump();
+      EXPECT_EQ(replayed(limits, sink.records), dump) << "seed " << seed << " step " << step;
+      if (snapshot) {
+        EXPECT_EQ(recovered(limits, *snapshot, sink.records), dump)
+            << "seed " << seed << " step " << step;
+      }
     }
   }
-  EXPECT_GT(most_pending, 10U);      // the sequence did keep messages pending
-  EXPECT_EQ(sink.kinds.size(), 5U);  // and reported every kind of record
+  // The sequence did keep messages pending and reported every kind of record.
+  EXPECT_GT(most_pending, std::min<std::size_t>(10, steps / 80));
+  EXPECT_EQ(sink.kinds.size(), 5U);
+  EXPECT_GT(checkpoints, 0U);
   broker.wake_all_waiters();
-  return std::move(sink.records);
+  return Run{std::move(sink.records), checkpointed_messages};
 }
 
 Limits with_ttls(Limits limits) {
@@ -163,15 +223,38 @@ TEST(Journal, ReplayRebuildsWithoutTtls) {
   drive(Limits{.subscriber_ttl = milliseconds(0)}, 4, 1000, 100);
 }
 
-// The comparison sees every kind of record: leaving any one out of the replay changes the state.
+// Many short runs, each under its own limits, checkpointed at random moments: recovery from the
+// newest checkpoint and from the first record agree with the core every time.
+TEST(Journal, CheckpointAndTheRecordsAfterItRebuildTheState) {
+  const std::array<Limits, 4> variants = {
+      with_ttls(Limits{}),
+      with_ttls(
+          Limits{.max_pending_per_queue = 3, .slow_queue_policy = SlowQueuePolicy::drop_oldest}),
+      with_ttls(Limits{.max_pending = 40, .max_pending_bytes = 600, .max_pending_per_queue = 4}),
+      Limits{.subscriber_ttl = milliseconds(0)}};
+  std::size_t checkpointed = 0;
+  for (std::uint32_t seed = 100; seed < 160; ++seed) {
+    checkpointed += drive(variants.at(seed % variants.size()), seed, 400, 100, 1 + seed % 60)
+                        .checkpointed_messages;
+  }
+  EXPECT_GT(checkpointed, 1000U);
+}
+
+// The comparison sees every kind of record: leaving any one out of the replay changes the state
+// the records rebuild, at some point of the journal.
 TEST(Journal, EveryRecordKindChangesTheReplayedState) {
   const Limits limits = with_ttls(
       Limits{.max_pending_per_queue = 3, .slow_queue_policy = SlowQueuePolicy::drop_oldest});
-  const std::vector<std::string> records = drive(limits, 5, 600, 600);
-  const std::string whole = replayed(limits, records);
+  const std::vector<std::string> records = drive(limits, 5, 1500, 1500).records;
   for (const RecordType kind : {RecordType::subscribe, RecordType::unsubscribe, RecordType::publish,
                                 RecordType::fetch, RecordType::drop}) {
-    EXPECT_NE(replayed(limits, records, kind), whole) << static_cast<int>(kind);
+    bool changed = false;
+    for (std::size_t end = 50; end <= records.size() && !changed; end += 50) {
+      const std::vector<std::string> prefix(records.begin(),
+                                            records.begin() + static_cast<std::ptrdiff_t>(end));
+      changed = replayed(limits, prefix, kind) != replayed(limits, prefix);
+    }
+    EXPECT_TRUE(changed) << static_cast<int>(kind);
   }
 }
 
@@ -179,32 +262,41 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   const auto batch =
       std::vector<Message>{Message::create(""), Message::create(std::string(300, 'x'))};
   Record record;
-  record.type = RecordType::drop;
-  record.reason = 3;
-  record.grouped = true;
+  record.type = RecordType::publish;
   record.time = -5;
   record.seq = Message::max_seq;
   record.count = 7;
-  record.subject = "a.>";
-  record.id = "id";
-  record.group = "g";
+  record.subject = "a.b";
   record.messages = batch;
   std::string bytes;
   encode(record, bytes);
+  EXPECT_EQ(encoded_size(record), bytes.size());
   std::vector<Message> messages;
   const std::optional<Record> decoded = decode(bytes, messages);
   ASSERT_TRUE(decoded.has_value());
-  EXPECT_EQ(decoded->type, RecordType::drop);
-  EXPECT_EQ(decoded->reason, 3U);
-  EXPECT_TRUE(decoded->grouped);
+  EXPECT_EQ(decoded->type, RecordType::publish);
   EXPECT_EQ(decoded->time, -5);
   EXPECT_EQ(decoded->seq, Message::max_seq);
   EXPECT_EQ(decoded->count, 7U);
-  EXPECT_EQ(decoded->subject, "a.>");
-  EXPECT_EQ(decoded->id, "id");
-  EXPECT_EQ(decoded->group, "g");
+  EXPECT_EQ(decoded->subject, "a.b");
   ASSERT_EQ(decoded->messages.size(), 2U);
   EXPECT_EQ(decoded->messages[1].data(), std::string(300, 'x'));
+  Record drop;
+  drop.type = RecordType::drop;
+  drop.reason = 3;
+  drop.grouped = true;
+  drop.count = 2;
+  drop.subject = "a.>";
+  drop.group = "g";
+  std::string drop_bytes;
+  encode(drop, drop_bytes);
+  const std::optional<Record> dropped = decode(drop_bytes, messages);
+  ASSERT_TRUE(dropped.has_value());
+  EXPECT_EQ(dropped->reason, 3U);
+  EXPECT_TRUE(dropped->grouped);
+  EXPECT_EQ(dropped->count, 2U);
+  EXPECT_EQ(dropped->subject, "a.>");
+  EXPECT_EQ(dropped->group, "g");
   // Any cut, an extra byte or an unknown type is refused, never read past.
   for (std::size_t size = 0; size < bytes.size(); ++size) {
     EXPECT_FALSE(decode(std::string_view(bytes).substr(0, size), messages).has_value()) << size;

@@ -6,23 +6,16 @@
 
 #include "broker/broker.hpp"
 #include "support/broker_calls.hpp"
+#include "support/manual_clock.hpp"
 
 namespace gophermq::broker {
 namespace {
 
 using namespace std::chrono_literals;
 using test::fetch_all;
+using test::ManualClock;
 using test::publish;
 using test::Texts;
-
-class ManualClock final : public Clock {
- public:
-  [[nodiscard]] TimePoint now() const override { return now_; }
-  void advance(std::chrono::milliseconds by) { now_ += by; }
-
- private:
-  TimePoint now_{std::chrono::hours(1)};
-};
 
 class RecordingWaiter final : public Waiter {
  public:

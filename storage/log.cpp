@@ -1,0 +1,352 @@
+#include "storage/log.hpp"
+
+#include <boost/asio/post.hpp>
+#include <utility>
+
+#include "storage/frame.hpp"
+
+namespace gophermq::storage {
+namespace asio = boost::asio;
+
+namespace {
+
+// Whether a new file may wait, after a lack of room, before the log tries again.
+constexpr std::chrono::milliseconds kRetryPrepare{100};
+
+// The longest a sync waits for more publishes to join it: well under a fast disk's fdatasync.
+constexpr std::chrono::microseconds kGatherLimit{250};
+
+// Recovery reads at most about this many files after the checkpoint.
+constexpr std::uint64_t kFilesPerCheckpoint = 4;
+
+}  // namespace
+
+TimeBase TimeBase::now() {
+  const auto wall = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  const auto steady = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::steady_clock::now().time_since_epoch());
+  return {(wall - steady).count()};
+}
+
+Log::Log(const asio::any_io_executor& strand, const Options& options,
+         std::unique_ptr<Directory> directory, std::uint64_t next_file, TimeBase time_base,
+         LogHooks hooks)
+    : strand_(strand),
+      options_(options),
+      directory_(std::move(directory)),
+      time_base_(time_base),
+      hooks_(std::move(hooks)),
+      headroom_(options.file_bytes / 16),
+      next_index_(next_file),
+      gather_timer_(strand),
+      interval_timer_(strand),
+      writer_(*directory_) {
+  for (const std::uint64_t file : directory_->list()) {
+    files_[file] = std::filesystem::file_size(directory_->file_path(file));
+  }
+  writer_thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(writer_context_);
+    writer_context_.run();
+  });
+}
+
+Log::~Log() {
+  writer_context_.stop();
+  writer_thread_.join();
+}
+
+void Log::start() {
+  // The first file is made before anything else is written: without it there is nowhere to go.
+  file_ = next_index_++;
+  ops_.emplace_back(PrepareFile{file_, options_.file_bytes});
+  files_[file_] = options_.file_bytes;
+  write_checkpoint();
+  prepare_next();
+  schedule_interval_sync();
+}
+
+void Log::write_checkpoint() {
+  checkpointing_ = true;
+  checkpoint_wanted_ = false;
+  checkpoint_file_ = file_;
+  in_checkpoint_ = true;
+  const std::uint64_t start = appended_;
+  hooks_.checkpoint(*this);
+  in_checkpoint_ = false;
+  checkpoint_bytes_ = appended_ - start;
+  since_checkpoint_ = 0;
+  flush_buffer();
+  ops_.emplace_back(RemoveBefore{file_});
+  schedule_submit();
+}
+
+bool Log::admit(std::string_view subject, std::span<const broker::Message> messages) {
+  broker::Record record;
+  record.type = broker::RecordType::publish;
+  record.subject = subject;
+  record.messages = messages;
+  const std::uint64_t bytes = frame_header_bytes + broker::encoded_size(record);
+  if (used_ + bytes + headroom_ <= options_.file_bytes) {
+    return true;
+  }
+  prepare_next();
+  // Without a prepared file, the current one takes the publish beyond its reservation only while
+  // the next is being made, not when the last attempt found no room.
+  return (next_ || !no_room_) && !checkpoint_wanted_;
+}
+
+void Log::append(const broker::Record& record) {
+  broker::Record stored = record;
+  if (stored.time != 0) {
+    stored.time += time_base_.wall_minus_steady;
+  }
+  scratch_.clear();
+  const std::size_t payload = open_frame(scratch_);
+  broker::encode(stored, scratch_);
+  seal_frame(scratch_, payload);
+  // A checkpoint stays in one file, however large, so recovery finds it whole at a file's start.
+  if (!in_checkpoint_ && used_ > 0 && used_ + scratch_.size() > options_.file_bytes && next_ &&
+      !checkpoint_wanted_) {
+    roll();
+  }
+  buffer_.append(scratch_);
+  used_ += scratch_.size();
+  appended_ += scratch_.size();
+  since_checkpoint_ += scratch_.size();
+  schedule_submit();
+}
+
+void Log::flush_buffer() {
+  if (buffer_.empty()) {
+    return;
+  }
+  const std::uint64_t size = buffer_.size();
+  ops_.emplace_back(WriteBytes{file_, buffer_offset_, std::move(buffer_)});
+  buffer_.clear();
+  buffer_offset_ += size;
+}
+
+void Log::roll() {
+  flush_buffer();
+  ops_.emplace_back(SealFile{file_, used_});
+  file_ = *next_;
+  next_.reset();
+  used_ = 0;
+  buffer_offset_ = 0;
+  prepare_next();
+}
+
+bool Log::checkpoint_frees_files() const {
+  return !checkpointing_ && (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_);
+}
+
+void Log::prepare_next() {
+  if (next_ || preparing_ || std::chrono::steady_clock::now() < retry_prepare_at_) {
+    return;
+  }
+  if (figures().bytes + options_.file_bytes > options_.max_bytes) {
+    no_room_ = true;
+    // A checkpoint frees the files before it, and may go beyond max-bytes for one file to do so.
+    if (!checkpoint_frees_files()) {
+      return;
+    }
+    checkpoint_wanted_ = true;
+  }
+  preparing_ = true;
+  files_[next_index_] = options_.file_bytes;
+  ops_.emplace_back(PrepareFile{next_index_++, options_.file_bytes});
+  schedule_submit();
+}
+
+void Log::maybe_checkpoint() {
+  if (checkpointing_ || in_checkpoint_) {
+    return;
+  }
+  // Every few files, and not before the log has grown twice the checkpoint's size again, so
+  // rewriting what is pending costs at most as much as writing it did.
+  if (since_checkpoint_ >=
+      std::max(kFilesPerCheckpoint * options_.file_bytes, 2 * checkpoint_bytes_)) {
+    checkpoint_wanted_ = true;
+  }
+  if (!checkpoint_wanted_) {
+    return;
+  }
+  if (!next_) {
+    prepare_next();
+    return;
+  }
+  roll();
+  write_checkpoint();
+}
+
+void Log::schedule_submit() {
+  if (submit_scheduled_ || in_flight_) {
+    return;
+  }
+  submit_scheduled_ = true;
+  // After the current strand handler: what the rest of it appends joins the same request.
+  asio::post(strand_, [this] {
+    submit_scheduled_ = false;
+    submit();
+  });
+}
+
+bool Log::gather_more() {
+  if (options_.fsync != FsyncMode::always || synced_waits_.empty() ||
+      synced_waits_.size() >= last_sync_batch_ || checkpointing_ || closing_) {
+    return false;
+  }
+  if (!gathering_) {
+    gathering_ = true;
+    gather_timer_.expires_after(kGatherLimit);
+    gather_timer_.async_wait([this](const boost::system::error_code&) {
+      gathering_ = false;
+      last_sync_batch_ = 0;  // what came in time is the batch
+      submit();
+    });
+  }
+  return true;
+}
+
+void Log::submit() {
+  if (in_flight_ || gather_more()) {
+    return;
+  }
+  maybe_checkpoint();
+  flush_buffer();
+  // A checkpoint is synced in every mode: the files it replaces go once it is on disk.
+  const bool sync = sync_wanted_ || !synced_waits_.empty() || checkpointing_;
+  if (ops_.empty() && !(sync && synced_ < written_)) {
+    return;
+  }
+  WriteRequest request{std::move(ops_), appended_, sync};
+  ops_.clear();
+  sync_wanted_ = false;
+  in_flight_ = true;
+  asio::post(writer_context_, [this, request = std::move(request)]() mutable {
+    try {
+      WriteProgress progress = writer_.perform(std::move(request), hooks_.fsync_observed);
+      asio::post(strand_, [this, progress = std::move(progress)]() mutable {
+        on_progress(std::move(progress));
+      });
+    } catch (const std::exception& error) {
+      hooks_.fatal(error.what());
+    }
+  });
+}
+
+void Log::on_progress(WriteProgress progress) {
+  in_flight_ = false;
+  written_ = progress.written;
+  if (progress.synced) {
+    synced_ = progress.written;
+  }
+  for (const auto& [file, length] : progress.sealed) {
+    files_[file] = length;
+  }
+  for (const auto& [file, ok] : progress.prepared) {
+    if (file == file_) {  // the first file, made at start
+      if (!ok) {
+        hooks_.fatal("no room for the log's first file " + directory_->file_path(file).string());
+      }
+      continue;
+    }
+    preparing_ = false;
+    if (ok) {
+      next_ = file;
+      no_room_ = false;
+    } else {
+      files_.erase(file);
+      no_room_ = true;
+      retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
+    }
+  }
+  for (const std::uint64_t file : progress.removed) {
+    files_.erase(file);
+  }
+  if (progress.checkpointed) {
+    checkpointing_ = false;
+    prepare_next();
+  }
+  complete_waits();
+  if (closed_ && written_ == appended_ && synced_ == written_ && ops_.empty() && buffer_.empty()) {
+    auto done = std::move(*closed_);
+    closed_.reset();
+    std::move(done)();
+    return;
+  }
+  submit();
+}
+
+void Log::complete_waits() {
+  const auto complete = [](std::deque<Wait>& waits, std::uint64_t reached) {
+    std::size_t completed = 0;
+    while (!waits.empty() && waits.front().position <= reached) {
+      auto done = std::move(waits.front().done);
+      waits.pop_front();
+      std::move(done)();
+      ++completed;
+    }
+    return completed;
+  };
+  complete(written_waits_, written_);
+  if (const std::size_t synced = complete(synced_waits_, synced_); synced > 0) {
+    last_sync_batch_ = synced;
+  }
+}
+
+void Log::when_written(std::uint64_t position, bool durable, Callback done) {
+  const bool sync = durable && options_.fsync == FsyncMode::always;
+  if (position <= (sync ? synced_ : written_)) {
+    std::move(done)();
+    return;
+  }
+  (sync ? synced_waits_ : written_waits_).push_back({position, std::move(done)});
+  if (gathering_ && synced_waits_.size() >= last_sync_batch_) {
+    gather_timer_.cancel();  // its handler submits
+    return;
+  }
+  schedule_submit();
+}
+
+void Log::schedule_interval_sync() {
+  if (options_.fsync != FsyncMode::interval) {
+    return;
+  }
+  interval_timer_.expires_after(options_.fsync_interval);
+  interval_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error || closing_) {
+      return;
+    }
+    if (synced_ < appended_) {
+      sync_wanted_ = true;
+      schedule_submit();
+    }
+    schedule_interval_sync();
+  });
+}
+
+LogFigures Log::figures() const noexcept {
+  LogFigures figures;
+  for (const auto& [file, bytes] : files_) {
+    figures.bytes += bytes;
+  }
+  figures.files = files_.size();
+  return figures;
+}
+
+void Log::close(Callback done) {
+  closing_ = true;
+  interval_timer_.cancel();
+  sync_wanted_ = true;
+  if (!in_flight_ && written_ == appended_ && synced_ == appended_ && ops_.empty() &&
+      buffer_.empty()) {
+    std::move(done)();
+    return;
+  }
+  closed_.emplace(std::move(done));
+  schedule_submit();
+}
+
+}  // namespace gophermq::storage

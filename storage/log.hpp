@@ -1,0 +1,162 @@
+#pragma once
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/journal.hpp"
+#include "storage/files.hpp"
+#include "storage/options.hpp"
+#include "storage/writer.hpp"
+
+namespace gophermq::storage {
+
+// Converts the broker clock, which restarts with the machine, to wall-clock time on disk and
+// back, so a message stamped before a restart keeps its age after it.
+struct TimeBase {
+  std::int64_t wall_minus_steady = 0;  // nanoseconds
+  static TimeBase now();
+};
+
+// What the daemon learns from the log, on the log's threads.
+struct LogHooks {
+  // An I/O failure: the broker must stop at once (a failed fsync is never retried).
+  std::function<void(const std::string&)> fatal;
+  std::function<void(std::chrono::duration<double>)> fsync_observed;
+  // Reports the broker's whole state to the sink: the checkpoint that replaces older files.
+  std::function<void(broker::JournalSink&)> checkpoint;
+};
+
+struct LogFigures {
+  std::uint64_t bytes = 0;  // on disk, reserved space included
+  std::uint64_t files = 0;
+};
+
+// The write-ahead log, on the broker strand. The core reports each state change through append();
+// the log frames it into a buffer, and hands what accumulated to its writer thread whenever the
+// writer is free, so concurrent publishes share one write and one fdatasync (group commit) and the
+// strand never waits for the disk. A caller waits for its records with when_written.
+//
+// Files have `file_bytes` reserved when they are created, one ahead of the one being written, so a
+// publish is refused (admit) before anything is stored rather than failing half way when the disk
+// is full. Every `file_bytes` of log or so, and when no new file fits under max-bytes, a checkpoint
+// starts the next file: the broker's whole state as records, after which every older file is
+// removed. Disk use and recovery time so follow what is pending, not what was ever published.
+class Log final : public broker::JournalSink {
+ public:
+  using Callback = boost::asio::any_completion_handler<void()>;
+
+  // `next_file` is above every file recovery kept, which `first_checkpoint` replaces once written.
+  Log(const boost::asio::any_io_executor& strand, const Options& options,
+      std::unique_ptr<Directory> directory, std::uint64_t next_file, TimeBase time_base,
+      LogHooks hooks);
+  ~Log() override;
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  // Writes a checkpoint of the broker as recovered (on the strand, before any other record).
+  void start();
+
+  void append(const broker::Record& record) override;
+  bool admit(std::string_view subject, std::span<const broker::Message> messages) override;
+
+  // The position after the last record appended.
+  [[nodiscard]] std::uint64_t end() const noexcept { return appended_; }
+  // The position up to which the writer has written.
+  [[nodiscard]] std::uint64_t written() const noexcept { return written_; }
+  // Calls `done` on the strand once the records up to `position` are written to the file, and,
+  // with `durable` in fsync mode `always`, synced. Immediately when they already are.
+  void when_written(std::uint64_t position, bool durable, Callback done);
+
+  [[nodiscard]] LogFigures figures() const noexcept;
+
+  // Writes and syncs everything appended, then stops the writer thread. Calls `done` on the strand.
+  void close(Callback done);
+
+ private:
+  struct Wait {
+    std::uint64_t position;
+    Callback done;
+  };
+
+  void roll();
+  void prepare_next();
+  // Whether a checkpoint now would let files go.
+  [[nodiscard]] bool checkpoint_frees_files() const;
+  void schedule_submit();
+  void submit();
+  // Whether to hold the next sync back a moment for more publishes to join it.
+  bool gather_more();
+  void on_progress(WriteProgress progress);
+  void maybe_checkpoint();
+  void write_checkpoint();
+  void complete_waits();
+  void schedule_interval_sync();
+  void flush_buffer();
+
+  boost::asio::any_io_executor strand_;
+  Options options_;
+  std::unique_ptr<Directory> directory_;
+  TimeBase time_base_;
+  LogHooks hooks_;
+  std::uint64_t headroom_;  // kept free in a file for the records that follow a publish
+
+  // The file being appended to and how much of it is taken.
+  std::uint64_t file_ = 0;
+  std::uint64_t used_ = 0;
+  std::optional<std::uint64_t> next_;  // prepared, empty, reserved
+  std::uint64_t next_index_;
+  bool preparing_ = false;
+  // The last attempt at a new file found no room (the disk, or max-bytes): publishes that do not
+  // fit the current file are refused until one is made.
+  bool no_room_ = false;
+  std::chrono::steady_clock::time_point retry_prepare_at_{};
+  std::map<std::uint64_t, std::uint64_t> files_;  // index -> bytes on disk
+
+  std::string buffer_;  // appended to file_ at buffer_offset_, not yet handed to the writer
+  std::uint64_t buffer_offset_ = 0;
+  std::vector<WriteOp> ops_;  // not yet handed to the writer
+  std::uint64_t appended_ = 0;
+  std::uint64_t written_ = 0;
+  std::uint64_t synced_ = 0;
+  bool in_flight_ = false;
+  bool submit_scheduled_ = false;
+  bool sync_wanted_ = false;
+  bool closing_ = false;
+  std::deque<Wait> written_waits_;
+  std::deque<Wait> synced_waits_;
+  std::optional<Callback> closed_;
+
+  std::uint64_t since_checkpoint_ = 0;  // bytes appended since the last checkpoint began
+  std::uint64_t checkpoint_bytes_ = 0;  // the size of the last checkpoint
+  bool checkpointing_ = false;          // a checkpoint is being appended or awaits its sync
+  bool checkpoint_wanted_ = false;      // at the next turn with a prepared file
+  std::uint64_t checkpoint_file_ = 0;   // where the last checkpoint starts
+  bool in_checkpoint_ = false;          // records are being appended by the checkpoint
+
+  // Group commit under a steady load: a sync that leaves as soon as the last one is done takes
+  // only the publishes that came in during it, and the clients it answers come back a moment too
+  // late for the next, so they split into two halves taking turns. Waiting a little for as many
+  // publishes as the last sync took keeps them in one batch: one fsync where there were two.
+  std::size_t last_sync_batch_ = 0;
+  bool gathering_ = false;
+  boost::asio::steady_timer gather_timer_;
+  boost::asio::steady_timer interval_timer_;
+  std::string scratch_;  // one record's encoding, reused
+
+  boost::asio::io_context writer_context_{1};
+  Writer writer_;
+  std::thread writer_thread_;
+};
+
+}  // namespace gophermq::storage

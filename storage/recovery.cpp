@@ -1,0 +1,169 @@
+#include "storage/recovery.hpp"
+
+#include <fcntl.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "storage/frame.hpp"
+
+namespace gophermq::storage {
+
+namespace {
+
+struct LogFile {
+  std::uint64_t index = 0;
+  bool starts_checkpoint = false;  // and holds all of it
+  bool written = false;            // holds anything but preallocated zeros
+};
+
+[[nodiscard]] std::optional<broker::RecordType> type_of(std::string_view payload) {
+  if (payload.empty()) {
+    return std::nullopt;
+  }
+  return static_cast<broker::RecordType>(static_cast<unsigned char>(payload.front()));
+}
+
+[[nodiscard]] std::optional<broker::RecordType> first_type(std::string_view bytes) {
+  std::optional<broker::RecordType> type;
+  scan_frames(bytes, [&](std::string_view payload, std::size_t /*offset*/) {
+    type = type_of(payload);
+    return false;
+  });
+  return type;
+}
+
+// Whether the checkpoint at the start of the file is all there, up to its end record.
+bool holds_whole_checkpoint(std::string_view bytes) {
+  bool whole = false;
+  scan_frames(bytes, [&](std::string_view payload, std::size_t /*offset*/) {
+    whole = type_of(payload) == broker::RecordType::checkpoint_end;
+    return !whole;
+  });
+  return whole;
+}
+
+// Bytes in `bytes` from `from` to the last that is not zero: what a cut loses (the preallocated
+// zeros after it are nothing).
+std::uint64_t written_bytes_from(std::string_view bytes, std::size_t from) {
+  std::size_t last = bytes.size();
+  while (last > from && bytes[last - 1] == 0) {
+    --last;
+  }
+  return last - from;
+}
+
+void cut_file(const Directory& directory, std::uint64_t index, std::uint64_t length) {
+  const auto path = directory.file_path(index);
+  const FileHandle file(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (file.get() < 0) {
+    throw_errno("open", path);
+  }
+  truncate_file(file.get(), length, path);
+  sync_data(file.get(), path);
+}
+
+}  // namespace
+
+RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeBase time_base) {
+  const auto started = std::chrono::steady_clock::now();
+  RecoveryReport report;
+  std::vector<std::uint64_t> indexes = directory.list();
+  if (!indexes.empty()) {
+    report.next_file = indexes.back() + 1;
+  }
+  // Back from the newest file to the newest that starts with a whole checkpoint. A checkpoint cut
+  // short can only be in the newest file with anything written (nothing is written after a
+  // checkpoint in a later file before it is whole); files prepared and never written are empty.
+  // One file is read at a time: the log may be far larger than memory.
+  std::vector<LogFile> files;
+  bool later_content = false;
+  while (!indexes.empty()) {
+    LogFile file{indexes.back()};
+    indexes.pop_back();
+    const std::string bytes = read_whole_file(directory.file_path(file.index));
+    const auto first = first_type(bytes);
+    if (first == broker::RecordType::checkpoint && !holds_whole_checkpoint(bytes)) {
+      if (later_content) {
+        const ScanResult scan =
+            scan_frames(bytes, [](std::string_view, std::size_t) { return true; });
+        throw CorruptLog((scan.end == FrameEnd::torn ? "storage: corrupt record in "
+                                                     : "storage: incomplete checkpoint in ") +
+                         directory.file_path(file.index).string() + " at byte " +
+                         std::to_string(scan.valid_bytes));
+      }
+      report.truncated_bytes += written_bytes_from(bytes, 0);
+      directory.remove(file.index);
+      directory.sync();
+      continue;
+    }
+    file.written = written_bytes_from(bytes, 0) > 0;
+    later_content = later_content || file.written;
+    file.starts_checkpoint = first == broker::RecordType::checkpoint;
+    files.push_back(std::move(file));
+    if (files.back().starts_checkpoint) {
+      break;
+    }
+  }
+  if (!files.empty() && !files.back().starts_checkpoint && later_content) {
+    throw CorruptLog("storage: no checkpoint at the start of " +
+                     directory.file_path(files.back().index).string() + " at byte 0");
+  }
+  for (const std::uint64_t older : indexes) {
+    directory.remove(older);
+  }
+  if (!indexes.empty()) {
+    directory.sync();
+  }
+  std::reverse(files.begin(), files.end());
+  // Only the newest file with anything in it may end torn.
+  std::size_t newest = 0;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (files[i].written) {
+      newest = i;
+    }
+  }
+
+  std::vector<broker::Message> messages;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const LogFile& file = files[i];
+    const std::string bytes = read_whole_file(directory.file_path(file.index));
+    std::optional<std::size_t> undecodable;
+    const ScanResult scan = scan_frames(bytes, [&](std::string_view payload, std::size_t offset) {
+      auto record = broker::decode(payload, messages);
+      if (!record) {
+        undecodable = offset;
+        return false;
+      }
+      if (record->time != 0) {
+        record->time -= time_base.wall_minus_steady;
+      }
+      if (!broker.apply(*record)) {
+        ++report.skipped;
+      }
+      ++report.records;
+      report.bytes += frame_header_bytes + payload.size();
+      return true;
+    });
+    const auto path = directory.file_path(file.index).string();
+    if (undecodable) {
+      // A checksum that matches over a record that is not one is not a torn write.
+      throw CorruptLog("storage: unreadable record in " + path + " at byte " +
+                       std::to_string(*undecodable));
+    }
+    if (scan.end == FrameEnd::torn) {
+      if (i != newest) {
+        throw CorruptLog("storage: corrupt record in " + path + " at byte " +
+                         std::to_string(scan.valid_bytes));
+      }
+      report.truncated_bytes += written_bytes_from(bytes, scan.valid_bytes);
+      cut_file(directory, file.index, scan.valid_bytes);
+    }
+    ++report.files;
+  }
+  report.took = std::chrono::steady_clock::now() - started;
+  return report;
+}
+
+}  // namespace gophermq::storage

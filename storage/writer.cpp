@@ -1,0 +1,96 @@
+#include "storage/writer.hpp"
+
+#include <fcntl.h>
+
+#include <stdexcept>
+
+namespace gophermq::storage {
+
+namespace {
+
+template <typename... Visitors>
+struct Overloaded : Visitors... {
+  using Visitors::operator()...;
+};
+template <typename... Visitors>
+Overloaded(Visitors...) -> Overloaded<Visitors...>;
+
+}  // namespace
+
+int Writer::fd_of(std::uint64_t file) {
+  auto found = open_.find(file);
+  if (found == open_.end()) {
+    // A file the log did not prepare in this process: only the one recovery left behind.
+    const auto path = directory_.file_path(file);
+    FileHandle handle(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    if (handle.get() < 0) {
+      throw_errno("open", path);
+    }
+    found = open_.emplace(file, std::move(handle)).first;
+  }
+  return found->second.get();
+}
+
+WriteProgress Writer::perform(
+    WriteRequest request,
+    const std::function<void(std::chrono::duration<double>)>& fsync_observed) {
+  WriteProgress progress;
+  const auto sync_dirty = [&] {
+    for (const std::uint64_t file : dirty_) {
+      const auto started = std::chrono::steady_clock::now();
+      sync_data(fd_of(file), directory_.file_path(file));
+      fsync_observed(std::chrono::steady_clock::now() - started);
+    }
+    dirty_.clear();
+  };
+  for (WriteOp& op : request.ops) {
+    std::visit(Overloaded{
+                   [&](WriteBytes& write) {
+                     write_all_at(fd_of(write.file), write.bytes, write.offset,
+                                  directory_.file_path(write.file));
+                     dirty_.insert(write.file);
+                   },
+                   [&](const PrepareFile& prepare) {
+                     std::error_code no_room;
+                     FileHandle handle = create_reserved(directory_.file_path(prepare.file),
+                                                         prepare.bytes, no_room);
+                     if (!no_room) {
+                       directory_.sync();
+                       open_.emplace(prepare.file, std::move(handle));
+                     }
+                     progress.prepared.emplace_back(prepare.file, !no_room);
+                   },
+                   [&](const SealFile& seal) {
+                     const auto path = directory_.file_path(seal.file);
+                     const int fd = fd_of(seal.file);
+                     truncate_file(fd, seal.length, path);
+                     sync_data(fd, path);
+                     dirty_.erase(seal.file);
+                     open_.erase(seal.file);
+                     progress.sealed.emplace_back(seal.file, seal.length);
+                   },
+                   [&](const RemoveBefore& remove) {
+                     sync_dirty();
+                     for (const std::uint64_t file : directory_.list()) {
+                       if (file >= remove.file) {
+                         break;
+                       }
+                       open_.erase(file);
+                       directory_.remove(file);
+                       progress.removed.push_back(file);
+                     }
+                     directory_.sync();
+                     progress.checkpointed = true;
+                   },
+               },
+               op);
+  }
+  if (request.sync) {
+    sync_dirty();
+  }
+  progress.written = request.end;
+  progress.synced = request.sync;
+  return progress;
+}
+
+}  // namespace gophermq::storage

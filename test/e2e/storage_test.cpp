@@ -1,0 +1,265 @@
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/api_texts.hpp"
+#include "support/broker_process.hpp"
+#include "support/http_client.hpp"
+#include "support/temp_files.hpp"
+
+namespace gophermq::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A broker with its log in a directory of its own, restarted on the same directory at will.
+class Storage : public testing::Test {
+ protected:
+  TempDir dir;
+  std::vector<std::string> options;
+  std::optional<BrokerProcess> broker;
+  std::optional<HttpClient> client;
+
+  void start(std::vector<std::string> extra = {}) {
+    options = std::move(extra);
+    restart_process();
+  }
+
+  void restart_process() {
+    client.reset();
+    std::vector<std::string> arguments{"--storage.dir=" + dir.string()};
+    arguments.insert(arguments.end(), options.begin(), options.end());
+    broker.emplace(isolated_arguments(arguments));
+    client.emplace(broker->api_port());
+  }
+
+  void stop(int signal) {
+    client.reset();
+    broker->send_signal(signal);
+    broker->wait_for_exit();
+    broker.reset();
+  }
+
+  std::string subscribe(std::string_view subject, std::string_view group = "") {
+    const std::string body = group.empty() ? subscribe_body(subject)
+                                           : R"({"subject":")" + std::string(subject) +
+                                                 R"(","group":")" + std::string(group) + "\"}";
+    const auto response = client->post("/api/subscribe", body);
+    EXPECT_EQ(response.status, 200U) << response.body;
+    return id_of(response);
+  }
+
+  unsigned publish(std::string_view subject, std::string_view data) {
+    return client->post("/api/publish", publish_body(subject, data)).status;
+  }
+
+  HttpResponse fetch(std::string_view subject, std::string_view id, int max = 1000) {
+    return client->post("/api/fetch", fetch_body(subject, id, ",\"max\":" + std::to_string(max)));
+  }
+
+  [[nodiscard]] std::vector<fs::path> log_files() const {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir.path())) {
+      if (entry.path().extension() == ".wal") {
+        files.push_back(entry.path());
+      }
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+};
+
+TEST_F(Storage, ARestartKeepsSubscriptionsAndPendingMessagesInOrder) {
+  start();
+  const std::string plain = subscribe("orders.created");
+  const std::string wildcard = subscribe("orders.>");
+  const std::string worker = subscribe("jobs", "workers");
+  ASSERT_EQ(publish("orders.created", "one"), 200U);
+  ASSERT_EQ(publish("orders.created", "two"), 200U);
+  ASSERT_EQ(publish("orders.paid", "three"), 200U);
+  ASSERT_EQ(publish("jobs", "job"), 200U);
+  ASSERT_EQ(
+      client->post("/api/publish/batch", R"({"subject":"orders.created","data":["four","five"]})")
+          .status,
+      200U);
+  EXPECT_EQ(fetch("orders.created", plain, 1).body, fetched("orders.created", plain, "\"one\""));
+
+  for (const int signal : {SIGTERM, SIGKILL}) {
+    stop(signal);
+    restart_process();
+    EXPECT_EQ(broker->log().find("truncated_bytes=0") != std::string::npos, true) << broker->log();
+  }
+  EXPECT_EQ(fetch("orders.created", plain).body,
+            fetched("orders.created", plain, R"("two","four","five")"));
+  // `>` is escaped in JSON answers as the original escapes it.
+  EXPECT_EQ(fetch("orders.>", wildcard).body,
+            fetched("orders.\\u003e", wildcard, R"("one","two","three","four","five")"));
+  EXPECT_EQ(fetch("jobs", worker).body, fetched("jobs", worker, "\"job\""));
+  // A fetched message stays fetched: its removal was written before the answer.
+  stop(SIGKILL);
+  restart_process();
+  EXPECT_EQ(fetch("orders.created", plain).body, fetched("orders.created", plain, ""));
+  EXPECT_EQ(fetch("orders.>", wildcard).body, fetched("orders.\\u003e", wildcard, ""));
+  // And a new publish numbers on from where the log left off.
+  ASSERT_EQ(publish("orders.created", "six"), 200U);
+  EXPECT_EQ(fetch("orders.created", plain).body, fetched("orders.created", plain, "\"six\""));
+}
+
+TEST_F(Storage, AsyncPublishesAcceptedBeforeSigtermAreKept) {
+  start();
+  const std::string id = subscribe("s");
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(client->post("/api/publish/async", publish_body("s", std::to_string(i))).status,
+              200U);
+    expected += (i == 0 ? "\"" : ",\"") + std::to_string(i) + "\"";
+  }
+  stop(SIGTERM);
+  restart_process();
+  EXPECT_EQ(fetch("s", id).body, fetched("s", id, expected));
+}
+
+TEST_F(Storage, AnUnsubscribeSurvivesARestart) {
+  start();
+  const std::string id = subscribe("a");
+  ASSERT_EQ(client->post("/api/unsubscribe", fetch_body("a", id)).status, 200U);
+  stop(SIGKILL);
+  restart_process();
+  EXPECT_EQ(fetch("a", id).status, 404U);
+}
+
+TEST_F(Storage, ManyRestartsAndFilesLoseNothing) {
+  // Small files: the log rolls and checkpoints many times over.
+  start({"--storage.file-bytes=4096", "--storage.max-bytes=1048576"});
+  const std::string id = subscribe("s");
+  std::string expected;
+  int next = 0;
+  for (int round = 0; round < 5; ++round) {
+    for (int i = 0; i < 60; ++i, ++next) {
+      ASSERT_EQ(publish("s", "message-" + std::to_string(next)), 200U);
+      expected += (expected.empty() ? "" : ",") + ("\"message-" + std::to_string(next) + "\"");
+    }
+    stop(round % 2 == 0 ? SIGKILL : SIGTERM);
+    restart_process();
+  }
+  EXPECT_EQ(fetch("s", id).body, fetched("s", id, expected));
+}
+
+TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
+  start({"--storage.file-bytes=4096", "--storage.max-bytes=16384"});
+  const std::string id = subscribe("s");
+  const std::string data(200, 'x');
+  unsigned status = 200;
+  int stored = 0;
+  while (status == 200 && stored < 1000) {
+    status = publish("s", data);
+    stored += status == 200 ? 1 : 0;
+  }
+  const auto refused = client->post("/api/publish", publish_body("s", data));
+  EXPECT_EQ(refused.status, 507U);
+  EXPECT_EQ(refused.body, "{\"message\":\"storage full\"}\n");
+  EXPECT_GT(stored, 20);
+  // Nothing of a refused publish is stored; fetches keep working and free the log.
+  const auto all = fetch("s", id, 100000);
+  EXPECT_EQ(all.status, 200U);
+  EXPECT_EQ(all.body.size(),
+            fetched("s", id, "").size() + static_cast<std::size_t>(stored) * (data.size() + 3) - 1);
+  HttpClient metrics(broker->metrics_port());
+  const std::string text = metrics.get("/metrics").body;
+  EXPECT_NE(text.find(limit_hits("storage.max-bytes", 2)), std::string::npos) << text;
+  // Once a checkpoint lets the old files go, publishes are taken again.
+  unsigned again = 507;
+  for (int attempt = 0; attempt < 2000 && again != 200; ++attempt) {
+    again = publish("s", data);
+  }
+  EXPECT_EQ(again, 200U);
+  // Within max-bytes but for the one file a checkpoint may take beyond it to free the others.
+  const std::string after = metrics.get("/metrics").body;
+  const std::size_t at = after.find("\ngophermq_storage_bytes ");
+  ASSERT_NE(at, std::string::npos);
+  EXPECT_LE(std::stoull(after.substr(at + 24)), 16384U + 4096U) << after.substr(at, 40);
+}
+
+TEST_F(Storage, ATornTailIsCutCountedAndLogged) {
+  start();
+  const std::string id = subscribe("s");
+  ASSERT_EQ(publish("s", "kept"), 200U);
+  stop(SIGKILL);
+  // Right after the last record (files are preallocated with zeros): a torn write.
+  const fs::path newest = log_files().front();
+  std::string bytes(fs::file_size(newest), '\0');
+  std::ifstream(newest, std::ios::binary)
+      .read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const std::size_t end = bytes.find_last_not_of('\0') + 1;
+  {
+    std::fstream file(newest, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(static_cast<std::streamoff>(end));
+    file.write("torn sector data", 16);
+  }
+  restart_process();
+  EXPECT_NE(broker->log().find("truncated_bytes=16 "), std::string::npos) << broker->log();
+  HttpClient metrics(broker->metrics_port());
+  EXPECT_NE(
+      metrics.get("/metrics").body.find(metric_line("gophermq_storage_truncated_bytes_total 16")),
+      std::string::npos);
+  EXPECT_EQ(fetch("s", id).body, fetched("s", id, "\"kept\""));
+}
+
+TEST_F(Storage, CorruptionInAnOlderFileRefusesTheStart) {
+  start({"--storage.file-bytes=4096", "--storage.max-bytes=1048576"});
+  subscribe("s");
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_EQ(publish("s", std::string(100, 'a')), 200U);
+  }
+  stop(SIGKILL);
+  const auto files = log_files();
+  ASSERT_GE(files.size(), 3U);
+  {
+    std::fstream file(files.front(), std::ios::in | std::ios::out | std::ios::binary);
+    file.seekp(100);
+    file.put('\x7f');
+  }
+  const auto run = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.output.find("corrupt record in " + files.front().string() + " at byte "),
+            std::string::npos)
+      << run.output;
+}
+
+TEST_F(Storage, TwoBrokersCannotShareALog) {
+  start();
+  const auto second = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
+  EXPECT_EQ(second.status, 1);
+  EXPECT_NE(second.output.find("in use by another broker"), std::string::npos) << second.output;
+}
+
+TEST_F(Storage, SyncedPublishesAreTimedInTheFsyncHistogram) {
+  start();
+  subscribe("s");
+  ASSERT_EQ(publish("s", "x"), 200U);
+  HttpClient metrics(broker->metrics_port());
+  const std::string text = metrics.get("/metrics").body;
+  EXPECT_EQ(text.find(metric_line("gophermq_storage_fsync_seconds_count 0")), std::string::npos);
+  EXPECT_NE(text.find("gophermq_storage_fsync_seconds_count "), std::string::npos);
+  EXPECT_NE(text.find(metric_line("gophermq_storage_files 2")), std::string::npos) << text;
+}
+
+TEST(StorageConfig, BadValuesAreRefusedNamingTheKey) {
+  const auto fsync = run_to_exit({"broker", "--storage.fsync=sometimes"});
+  EXPECT_EQ(fsync.status, 2);
+  EXPECT_NE(fsync.output.find("storage.fsync"), std::string::npos) << fsync.output;
+  const auto sizes =
+      run_to_exit({"broker", "--storage.file-bytes=1048576", "--storage.max-bytes=1048576"});
+  EXPECT_EQ(sizes.status, 2);
+  EXPECT_NE(sizes.output.find("storage.max-bytes must be at least twice storage.file-bytes"),
+            std::string::npos)
+      << sizes.output;
+}
+
+}  // namespace
+}  // namespace gophermq::test

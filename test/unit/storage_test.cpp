@@ -1,0 +1,245 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "storage/files.hpp"
+#include "storage/frame.hpp"
+#include "storage/recovery.hpp"
+#include "support/temp_files.hpp"
+
+namespace gophermq::storage {
+namespace {
+
+using broker::Record;
+using broker::RecordType;
+
+std::string framed(std::string_view payload) {
+  std::string out;
+  const std::size_t start = open_frame(out);
+  out.append(payload);
+  seal_frame(out, start);
+  return out;
+}
+
+std::vector<std::string> payloads_in(std::string_view bytes, ScanResult* result = nullptr) {
+  std::vector<std::string> payloads;
+  const ScanResult scanned = scan_frames(bytes, [&](std::string_view payload, std::size_t) {
+    payloads.emplace_back(payload);
+    return true;
+  });
+  if (result != nullptr) {
+    *result = scanned;
+  }
+  return payloads;
+}
+
+TEST(Crc32c, MatchesTheCastagnoliCheckValueAndContinues) {
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283U);  // the catalogue's check value for CRC-32C
+  EXPECT_EQ(crc32c("1234", "56789"), 0xE3069283U);
+  EXPECT_EQ(crc32c(""), 0U);
+}
+
+TEST(Frames, RoundTripAndZerosEndCleanly) {
+  std::string log = framed("first") + framed(std::string(1000, 'x')) + framed("third");
+  const std::size_t written = log.size();
+  for (const std::size_t zeros : {0UL, 3UL, 8UL, 4096UL}) {
+    const std::string file = log + std::string(zeros, '\0');
+    ScanResult result;
+    EXPECT_EQ(payloads_in(file, &result),
+              (std::vector<std::string>{"first", std::string(1000, 'x'), "third"}));
+    EXPECT_EQ(result.valid_bytes, written);
+    EXPECT_EQ(result.end, FrameEnd::clean);
+  }
+}
+
+TEST(Frames, ALastFrameCutAtAnyByteIsNeverReplayed) {
+  const std::string good = framed("kept one") + framed("kept two");
+  const std::string last = framed("the last record, cut short");
+  for (std::size_t cut = 0; cut <= last.size(); ++cut) {
+    ScanResult result;
+    const auto payloads = payloads_in(good + last.substr(0, cut), &result);
+    if (cut == last.size()) {
+      EXPECT_EQ(payloads.size(), 3U);
+      continue;
+    }
+    EXPECT_EQ(payloads, (std::vector<std::string>{"kept one", "kept two"})) << "cut at " << cut;
+    EXPECT_EQ(result.valid_bytes, good.size());
+    // A cut inside the header that leaves only zeros reads as the end; anything else is torn.
+    EXPECT_EQ(result.end, cut == 0 ? FrameEnd::clean : FrameEnd::torn) << "cut at " << cut;
+  }
+}
+
+TEST(Frames, EveryBitFlipInAFrameIsCaught) {
+  const std::string good = framed("before");
+  const std::string target = framed("a record whose every bit is flipped in turn");
+  for (std::size_t bit = 0; bit < target.size() * 8; ++bit) {
+    std::string broken = target;
+    broken[bit / 8] = static_cast<char>(broken[bit / 8] ^ (1 << (bit % 8)));
+    ScanResult result;
+    const auto payloads = payloads_in(good + broken + framed("after"), &result);
+    ASSERT_EQ(payloads, std::vector<std::string>{"before"}) << "bit " << bit;
+    EXPECT_EQ(result.valid_bytes, good.size());
+    EXPECT_EQ(result.end, FrameEnd::torn);
+  }
+}
+
+TEST(Frames, ZerosFollowedByDataAreTorn) {
+  const std::string file = framed("one") + std::string(16, '\0') + framed("two");
+  ScanResult result;
+  EXPECT_EQ(payloads_in(file, &result), std::vector<std::string>{"one"});
+  EXPECT_EQ(result.end, FrameEnd::torn);
+}
+
+TEST(Frames, AnAbsurdLengthIsTornNotAllocated) {
+  std::string file = framed("x");
+  file[3] = static_cast<char>(0x7F);  // a length near 2 GiB
+  ScanResult result;
+  EXPECT_TRUE(payloads_in(file, &result).empty());
+  EXPECT_EQ(result.end, FrameEnd::torn);
+}
+
+// Log files written by hand, record by record, as the log writes them.
+class Recovery : public testing::Test {
+ protected:
+  test::TempDir dir;
+
+  static std::string record_bytes(const Record& record) {
+    std::string payload;
+    broker::encode(record, payload);
+    return framed(payload);
+  }
+  static std::string checkpoint(std::uint64_t last_seq) {
+    Record begin;
+    begin.type = RecordType::checkpoint;
+    begin.seq = last_seq;
+    Record end;
+    end.type = RecordType::checkpoint_end;
+    return record_bytes(begin) + record_bytes(end);
+  }
+  static std::string subscribe(std::string_view id, std::string_view subject) {
+    Record record;
+    record.type = RecordType::subscribe;
+    record.id = id;
+    record.subject = subject;
+    return record_bytes(record);
+  }
+  static std::string publish(std::string_view subject, std::uint64_t seq, std::string_view data) {
+    const broker::Message message = broker::Message::create(data);
+    Record record;
+    record.type = RecordType::publish;
+    record.subject = subject;
+    record.seq = seq;
+    record.messages = {&message, 1};
+    return record_bytes(record);
+  }
+
+  void write_file(std::uint64_t index, const std::string& bytes) const {
+    const Directory directory(dir.path());
+    std::ofstream(directory.file_path(index), std::ios::binary) << bytes;
+  }
+
+  RecoveryReport recover_into(broker::Broker& broker) const {
+    const Directory directory(dir.path());
+    return recover(directory, broker, {});
+  }
+};
+
+TEST_F(Recovery, AnEmptyDirectoryIsAFreshLog) {
+  broker::Broker broker({});
+  const auto report = recover_into(broker);
+  EXPECT_EQ(report.files, 0U);
+  EXPECT_EQ(report.next_file, 1U);
+}
+
+TEST_F(Recovery, ReplaysFromTheCheckpointAcrossFiles) {
+  write_file(1, checkpoint(0) + subscribe("s1", "a") + publish("a", 1, "one"));
+  write_file(2, publish("a", 2, "two") + std::string(100, '\0'));
+  broker::Broker broker({});
+  const auto report = recover_into(broker);
+  EXPECT_EQ(report.files, 2U);
+  EXPECT_EQ(report.records, 5U);
+  EXPECT_EQ(report.truncated_bytes, 0U);
+  EXPECT_EQ(report.next_file, 3U);
+  EXPECT_EQ(broker.totals().pending_messages, 2U);
+}
+
+TEST_F(Recovery, ATornTailOfTheNewestFileIsCutAndCounted) {
+  const std::string kept = checkpoint(0) + subscribe("s1", "a") + publish("a", 1, "one");
+  const std::string torn = publish("a", 2, "two").substr(0, 13);
+  write_file(1, kept + torn + std::string(64, '\0'));
+  {
+    broker::Broker broker({});
+    const auto report = recover_into(broker);
+    // Counted up to its last byte that is not zero: the preallocated zeros after it are nothing.
+    EXPECT_EQ(report.truncated_bytes, torn.find_last_not_of('\0') + 1);
+    EXPECT_EQ(broker.totals().pending_messages, 1U);
+  }
+  EXPECT_EQ(std::filesystem::file_size(Directory(dir.path()).file_path(1)), kept.size());
+  broker::Broker again({});
+  EXPECT_EQ(recover_into(again).truncated_bytes, 0U);  // the cut was made once, on disk
+}
+
+TEST_F(Recovery, CorruptionInAnOlderFileRefusesTheStartNamingFileAndOffset) {
+  std::string first = checkpoint(0) + subscribe("s1", "a") + publish("a", 1, "one");
+  const std::size_t offset = first.size() - 2;
+  first[offset] = static_cast<char>(first[offset] ^ 0x10);
+  write_file(1, first);
+  write_file(2, publish("a", 2, "two"));
+  broker::Broker broker({});
+  try {
+    recover_into(broker);
+    FAIL() << "recovered a corrupt log";
+  } catch (const CorruptLog& error) {
+    const std::string text = error.what();
+    EXPECT_NE(text.find("00000000000000000001.wal"), std::string::npos) << text;
+    const std::size_t frame = first.size() - publish("a", 1, "one").size();
+    EXPECT_NE(text.find("at byte " + std::to_string(frame)), std::string::npos) << text;
+  }
+}
+
+TEST_F(Recovery, AnIncompleteCheckpointFallsBackToThePreviousOne) {
+  write_file(1, checkpoint(0) + subscribe("s1", "a") + publish("a", 1, "one"));
+  Record begin;
+  begin.type = RecordType::checkpoint;
+  begin.seq = 1;
+  write_file(2, record_bytes(begin) + subscribe("s1", "a"));  // cut before its end record
+  broker::Broker broker({});
+  const auto report = recover_into(broker);
+  EXPECT_EQ(broker.totals().pending_messages, 1U);
+  EXPECT_GT(report.truncated_bytes, 0U);
+  EXPECT_EQ(Directory(dir.path()).list(), std::vector<std::uint64_t>{1});
+}
+
+TEST_F(Recovery, FilesBeforeTheNewestCheckpointAreRemoved) {
+  write_file(1, checkpoint(0) + subscribe("s1", "a"));
+  write_file(2, checkpoint(0) + subscribe("s1", "a") + publish("a", 1, "one"));
+  broker::Broker broker({});
+  recover_into(broker);
+  EXPECT_EQ(broker.totals().subscriptions, 1U);
+  EXPECT_EQ(broker.totals().pending_messages, 1U);
+  EXPECT_EQ(Directory(dir.path()).list(), std::vector<std::uint64_t>{2});
+}
+
+TEST_F(Recovery, ALogWithoutACheckpointIsRefused) {
+  write_file(1, subscribe("s1", "a"));
+  broker::Broker broker({});
+  EXPECT_THROW(recover_into(broker), CorruptLog);
+}
+
+TEST(Directory, ASecondBrokerCannotTakeTheSameDirectory) {
+  const test::TempDir dir;
+  const Directory first(dir.path());
+  try {
+    const Directory second(dir.path());
+    FAIL() << "two brokers share one log";
+  } catch (const std::runtime_error& error) {
+    EXPECT_NE(std::string(error.what()).find("in use by another broker"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace gophermq::storage
