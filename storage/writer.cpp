@@ -68,6 +68,12 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
                      progress.sealed.emplace_back(seal.file, seal.length);
                    },
                    [&](const RemoveBefore& remove) {
+                     // Every open file, not only those written since the last sync job was
+                     // taken: that job may still be running, and the checkpoint must be on disk
+                     // before what it replaces goes.
+                     for (const auto& entry : open_) {
+                       dirty_.insert(entry.first);
+                     }
                      sync_dirty();
                      for (const std::uint64_t file : directory_.list()) {
                        if (file >= remove.file) {

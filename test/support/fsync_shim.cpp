@@ -25,8 +25,9 @@
 // preallocated) makes the file durable only up to where that write began, until the next sync. A
 // name is durable once the directory was fsync'ed after the file was created or renamed into it;
 // files that existed when they were first opened are durable with their size then. An unlinked file
-// leaves the state at once (the model cannot bring a deleted file back). Not seen: mmap writes,
-// dup'ed fds, io_uring, sync_file_range, syncfs — the broker's log uses none of them.
+// leaves the state at once (the model cannot bring a deleted file back). A duplicate (dup, dup2,
+// dup3, fcntl F_DUPFD) names the same file. Not seen: mmap writes,
+// io_uring, sync_file_range, syncfs — the broker's log uses none of them.
 //
 // The three variables are removed from the environment at load, as the broker refuses GOPHERMQ_
 // variables that are not config keys.
@@ -504,6 +505,56 @@ int openat64(int dirfd, const char* path, int flags, ...) {
   va_end(arguments);
   static const auto real = next<OpenAt>("openat64");
   return tracked_open(dirfd, path, flags, [&] { return real(dirfd, path, flags, mode); });
+}
+
+// A duplicate names the same file: a sync through it makes that file durable, as the log's sync
+// thread does with the descriptors it is handed.
+int tracked_duplicate(int from, int to) {
+  if (to >= 0 && to < kMaxFds) {
+    fd_slots[to].store(slot_of(from), std::memory_order_release);
+  }
+  return to;
+}
+
+int dup(int fd) noexcept {
+  static const auto real = next<int (*)(int)>("dup");
+  return tracked_duplicate(fd, real(fd));
+}
+
+int dup2(int fd, int to) noexcept {
+  static const auto real = next<int (*)(int, int)>("dup2");
+  return tracked_duplicate(fd, real(fd, to));
+}
+
+int dup3(int fd, int to, int flags) noexcept {
+  static const auto real = next<int (*)(int, int, int)>("dup3");
+  return tracked_duplicate(fd, real(fd, to, flags));
+}
+
+int fcntl(int fd, int command, ...) {
+  static const auto real = next<int (*)(int, int, ...)>("fcntl");
+  va_list arguments;
+  va_start(arguments, command);
+  void* argument = va_arg(arguments, void*);
+  va_end(arguments);
+  const int result = real(fd, command, argument);
+  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {
+    return tracked_duplicate(fd, result);
+  }
+  return result;
+}
+
+int fcntl64(int fd, int command, ...) {
+  static const auto real = next<int (*)(int, int, ...)>("fcntl64");
+  va_list arguments;
+  va_start(arguments, command);
+  void* argument = va_arg(arguments, void*);
+  va_end(arguments);
+  const int result = real(fd, command, argument);
+  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {
+    return tracked_duplicate(fd, result);
+  }
+  return result;
 }
 
 int close(int fd) {
