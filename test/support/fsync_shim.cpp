@@ -531,30 +531,30 @@ int dup3(int fd, int to, int flags) noexcept {
   return tracked_duplicate(fd, real(fd, to, flags));
 }
 
+using Fcntl = int (*)(int, int, ...);
+
+int tracked_fcntl(Fcntl real, int fd, int command, void* argument) {
+  const int result = real(fd, command, argument);
+  const bool duplicate = command == F_DUPFD || command == F_DUPFD_CLOEXEC;
+  return duplicate ? tracked_duplicate(fd, result) : result;
+}
+
 int fcntl(int fd, int command, ...) {
-  static const auto real = next<int (*)(int, int, ...)>("fcntl");
+  static const auto real = next<Fcntl>("fcntl");
   va_list arguments;
   va_start(arguments, command);
   void* argument = va_arg(arguments, void*);
   va_end(arguments);
-  const int result = real(fd, command, argument);
-  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {
-    return tracked_duplicate(fd, result);
-  }
-  return result;
+  return tracked_fcntl(real, fd, command, argument);
 }
 
 int fcntl64(int fd, int command, ...) {
-  static const auto real = next<int (*)(int, int, ...)>("fcntl64");
+  static const auto real = next<Fcntl>("fcntl64");
   va_list arguments;
   va_start(arguments, command);
   void* argument = va_arg(arguments, void*);
   va_end(arguments);
-  const int result = real(fd, command, argument);
-  if (command == F_DUPFD || command == F_DUPFD_CLOEXEC) {
-    return tracked_duplicate(fd, result);
-  }
-  return result;
+  return tracked_fcntl(real, fd, command, argument);
 }
 
 int close(int fd) {
