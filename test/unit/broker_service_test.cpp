@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "support/broker_calls.hpp"
+#include "support/temp_files.hpp"
 
 namespace gophermq::broker {
 namespace {
@@ -454,6 +455,55 @@ TEST(BrokerService, AStrandSharedWithItsCallersNeedsAnIoContext) {
   EXPECT_THROW(BrokerService(asio::make_strand(context), Limits{}, 8, 1024,
                              StrandThread::shared_with_callers),
                std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace gophermq::broker
+
+namespace gophermq::broker {
+namespace {
+
+// Without TTLs the service arms no periodic timer, so run() returns once the calls are done.
+Limits without_expiry() {
+  Limits limits;
+  limits.subscriber_ttl = std::chrono::milliseconds(0);
+  limits.message_ttl = std::chrono::milliseconds(0);
+  return limits;
+}
+
+// /ready answers 503 until this turns true: after the log is recovered, before any call is served.
+TEST(BrokerServiceStorage, IsReadyOnlyOnceTheLogIsRecoveredAndServesWhatItHeld) {
+  const test::TempDir dir;
+  const service::Storage storage{{dir.string()},
+                                 [](const std::string& error) { ADD_FAILURE() << error; },
+                                 [](std::chrono::duration<double>) {}};
+  std::string id;
+  {
+    asio::io_context context;
+    BrokerService service(context.get_executor(), without_expiry(), 8, 1024, StrandThread::own,
+                          storage);
+    EXPECT_FALSE(service.ready());
+    std::optional<std::uint64_t> recovered_records;
+    service.start({}, [&](const storage::RecoveryReport& report) {
+      EXPECT_TRUE(service.ready());
+      recovered_records = report.records;
+    });
+    id = run(context, service.subscribe("s", std::nullopt)).id;
+    EXPECT_EQ(recovered_records, 0U);
+    EXPECT_EQ(run(context, service.publish("s", {Message::create("kept")})), PublishStatus::ok);
+    run(context, service.shutdown());
+  }
+  asio::io_context context;
+  BrokerService service(context.get_executor(), without_expiry(), 8, 1024, StrandThread::own,
+                        storage);
+  std::optional<std::uint64_t> recovered_records;
+  service.start({},
+                [&](const storage::RecoveryReport& report) { recovered_records = report.records; });
+  const FetchResult fetched = run(context, service.fetch("s", id, 10));
+  EXPECT_GT(recovered_records.value_or(0), 0U);
+  ASSERT_EQ(fetched.messages.size(), 1U);
+  EXPECT_EQ(fetched.messages.front().data(), "kept");
+  run(context, service.shutdown());
 }
 
 }  // namespace
