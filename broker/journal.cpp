@@ -1,7 +1,6 @@
 #include "broker/journal.hpp"
 
 #include <chrono>
-#include <limits>
 
 #include "broker/broker.hpp"
 
@@ -9,41 +8,91 @@ namespace gophermq::broker {
 
 namespace {
 
-template <typename Integer>
-void put(std::string& out, Integer value) {
-  auto bits = static_cast<std::make_unsigned_t<Integer>>(value);
-  for (std::size_t i = 0; i < sizeof(Integer); ++i) {
-    out.push_back(static_cast<char>(bits & 0xFFU));
-    bits = static_cast<decltype(bits)>(bits >> 8U);
+void put_byte(std::string& out, unsigned value) {
+  out.push_back(static_cast<char>(value));
+}
+
+// Unsigned LEB128: seven bits a byte, low first, the high bit set on every byte but the last.
+void put_varint(std::string& out, std::uint64_t value) {
+  while (value >= 0x80U) {
+    put_byte(out, static_cast<unsigned>(value & 0x7FU) | 0x80U);
+    value >>= 7U;
   }
+  put_byte(out, static_cast<unsigned>(value));
+}
+
+std::size_t varint_size(std::uint64_t value) noexcept {
+  std::size_t size = 1;
+  while (value >= 0x80U) {
+    value >>= 7U;
+    ++size;
+  }
+  return size;
+}
+
+std::uint64_t time_bits(std::int64_t time) noexcept {
+  return static_cast<std::uint64_t>(time);
 }
 
 void put_text(std::string& out, std::string_view text) {
-  put(out, static_cast<std::uint32_t>(text.size()));
+  put_varint(out, text.size());
   out.append(text);
+}
+
+std::size_t text_size(std::string_view text) noexcept {
+  return varint_size(text.size()) + text.size();
 }
 
 class Reader {
  public:
   explicit Reader(std::string_view bytes) : bytes_(bytes) {}
 
-  template <typename Integer>
-  bool get(Integer& value) {
-    if (bytes_.size() < sizeof(Integer)) {
+  bool get_byte(std::uint8_t& value) {
+    if (bytes_.empty()) {
       return false;
     }
-    std::make_unsigned_t<Integer> bits = 0;
-    for (std::size_t i = sizeof(Integer); i-- > 0;) {
-      bits = static_cast<decltype(bits)>((bits << 8U) | static_cast<unsigned char>(bytes_[i]));
+    value = static_cast<std::uint8_t>(bytes_.front());
+    bytes_.remove_prefix(1);
+    return true;
+  }
+
+  // Only the shortest encoding of a value that fits 64 bits is one: every value has exactly one
+  // byte sequence, so a flipped bit cannot decode to the same record.
+  bool get_varint(std::uint64_t& value) {
+    std::uint64_t result = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+      std::uint8_t byte = 0;
+      if (!get_byte(byte)) {
+        return false;
+      }
+      const std::uint64_t bits = byte & 0x7FU;
+      if (shift == 63 && bits > 1) {
+        return false;
+      }
+      result |= bits << shift;
+      if ((byte & 0x80U) == 0) {
+        if (byte == 0 && shift > 0) {
+          return false;
+        }
+        value = result;
+        return true;
+      }
     }
-    value = static_cast<Integer>(bits);
-    bytes_.remove_prefix(sizeof(Integer));
+    return false;
+  }
+
+  bool get_time(std::int64_t& time) {
+    std::uint64_t bits = 0;
+    if (!get_varint(bits)) {
+      return false;
+    }
+    time = static_cast<std::int64_t>(bits);
     return true;
   }
 
   bool get_text(std::string_view& text) {
-    std::uint32_t size = 0;
-    if (!get(size) || bytes_.size() < size) {
+    std::uint64_t size = 0;
+    if (!get_varint(size) || bytes_.size() < size) {
       return false;
     }
     text = bytes_.substr(0, size);
@@ -58,11 +107,8 @@ class Reader {
   std::string_view bytes_;
 };
 
-// type, reason and grouped; time, seq and count; the lengths of subject, id and group; the
-// message count.
-constexpr std::size_t kFixedBytes = 3 + 3 * 8 + 3 * 4 + 4;
-constexpr std::size_t kLengthBytes = 4;
-constexpr std::size_t kSeqBytes = 8;
+// type; the format (checkpoint only); reason and grouped.
+constexpr std::size_t kByteFields = 2;
 
 // How a record names what it changes.
 enum class Naming {
@@ -139,54 +185,72 @@ TimePoint from_record_time(std::int64_t time) noexcept {
 }
 
 void encode(const Record& record, std::string& out) {
-  put(out, static_cast<std::uint8_t>(record.type));
-  put(out, record.reason);
-  put(out, static_cast<std::uint8_t>(record.grouped ? 1 : 0));
-  put(out, record.time);
-  put(out, record.seq);
-  put(out, record.count);
+  put_byte(out, static_cast<unsigned>(record.type));
+  if (record.type == RecordType::checkpoint) {
+    put_byte(out, log_format);
+  }
+  put_byte(out, static_cast<unsigned>(record.reason << 1U) | (record.grouped ? 1U : 0U));
+  put_varint(out, time_bits(record.time));
+  put_varint(out, record.seq);
+  put_varint(out, record.count);
   put_text(out, record.subject);
   put_text(out, record.id);
   put_text(out, record.group);
-  put(out, static_cast<std::uint32_t>(record.messages.size()));
+  put_varint(out, record.messages.size());
   const bool numbered = record.type == RecordType::queue_state;
   for (const Message& message : record.messages) {
     if (numbered) {
-      put(out, message.seq());
+      put_varint(out, message.seq());
     }
     put_text(out, message.data());
   }
 }
 
 std::size_t encoded_size(const Record& record) noexcept {
-  const std::size_t per_message =
-      record.type == RecordType::queue_state ? kSeqBytes + kLengthBytes : kLengthBytes;
-  std::size_t size = kFixedBytes + record.subject.size() + record.id.size() + record.group.size() +
-                     record.messages.size() * per_message;
+  std::size_t size = kByteFields + (record.type == RecordType::checkpoint ? 1 : 0) +
+                     varint_size(time_bits(record.time)) + varint_size(record.seq) +
+                     varint_size(record.count) + text_size(record.subject) + text_size(record.id) +
+                     text_size(record.group) + varint_size(record.messages.size());
+  const bool numbered = record.type == RecordType::queue_state;
   for (const Message& message : record.messages) {
-    size += message.size();
+    size += (numbered ? varint_size(message.seq()) : 0) + text_size(message.data());
   }
   return size;
+}
+
+std::optional<std::uint8_t> checkpoint_format(std::string_view payload) noexcept {
+  if (payload.size() < 2 ||
+      static_cast<unsigned char>(payload[0]) != static_cast<unsigned>(RecordType::checkpoint)) {
+    return std::nullopt;
+  }
+  // Before the format byte the second byte of every record was its reason, 0 for a checkpoint.
+  const auto format = static_cast<std::uint8_t>(payload[1]);
+  return format == 0 ? std::uint8_t{1} : format;
 }
 
 std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages) {
   Reader reader(bytes);
   Record record;
   std::uint8_t type = 0;
-  std::uint8_t grouped = 0;
-  std::uint32_t count = 0;
-  if (!reader.get(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
-      type > static_cast<std::uint8_t>(RecordType::checkpoint_end) || !reader.get(record.reason) ||
-      !reader.get(grouped) || grouped > 1 || !reader.get(record.time) || !reader.get(record.seq) ||
-      !reader.get(record.count) || !reader.get_text(record.subject) ||
-      !reader.get_text(record.id) || !reader.get_text(record.group) || !reader.get(count)) {
+  std::uint8_t format = log_format;
+  std::uint8_t flags = 0;
+  std::uint64_t count = 0;
+  if (!reader.get_byte(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
+      type > static_cast<std::uint8_t>(RecordType::checkpoint_end) ||
+      (type == static_cast<std::uint8_t>(RecordType::checkpoint) &&
+       (!reader.get_byte(format) || format != log_format)) ||
+      !reader.get_byte(flags) || !reader.get_time(record.time) || !reader.get_varint(record.seq) ||
+      !reader.get_varint(record.count) || !reader.get_text(record.subject) ||
+      !reader.get_text(record.id) || !reader.get_text(record.group) || !reader.get_varint(count)) {
     return std::nullopt;
   }
   record.type = static_cast<RecordType>(type);
-  record.grouped = grouped == 1;
+  record.reason = static_cast<std::uint8_t>(flags >> 1U);
+  record.grouped = (flags & 1U) == 1U;
   const Shape shape = shape_of(record.type);
   const bool numbered = record.type == RecordType::queue_state;
-  const std::size_t least_message_bytes = numbered ? kSeqBytes + kLengthBytes : kLengthBytes;
+  // A message takes at least its length byte, and a queue_state one its seq byte too.
+  const std::size_t least_message_bytes = numbered ? 2 : 1;
   if (!fits(shape, record) || (count > 0 && !shape.messages) ||
       (numbered && (count == 0 || count > queue_state_max_messages)) ||
       count > reader.left() / least_message_bytes) {
@@ -195,10 +259,10 @@ std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messa
   messages.clear();
   messages.reserve(count);
   std::uint64_t message_bytes = 0;
-  for (std::uint32_t i = 0; i < count; ++i) {
+  for (std::uint64_t i = 0; i < count; ++i) {
     std::uint64_t seq = 0;
     std::string_view data;
-    if ((numbered && (!reader.get(seq) || seq == 0 || seq > Message::max_seq)) ||
+    if ((numbered && (!reader.get_varint(seq) || seq == 0 || seq > Message::max_seq)) ||
         !reader.get_text(data)) {
       return std::nullopt;
     }

@@ -35,8 +35,8 @@ enum class RecordType : std::uint8_t {
 inline constexpr std::size_t queue_state_max_messages = 4096;
 inline constexpr std::size_t queue_state_max_bytes = std::size_t{1} << 20;
 
-// One state change of the core, as a view valid during the sink's call. Every field has a fixed
-// width or is a length and bytes once encoded; replaying the records of a core, in order, into an
+// One state change of the core, as a view valid during the sink's call. Every field is a number
+// or a length and bytes once encoded; replaying the records of a core, in order, into an
 // empty one with the same limits rebuilds its state (Broker::apply).
 struct Record {
   RecordType type = RecordType::subscribe;
@@ -71,18 +71,28 @@ class JournalSink {
 [[nodiscard]] std::int64_t to_record_time(TimePoint time) noexcept;
 [[nodiscard]] TimePoint from_record_time(std::int64_t time) noexcept;
 
-// Appends the record's bytes, little-endian: type, reason and grouped (one byte each), time, seq
-// and count (eight each), then subject, id and group, and each message, as a four-byte length
-// and the bytes, after a four-byte message count. A queue_state message is preceded by its seq
-// (eight bytes).
+// The version of the encoding below, written in every checkpoint record (and so at the start of
+// every log file); version 1 wrote fixed-width fields and no version.
+inline constexpr std::uint8_t log_format = 2;
+
+// Appends the record's bytes: its type (one byte); for a checkpoint, log_format (one byte); the
+// reason shifted left by one, or'd with grouped (one byte); time (as its 64 bits), seq and count;
+// then subject, id and group, each as its length and the bytes; the message count and each
+// message as its length and the bytes, a queue_state message preceded by its seq. Every number
+// and length is an unsigned LEB128 varint.
 void encode(const Record& record, std::string& out);
 
 // How many bytes encode appends for `record`.
 [[nodiscard]] std::size_t encoded_size(const Record& record) noexcept;
 
+// The format a checkpoint record's payload was written in, whatever its version; nullopt when it
+// is not a checkpoint.
+[[nodiscard]] std::optional<std::uint8_t> checkpoint_format(std::string_view payload) noexcept;
+
 // The record encoded in `bytes`, its strings viewing `bytes` and its messages kept in `messages`;
 // nullopt when the bytes are not exactly one record the core could have written: a known type,
-// only the fields that type uses set (the others zero or empty), a group exactly when grouped, a
+// only the fields that type uses set (the others zero or empty), varints in their shortest form
+// that fit 64 bits, a checkpoint in log_format, a group exactly when grouped, a
 // reason that is a DropReason, sequence numbers that fit a Message, and a queue_state within its
 // bounds. What it allocates is bounded by the size of `bytes`.
 [[nodiscard]] std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages);

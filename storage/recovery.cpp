@@ -30,6 +30,20 @@ constexpr std::size_t kKeptBytes = std::size_t{256} << 20;
   return static_cast<broker::RecordType>(static_cast<unsigned char>(payload.front()));
 }
 
+// Refuses a file whose checkpoint was written in another format: its records would not decode.
+void check_format(std::string_view bytes, const std::filesystem::path& path) {
+  std::optional<std::uint8_t> format;
+  scan_frames(bytes, [&](std::string_view payload, std::size_t /*offset*/) {
+    format = broker::checkpoint_format(payload);
+    return false;
+  });
+  if (format && *format != broker::log_format) {
+    throw CorruptLog("storage: " + path.string() + " is in log format " + std::to_string(*format) +
+                     ", this broker reads format " + std::to_string(broker::log_format) +
+                     " only; move the directory aside or drain it with the older broker");
+  }
+}
+
 [[nodiscard]] std::optional<broker::RecordType> first_type(std::string_view bytes) {
   std::optional<broker::RecordType> type;
   scan_frames(bytes, [&](std::string_view payload, std::size_t /*offset*/) {
@@ -90,6 +104,7 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
     file.index = indexes.back();
     indexes.pop_back();
     std::string bytes = read_whole_file(directory.file_path(file.index));
+    check_format(bytes, directory.file_path(file.index));
     const auto first = first_type(bytes);
     if (first == broker::RecordType::checkpoint && !holds_whole_checkpoint(bytes)) {
       if (later_content) {

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "broker/journal.hpp"
+#include "storage/frame.hpp"
 #include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
@@ -229,6 +231,28 @@ TEST_F(Storage, CorruptionInAnOlderFileRefusesTheStart) {
   EXPECT_NE(run.output.find("corrupt record in " + files.front().string() + " at byte "),
             std::string::npos)
       << run.output;
+}
+
+TEST_F(Storage, ALogOfAnOlderFormatRefusesTheStart) {
+  // Format 1 wrote a checkpoint as its type, reason 0, grouped 0, time, seq and count in eight
+  // bytes each, three four-byte string lengths and a four-byte message count.
+  std::string payload(43, '\0');
+  payload[0] = static_cast<char>(broker::RecordType::checkpoint);
+  payload[11] = 5;
+  std::string bytes;
+  const std::size_t start = storage::open_frame(bytes);
+  bytes += payload;
+  storage::seal_frame(bytes, start);
+  const fs::path file = dir.path() / "00000000000000000001.wal";
+  std::ofstream(file, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const auto run = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.output.find("storage: " + file.string() +
+                            " is in log format 1, this broker reads format 2 only"),
+            std::string::npos)
+      << run.output;
+  EXPECT_EQ(fs::file_size(file), bytes.size());
 }
 
 TEST_F(Storage, TwoBrokersCannotShareALog) {

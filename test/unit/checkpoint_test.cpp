@@ -221,11 +221,12 @@ TEST(Checkpoint, DecodeRefusesLengthsBeyondTheBytes) {
   const std::vector<Message> state = numbered({{1, "a"}});
   std::string bytes = encoded(queue_state("a", "s", state));
   std::vector<Message> messages;
-  // The message count sits right after the three strings, before the only message.
-  const std::size_t count_at = bytes.size() - 4 - 8 - 4 - 1;
-  for (const std::size_t at : {count_at, count_at + 4 + 8}) {
+  // The message count (one varint byte) sits right after the three strings, before the only
+  // message's seq, length and byte.
+  const std::size_t count_at = bytes.size() - 4;
+  for (const std::size_t at : {count_at, count_at + 2}) {
     std::string damaged = bytes;
-    damaged.replace(at, 4, "\xFF\xFF\xFF\xFF");
+    damaged.replace(at, 1, "\xFF\xFF\xFF\x7F");
     EXPECT_FALSE(decode(damaged, messages).has_value()) << at;
   }
   Record publish;
@@ -233,7 +234,7 @@ TEST(Checkpoint, DecodeRefusesLengthsBeyondTheBytes) {
   publish.seq = 1;
   publish.subject = "a";
   bytes = encoded(publish);
-  bytes.replace(bytes.size() - 4, 4, "\xFF\xFF\xFF\x7F");
+  bytes.replace(bytes.size() - 1, 1, "\xFF\xFF\xFF\x7F");
   bytes.append(64, '\0');
   EXPECT_FALSE(decode(bytes, messages).has_value());
 }
@@ -294,7 +295,16 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
     std::string bytes = encoded(record);
     if (record.messages.data() == too_high.data()) {
       // encode writes the seq a Message can hold; write the one it cannot by hand.
-      bytes.replace(bytes.size() - 4 - 1 - 8, 8, std::string(8, '\xFF'));
+      // The varint of the only message's seq ends two bytes (its length and data) from the end.
+      std::size_t seq_at = bytes.size() - 3;
+      while (seq_at > 0 && (static_cast<unsigned char>(bytes[seq_at - 1]) & 0x80U) != 0) {
+        --seq_at;
+      }
+      std::string seq;
+      for (std::uint64_t value = Message::max_seq + 1; value != 0; value >>= 7U) {
+        seq.push_back(static_cast<char>((value & 0x7FU) | (value >= 0x80U ? 0x80U : 0U)));
+      }
+      bytes.replace(seq_at, bytes.size() - 2 - seq_at, seq);
     }
     EXPECT_FALSE(decode(bytes, messages).has_value()) << what;
   }

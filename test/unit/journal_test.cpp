@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <list>
 #include <optional>
 #include <random>
@@ -25,6 +27,14 @@ namespace {
 
 using std::chrono::milliseconds;
 using test::ManualClock;
+
+std::size_t varint_bytes(std::uint64_t value) {
+  std::size_t size = 1;
+  for (; value >= 0x80U; value >>= 7U) {
+    ++size;
+  }
+  return size;
+}
 
 // Keeps each record as its bytes, checking on the way that they decode to the same bytes again
 // and that encoded_size foretold their length.
@@ -304,6 +314,86 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   EXPECT_FALSE(decode(bytes + 'x', messages).has_value());
   bytes[0] = 9;
   EXPECT_FALSE(decode(bytes, messages).has_value());
+}
+
+// A fetch record, as the bytes of its fields: type, flags, time, seq, count, then three empty
+// strings and no messages.
+std::string fetch_bytes(std::string_view time, std::string_view count) {
+  std::string bytes{static_cast<char>(RecordType::fetch), '\0'};
+  bytes.append(time);
+  bytes.push_back('\0');
+  bytes.append(count);
+  bytes.append(4, '\0');
+  return bytes;
+}
+
+TEST(Journal, NumbersAreShortestVarintsOfUpTo64Bits) {
+  struct Case {
+    std::uint64_t bits;
+    std::size_t size;
+  };
+  for (const Case& value : {Case{0, 1}, Case{127, 1}, Case{128, 2}, Case{16383, 2}, Case{16384, 3},
+                            Case{std::uint64_t{1} << 63U, 10}, Case{~std::uint64_t{0}, 10}}) {
+    Record record;
+    record.type = RecordType::checkpoint;
+    record.time = static_cast<std::int64_t>(value.bits);
+    record.seq = std::min(value.bits, Message::max_seq);
+    std::string bytes;
+    encode(record, bytes);
+    EXPECT_EQ(bytes.size(), encoded_size(record));
+    // type, format, flags, seq, count and the four empty lengths, around the time.
+    EXPECT_EQ(bytes.size() - value.size - varint_bytes(record.seq), 8U) << value.bits;
+    std::vector<Message> messages;
+    const std::optional<Record> decoded = decode(bytes, messages);
+    ASSERT_TRUE(decoded.has_value()) << value.bits;
+    EXPECT_EQ(static_cast<std::uint64_t>(decoded->time), value.bits);
+    EXPECT_EQ(decoded->seq, record.seq);
+  }
+  std::vector<Message> messages;
+  ASSERT_TRUE(decode(fetch_bytes("\x7F", "\x81\x01"), messages).has_value());
+  EXPECT_EQ(decode(fetch_bytes("\x7F", "\x81\x01"), messages)->count, 129U);
+  // The high bit of the tenth byte is the 64th bit of the value.
+  const std::string top = std::string(9, '\x80') + '\x01';
+  ASSERT_TRUE(decode(fetch_bytes(top, "\x01"), messages).has_value());
+  EXPECT_EQ(decode(fetch_bytes(top, "\x01"), messages)->time,
+            std::numeric_limits<std::int64_t>::min());
+  // Overlong forms of 0 and 1, a value past 64 bits, an eleventh byte, a varint cut short.
+  for (const std::string& time :
+       {std::string("\x80\x00", 2), std::string("\x81\x80\x00", 3), std::string(9, '\x80') + '\x02',
+        std::string(9, '\xFF') + '\x7F', std::string(10, '\x80') + '\x01', std::string("\x80")}) {
+    EXPECT_FALSE(decode(fetch_bytes(time, "\x01"), messages).has_value()) << time.size();
+    EXPECT_FALSE(decode(fetch_bytes("\x01", time), messages).has_value()) << time.size();
+  }
+}
+
+TEST(Journal, ASinglePublishOfASmallMessageTakesFewBytes) {
+  const auto batch = std::vector<Message>{Message::create(std::string(16, 'm'))};
+  Record record;
+  record.type = RecordType::publish;
+  record.time = std::int64_t{1'800'000'000} * 1'000'000'000;
+  record.seq = 1'000'000;
+  record.subject = "orders.eu";
+  record.messages = batch;
+  // With the 8-byte frame header, within 64 disk bytes per stored message.
+  EXPECT_LE(encoded_size(record), 56U);
+}
+
+TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
+  Record record;
+  record.type = RecordType::checkpoint;
+  record.seq = 3;
+  std::string bytes;
+  encode(record, bytes);
+  EXPECT_EQ(checkpoint_format(bytes), log_format);
+  // Format 1 had the reason, 0 for a checkpoint, where the format byte is now.
+  const std::string old{static_cast<char>(RecordType::checkpoint), '\0', '\0'};
+  EXPECT_EQ(checkpoint_format(old), 1U);
+  std::vector<Message> messages;
+  EXPECT_FALSE(decode(old + std::string(40, '\0'), messages).has_value());
+  record.type = RecordType::checkpoint_end;
+  bytes.clear();
+  encode(record, bytes);
+  EXPECT_FALSE(checkpoint_format(bytes).has_value());
 }
 
 // A record naming what the core does not have, or that it could never have written, changes
