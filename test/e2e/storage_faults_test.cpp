@@ -4,14 +4,18 @@
 //
 // GOPHERMQ_FAULT_CYCLES sets the number of kill cycles (the recorded runs use 200) and
 // GOPHERMQ_FAULT_SEED replays a run; every test prints the seed it used.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <boost/json/parse.hpp>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -571,6 +575,44 @@ TEST(StorageFaults, MaxBytesRefusesPublishesWith507UntilFetchesFreeTheLog) {
   Scratch scratch;
   expect_full_then_recovered(
       scratch, scratch.arguments("always", {"--storage.max-bytes=262144"}), {}, [] {}, [] {});
+}
+
+// Recovery is held at its first read of the log (the shim's hold FIFO) for as long as the test
+// needs, so the 503 is observed without racing a fast recovery.
+TEST(StorageFaults, ReadyAnswers503RecoveringUntilRecoveryIsDone) {
+  Scratch scratch;
+  std::string id;
+  {
+    BrokerProcess broker(scratch.arguments("always"));
+    HttpClient client(broker.api_port());
+    const auto subscribed = client.post("/api/subscribe", subscribe_body("r"));
+    ASSERT_EQ(subscribed.status, 200u) << subscribed.body;
+    id = json::parse(subscribed.body).as_object().at("id").as_string().c_str();
+    ASSERT_EQ(client.post("/api/publish", publish_body("r", "kept")).status, 200u);
+    broker.send_signal(SIGTERM);
+    ASSERT_EQ(broker.wait_for_exit(), 0) << broker.log();
+  }
+  const fs::path hold = scratch.root / "hold";
+  ASSERT_EQ(::mkfifo(hold.c_str(), 0600), 0);
+  std::vector<std::string> environment = scratch.shim();
+  environment.push_back("GOPHERMQ_SHIM_HOLD_READ=" + hold.string());
+  BrokerProcess broker(scratch.arguments("always"), environment, false);
+  const std::string listening = broker.wait_for_log("msg=listening listener=api");
+  HttpClient client(
+      static_cast<std::uint16_t>(std::stoul(listening.substr(listening.rfind("port=") + 5))));
+  for (int i = 0; i < 3; ++i) {
+    const auto waiting = client.get("/ready");
+    EXPECT_EQ(waiting.status, 503u);
+    EXPECT_EQ(waiting.body, "{\"message\":\"recovering\"}\n");
+  }
+  EXPECT_EQ(broker.log().find("msg=ready"), std::string::npos) << broker.log();
+  // Opening the FIFO waits for the broker's end; closing it lets the read go on.
+  const int writer = ::open(hold.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0) << std::strerror(errno);
+  ::close(writer);
+  broker.wait_for_log("msg=ready");
+  EXPECT_EQ(client.get("/ready").status, 204u);
+  EXPECT_EQ(client.post("/api/fetch", fetch_body("r", id)).body, fetched("r", id, "\"kept\""));
 }
 
 }  // namespace

@@ -16,6 +16,9 @@
 //                          tracked files, and writes that would extend one past its size, fail
 //                          with ENOSPC (writes into preallocated space succeed, as on a real full
 //                          disk); empty or absent: no fault.
+//   GOPHERMQ_SHIM_HOLD_READ a FIFO: the first read of a tracked file (read, pread and their 64-bit
+//                          names) waits until a writer has opened the FIFO and closed it, so a
+//                          test holds recovery for as long as it needs to observe it.
 //
 // The model. Per file, written_end is the highest end offset written (write, pwrite, writev and
 // pwritev families; fallocate and a growing ftruncate write nothing). A successful fsync or
@@ -89,6 +92,8 @@ std::size_t watched_length = 0;
 char state_path[kPathMax];
 char state_temporary[kPathMax];
 char control_path[kPathMax];
+char hold_path[kPathMax];
+std::atomic<bool> hold_pending{false};
 
 template <typename Function>
 Function next(const char* name) {
@@ -155,6 +160,11 @@ void initialise() {
   }
   const char* control = std::getenv("GOPHERMQ_SHIM_CONTROL");
   if (control != nullptr && std::strlen(control) < kPathMax) std::strcpy(control_path, control);
+  const char* hold = std::getenv("GOPHERMQ_SHIM_HOLD_READ");
+  if (hold != nullptr && std::strlen(hold) < kPathMax) {
+    std::strcpy(hold_path, hold);
+    hold_pending.store(true);
+  }
 }
 
 pthread_once_t initialised = PTHREAD_ONCE_INIT;
@@ -245,6 +255,7 @@ __attribute__((constructor)) void start() {
   unsetenv("GOPHERMQ_SHIM_DIR");
   unsetenv("GOPHERMQ_SHIM_STATE");
   unsetenv("GOPHERMQ_SHIM_CONTROL");
+  unsetenv("GOPHERMQ_SHIM_HOLD_READ");
   if (!watch) return;
   pthread_mutex_lock(&lock);
   write_state();
@@ -555,6 +566,45 @@ int fcntl64(int fd, int command, ...) {
   void* argument = va_arg(arguments, void*);
   va_end(arguments);
   return tracked_fcntl(real, fd, command, argument);
+}
+
+}  // extern "C"
+
+namespace {
+
+// Opening a FIFO for reading blocks until a writer opens it; reading it ends when the writer
+// closes it.
+void hold_first_read(int fd) {
+  static const auto real_read = next<ssize_t (*)(int, void*, std::size_t)>("read");
+  if (slot_of(fd) <= 0 || !hold_pending.exchange(false)) return;
+  const int fifo = real_openat(AT_FDCWD, hold_path, O_RDONLY | O_CLOEXEC, 0);
+  if (fifo < 0) fail("cannot open the hold FIFO");
+  char byte = 0;
+  while (real_read(fifo, &byte, 1) > 0) {
+  }
+  real_close(fifo);
+}
+
+}  // namespace
+
+extern "C" {
+
+ssize_t read(int fd, void* buffer, std::size_t bytes) {
+  static const auto real = next<ssize_t (*)(int, void*, std::size_t)>("read");
+  hold_first_read(fd);
+  return real(fd, buffer, bytes);
+}
+
+ssize_t pread(int fd, void* buffer, std::size_t bytes, off_t offset) {
+  static const auto real = next<ssize_t (*)(int, void*, std::size_t, off_t)>("pread");
+  hold_first_read(fd);
+  return real(fd, buffer, bytes, offset);
+}
+
+ssize_t pread64(int fd, void* buffer, std::size_t bytes, off64_t offset) {
+  static const auto real = next<ssize_t (*)(int, void*, std::size_t, off64_t)>("pread64");
+  hold_first_read(fd);
+  return real(fd, buffer, bytes, offset);
 }
 
 int close(int fd) {
