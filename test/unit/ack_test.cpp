@@ -1,0 +1,146 @@
+// The §9 rules that need no queue state: ack options, receipts, msg_ids.
+#include "broker/ack.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace gophermq::broker {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr std::size_t kMaxSubject = 256;
+
+AckOptions ack_mode() {
+  AckOptions options;
+  options.ack = true;
+  return options;
+}
+
+TEST(AckOptionsTest, DefaultsAreValidWithAndWithoutAck) {
+  EXPECT_TRUE(is_valid(AckOptions{}, kMaxSubject));
+  EXPECT_TRUE(is_valid(ack_mode(), kMaxSubject));
+  EXPECT_EQ(AckOptions{}.ack_wait, milliseconds(30'000));
+  EXPECT_EQ(AckOptions{}.max_deliveries, 0U);
+  EXPECT_EQ(AckOptions{}.max_in_flight, 1'000U);
+}
+
+TEST(AckOptionsTest, PlainSubscriptionTakesNoOtherOption) {
+  AckOptions wait;
+  wait.ack_wait = milliseconds(5'000);
+  EXPECT_FALSE(is_valid(wait, kMaxSubject));
+  AckOptions deliveries;
+  deliveries.max_deliveries = 3;
+  EXPECT_FALSE(is_valid(deliveries, kMaxSubject));
+  AckOptions in_flight;
+  in_flight.max_in_flight = 10;
+  EXPECT_FALSE(is_valid(in_flight, kMaxSubject));
+  AckOptions dead;
+  dead.dead_letter = "dead";
+  EXPECT_FALSE(is_valid(dead, kMaxSubject));
+}
+
+TEST(AckOptionsTest, AckWaitRange) {
+  for (const auto& [wait, valid] :
+       {std::pair{999, false}, std::pair{1'000, true}, std::pair{43'200'000, true},
+        std::pair{43'200'001, false}, std::pair{0, false}, std::pair{-1, false}}) {
+    AckOptions options = ack_mode();
+    options.ack_wait = milliseconds(wait);
+    EXPECT_EQ(is_valid(options, kMaxSubject), valid) << wait;
+  }
+}
+
+TEST(AckOptionsTest, MaxDeliveriesAndMaxInFlightRanges) {
+  AckOptions options = ack_mode();
+  options.max_deliveries = 1'000;
+  EXPECT_TRUE(is_valid(options, kMaxSubject));
+  options.max_deliveries = 1'001;
+  EXPECT_FALSE(is_valid(options, kMaxSubject));
+  options = ack_mode();
+  options.max_in_flight = 0;
+  EXPECT_FALSE(is_valid(options, kMaxSubject));
+  options.max_in_flight = 1;
+  EXPECT_TRUE(is_valid(options, kMaxSubject));
+  options.max_in_flight = 100'000;
+  EXPECT_TRUE(is_valid(options, kMaxSubject));
+  options.max_in_flight = 100'001;
+  EXPECT_FALSE(is_valid(options, kMaxSubject));
+}
+
+TEST(AckOptionsTest, DeadLetterNeedsMaxDeliveriesAndAConcreteSubject) {
+  AckOptions options = ack_mode();
+  options.dead_letter = "orders.dead";
+  EXPECT_FALSE(is_valid(options, kMaxSubject));
+  options.max_deliveries = 5;
+  EXPECT_TRUE(is_valid(options, kMaxSubject));
+  for (const char* bad : {"orders.*", "orders.>", "orders..dead", ".dead", "dead."}) {
+    options.dead_letter = bad;
+    EXPECT_FALSE(is_valid(options, kMaxSubject)) << bad;
+  }
+  options.dead_letter = std::string(kMaxSubject + 1, 'd');
+  EXPECT_FALSE(is_valid(options, kMaxSubject));
+  options.dead_letter = std::string(kMaxSubject, 'd');
+  EXPECT_TRUE(is_valid(options, kMaxSubject));
+}
+
+TEST(ReceiptTest, RoundTrips) {
+  for (const Receipt receipt : {Receipt{0, 1}, Receipt{1, 1}, Receipt{0xabc, 7},
+                                Receipt{std::numeric_limits<std::uint64_t>::max(),
+                                        std::numeric_limits<std::uint32_t>::max()}}) {
+    const std::string text = format_receipt(receipt);
+    EXPECT_LE(text.size(), 25U);
+    EXPECT_EQ(parse_receipt(text), receipt) << text;
+  }
+  EXPECT_EQ(format_receipt({0xabc, 7}), "abc-7");
+}
+
+TEST(ReceiptTest, DifferentDeliveriesHaveDifferentReceipts) {
+  EXPECT_NE(format_receipt({5, 1}), format_receipt({5, 2}));
+  EXPECT_NE(format_receipt({5, 1}), format_receipt({6, 1}));
+}
+
+TEST(ReceiptTest, RejectsMalformed) {
+  for (const char* bad : {"",
+                          "-",
+                          "5",
+                          "5-",
+                          "-5",
+                          "5-0",
+                          "05-1",
+                          "5-01",
+                          "5--1",
+                          "5-1-1",
+                          "+5-1",
+                          "5-+1",
+                          "5- 1",
+                          " 5-1",
+                          "5-1 ",
+                          "ABC-1",
+                          "abc-A",
+                          "g-1",
+                          "5-1x",
+                          "10000000000000000-1",
+                          "5-100000000",
+                          "ffffffffffffffffff-1"}) {
+    EXPECT_EQ(parse_receipt(bad), std::nullopt) << bad;
+  }
+  EXPECT_EQ(parse_receipt(std::string("5-1\0", 4)), std::nullopt);
+}
+
+TEST(MsgIdTest, OneTo128Bytes) {
+  EXPECT_FALSE(is_valid_msg_id(""));
+  EXPECT_TRUE(is_valid_msg_id("a"));
+  EXPECT_TRUE(is_valid_msg_id(std::string(128, 'x')));
+  EXPECT_FALSE(is_valid_msg_id(std::string(129, 'x')));
+  EXPECT_TRUE(is_valid_msg_id(std::string("a\0b", 3)));
+}
+
+}  // namespace
+}  // namespace gophermq::broker
