@@ -1,7 +1,9 @@
 #include "broker/ack.hpp"
 
 #include <charconv>
+#include <string>
 #include <system_error>
+#include <utility>
 
 #include "broker/subject.hpp"
 
@@ -75,6 +77,48 @@ std::optional<Receipt> parse_receipt(std::string_view text) noexcept {
     return std::nullopt;
   }
   return Receipt{*seq, *delivery};
+}
+
+std::string DedupeWindow::key_of(std::string_view subject, std::string_view msg_id) {
+  // The subject's length first: subject and msg_id may hold any byte, and no two pairs may
+  // share a key.
+  std::string key = std::to_string(subject.size());
+  key += ':';
+  key += subject;
+  key += msg_id;
+  return key;
+}
+
+bool DedupeWindow::seen(std::string_view subject, std::string_view msg_id, TimePoint now) {
+  if (window_.count() <= 0) {
+    return false;
+  }
+  expire(now);
+  std::string key = key_of(subject, msg_id);
+  const auto [found, added] = recorded_.try_emplace(key, now);
+  if (!added) {
+    // A clock that went back (a replayed time) may leave an entry older than the front.
+    if (now < saturating_add(found->second, window_)) {
+      return true;
+    }
+    found->second = now;
+  } else {
+    bytes_ += key.size();
+  }
+  order_.push_back({now, std::move(key)});
+  return false;
+}
+
+void DedupeWindow::expire(TimePoint now) {
+  while (!order_.empty() && saturating_add(order_.front().at, window_) <= now) {
+    Entry& oldest = order_.front();
+    const auto found = recorded_.find(oldest.key);
+    if (found != recorded_.end() && found->second == oldest.at) {
+      bytes_ -= oldest.key.size();
+      recorded_.erase(found);
+    }
+    order_.pop_front();
+  }
 }
 
 }  // namespace gophermq::broker

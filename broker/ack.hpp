@@ -3,9 +3,13 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+
+#include "broker/clock.hpp"
 
 // The rules of API.md §9 that need no queue state: ack options, receipts and msg_ids. The
 // at-least-once core (in-flight messages, redelivery, dead letters, dedupe window) builds on them.
@@ -57,5 +61,37 @@ inline constexpr std::size_t kMaxMsgIdLength = 128;
 [[nodiscard]] constexpr bool is_valid_msg_id(std::string_view msg_id) noexcept {
   return !msg_id.empty() && msg_id.size() <= kMaxMsgIdLength;
 }
+
+// The msg_ids published to each subject within the last `window`. Entries leave in the order they
+// came once the window has passed, at amortised O(1) each, so memory is bounded by the publish
+// rate times the window and counted in bytes(). A zero window turns deduplication off.
+class DedupeWindow {
+ public:
+  explicit DedupeWindow(std::chrono::milliseconds window) noexcept : window_(window) {}
+
+  // True when `msg_id` was recorded for `subject` less than the window before `now`; otherwise
+  // records it at `now` and returns false.
+  bool seen(std::string_view subject, std::string_view msg_id, TimePoint now);
+  // Forgets the entries recorded at least the window before `now`.
+  void expire(TimePoint now);
+
+  [[nodiscard]] std::size_t size() const noexcept { return recorded_.size(); }
+  // The bytes of subject and msg_id held, the measure of the window's memory.
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+
+ private:
+  struct Entry {
+    TimePoint at;
+    std::string key;
+  };
+  static std::string key_of(std::string_view subject, std::string_view msg_id);
+
+  std::chrono::milliseconds window_;
+  // Oldest first; a key recorded again after its window passed has a newer entry here, and the
+  // older one then leaves without touching recorded_.
+  std::deque<Entry> order_;
+  std::unordered_map<std::string, TimePoint> recorded_;
+  std::uint64_t bytes_ = 0;
+};
 
 }  // namespace gophermq::broker

@@ -142,5 +142,61 @@ TEST(MsgIdTest, OneTo128Bytes) {
   EXPECT_TRUE(is_valid_msg_id(std::string("a\0b", 3)));
 }
 
+TEST(DedupeWindowTest, DuplicateWithinTheWindowOnly) {
+  DedupeWindow window(milliseconds(120'000));
+  const TimePoint start{};
+  EXPECT_FALSE(window.seen("orders", "a", start));
+  EXPECT_TRUE(window.seen("orders", "a", start + milliseconds(119'999)));
+  EXPECT_FALSE(window.seen("orders", "a", start + milliseconds(120'000)));
+  EXPECT_TRUE(window.seen("orders", "a", start + milliseconds(120'001)));
+}
+
+TEST(DedupeWindowTest, KeyedBySubjectAndMsgId) {
+  DedupeWindow window(milliseconds(1'000));
+  const TimePoint now{};
+  EXPECT_FALSE(window.seen("orders", "a", now));
+  EXPECT_FALSE(window.seen("orders", "b", now));
+  EXPECT_FALSE(window.seen("orders.eu", "a", now));
+  // The same bytes split differently between subject and msg_id name another message.
+  EXPECT_FALSE(window.seen("ab", "c", now));
+  EXPECT_FALSE(window.seen("a", "bc", now));
+  EXPECT_TRUE(window.seen("a", "bc", now));
+  EXPECT_EQ(window.size(), 5U);
+}
+
+TEST(DedupeWindowTest, MemoryIsBoundedByTheWindowAndCounted) {
+  DedupeWindow window(milliseconds(10));
+  TimePoint now{};
+  for (int i = 0; i < 10'000; ++i) {
+    EXPECT_FALSE(window.seen("s", std::to_string(i), now));
+    now += milliseconds(1);
+    EXPECT_LE(window.size(), 10U);
+  }
+  EXPECT_GT(window.bytes(), 0U);
+  window.expire(now + milliseconds(10));
+  EXPECT_EQ(window.size(), 0U);
+  EXPECT_EQ(window.bytes(), 0U);
+}
+
+TEST(DedupeWindowTest, ZeroWindowIsOff) {
+  DedupeWindow window(milliseconds(0));
+  EXPECT_FALSE(window.seen("orders", "a", TimePoint{}));
+  EXPECT_FALSE(window.seen("orders", "a", TimePoint{}));
+  EXPECT_EQ(window.size(), 0U);
+}
+
+TEST(DedupeWindowTest, AClockGoingBackKeepsEachEntryForItsWindow) {
+  DedupeWindow window(milliseconds(100));
+  const TimePoint start = TimePoint{} + milliseconds(1'000);
+  EXPECT_FALSE(window.seen("s", "late", start));
+  EXPECT_FALSE(window.seen("s", "early", start - milliseconds(500)));
+  EXPECT_TRUE(window.seen("s", "early", start - milliseconds(450)));
+  EXPECT_TRUE(window.seen("s", "late", start + milliseconds(99)));
+  EXPECT_EQ(window.size(), 2U);
+  // Past its window although the newer entry ahead of it still holds the queue of expiries.
+  EXPECT_FALSE(window.seen("s", "early", start - milliseconds(350)));
+  EXPECT_TRUE(window.seen("s", "early", start - milliseconds(300)));
+}
+
 }  // namespace
 }  // namespace gophermq::broker
