@@ -3,11 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <utility>
 
@@ -196,6 +199,32 @@ TEST(DedupeWindowTest, AClockGoingBackKeepsEachEntryForItsWindow) {
   // Past its window although the newer entry ahead of it still holds the queue of expiries.
   EXPECT_FALSE(window.seen("s", "early", start - milliseconds(350)));
   EXPECT_TRUE(window.seen("s", "early", start - milliseconds(300)));
+}
+
+// Against a model that keeps every publish time forever: with a clock that only moves forward,
+// the window answers as the model does and holds no more than the model's live entries.
+TEST(DedupeWindowTest, MatchesAModelThatNeverForgets) {
+  constexpr milliseconds kWindow{50};
+  std::mt19937 random(15);
+  DedupeWindow window(kWindow);
+  std::map<std::pair<std::string, std::string>, TimePoint> model;
+  TimePoint now{};
+  for (int step = 0; step < 20'000; ++step) {
+    now += milliseconds(std::uniform_int_distribution<int>(0, 3)(random));
+    const std::string subject(1, static_cast<char>('a' + random() % 3));
+    const std::string msg_id = std::to_string(random() % 40);
+    const auto found = model.find({subject, msg_id});
+    const bool duplicate = found != model.end() && now < found->second + kWindow;
+    ASSERT_EQ(window.seen(subject, msg_id, now), duplicate) << step;
+    if (!duplicate) {
+      model[{subject, msg_id}] = now;
+    }
+    const auto live =
+        static_cast<std::size_t>(std::count_if(model.begin(), model.end(), [&](const auto& entry) {
+          return now < entry.second + kWindow;
+        }));
+    ASSERT_EQ(window.size(), live) << step;
+  }
 }
 
 }  // namespace
