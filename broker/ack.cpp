@@ -109,6 +109,15 @@ bool DedupeWindow::seen(std::string_view subject, std::string_view msg_id, TimeP
   return false;
 }
 
+bool DedupeWindow::contains(std::string_view subject, std::string_view msg_id,
+                            TimePoint now) const {
+  if (window_.count() <= 0) {
+    return false;
+  }
+  const auto found = recorded_.find(key_of(subject, msg_id));
+  return found != recorded_.end() && now < saturating_add(found->second, window_);
+}
+
 void DedupeWindow::expire(TimePoint now) {
   while (!order_.empty() && saturating_add(order_.front().at, window_) <= now) {
     Entry& oldest = order_.front();

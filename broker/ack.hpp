@@ -72,6 +72,10 @@ class DedupeWindow {
   // True when `msg_id` was recorded for `subject` less than the window before `now`; otherwise
   // records it at `now` and returns false.
   bool seen(std::string_view subject, std::string_view msg_id, TimePoint now);
+  // Whether `msg_id` was recorded for `subject` less than the window before `now`, recording
+  // nothing: a publish that fails must not make its retry a duplicate.
+  [[nodiscard]] bool contains(std::string_view subject, std::string_view msg_id,
+                              TimePoint now) const;
   // Forgets the entries recorded at least the window before `now`.
   void expire(TimePoint now);
 

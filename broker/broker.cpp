@@ -4,6 +4,7 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 #include <utility>
 
 #include "broker/subject.hpp"
@@ -133,12 +134,19 @@ std::string_view name_of(DropReason reason) {
   return "unknown";
 }
 
-Broker::Broker(Limits limits, const Clock& clock) : limits_(limits), clock_(clock) {}
+Broker::Broker(Limits limits, const Clock& clock)
+    : limits_(limits), clock_(clock), dedupe_(limits.dedupe_window) {}
 
 Broker::~Broker() = default;
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
                                   std::optional<std::string_view> group) {
+  return subscribe(id, subject, group, AckOptions{});
+}
+
+SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
+                                  std::optional<std::string_view> group,
+                                  const AckOptions& options) {
   if (subject.size() > limits_.max_subject_length) {
     return SubscribeStatus::subject_too_long;
   }
@@ -148,17 +156,49 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (group && !is_valid_group(*group, limits_.max_subject_length)) {
     return SubscribeStatus::invalid_group;
   }
+  if (!is_valid(options, limits_.max_subject_length)) {
+    return SubscribeStatus::invalid_ack_options;
+  }
+  const Queue* existing = nullptr;
+  if (group) {
+    if (const auto topic = topics_.find(subject); topic != topics_.end()) {
+      if (const auto found = topic->second.groups.find(*group);
+          found != topic->second.groups.end()) {
+        existing = found->second.get();
+      }
+    }
+  }
+  // The queue holds the messages in flight, so all its members deliver by the same rules.
+  if (existing != nullptr) {
+    const AckOptions* held = existing->ack_options();
+    if (held != nullptr ? *held != options : options.ack) {
+      return SubscribeStatus::invalid_ack_options;
+    }
+  }
   if (subscriptions_.contains(id)) {
     return SubscribeStatus::duplicate_id;
   }
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
-  const Subscription& added = add_subscription(id, subject, group, clock_.now());
+  Subscription& added = add_subscription(id, subject, group, clock_.now());
+  if (existing == nullptr) {
+    added.queue->set_ack_options(options);
+  }
   if (journal_ != nullptr) {
     journal_->append(subscribe_record(added));
   }
   return SubscribeStatus::ok;
+}
+
+const AckOptions* Broker::ack_options(std::string_view subject, std::string_view id) const {
+  const auto found = subscriptions_.find(id);
+  if (found == subscriptions_.end() || found->second.subject != subject) {
+    return nullptr;
+  }
+  static const AckOptions plain;
+  const AckOptions* options = found->second.queue->ack_options();
+  return options != nullptr ? options : &plain;
 }
 
 Record Broker::subscribe_record(const Subscription& subscription) {
@@ -208,6 +248,51 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
   }
   found->second->join();
   return *found->second;
+}
+
+PublishResult Broker::publish(std::string_view subject, std::span<const Message> messages,
+                              std::span<const std::string_view> msg_ids) {
+  if (msg_ids.empty()) {
+    return {publish(subject, messages), 0};
+  }
+  if (subject.size() > limits_.max_subject_length) {
+    return {PublishStatus::subject_too_long, 0};
+  }
+  if (!is_valid_subject(subject, SubjectUse::publish, limits_.max_subject_length)) {
+    return {PublishStatus::invalid_subject, 0};
+  }
+  if (msg_ids.size() != messages.size() ||
+      !std::ranges::all_of(msg_ids,
+                           [](std::string_view msg_id) { return is_valid_msg_id(msg_id); })) {
+    return {PublishStatus::invalid_msg_id, 0};
+  }
+  const TimePoint now = clock_.now();
+  dedupe_.expire(now);
+  std::vector<Message> fresh;
+  std::vector<std::string_view> fresh_ids;
+  std::unordered_set<std::string_view> in_batch;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    // A msg_id twice in one batch is a duplicate of its first occurrence.
+    if (dedupe_.contains(subject, msg_ids[i], now) || !in_batch.insert(msg_ids[i]).second) {
+      continue;
+    }
+    fresh.push_back(messages[i]);
+    fresh_ids.push_back(msg_ids[i]);
+  }
+  const std::size_t duplicates = messages.size() - fresh.size();
+  if (fresh.empty()) {
+    counters_.duplicates += duplicates;
+    return {PublishStatus::ok, duplicates};
+  }
+  const PublishStatus status = publish(subject, fresh);
+  if (status != PublishStatus::ok) {
+    return {status, 0};
+  }
+  for (const std::string_view msg_id : fresh_ids) {
+    dedupe_.seen(subject, msg_id, now);
+  }
+  counters_.duplicates += duplicates;
+  return {PublishStatus::ok, duplicates};
 }
 
 PublishStatus Broker::publish(std::string_view subject, std::span<const Message> messages) {

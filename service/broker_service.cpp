@@ -496,6 +496,7 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
       case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
       case broker::PublishStatus::subject_too_long:
       case broker::PublishStatus::message_too_large:
+      case broker::PublishStatus::invalid_msg_id:  // async publishes carry no msg_id
         break;
     }
   }
