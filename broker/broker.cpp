@@ -407,6 +407,215 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   return FetchStatus::ok;
 }
 
+FetchStatus Broker::fetch_deliveries(std::string_view subject, std::string_view id, std::size_t max,
+                                     Deliveries& out) {
+  if (subject.size() > limits_.max_subject_length) {
+    return FetchStatus::subject_too_long;
+  }
+  if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
+    return FetchStatus::invalid_subject;
+  }
+  Subscription* subscription = find_subscription(subject, id);
+  if (subscription == nullptr || subscription->queue->ack() == nullptr) {
+    return FetchStatus::bad_id;
+  }
+  const TimePoint now = clock_.now();
+  touch(*subscription, now);
+  Queue& queue = *subscription->queue;
+  AckQueue& state = *queue.ack();
+  const std::size_t room = state.options.max_in_flight - state.outstanding;
+  std::size_t count = std::min(max, room);
+  const TimePoint deadline = saturating_add(now, state.options.ack_wait);
+  const auto deliver = [&](const Message& message, std::uint32_t before) {
+    const std::uint64_t seq = message.seq();
+    const std::uint32_t deliveries = before + 1;
+    state.delivered.insert_or_assign(seq, AckQueue::Delivered{message, deliveries, deadline, true});
+    deadlines_.emplace(deadline, &queue, seq);
+    ++state.outstanding;
+    out.push_back(Delivery{message, std::string(), deliveries, Receipt{seq, deliveries}});
+  };
+  while (count > 0 && !state.again.empty()) {
+    const auto oldest = state.again.begin();
+    deliver(oldest->second.message, oldest->second.deliveries);
+    state.again.erase(oldest);
+    ++counters_.redelivered;
+    --count;
+  }
+  FetchedMessages fresh;
+  // They leave the deque but stay pending, so the counts are left as they are.
+  queue.pop_front(std::min(count, queue.size()), &fresh);
+  for (const Message& message : fresh) {
+    deliver(message, 0);
+  }
+  counters_.delivered += fresh.size();
+  return FetchStatus::ok;
+}
+
+AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
+                                 Queue*& queue) {
+  if (subject.size() > limits_.max_subject_length) {
+    status = AckStatus::subject_too_long;
+    return nullptr;
+  }
+  if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
+    status = AckStatus::invalid_subject;
+    return nullptr;
+  }
+  Subscription* subscription = find_subscription(subject, id);
+  if (subscription == nullptr) {
+    status = AckStatus::bad_id;
+    return nullptr;
+  }
+  queue = subscription->queue;
+  if (queue->ack() == nullptr) {
+    status = AckStatus::not_ack_mode;
+    return nullptr;
+  }
+  touch(*subscription, clock_.now());
+  return queue->ack();
+}
+
+AckResult Broker::ack(std::string_view subject, std::string_view id,
+                      std::span<const Receipt> receipts) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    shrank(*queue, QueueChange{1, entry->second.message.size()});
+    state->delivered.erase(entry);
+    --state->outstanding;
+    ++counters_.acked;
+    ++result.applied;
+  }
+  return result;
+}
+
+AckResult Broker::nack(std::string_view subject, std::string_view id,
+                       std::span<const Receipt> receipts, std::chrono::milliseconds delay) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  const TimePoint now = clock_.now();
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    entry->second.outstanding = false;
+    --state->outstanding;
+    ++counters_.nacked;
+    ++result.applied;
+    if (delay.count() > 0) {
+      entry->second.deadline = saturating_add(now, delay);
+      deadlines_.emplace(entry->second.deadline, queue, receipt.seq);
+    } else {
+      settle(*queue, entry);
+    }
+  }
+  return result;
+}
+
+AckResult Broker::extend(std::string_view subject, std::string_view id,
+                         std::span<const Receipt> receipts) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  const TimePoint deadline = saturating_add(clock_.now(), state->options.ack_wait);
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    entry->second.deadline = deadline;
+    deadlines_.emplace(deadline, queue, receipt.seq);
+    ++result.applied;
+  }
+  return result;
+}
+
+std::optional<TimePoint> Broker::next_deadline() const {
+  if (deadlines_.empty()) {
+    return std::nullopt;
+  }
+  return std::get<0>(*deadlines_.begin());
+}
+
+void Broker::expire_deliveries() {
+  const TimePoint now = clock_.now();
+  while (!deadlines_.empty() && std::get<0>(*deadlines_.begin()) <= now) {
+    const auto [due, queue, seq] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    AckQueue& state = *queue->ack();
+    const auto entry = state.delivered.find(seq);
+    if (entry->second.outstanding) {
+      entry->second.outstanding = false;
+      --state.outstanding;
+    }
+    settle(*queue, entry);
+  }
+}
+
+void Broker::settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry) {
+  AckQueue& state = *queue.ack();
+  const std::uint32_t limit = state.options.max_deliveries;
+  if (limit == 0 || entry->second.deliveries < limit) {
+    state.again.emplace(entry->first,
+                        AckQueue::Again{entry->second.message, entry->second.deliveries});
+    state.delivered.erase(entry);
+    return;
+  }
+  const Message message = entry->second.message;
+  shrank(queue, QueueChange{1, message.size()});
+  state.delivered.erase(entry);
+  if (!state.options.dead_letter.empty() &&
+      publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
+    ++counters_.dead_lettered;
+  } else {
+    ++counters_.max_deliveries_dropped;
+  }
+}
+
+void Broker::drop_acked_state(Queue& queue, DropReason reason) {
+  AckQueue* state = queue.ack();
+  if (state == nullptr) {
+    return;
+  }
+  for (const auto& [seq, delivered] : state->delivered) {
+    deadlines_.erase({delivered.deadline, &queue, seq});
+    shrank(queue, QueueChange{1, delivered.message.size()});
+  }
+  for (const auto& [seq, again] : state->again) {
+    shrank(queue, QueueChange{1, again.message.size()});
+  }
+  counters_.dropped[static_cast<std::size_t>(reason)] +=
+      state->delivered.size() + state->again.size();
+  state->delivered.clear();
+  state->again.clear();
+  state->outstanding = 0;
+}
+
 FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
                                   Waiter& waiter) {
   const FetchStatus status = fetch(subject, id, max, waiter.messages);
@@ -483,6 +692,7 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
   wake_waiters_of(*subscription.queue, &subscription);
   Topic& topic = *subscription.topic;
   if (subscription.own_queue) {
+    drop_acked_state(*subscription.own_queue, reason);
     drop_front(*subscription.own_queue, subscription.own_queue->size(), reason);
     index_.erase(subscription.subject, subscription.own_queue.get());
   } else {
@@ -509,6 +719,7 @@ void Broker::leave_group(Subscription& subscription, DropReason reason) {
   if (!group->second->leave()) {
     return;
   }
+  drop_acked_state(*group->second, reason);
   drop_front(*group->second, group->second->size(), reason);
   index_.erase(subscription.subject, group->second.get());
   topic.groups.erase(group);

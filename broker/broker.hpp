@@ -5,11 +5,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -158,6 +161,26 @@ struct QueueChange {
   std::uint64_t bytes = 0;
 };
 
+// Ack-mode state of a queue. Messages delivered and not yet acked (or nacked with a delay, no
+// longer outstanding) and messages pending again after a delivery leave the queue's deque but
+// still count as pending, by seq with their delivery counts.
+struct AckQueue {
+  struct Delivered {
+    Message message;
+    std::uint32_t deliveries = 0;
+    TimePoint deadline;
+    bool outstanding = true;  // false once nacked: its receipt is then stale
+  };
+  struct Again {
+    Message message;
+    std::uint32_t deliveries = 0;
+  };
+  AckOptions options;
+  std::map<std::uint64_t, Delivered> delivered;
+  std::map<std::uint64_t, Again> again;
+  std::size_t outstanding = 0;  // deliveries awaiting an answer, bounded by max_in_flight
+};
+
 // The messages waiting for one ungrouped subscriber, or for one queue group, with their count,
 // bytes and publish stamps kept in step. An idle queue holds no heap, so subscriptions cost only
 // their bookkeeping until messages arrive.
@@ -179,9 +202,15 @@ class Queue {
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] bool grouped() const noexcept { return grouped_; }
   // Null for a plain queue: ack mode costs a plain queue one pointer.
-  [[nodiscard]] const AckOptions* ack_options() const noexcept { return ack_options_.get(); }
+  [[nodiscard]] const AckOptions* ack_options() const noexcept {
+    return ack_ ? &ack_->options : nullptr;
+  }
+  [[nodiscard]] AckQueue* ack() noexcept { return ack_.get(); }
   void set_ack_options(const AckOptions& options) {
-    ack_options_ = options.ack ? std::make_unique<AckOptions>(options) : nullptr;
+    if (options.ack) {
+      ack_ = std::make_unique<AckQueue>();
+      ack_->options = options;
+    }
   }
 
   // The subscriptions sharing the queue: one for an ungrouped queue, a group's members otherwise.
@@ -259,7 +288,7 @@ class Queue {
   std::size_t members_ = 0;
   boost::intrusive::list<Waiter> waiters_;
   Topic* topic_ = nullptr;
-  std::unique_ptr<AckOptions> ack_options_;
+  std::unique_ptr<AckQueue> ack_;
   std::string_view name_;
   bool grouped_ = false;
 };
@@ -435,6 +464,14 @@ class Broker {
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
   void touch(Subscription& subscription, TimePoint now);
+  // The ack-mode queue of the subscription; null (with `status` set) when there is none.
+  AckQueue* find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
+                           Queue*& queue);
+  // Ends a delivery no longer outstanding: pending again, or past max_deliveries dead-lettered
+  // or dropped.
+  void settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry);
+  // Removes a queue's delivered and pending-again messages when its last member leaves.
+  void drop_acked_state(Queue& queue, DropReason reason);
 
   // The messages take the sequence numbers from `first_seq` on.
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
@@ -477,6 +514,8 @@ class Broker {
   std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;  // per matched queue, likewise
   DedupeWindow dedupe_;
+  // Every ack deadline and nack delay: the service arms one timer on the first.
+  std::set<std::tuple<TimePoint, Queue*, std::uint64_t>> deadlines_;
 };
 
 }  // namespace gophermq::broker
