@@ -4,6 +4,7 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <unordered_set>
 #include <utility>
 
 #include "broker/subject.hpp"
@@ -133,12 +134,19 @@ std::string_view name_of(DropReason reason) {
   return "unknown";
 }
 
-Broker::Broker(Limits limits, const Clock& clock) : limits_(limits), clock_(clock) {}
+Broker::Broker(Limits limits, const Clock& clock)
+    : limits_(limits), clock_(clock), dedupe_(limits.dedupe_window) {}
 
 Broker::~Broker() = default;
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
                                   std::optional<std::string_view> group) {
+  return subscribe(id, subject, group, AckOptions{});
+}
+
+SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
+                                  std::optional<std::string_view> group,
+                                  const AckOptions& options) {
   if (subject.size() > limits_.max_subject_length) {
     return SubscribeStatus::subject_too_long;
   }
@@ -148,17 +156,49 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (group && !is_valid_group(*group, limits_.max_subject_length)) {
     return SubscribeStatus::invalid_group;
   }
+  if (!is_valid(options, limits_.max_subject_length)) {
+    return SubscribeStatus::invalid_ack_options;
+  }
+  const Queue* existing = nullptr;
+  if (group) {
+    if (const auto topic = topics_.find(subject); topic != topics_.end()) {
+      if (const auto found = topic->second.groups.find(*group);
+          found != topic->second.groups.end()) {
+        existing = found->second.get();
+      }
+    }
+  }
+  // The queue holds the messages in flight, so all its members deliver by the same rules.
+  if (existing != nullptr) {
+    const AckOptions* held = existing->ack_options();
+    if (held != nullptr ? *held != options : options.ack) {
+      return SubscribeStatus::invalid_ack_options;
+    }
+  }
   if (subscriptions_.contains(id)) {
     return SubscribeStatus::duplicate_id;
   }
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
-  const Subscription& added = add_subscription(id, subject, group, clock_.now());
+  Subscription& added = add_subscription(id, subject, group, clock_.now());
+  if (existing == nullptr) {
+    added.queue->set_ack_options(options);
+  }
   if (journal_ != nullptr) {
     journal_->append(subscribe_record(added));
   }
   return SubscribeStatus::ok;
+}
+
+const AckOptions* Broker::ack_options(std::string_view subject, std::string_view id) const {
+  const auto found = subscriptions_.find(id);
+  if (found == subscriptions_.end() || found->second.subject != subject) {
+    return nullptr;
+  }
+  static const AckOptions plain;
+  const AckOptions* options = found->second.queue->ack_options();
+  return options != nullptr ? options : &plain;
 }
 
 Record Broker::subscribe_record(const Subscription& subscription) {
@@ -208,6 +248,51 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
   }
   found->second->join();
   return *found->second;
+}
+
+PublishResult Broker::publish(std::string_view subject, std::span<const Message> messages,
+                              std::span<const std::string_view> msg_ids) {
+  if (msg_ids.empty()) {
+    return {publish(subject, messages), 0};
+  }
+  if (subject.size() > limits_.max_subject_length) {
+    return {PublishStatus::subject_too_long, 0};
+  }
+  if (!is_valid_subject(subject, SubjectUse::publish, limits_.max_subject_length)) {
+    return {PublishStatus::invalid_subject, 0};
+  }
+  if (msg_ids.size() != messages.size() ||
+      !std::ranges::all_of(msg_ids,
+                           [](std::string_view msg_id) { return is_valid_msg_id(msg_id); })) {
+    return {PublishStatus::invalid_msg_id, 0};
+  }
+  const TimePoint now = clock_.now();
+  dedupe_.expire(now);
+  std::vector<Message> fresh;
+  std::vector<std::string_view> fresh_ids;
+  std::unordered_set<std::string_view> in_batch;
+  for (std::size_t i = 0; i < messages.size(); ++i) {
+    // A msg_id twice in one batch is a duplicate of its first occurrence.
+    if (dedupe_.contains(subject, msg_ids[i], now) || !in_batch.insert(msg_ids[i]).second) {
+      continue;
+    }
+    fresh.push_back(messages[i]);
+    fresh_ids.push_back(msg_ids[i]);
+  }
+  const std::size_t duplicates = messages.size() - fresh.size();
+  if (fresh.empty()) {
+    counters_.duplicates += duplicates;
+    return {PublishStatus::ok, duplicates};
+  }
+  const PublishStatus status = publish(subject, fresh);
+  if (status != PublishStatus::ok) {
+    return {status, 0};
+  }
+  for (const std::string_view msg_id : fresh_ids) {
+    dedupe_.seen(subject, msg_id, now);
+  }
+  counters_.duplicates += duplicates;
+  return {PublishStatus::ok, duplicates};
 }
 
 PublishStatus Broker::publish(std::string_view subject, std::span<const Message> messages) {
@@ -322,6 +407,215 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   return FetchStatus::ok;
 }
 
+FetchStatus Broker::fetch_deliveries(std::string_view subject, std::string_view id, std::size_t max,
+                                     Deliveries& out) {
+  if (subject.size() > limits_.max_subject_length) {
+    return FetchStatus::subject_too_long;
+  }
+  if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
+    return FetchStatus::invalid_subject;
+  }
+  Subscription* subscription = find_subscription(subject, id);
+  if (subscription == nullptr || subscription->queue->ack() == nullptr) {
+    return FetchStatus::bad_id;
+  }
+  const TimePoint now = clock_.now();
+  touch(*subscription, now);
+  Queue& queue = *subscription->queue;
+  AckQueue& state = *queue.ack();
+  const std::size_t room = state.options.max_in_flight - state.outstanding;
+  std::size_t count = std::min(max, room);
+  const TimePoint deadline = saturating_add(now, state.options.ack_wait);
+  const auto deliver = [&](const Message& message, std::uint32_t before) {
+    const std::uint64_t seq = message.seq();
+    const std::uint32_t deliveries = before + 1;
+    state.delivered.insert_or_assign(seq, AckQueue::Delivered{message, deliveries, deadline, true});
+    deadlines_.emplace(deadline, &queue, seq);
+    ++state.outstanding;
+    out.push_back(Delivery{message, std::string(), deliveries, Receipt{seq, deliveries}});
+  };
+  while (count > 0 && !state.again.empty()) {
+    const auto oldest = state.again.begin();
+    deliver(oldest->second.message, oldest->second.deliveries);
+    state.again.erase(oldest);
+    ++counters_.redelivered;
+    --count;
+  }
+  FetchedMessages fresh;
+  // They leave the deque but stay pending, so the counts are left as they are.
+  queue.pop_front(std::min(count, queue.size()), &fresh);
+  for (const Message& message : fresh) {
+    deliver(message, 0);
+  }
+  counters_.delivered += fresh.size();
+  return FetchStatus::ok;
+}
+
+AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
+                                 Queue*& queue) {
+  if (subject.size() > limits_.max_subject_length) {
+    status = AckStatus::subject_too_long;
+    return nullptr;
+  }
+  if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
+    status = AckStatus::invalid_subject;
+    return nullptr;
+  }
+  Subscription* subscription = find_subscription(subject, id);
+  if (subscription == nullptr) {
+    status = AckStatus::bad_id;
+    return nullptr;
+  }
+  queue = subscription->queue;
+  if (queue->ack() == nullptr) {
+    status = AckStatus::not_ack_mode;
+    return nullptr;
+  }
+  touch(*subscription, clock_.now());
+  return queue->ack();
+}
+
+AckResult Broker::ack(std::string_view subject, std::string_view id,
+                      std::span<const Receipt> receipts) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    shrank(*queue, QueueChange{1, entry->second.message.size()});
+    state->delivered.erase(entry);
+    --state->outstanding;
+    ++counters_.acked;
+    ++result.applied;
+  }
+  return result;
+}
+
+AckResult Broker::nack(std::string_view subject, std::string_view id,
+                       std::span<const Receipt> receipts, std::chrono::milliseconds delay) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  const TimePoint now = clock_.now();
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    entry->second.outstanding = false;
+    --state->outstanding;
+    ++counters_.nacked;
+    ++result.applied;
+    if (delay.count() > 0) {
+      entry->second.deadline = saturating_add(now, delay);
+      deadlines_.emplace(entry->second.deadline, queue, receipt.seq);
+    } else {
+      settle(*queue, entry);
+    }
+  }
+  return result;
+}
+
+AckResult Broker::extend(std::string_view subject, std::string_view id,
+                         std::span<const Receipt> receipts) {
+  AckResult result;
+  Queue* queue = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  const TimePoint deadline = saturating_add(clock_.now(), state->options.ack_wait);
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state->delivered.find(receipt.seq);
+    if (entry == state->delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+    entry->second.deadline = deadline;
+    deadlines_.emplace(deadline, queue, receipt.seq);
+    ++result.applied;
+  }
+  return result;
+}
+
+std::optional<TimePoint> Broker::next_deadline() const {
+  if (deadlines_.empty()) {
+    return std::nullopt;
+  }
+  return std::get<0>(*deadlines_.begin());
+}
+
+void Broker::expire_deliveries() {
+  const TimePoint now = clock_.now();
+  while (!deadlines_.empty() && std::get<0>(*deadlines_.begin()) <= now) {
+    const auto [due, queue, seq] = *deadlines_.begin();
+    deadlines_.erase(deadlines_.begin());
+    AckQueue& state = *queue->ack();
+    const auto entry = state.delivered.find(seq);
+    if (entry->second.outstanding) {
+      entry->second.outstanding = false;
+      --state.outstanding;
+    }
+    settle(*queue, entry);
+  }
+}
+
+void Broker::settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry) {
+  AckQueue& state = *queue.ack();
+  const std::uint32_t limit = state.options.max_deliveries;
+  if (limit == 0 || entry->second.deliveries < limit) {
+    state.again.emplace(entry->first,
+                        AckQueue::Again{entry->second.message, entry->second.deliveries});
+    state.delivered.erase(entry);
+    return;
+  }
+  const Message message = entry->second.message;
+  shrank(queue, QueueChange{1, message.size()});
+  state.delivered.erase(entry);
+  if (!state.options.dead_letter.empty() &&
+      publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
+    ++counters_.dead_lettered;
+  } else {
+    ++counters_.max_deliveries_dropped;
+  }
+}
+
+void Broker::drop_acked_state(Queue& queue, DropReason reason) {
+  AckQueue* state = queue.ack();
+  if (state == nullptr) {
+    return;
+  }
+  for (const auto& [seq, delivered] : state->delivered) {
+    deadlines_.erase({delivered.deadline, &queue, seq});
+    shrank(queue, QueueChange{1, delivered.message.size()});
+  }
+  for (const auto& [seq, again] : state->again) {
+    shrank(queue, QueueChange{1, again.message.size()});
+  }
+  counters_.dropped[static_cast<std::size_t>(reason)] +=
+      state->delivered.size() + state->again.size();
+  state->delivered.clear();
+  state->again.clear();
+  state->outstanding = 0;
+}
+
 FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
                                   Waiter& waiter) {
   const FetchStatus status = fetch(subject, id, max, waiter.messages);
@@ -398,6 +692,7 @@ void Broker::remove_subscription(Subscription& subscription, DropReason reason) 
   wake_waiters_of(*subscription.queue, &subscription);
   Topic& topic = *subscription.topic;
   if (subscription.own_queue) {
+    drop_acked_state(*subscription.own_queue, reason);
     drop_front(*subscription.own_queue, subscription.own_queue->size(), reason);
     index_.erase(subscription.subject, subscription.own_queue.get());
   } else {
@@ -424,6 +719,7 @@ void Broker::leave_group(Subscription& subscription, DropReason reason) {
   if (!group->second->leave()) {
     return;
   }
+  drop_acked_state(*group->second, reason);
   drop_front(*group->second, group->second->size(), reason);
   index_.erase(subscription.subject, group->second.get());
   topic.groups.erase(group);

@@ -5,14 +5,18 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "broker/ack.hpp"
 #include "broker/clock.hpp"
 #include "broker/journal.hpp"
 #include "broker/lazy_deque.hpp"
@@ -29,7 +33,10 @@ enum class SubscribeStatus {
   subject_too_long,
   invalid_group,
   duplicate_id,
-  too_many_subscriptions
+  too_many_subscriptions,
+  // AckOptions out of range, set without ack, a dead_letter with wildcards or without
+  // max_deliveries, or a group member whose options differ from those the group was made with
+  invalid_ack_options
 };
 // overflow: max-pending or max-pending-bytes; queue_full: max-pending-per-queue under `reject`.
 enum class PublishStatus {
@@ -40,7 +47,36 @@ enum class PublishStatus {
   no_subscribers,
   overflow,
   queue_full,
-  storage_full  // the journal has no room for the publish
+  storage_full,   // the journal has no room for the publish
+  invalid_msg_id  // a msg_id not 1..128 bytes, or msg_ids not one per message
+};
+
+// What publish did beyond its status: how many messages were refused as duplicates of a msg_id
+// published to the same subject within the dedupe window (a single publish: 0 or 1).
+struct PublishResult {
+  PublishStatus status = PublishStatus::ok;
+  std::size_t duplicates = 0;
+};
+
+// One delivery of an ack-mode fetch: the message (its seq() is the publish sequence), the
+// subject it was published to, which delivery this is (1 for the first), and the receipt naming
+// exactly this delivery.
+struct Delivery {
+  Message message;
+  std::string subject;
+  std::uint32_t deliveries = 0;
+  Receipt receipt;
+};
+using Deliveries = std::vector<Delivery>;
+
+// ack, nack and extend: ok, or why nothing was looked at. not_ack_mode: the subscription is plain.
+enum class AckStatus { ok, invalid_subject, subject_too_long, bad_id, not_ack_mode };
+// Per call: the receipts applied, and the stale ones (redelivered since, already acked, unknown)
+// in input order.
+struct AckResult {
+  AckStatus status = AckStatus::ok;
+  std::size_t applied = 0;
+  std::vector<Receipt> stale;
 };
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
@@ -59,6 +95,12 @@ struct Counters {
   std::uint64_t published = 0;
   std::uint64_t delivered = 0;
   std::uint64_t dropped[static_cast<std::size_t>(DropReason::count)] = {};
+  std::uint64_t acked = 0;
+  std::uint64_t nacked = 0;
+  std::uint64_t redelivered = 0;
+  std::uint64_t dead_lettered = 0;           // published to a dead_letter subject
+  std::uint64_t max_deliveries_dropped = 0;  // past max_deliveries without a dead_letter
+  std::uint64_t duplicates = 0;              // refused by msg_id
 };
 
 struct Totals {
@@ -68,6 +110,7 @@ struct Totals {
   std::size_t subjects = 0;
   std::size_t waiting_fetches = 0;
   Counters counters;
+  std::uint64_t in_flight = 0;  // delivered, not yet acked; also counted as pending
 };
 
 // One subscription pattern, as GET /api/stats shows it.
@@ -77,6 +120,7 @@ struct SubjectStats {
   std::size_t groups = 0;
   std::uint64_t pending_messages = 0;
   std::uint64_t pending_bytes = 0;
+  std::uint64_t in_flight = 0;
 };
 
 struct Subscription;
@@ -117,6 +161,26 @@ struct QueueChange {
   std::uint64_t bytes = 0;
 };
 
+// Ack-mode state of a queue. Messages delivered and not yet acked (or nacked with a delay, no
+// longer outstanding) and messages pending again after a delivery leave the queue's deque but
+// still count as pending, by seq with their delivery counts.
+struct AckQueue {
+  struct Delivered {
+    Message message;
+    std::uint32_t deliveries = 0;
+    TimePoint deadline;
+    bool outstanding = true;  // false once nacked: its receipt is then stale
+  };
+  struct Again {
+    Message message;
+    std::uint32_t deliveries = 0;
+  };
+  AckOptions options;
+  std::map<std::uint64_t, Delivered> delivered;
+  std::map<std::uint64_t, Again> again;
+  std::size_t outstanding = 0;  // deliveries awaiting an answer, bounded by max_in_flight
+};
+
 // The messages waiting for one ungrouped subscriber, or for one queue group, with their count,
 // bytes and publish stamps kept in step. An idle queue holds no heap, so subscriptions cost only
 // their bookkeeping until messages arrive.
@@ -137,6 +201,17 @@ class Queue {
   [[nodiscard]] Topic& topic() const noexcept { return *topic_; }
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] bool grouped() const noexcept { return grouped_; }
+  // Null for a plain queue: ack mode costs a plain queue one pointer.
+  [[nodiscard]] const AckOptions* ack_options() const noexcept {
+    return ack_ ? &ack_->options : nullptr;
+  }
+  [[nodiscard]] AckQueue* ack() noexcept { return ack_.get(); }
+  void set_ack_options(const AckOptions& options) {
+    if (options.ack) {
+      ack_ = std::make_unique<AckQueue>();
+      ack_->options = options;
+    }
+  }
 
   // The subscriptions sharing the queue: one for an ungrouped queue, a group's members otherwise.
   [[nodiscard]] std::size_t members() const noexcept { return members_; }
@@ -213,6 +288,7 @@ class Queue {
   std::size_t members_ = 0;
   boost::intrusive::list<Waiter> waiters_;
   Topic* topic_ = nullptr;
+  std::unique_ptr<AckQueue> ack_;
   std::string_view name_;
   bool grouped_ = false;
 };
@@ -275,6 +351,14 @@ class Broker {
   // Without a group the subscription gets a queue of its own; with one it shares the group's.
   SubscribeStatus subscribe(std::string_view id, std::string_view subject,
                             std::optional<std::string_view> group);
+  // With `options.ack` the queue is in ack mode (API.md §9): a fetch delivers instead of removing,
+  // and a message stays queued, in flight, until acked. The options must pass is_valid and, for a
+  // group that exists, equal the group's: otherwise invalid_ack_options, changing nothing. Plain
+  // options (the default) behave exactly as the overload above.
+  SubscribeStatus subscribe(std::string_view id, std::string_view subject,
+                            std::optional<std::string_view> group, const AckOptions& options);
+  // The options of the subscription's queue; null when it does not exist.
+  [[nodiscard]] const AckOptions* ack_options(std::string_view subject, std::string_view id) const;
 
   // Stores every message for every matching queue, in order, or nothing at all. Waiting fetches
   // of those queues are woken with what they can take. Under max-pending-per-queue with
@@ -282,6 +366,11 @@ class Broker {
   // the bound keeps its newest); with `reject`, a publish that would overfill any queue stores
   // nothing.
   PublishStatus publish(std::string_view subject, std::span<const Message> messages);
+  // Idempotent publish: `msg_ids` is empty or holds one valid msg_id per message. A message whose
+  // msg_id was published to `subject` within Limits::dedupe_window is not stored again and
+  // counts as a duplicate; the others are stored as above. A batch of duplicates only is ok.
+  PublishResult publish(std::string_view subject, std::span<const Message> messages,
+                        std::span<const std::string_view> msg_ids);
 
   // Moves up to `max` of the subscription's oldest pending messages into `out`.
   FetchStatus fetch(std::string_view subject, std::string_view id, std::size_t max,
@@ -291,6 +380,30 @@ class Broker {
   // and returns FetchStatus::waiting instead.
   FetchStatus fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
                             Waiter& waiter);
+
+  // Ack-mode fetch: hands out up to `max` pending messages of the subscription's queue as
+  // deliveries, never more than max_in_flight in flight on the queue. Redelivered messages go
+  // first, then never-delivered ones, each in publish order. Each delivery counts up its message's
+  // deliveries and is due ack_wait from now. bad_id also for a plain subscription.
+  FetchStatus fetch_deliveries(std::string_view subject, std::string_view id, std::size_t max,
+                               Deliveries& out);
+  // Per receipt: removes the delivered message from the queue (ack), makes it pending again
+  // after `delay` (nack; zero: now), or restarts its ack_wait (extend) when the receipt names the
+  // message's latest delivery and it is still in flight; stale otherwise. Any member of a group
+  // may answer for the group's queue. A nacked or timed out message that reached max_deliveries
+  // leaves the queue: published to dead_letter as an ordinary publish, or dropped.
+  AckResult ack(std::string_view subject, std::string_view id, std::span<const Receipt> receipts);
+  AckResult nack(std::string_view subject, std::string_view id, std::span<const Receipt> receipts,
+                 std::chrono::milliseconds delay);
+  AckResult extend(std::string_view subject, std::string_view id,
+                   std::span<const Receipt> receipts);
+  // The earliest ack deadline or nack delay still to come; none while nothing is in flight. The
+  // service arms one timer on it and calls expire_deliveries when it fires, re-reading it after
+  // every call that may change it. O(1).
+  [[nodiscard]] std::optional<TimePoint> next_deadline() const;
+  // Makes every delivery past its deadline pending again (or dead-letters it), waking waiting
+  // fetches of those queues. O(log n) per message due, nothing for the others.
+  void expire_deliveries();
 
   // Ends a wait without messages and without calling wake(). False when the waiter was already
   // woken (or never waited).
@@ -351,6 +464,14 @@ class Broker {
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
   void touch(Subscription& subscription, TimePoint now);
+  // The ack-mode queue of the subscription; null (with `status` set) when there is none.
+  AckQueue* find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
+                           Queue*& queue);
+  // Ends a delivery no longer outstanding: pending again, or past max_deliveries dead-lettered
+  // or dropped.
+  void settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry);
+  // Removes a queue's delivered and pending-again messages when its last member leaves.
+  void drop_acked_state(Queue& queue, DropReason reason);
 
   // The messages take the sequence numbers from `first_seq` on.
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
@@ -392,6 +513,9 @@ class Broker {
   Counters counters_;
   std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;  // per matched queue, likewise
+  DedupeWindow dedupe_;
+  // Every ack deadline and nack delay: the service arms one timer on the first.
+  std::set<std::tuple<TimePoint, Queue*, std::uint64_t>> deadlines_;
 };
 
 }  // namespace gophermq::broker

@@ -20,6 +20,7 @@ struct Limits {
   SlowQueuePolicy slow_queue_policy = SlowQueuePolicy::reject;
   std::chrono::milliseconds subscriber_ttl{3'600'000};  // 0: subscriptions never expire
   std::chrono::milliseconds message_ttl{0};             // 0: messages never expire
+  std::chrono::milliseconds dedupe_window{120'000};     // 0: no deduplication by msg_id
 };
 
 }  // namespace gophermq::broker

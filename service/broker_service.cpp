@@ -132,6 +132,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
                          std::move(handler)(std::move(result));
                        });
           };
+          arm_deadline_timer();
           if (log_ == nullptr || log_->end() == before) {
             resume();
             return;
@@ -205,6 +206,7 @@ BrokerService::BrokerService(const asio::any_io_executor& executor, broker::Limi
       storage_(std::move(storage)),
       expiry_timer_(broker_strand_),
       expiry_interval_(expiry_interval_for(limits)),
+      deadline_timer_(broker_strand_),
       heartbeat_timer_(broker_strand_),
       async_capacity_(async_queue_capacity),
       async_bytes_capacity_(async_queue_bytes) {}
@@ -229,6 +231,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool du
   }
   const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
   auto result = function();
+  arm_deadline_timer();
   if (log_ != nullptr && log_->end() != before) {
     co_await wait_for_log(durable);
   }
@@ -309,6 +312,27 @@ void BrokerService::schedule_expiry() {
     }
     broker_.expire();
     schedule_expiry();
+  });
+}
+
+void BrokerService::arm_deadline_timer() {
+  const std::optional<broker::TimePoint> next = broker_.next_deadline();
+  if (next == armed_deadline_ || !periodic_work_) {
+    return;
+  }
+  armed_deadline_ = next;
+  if (!next) {
+    deadline_timer_.cancel();
+    return;
+  }
+  deadline_timer_.expires_at(*next);
+  deadline_timer_.async_wait([this](const boost::system::error_code& error) {
+    if (error || !periodic_work_) {
+      return;
+    }
+    armed_deadline_.reset();
+    broker_.expire_deliveries();
+    arm_deadline_timer();
   });
 }
 
@@ -496,6 +520,7 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
       case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
       case broker::PublishStatus::subject_too_long:
       case broker::PublishStatus::message_too_large:
+      case broker::PublishStatus::invalid_msg_id:  // async publishes carry no msg_id
         break;
     }
   }
@@ -516,6 +541,7 @@ asio::awaitable<void> BrokerService::shutdown() {
     apply_async_batches(true);
     periodic_work_ = false;
     expiry_timer_.cancel();
+    deadline_timer_.cancel();
     heartbeat_timer_.cancel();
   });
   if (log_ != nullptr) {

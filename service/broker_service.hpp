@@ -162,6 +162,9 @@ class BrokerService {
   void open_log();
   void schedule_expiry();
   void schedule_heartbeat();
+  // Keeps the one deadline timer on Broker::next_deadline(); called after every broker call,
+  // which costs a comparison when the earliest deadline did not move.
+  void arm_deadline_timer();
   // Moves everything in the intake, oldest first, to the broker strand as one batch.
   void take_async_intake();
   // Applies the batches taken from the intake, oldest first; with storage on, only while the log
@@ -186,6 +189,9 @@ class BrokerService {
   bool periodic_work_ = true;               // broker strand; false once shutdown began
   boost::asio::steady_timer expiry_timer_;  // broker strand
   std::chrono::milliseconds expiry_interval_;
+  // Broker strand: redelivers ack-mode messages at their deadlines (API.md §9).
+  boost::asio::steady_timer deadline_timer_;
+  std::optional<broker::TimePoint> armed_deadline_;
   boost::asio::steady_timer heartbeat_timer_;  // broker strand
   Heartbeat heartbeat_;                        // broker strand
 
