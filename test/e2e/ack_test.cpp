@@ -457,6 +457,7 @@ TEST_F(Ack, MaxInFlightCapsWhatASubscriptionHoldsOut) {
   for (const auto* data : {"a", "b", "c"}) publish("orders", data);
   const auto first = fetch_messages("orders", id, R"(,"max":10)");
   EXPECT_EQ(data_of(first), (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(first.size(), 2U);
   EXPECT_EQ(fetch_messages("orders", id, R"(,"max":10)").size(), 0U);
   expect_acked("orders", id, {first[0].receipt}, 1);
   const auto second = fetch_messages("orders", id, R"(,"max":10)");
@@ -470,6 +471,7 @@ TEST_F(Ack, MaxInFlightCapsAGroupAndAnyMemberMayAck) {
   for (const auto* data : {"a", "b", "c"}) publish("jobs", data);
   const auto held = fetch_messages("jobs", member_a, R"(,"max":10)");
   EXPECT_EQ(data_of(held), (std::vector<std::string>{"a", "b"}));
+  ASSERT_EQ(held.size(), 2U);
   EXPECT_EQ(fetch_messages("jobs", member_b, R"(,"max":10)").size(), 0U);
   expect_acked("jobs", member_b, {held[1].receipt}, 1);
   EXPECT_EQ(data_of(fetch_messages("jobs", member_b)), (std::vector<std::string>{"c"}));
