@@ -23,6 +23,7 @@
 
 #include "support/ack_queue.hpp"
 #include "support/broker_process.hpp"
+#include "support/http_client.hpp"
 #include "support/temp_files.hpp"
 #include "support/timed_client.hpp"
 
@@ -198,22 +199,24 @@ class Load {
     changed_.notify_all();
   }
 
+  static std::string publish_request(const std::vector<std::string>& msg_ids) {
+    return msg_ids.size() == 1
+               ? post_request("/api/publish", R"({"subject":")" + subject + R"(","data":")" +
+                                                  msg_ids[0] + R"(","msg_id":")" + msg_ids[0] +
+                                                  "\"}")
+               : post_request("/api/publish/batch", R"({"subject":")" + subject + R"(","data":)" +
+                                                        json_strings(msg_ids) + R"(,"msg_ids":)" +
+                                                        json_strings(msg_ids) + "}");
+  }
+
   // One publish (a batch when there are several msg_ids), retried with the same msg_ids until
   // answered 200; a refusal that a retry cannot cure ends it.
   void publish(TimedClient& client, std::vector<std::string>& msg_ids) {
     for (int attempt = 0; !msg_ids.empty(); ++attempt) {
       HttpResponse answer;
       try {
-        answer =
-            msg_ids.size() == 1
-                ? client.post("/api/publish",
-                              R"({"subject":")" + subject + R"(","data":")" + msg_ids[0] +
-                                  R"(","msg_id":")" + msg_ids[0] + "\"}",
-                              5s)
-                : client.post("/api/publish/batch",
-                              R"({"subject":")" + subject + R"(","data":)" + json_strings(msg_ids) +
-                                  R"(,"msg_ids":)" + json_strings(msg_ids) + "}",
-                              5s);
+        client.send(publish_request(msg_ids), 5s);
+        answer = client.read_response(5s);
       } catch (const RequestFailed&) {
         for (const auto& msg_id : msg_ids) history_.publish(msg_id, Outcome::unknown);
         throw;
@@ -227,9 +230,12 @@ class Load {
     }
   }
 
+  // Publishes new messages; now and then gives up waiting for an answer (drops the connection
+  // right after sending, as a client that timed out) and retries on a new one, so the broker
+  // sees the same msg_ids twice.
   void publishes(std::uint16_t port, std::size_t publisher, std::size_t& counter,
                  std::mt19937_64& random) {
-    TimedClient client(port);
+    std::optional<TimedClient> client(std::in_place, port);
     auto& pending = pending_[publisher];
     while (running_) {
       if (pending.empty()) {
@@ -239,7 +245,13 @@ class Load {
           pending.push_back("p" + std::to_string(publisher) + "-" + std::to_string(counter++));
         }
       }
-      publish(client, pending);
+      if (random() % 10 == 0) {
+        client->send(publish_request(pending), 5s);
+        client->abort();
+        for (const auto& msg_id : pending) history_.publish(msg_id, Outcome::unknown);
+        client.emplace(port);
+      }
+      publish(*client, pending);
     }
   }
 
@@ -369,7 +381,8 @@ TEST(AckFaults, KillNineUnderAckLoadAcksOrDeadLettersEveryAnsweredMessageOnce) {
     const auto answer = client.post(
         "/api/fetch", R"({"subject":")" + dead_subject + R"(","id":")" + dead_id + R"("})");
     ASSERT_EQ(answer.status, 200U) << answer.body;
-    for (const auto& item : json::parse(answer.body).as_object().at("data").as_array()) {
+    const json::value letters = json::parse(answer.body);
+    for (const auto& item : letters.as_object().at("data").as_array()) {
       history.dead_letter(std::string(item.as_string()));
     }
     const auto stats = json::parse(client.get("/api/stats").body).as_object();

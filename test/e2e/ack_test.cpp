@@ -924,7 +924,8 @@ TEST_F(Ack, AsyncPublishesWithAMsgIdAreStoredOnce) {
   const auto deadline = Clock::now() + 10s;
   while (Clock::now() < deadline && (seen.empty() || seen.back() != "end")) {
     const auto answer = post("/api/fetch", fetch_body("orders", id, R"(,"wait_ms":1000)"));
-    for (const auto& item : json::parse(answer.body).as_object().at("data").as_array()) {
+    const json::value parsed = json::parse(answer.body);
+    for (const auto& item : parsed.as_object().at("data").as_array()) {
       seen.emplace_back(item.as_string());
     }
   }
