@@ -945,6 +945,21 @@ TEST_F(Ack, ADedupeWindowOfZeroTurnsDeduplicationOff) {
   EXPECT_EQ(post("/api/fetch", fetch_body("orders", id)).body, fetched("orders", id, R"("a","b")"));
 }
 
+TEST_F(Ack, AMsgIdIsForgottenOnceTheDedupeWindowHasPassed) {
+  start({"--broker.dedupe-window=1s"});
+  const auto id = subscribe_with("orders", "");
+  const auto first = Clock::now();
+  EXPECT_EQ(post("/api/publish", R"({"subject":"orders","data":"a","msg_id":"k1"})").body,
+            not_duplicate);
+  EXPECT_EQ(post("/api/publish", R"({"subject":"orders","data":"b","msg_id":"k1"})").body,
+            duplicate);
+  idle_for(1500ms);
+  ASSERT_GT(Clock::now() - first, 1000ms);
+  EXPECT_EQ(post("/api/publish", R"({"subject":"orders","data":"c","msg_id":"k1"})").body,
+            not_duplicate);
+  EXPECT_EQ(post("/api/fetch", fetch_body("orders", id)).body, fetched("orders", id, R"("a","c")"));
+}
+
 // ---- With storage on ----
 
 class AckStorage : public Ack {
