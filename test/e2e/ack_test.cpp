@@ -644,6 +644,7 @@ TEST_F(Ack, MalformedReceiptBodiesAreRefusedAndAckNothing) {
       EXPECT_EQ(answer.body, receipts_answer("acked", 0, {garbage}));
     } else {
       EXPECT_EQ(answer.status, 400U) << answer.body;
+      EXPECT_EQ(answer.body, invalid_body);
     }
   }
   expect_acked("orders", id, held, 1);
