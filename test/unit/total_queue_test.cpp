@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/ack_queue.hpp"
+
 namespace gophermq::test {
 namespace {
 
@@ -161,6 +163,147 @@ TEST_F(TotalQueueCheck, TheHistoryMustNotReuseABody) {
   history_.publish("p2", "orders.eu", {"a1"}, Outcome::ok);
   deliver_everything();
   EXPECT_NE(errors().find("publishes a1 twice"), std::string::npos);
+}
+
+// The ack-mode checker (test/support/ack_queue.cpp): max_deliveries 3, three messages answered,
+// one acked at once, one acked after a redelivery, one dead-lettered after three deliveries.
+class AckQueueCheck : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    history_.publish("m1", Outcome::ok);
+    history_.publish("m2", Outcome::unknown);
+    history_.publish("m2", Outcome::ok);
+    history_.publish("m3", Outcome::ok);
+    history_.deliver("m1", 1, 1, "r1");
+    history_.deliver("m2", 2, 1, "r2");
+    history_.deliver("m3", 3, 1, "r3");
+    history_.ack({"r1"}, Outcome::ok, 1);
+    history_.nack({"r3"}, Outcome::ok, 1);
+    history_.deliver("m2", 2, 2, "r2b");
+    history_.deliver("m3", 3, 2, "r3b");
+  }
+
+  // The rest of a faithful history: m2's late ack is stale, m3 runs out of deliveries.
+  void finish() {
+    history_.ack({"r2", "r2b"}, Outcome::ok, 1, {"r2"});
+    history_.deliver("m3", 3, 3, "r3c");
+    history_.nack({"r3c"}, Outcome::ok, 1);
+    history_.dead_letter("m3");
+  }
+
+  std::string errors() {
+    const auto result = history_.check();
+    return result.errors.empty() ? "" : result.describe();
+  }
+
+  AckQueue history_{3};
+};
+
+TEST_F(AckQueueCheck, AFaithfulHistoryPasses) {
+  finish();
+  EXPECT_EQ(errors(), "");
+  const auto result = history_.check();
+  EXPECT_EQ(result.answered, 3u);
+  EXPECT_EQ(result.acked, 2u);
+  EXPECT_EQ(result.dead_lettered, 1u);
+  EXPECT_EQ(result.redeliveries, 3u);
+  EXPECT_EQ(result.stale, 1u);
+}
+
+TEST_F(AckQueueCheck, ALostMessageFails) {
+  finish();
+  history_.publish("m4", Outcome::ok);
+  EXPECT_NE(errors().find("m4: answered 200, never delivered (lost)"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, AMessageNeitherAckedNorDeadLetteredFails) {
+  history_.ack({"r2b"}, Outcome::ok, 1);
+  EXPECT_NE(errors().find("m3: answered 200, delivered 2 times, never acked nor dead-lettered"),
+            std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, ADeliveryAfterItsAckFails) {
+  finish();
+  history_.deliver("m1", 1, 2, "r1b");
+  EXPECT_NE(errors().find("m1: delivered (#2) after its ack of delivery #1"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, ADuplicateStoreForOneMsgIdFails) {
+  finish();
+  history_.deliver("m1", 7, 1, "r1-again");
+  EXPECT_NE(errors().find("m1: stored 2 times for one msg_id"), std::string::npos) << errors();
+}
+
+TEST_F(AckQueueCheck, ADeliveriesCountThatDoesNotIncreaseFails) {
+  finish();
+  history_.publish("m4", Outcome::ok);
+  history_.deliver("m4", 4, 1, "r4");
+  history_.deliver("m4", 4, 1, "r4b");
+  history_.ack({"r4b"}, Outcome::ok, 1);
+  EXPECT_NE(errors().find("m4: delivery 1 was counted twice"), std::string::npos) << errors();
+}
+
+TEST_F(AckQueueCheck, ASkippedDeliveriesCountFailsUnlessAFetchWentUnanswered) {
+  finish();
+  history_.publish("m4", Outcome::ok);
+  history_.deliver("m4", 4, 1, "r4");
+  history_.deliver("m4", 4, 3, "r4c");
+  history_.ack({"r4c"}, Outcome::ok, 1);
+  EXPECT_NE(errors().find("1 delivery counts skipped (the first in m4)"), std::string::npos)
+      << errors();
+  history_.fetch_unknown(1);
+  EXPECT_EQ(errors(), "");
+}
+
+TEST_F(AckQueueCheck, DeadLetteringBeforeMaxDeliveriesFails) {
+  history_.ack({"r2b"}, Outcome::ok, 1);
+  history_.dead_letter("m3");
+  EXPECT_NE(errors().find("1 delivery counts skipped (the first in m3)"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, DeliveringPastMaxDeliveriesFails) {
+  finish();
+  history_.deliver("m3", 3, 4, "r3d");
+  EXPECT_NE(errors().find("m3: delivered 4 times, more than max_deliveries 3"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, AckingTwiceOrAckingADeadLetterFails) {
+  finish();
+  history_.ack({"r3c"}, Outcome::ok, 1);
+  EXPECT_NE(errors().find("m3: acked and dead-lettered"), std::string::npos) << errors();
+  history_.ack({"r2b"}, Outcome::ok, 1);
+  EXPECT_NE(errors().find("m2: acked 2 times"), std::string::npos) << errors();
+}
+
+TEST_F(AckQueueCheck, AnAnswerWhoseCountDisagreesWithItsStaleReceiptsFails) {
+  finish();
+  history_.ack({"r1", "r2b"}, Outcome::ok, 1, {"r1", "r2b"});
+  EXPECT_NE(errors().find("an ack of 2 receipts with 2 stale answered 1"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, AnUnansweredAckOfTheLastDeliveryMayHaveAckedIt) {
+  history_.ack({"r2b"}, Outcome::unknown);
+  history_.deliver("m3", 3, 3, "r3c");
+  history_.dead_letter("m3");
+  EXPECT_EQ(errors(), "");
+  history_.deliver("m2", 2, 3, "r2c");
+  EXPECT_NE(errors().find("m2: answered 200, delivered 3 times, never acked"), std::string::npos)
+      << errors();
+}
+
+TEST_F(AckQueueCheck, ARefusedPublishMustNotBeDelivered) {
+  finish();
+  history_.publish("m5", Outcome::refused);
+  EXPECT_EQ(errors(), "");
+  history_.deliver("m5", 5, 1, "r5");
+  EXPECT_NE(errors().find("m5: delivered, but every publish of it was refused"), std::string::npos)
+      << errors();
 }
 
 }  // namespace
