@@ -19,13 +19,21 @@ std::chrono::milliseconds stamp_tick(std::chrono::milliseconds message_ttl) {
   return std::max(std::chrono::milliseconds(1), message_ttl / 100);
 }
 
+bool has_wildcards(std::string_view pattern) {
+  return pattern.find_first_of("*>") != std::string_view::npos;
+}
+
 }  // namespace
 
 QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_seq,
-                        std::uint64_t bytes, TimePoint now, std::chrono::milliseconds tick) {
+                        std::uint64_t bytes, TimePoint now, std::chrono::milliseconds tick,
+                        const SubjectRef& subject) {
   for (const Message& message : messages) {
     messages_.push_back(message);
     messages_.back().set_seq(first_seq++);
+    if (wildcard_) {
+      subjects_.push_back(subject);
+    }
   }
   bytes_ += bytes;
   if (tick.count() > 0 && !messages.empty()) {  // an empty batch leaves no empty stamp
@@ -42,7 +50,8 @@ QueueChange Queue::push(std::span<const Message> messages, std::uint64_t first_s
   return QueueChange{messages.size(), bytes};
 }
 
-QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
+QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out,
+                             std::vector<SubjectRef>* subjects) {
   std::uint64_t bytes = 0;
   for (std::size_t i = 0; i < count; ++i) {
     bytes += messages_.front().size();
@@ -50,6 +59,14 @@ QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
       out->push_back(std::move(messages_.front()));
     }
     messages_.pop_front();
+    if (wildcard_) {
+      if (subjects != nullptr) {
+        subjects->push_back(std::move(subjects_.front()));
+      }
+      subjects_.pop_front();
+    } else if (subjects != nullptr) {
+      subjects->emplace_back();
+    }
   }
   bytes_ -= bytes;
   for (std::size_t left = count; left > 0 && !stamps_.empty();) {
@@ -64,6 +81,14 @@ QueueChange Queue::pop_front(std::size_t count, FetchedMessages* out) {
   return QueueChange{count, bytes};
 }
 
+std::string_view Queue::subject_at(std::size_t index) const noexcept {
+  return wildcard_ ? subjects_[index].name() : topic_->name;
+}
+
+std::string_view Queue::published_to(const SubjectRef& subject) const noexcept {
+  return wildcard_ ? subject.name() : topic_->name;
+}
+
 bool Queue::can_restore(std::span<const Message> messages, std::uint64_t last_seq) const noexcept {
   std::uint64_t previous = messages_.empty() ? 0 : messages_.back().seq();
   for (const Message& message : messages) {
@@ -75,11 +100,15 @@ bool Queue::can_restore(std::span<const Message> messages, std::uint64_t last_se
   return true;
 }
 
-QueueChange Queue::restore(std::span<const Message> messages, std::optional<TimePoint> published) {
+QueueChange Queue::restore(std::span<const Message> messages, std::optional<TimePoint> published,
+                           const SubjectRef& subject) {
   std::uint64_t bytes = 0;
   for (const Message& message : messages) {
     messages_.push_back(message);
     bytes += message.size();
+    if (wildcard_) {
+      subjects_.push_back(subject);
+    }
   }
   bytes_ += bytes;
   if (published) {
@@ -128,6 +157,8 @@ std::string_view name_of(DropReason reason) {
       return "message_ttl";
     case DropReason::queue_full:
       return "queue_full";
+    case DropReason::max_deliveries:
+      return "max_deliveries";
     case DropReason::count:
       break;
   }
@@ -226,7 +257,8 @@ Subscription& Broker::add_subscription(std::string_view id, std::string_view sub
   subscription.group = group.value_or("");
   subscription.topic = &topic->second;
   if (!group) {
-    subscription.own_queue = std::make_unique<Queue>(topic->second, subscription.id, false);
+    subscription.own_queue =
+        std::make_unique<Queue>(topic->second, subscription.id, false, has_wildcards(subject));
     subscription.own_queue->join();
     subscription.queue = subscription.own_queue.get();
     index_.insert(subject, subscription.queue);
@@ -243,7 +275,7 @@ Queue& Broker::join_group(Topic& topic, std::string_view subject, std::string_vi
   auto found = topic.groups.find(group);
   if (found == topic.groups.end()) {
     found = topic.groups.emplace(std::string(group), nullptr).first;
-    found->second = std::make_unique<Queue>(topic, found->first, true);
+    found->second = std::make_unique<Queue>(topic, found->first, true, has_wildcards(subject));
     index_.insert(subject, found->second.get());
   }
   found->second->join();
@@ -348,12 +380,13 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
   // queue holds always means a drop.
   const std::uint64_t first_stored = last_seq_ + 1 + never_stored;
+  const SubjectRef published_to = subject_names_.intern(subject);
   for (std::size_t i = 0; i < matched_.size(); ++i) {
     if (drop_oldest) {
       drop_front(*matched_[i], drops_[i], DropReason::queue_full);
       counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += never_stored;
     }
-    store(*matched_[i], stored, first_stored, stored_bytes, now);
+    store(*matched_[i], stored, first_stored, stored_bytes, now, published_to);
   }
   if (journal_ != nullptr) {
     Record record;
@@ -390,6 +423,31 @@ std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) 
 
 FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::size_t max,
                           FetchedMessages& out) {
+  Fetched fetched;
+  fetched.messages = std::move(out);
+  const FetchStatus status = fetch(subject, id, max, false, fetched);
+  out = std::move(fetched.messages);
+  for (Delivery& delivery : fetched.deliveries) {
+    out.push_back(std::move(delivery.message));
+  }
+  return status;
+}
+
+FetchStatus Broker::fetch_deliveries(std::string_view subject, std::string_view id, std::size_t max,
+                                     Deliveries& out) {
+  const Subscription* subscription = find_subscription(subject, id);
+  if (subscription != nullptr && subscription->queue->ack() == nullptr) {
+    return FetchStatus::bad_id;
+  }
+  Fetched fetched;
+  fetched.deliveries = std::move(out);
+  const FetchStatus status = fetch(subject, id, max, true, fetched);
+  out = std::move(fetched.deliveries);
+  return status;
+}
+
+FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::size_t max, bool meta,
+                          Fetched& out) {
   if (subject.size() > limits_.max_subject_length) {
     return FetchStatus::subject_too_long;
   }
@@ -403,52 +461,72 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   const TimePoint now = clock_.now();
   touch(*subscription, now);
   drop_expired_messages(*subscription->queue, now);
-  journal_fetch(*subscription, now, take(*subscription->queue, max, out));
+  out.ack = subscription->queue->ack() != nullptr;
+  journal_fetch(*subscription, now,
+                take(*subscription->queue, max, meta, out.messages, out.deliveries));
   return FetchStatus::ok;
 }
 
-FetchStatus Broker::fetch_deliveries(std::string_view subject, std::string_view id, std::size_t max,
-                                     Deliveries& out) {
-  if (subject.size() > limits_.max_subject_length) {
-    return FetchStatus::subject_too_long;
+std::size_t Broker::take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
+                         Deliveries& deliveries) {
+  if (queue.ack() != nullptr) {
+    // Delivered messages stay pending: a fetch record would remove them on replay.
+    deliver(queue, max, deliveries);
+    return 0;
   }
-  if (!is_valid_subject(subject, SubjectUse::subscribe, limits_.max_subject_length)) {
-    return FetchStatus::invalid_subject;
+  if (!meta) {
+    return take(queue, max, messages);
   }
-  Subscription* subscription = find_subscription(subject, id);
-  if (subscription == nullptr || subscription->queue->ack() == nullptr) {
-    return FetchStatus::bad_id;
+  const std::size_t count = std::min(max, queue.size());
+  for (std::size_t i = 0; i < count; ++i) {
+    deliveries.push_back(Delivery{queue.at(i), std::string(queue.subject_at(i)), 0, Receipt{}});
   }
-  const TimePoint now = clock_.now();
-  touch(*subscription, now);
-  Queue& queue = *subscription->queue;
+  shrank(queue, queue.pop_front(count, nullptr));
+  counters_.delivered += count;
+  return count;
+}
+
+void Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
   AckQueue& state = *queue.ack();
   const std::size_t room = state.options.max_in_flight - state.outstanding;
   std::size_t count = std::min(max, room);
-  const TimePoint deadline = saturating_add(now, state.options.ack_wait);
-  const auto deliver = [&](const Message& message, std::uint32_t before) {
+  const TimePoint deadline = saturating_add(clock_.now(), state.options.ack_wait);
+  const auto hand_out = [&](Message message, SubjectRef published, std::uint32_t before) {
     const std::uint64_t seq = message.seq();
     const std::uint32_t deliveries = before + 1;
-    state.delivered.insert_or_assign(seq, AckQueue::Delivered{message, deliveries, deadline, true});
+    out.push_back(Delivery{message, std::string(queue.published_to(published)), deliveries,
+                           Receipt{seq, deliveries}});
+    state.delivered.insert_or_assign(
+        seq,
+        AckQueue::Delivered{std::move(message), std::move(published), deliveries, deadline, true});
     deadlines_.emplace(deadline, &queue, seq);
     ++state.outstanding;
-    out.push_back(Delivery{message, std::string(), deliveries, Receipt{seq, deliveries}});
+    ++queue.topic().in_flight;
+    ++in_flight_;
   };
   while (count > 0 && !state.again.empty()) {
     const auto oldest = state.again.begin();
-    deliver(oldest->second.message, oldest->second.deliveries);
+    hand_out(std::move(oldest->second.message), std::move(oldest->second.subject),
+             oldest->second.deliveries);
     state.again.erase(oldest);
     ++counters_.redelivered;
     --count;
   }
   FetchedMessages fresh;
+  std::vector<SubjectRef> subjects;
   // They leave the deque but stay pending, so the counts are left as they are.
-  queue.pop_front(std::min(count, queue.size()), &fresh);
-  for (const Message& message : fresh) {
-    deliver(message, 0);
+  const std::size_t taken = std::min(count, queue.size());
+  queue.pop_front(taken, &fresh, &subjects);
+  for (std::size_t i = 0; i < taken; ++i) {
+    hand_out(std::move(fresh[i]), std::move(subjects[i]), 0);
   }
-  counters_.delivered += fresh.size();
-  return FetchStatus::ok;
+  counters_.delivered += taken;
+}
+
+void Broker::answered(Queue& queue, AckQueue& state) {
+  --state.outstanding;
+  --queue.topic().in_flight;
+  --in_flight_;
 }
 
 AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
@@ -493,10 +571,11 @@ AckResult Broker::ack(std::string_view subject, std::string_view id,
     deadlines_.erase({entry->second.deadline, queue, receipt.seq});
     shrank(*queue, QueueChange{1, entry->second.message.size()});
     state->delivered.erase(entry);
-    --state->outstanding;
+    answered(*queue, *state);
     ++counters_.acked;
     ++result.applied;
   }
+  serve_waiters(*queue);
   return result;
 }
 
@@ -518,7 +597,7 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
     }
     deadlines_.erase({entry->second.deadline, queue, receipt.seq});
     entry->second.outstanding = false;
-    --state->outstanding;
+    answered(*queue, *state);
     ++counters_.nacked;
     ++result.applied;
     if (delay.count() > 0) {
@@ -528,6 +607,7 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
       settle(*queue, entry);
     }
   }
+  serve_waiters(*queue);
   return result;
 }
 
@@ -571,9 +651,10 @@ void Broker::expire_deliveries() {
     const auto entry = state.delivered.find(seq);
     if (entry->second.outstanding) {
       entry->second.outstanding = false;
-      --state.outstanding;
+      answered(*queue, state);
     }
     settle(*queue, entry);
+    serve_waiters(*queue);
   }
 }
 
@@ -581,19 +662,21 @@ void Broker::settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::
   AckQueue& state = *queue.ack();
   const std::uint32_t limit = state.options.max_deliveries;
   if (limit == 0 || entry->second.deliveries < limit) {
-    state.again.emplace(entry->first,
-                        AckQueue::Again{entry->second.message, entry->second.deliveries});
+    state.again.emplace(
+        entry->first, AckQueue::Again{std::move(entry->second.message),
+                                      std::move(entry->second.subject), entry->second.deliveries});
     state.delivered.erase(entry);
     return;
   }
   const Message message = entry->second.message;
   shrank(queue, QueueChange{1, message.size()});
   state.delivered.erase(entry);
-  if (!state.options.dead_letter.empty() &&
-      publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
+  if (state.options.dead_letter.empty()) {
+    ++counters_.dropped[static_cast<std::size_t>(DropReason::max_deliveries)];
+  } else if (publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
     ++counters_.dead_lettered;
   } else {
-    ++counters_.max_deliveries_dropped;
+    ++counters_.dead_letter_dropped;
   }
 }
 
@@ -606,6 +689,8 @@ void Broker::drop_acked_state(Queue& queue, DropReason reason) {
     deadlines_.erase({delivered.deadline, &queue, seq});
     shrank(queue, QueueChange{1, delivered.message.size()});
   }
+  queue.topic().in_flight -= state->outstanding;
+  in_flight_ -= state->outstanding;
   for (const auto& [seq, again] : state->again) {
     shrank(queue, QueueChange{1, again.message.size()});
   }
@@ -617,14 +702,19 @@ void Broker::drop_acked_state(Queue& queue, DropReason reason) {
 }
 
 FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
-                                  Waiter& waiter) {
-  const FetchStatus status = fetch(subject, id, max, waiter.messages);
-  if (status != FetchStatus::ok || !waiter.messages.empty()) {
+                                  Waiter& waiter, bool meta) {
+  Fetched fetched;
+  const FetchStatus status = fetch(subject, id, max, meta, fetched);
+  waiter.messages = std::move(fetched.messages);
+  waiter.deliveries = std::move(fetched.deliveries);
+  waiter.ack = fetched.ack;
+  if (status != FetchStatus::ok || !fetched.empty()) {
     return status;
   }
   Subscription& subscription = *find_subscription(subject, id);
   waiter.subscription_ = &subscription;
   waiter.max_ = max;
+  waiter.meta_ = meta;
   subscription.queue->add_waiter(waiter);
   ++subscription.waiting;
   ++waiting_fetches_;
@@ -652,7 +742,9 @@ void Broker::serve_waiters(Queue& queue) {
     --waiting_fetches_;
     const TimePoint now = clock_.now();
     touch(*waiter.subscription_, now);
-    journal_fetch(*waiter.subscription_, now, take(queue, waiter.max_, waiter.messages));
+    waiter.ack = queue.ack() != nullptr;
+    journal_fetch(*waiter.subscription_, now,
+                  take(queue, waiter.max_, waiter.meta_, waiter.messages, waiter.deliveries));
     waiter.wake();
   }
 }
@@ -752,11 +844,11 @@ void Broker::touch(Subscription& subscription, TimePoint now) {
 }
 
 void Broker::store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
-                   std::uint64_t bytes, TimePoint now) {
+                   std::uint64_t bytes, TimePoint now, const SubjectRef& subject) {
   const std::chrono::milliseconds tick = limits_.message_ttl.count() > 0
                                              ? stamp_tick(limits_.message_ttl)
                                              : std::chrono::milliseconds(0);
-  grew(queue, queue.push(messages, first_seq, bytes, now, tick));
+  grew(queue, queue.push(messages, first_seq, bytes, now, tick, subject));
 }
 
 void Broker::grew(Queue& queue, QueueChange change) {
@@ -906,7 +998,7 @@ bool Broker::replay(const Record& record) {
       for (Queue* queue : matched_) {
         counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += record.count;
         store(*queue, record.messages, record.seq + record.count, bytes,
-              from_record_time(record.time));
+              from_record_time(record.time), subject_names_.intern(record.subject));
       }
       last_seq_ = record.seq + published - 1;
       counters_.published += published;
@@ -947,7 +1039,8 @@ bool Broker::replay(const Record& record) {
           !queue->can_restore(record.messages, last_seq_)) {
         return false;
       }
-      grew(*queue, queue->restore(record.messages, published));
+      grew(*queue,
+           queue->restore(record.messages, published, subject_names_.intern(record.subject)));
       return true;
     }
     case RecordType::checkpoint_end:
@@ -1077,7 +1170,8 @@ std::string Broker::dump() const {
 
 Totals Broker::totals() const {
   return Totals{pending_messages_, pending_bytes_,   subscriptions_.size(),
-                topics_.size(),    waiting_fetches_, counters_};
+                topics_.size(),    waiting_fetches_, counters_,
+                in_flight_};
 }
 
 void Broker::enter_ranking(std::pair<const std::string, Topic>& entry) {
@@ -1108,7 +1202,7 @@ std::vector<SubjectStats> Broker::top_subjects(std::size_t limit) const {
   rows.reserve(std::min(limit, topics_.size()));
   const auto add = [&rows](const Topic& topic) {
     rows.push_back(SubjectStats{std::string(topic.name), topic.subscriptions, topic.groups.size(),
-                                topic.pending_messages, topic.pending_bytes});
+                                topic.pending_messages, topic.pending_bytes, topic.in_flight});
   };
   for (auto topic = busy_.begin(); topic != busy_.end() && rows.size() < limit; ++topic) {
     add(*topic);

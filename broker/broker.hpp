@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "broker/message.hpp"
 #include "broker/string_map.hpp"
 #include "broker/subject_index.hpp"
+#include "broker/subject_ref.hpp"
 
 namespace gophermq::broker {
 
@@ -81,14 +83,20 @@ struct AckResult {
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
 
-// Why pending messages left a queue without being fetched (alphabetical: stats list them so).
+// Why pending messages left a queue without being fetched. The values are journal records', so
+// a new reason goes last; stats list them by name (drop_reasons_by_name).
 enum class DropReason : std::size_t {
   message_ttl,
   queue_full,  // max-pending-per-queue under `drop-oldest`
   subscriber_ttl,
   unsubscribe,
+  max_deliveries,  // nacked or timed out at max_deliveries, with no dead_letter subscriber
   count
 };
+inline constexpr DropReason drop_reasons_by_name[] = {
+    DropReason::max_deliveries, DropReason::message_ttl, DropReason::queue_full,
+    DropReason::subscriber_ttl, DropReason::unsubscribe};
+static_assert(std::size(drop_reasons_by_name) == static_cast<std::size_t>(DropReason::count));
 std::string_view name_of(DropReason reason);
 
 struct Counters {
@@ -98,9 +106,8 @@ struct Counters {
   std::uint64_t acked = 0;
   std::uint64_t nacked = 0;
   std::uint64_t redelivered = 0;
-  std::uint64_t dead_lettered = 0;           // published to a dead_letter subject
-  std::uint64_t max_deliveries_dropped = 0;  // past max_deliveries without a dead_letter
-  std::uint64_t duplicates = 0;              // refused by msg_id
+  std::uint64_t dead_lettered = 0;  // published to a dead_letter subject
+  std::uint64_t duplicates = 0;     // refused by msg_id
 };
 
 struct Totals {
@@ -123,6 +130,18 @@ struct SubjectStats {
   std::uint64_t in_flight = 0;
 };
 
+// What one fetch handed over. A plain fetch without meta fills `messages` only; with meta, or on
+// an ack-mode queue (`ack`), it fills `deliveries` instead, whose deliveries and receipt are zero
+// for a plain queue.
+struct Fetched {
+  FetchedMessages messages;
+  Deliveries deliveries;
+  bool ack = false;
+
+  [[nodiscard]] bool empty() const noexcept { return messages.empty() && deliveries.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return messages.size() + deliveries.size(); }
+};
+
 struct Subscription;
 struct Topic;
 
@@ -132,6 +151,9 @@ struct Topic;
 class Waiter : public boost::intrusive::list_base_hook<> {
  public:
   FetchedMessages messages;
+  // Filled instead of `messages` for an ack-mode queue or a meta fetch (see Fetched).
+  Deliveries deliveries;
+  bool ack = false;
 
   virtual void wake() = 0;
 
@@ -145,6 +167,7 @@ class Waiter : public boost::intrusive::list_base_hook<> {
   friend class Broker;
   Subscription* subscription_ = nullptr;
   std::size_t max_ = 0;
+  bool meta_ = false;
 };
 
 // Publish times of a queue's messages, oldest first, one entry per run of messages published
@@ -165,14 +188,17 @@ struct QueueChange {
 // longer outstanding) and messages pending again after a delivery leave the queue's deque but
 // still count as pending, by seq with their delivery counts.
 struct AckQueue {
+  // `subject` is empty when the queue's pattern is the subject itself.
   struct Delivered {
     Message message;
+    SubjectRef subject;
     std::uint32_t deliveries = 0;
     TimePoint deadline;
     bool outstanding = true;  // false once nacked: its receipt is then stale
   };
   struct Again {
     Message message;
+    SubjectRef subject;
     std::uint32_t deliveries = 0;
   };
   AckOptions options;
@@ -190,8 +216,8 @@ class Queue {
   // outlive the queue.
   // A queue without a topic only serves as a key, as the subject index's tests use it.
   Queue() noexcept = default;
-  Queue(Topic& topic, std::string_view name, bool grouped) noexcept
-      : topic_(&topic), name_(name), grouped_(grouped) {}
+  Queue(Topic& topic, std::string_view name, bool grouped, bool wildcard) noexcept
+      : topic_(&topic), name_(name), grouped_(grouped), wildcard_(wildcard) {}
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
 
@@ -221,7 +247,15 @@ class Queue {
 
   // Fetches waiting for a publish, served oldest first; a waiter waits on one queue at most.
   // True while a waiter and a message are both there to be paired.
-  [[nodiscard]] bool can_serve() const noexcept { return !waiters_.empty() && !empty(); }
+  [[nodiscard]] bool can_serve() const noexcept {
+    if (waiters_.empty()) {
+      return false;
+    }
+    if (!ack_) {
+      return !empty();
+    }
+    return (!empty() || !ack_->again.empty()) && ack_->outstanding < ack_->options.max_in_flight;
+  }
   void add_waiter(Waiter& waiter) noexcept { waiters_.push_back(waiter); }
   void remove_waiter(Waiter& waiter) noexcept { waiters_.erase(waiters_.iterator_to(waiter)); }
   // Unlinks the oldest waiter and returns it; only while can_serve().
@@ -246,20 +280,28 @@ class Queue {
     }
   }
 
-  // Appends copies of `messages` (of `bytes` in all) numbered from `first_seq`. With a nonzero
+  // Appends copies of `messages` (of `bytes` in all), published to `subject`, numbered from
+  // `first_seq`. With a nonzero
   // `tick` they are stamped `now`, sharing the newest stamp when it is less than a tick old (or
   // not older than `now`, as a replayed time may be: stamps only grow).
   QueueChange push(std::span<const Message> messages, std::uint64_t first_seq, std::uint64_t bytes,
-                   TimePoint now, std::chrono::milliseconds tick);
+                   TimePoint now, std::chrono::milliseconds tick, const SubjectRef& subject);
   // Whether restore(messages, ...) keeps the queue's sequence numbers rising, none above
   // `last_seq`. Any stamp will do: a clock that went back must not lose messages.
   [[nodiscard]] bool can_restore(std::span<const Message> messages,
                                  std::uint64_t last_seq) const noexcept;
   // Appends copies of `messages` with the sequence numbers they carry; with `published` they are
   // stamped then, sharing the newest stamp when that is not earlier (stamps only grow).
-  QueueChange restore(std::span<const Message> messages, std::optional<TimePoint> published);
-  // Removes the `count` oldest messages, moving them to `out` unless it is null.
-  QueueChange pop_front(std::size_t count, FetchedMessages* out);
+  QueueChange restore(std::span<const Message> messages, std::optional<TimePoint> published,
+                      const SubjectRef& subject);
+  // Removes the `count` oldest messages, moving them to `out` unless it is null, and their
+  // subjects to `subjects` unless it is null (empty ones where the pattern is the subject).
+  QueueChange pop_front(std::size_t count, FetchedMessages* out,
+                        std::vector<SubjectRef>* subjects = nullptr);
+  // The subject the message `index` places from the oldest was published to.
+  [[nodiscard]] std::string_view subject_at(std::size_t index) const noexcept;
+  // The subject a message published to `subject` (empty: to the pattern itself) has.
+  [[nodiscard]] std::string_view published_to(const SubjectRef& subject) const noexcept;
   // The bytes of the `count` oldest messages.
   [[nodiscard]] std::uint64_t front_bytes(std::size_t count) const;
   // How many of the oldest messages were stamped at least `ttl` before `now`.
@@ -284,6 +326,8 @@ class Queue {
   // here: an entry of handle and state per queued message, so acks need no second structure.
   LazyDeque<Message> messages_;
   LazyDeque<Stamp> stamps_;  // kept only when message_ttl is set
+  // Beside messages_, only when the pattern has wildcards: otherwise it is the subject.
+  LazyDeque<SubjectRef> subjects_;
   std::uint64_t bytes_ = 0;
   std::size_t members_ = 0;
   boost::intrusive::list<Waiter> waiters_;
@@ -291,6 +335,7 @@ class Queue {
   std::unique_ptr<AckQueue> ack_;
   std::string_view name_;
   bool grouped_ = false;
+  bool wildcard_ = false;
 };
 
 struct Subscription : boost::intrusive::list_base_hook<> {
@@ -314,6 +359,7 @@ struct Topic {
   StringMap<std::unique_ptr<Queue>> groups;
   std::uint64_t pending_messages = 0;
   std::uint64_t pending_bytes = 0;
+  std::uint64_t in_flight = 0;
   Hook by_name;
   Hook busy;  // linked while messages are pending
 };
@@ -372,14 +418,22 @@ class Broker {
   PublishResult publish(std::string_view subject, std::span<const Message> messages,
                         std::span<const std::string_view> msg_ids);
 
-  // Moves up to `max` of the subscription's oldest pending messages into `out`.
+  // Moves up to `max` of the subscription's oldest pending messages into `out`; on an ack-mode
+  // queue it delivers them, as the overload below does.
   FetchStatus fetch(std::string_view subject, std::string_view id, std::size_t max,
                     FetchedMessages& out);
 
-  // Like fetch, into `waiter.messages`; when nothing is pending, links the waiter to the queue
-  // and returns FetchStatus::waiting instead.
+  // The one fetch for every mode: a plain queue's oldest messages are removed, an ack-mode
+  // queue's are delivered as fetch_deliveries does; with `meta` (or in ack mode) into
+  // `out.deliveries`, carrying the subject each was published to.
+  FetchStatus fetch(std::string_view subject, std::string_view id, std::size_t max, bool meta,
+                    Fetched& out);
+
+  // Like fetch, into the waiter; when nothing can be handed out, links the waiter to the queue
+  // and returns FetchStatus::waiting instead. A waiting fetch on an ack-mode queue also wakes when
+  // a message is pending again (nack, timeout) or an ack makes room under max_in_flight.
   FetchStatus fetch_or_wait(std::string_view subject, std::string_view id, std::size_t max,
-                            Waiter& waiter);
+                            Waiter& waiter, bool meta = false);
 
   // Ack-mode fetch: hands out up to `max` pending messages of the subscription's queue as
   // deliveries, never more than max_in_flight in flight on the queue. Redelivered messages go
@@ -472,10 +526,12 @@ class Broker {
   void settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry);
   // Removes a queue's delivered and pending-again messages when its last member leaves.
   void drop_acked_state(Queue& queue, DropReason reason);
+  // A delivery of `queue` stopped being outstanding.
+  void answered(Queue& queue, AckQueue& state);
 
   // The messages take the sequence numbers from `first_seq` on.
   void store(Queue& queue, std::span<const Message> messages, std::uint64_t first_seq,
-             std::uint64_t bytes, TimePoint now);
+             std::uint64_t bytes, TimePoint now, const SubjectRef& subject);
   // Keeps the topic's and the broker's pending counts in step with a queue's.
   void grew(Queue& queue, QueueChange change);
   void shrank(Queue& queue, QueueChange change);
@@ -483,6 +539,11 @@ class Broker {
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
   std::size_t take(Queue& queue, std::size_t max, FetchedMessages& out);
+  // Hands out up to `max` of the queue's messages in any mode (see fetch); returns how many
+  // left the queue's deque.
+  std::size_t take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
+                   Deliveries& deliveries);
+  void deliver(Queue& queue, std::size_t max, Deliveries& out);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
@@ -494,6 +555,8 @@ class Broker {
 
   Limits limits_;
   const Clock& clock_;
+  // Before every queue, which hold references into it.
+  SubjectTable subject_names_;
   SubjectIndex index_;
   StringMap<Subscription> subscriptions_;
   StringMap<Topic> topics_;
@@ -507,6 +570,7 @@ class Broker {
   TopicSet<&Topic::busy, BusierFirst> busy_;
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
+  std::uint64_t in_flight_ = 0;
   std::size_t waiting_fetches_ = 0;
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   JournalSink* journal_ = nullptr;

@@ -473,6 +473,8 @@ const std::vector<Setting>& settings_table() {
              false, "remove a subscription that has not fetched for this long; 0 never"),
     duration("broker.message-ttl", [](auto& c) -> auto& { return c.broker.message_ttl; }, false,
              "drop pending messages older than this; 0 never"),
+    duration("broker.dedupe-window", [](auto& c) -> auto& { return c.broker.dedupe_window; },
+             false, "a msg_id published to a subject again within this is a duplicate; 0 off"),
     number("broker.async-queue-size", [](auto& c) -> auto& { return c.async_queue_size; }, 1, k32,
            "async publishes waiting for the broker, at most"),
     number("broker.async-queue-bytes", [](auto& c) -> auto& { return c.async_queue_bytes; }, 1, k64,

@@ -26,6 +26,7 @@ constexpr Refusal kInvalidSubject{status::bad_request, "invalid subject", std::n
 constexpr Refusal kSubjectTooLong{status::bad_request, "invalid subject",
                                   metrics::Limit::max_subject_length};
 constexpr Refusal kInvalidGroup{status::bad_request, "invalid group", std::nullopt};
+constexpr Refusal kInvalidAckOptions{status::bad_request, "invalid ack options", std::nullopt};
 constexpr Refusal kInvalidLimit{status::bad_request, "invalid limit", std::nullopt};
 constexpr Refusal kMessageTooLarge{status::payload_too_large, "message too large",
                                    metrics::Limit::max_message_bytes};
@@ -71,6 +72,7 @@ constexpr Answer<broker::PublishStatus> kPublishAnswers[] = {
     {broker::PublishStatus::overflow, &kOverflow},
     {broker::PublishStatus::queue_full, &kQueueFull},
     {broker::PublishStatus::storage_full, &kStorageFull},
+    {broker::PublishStatus::invalid_msg_id, &kInvalidBody},
 };
 
 constexpr Answer<service::AsyncPublishStatus> kAsyncPublishAnswers[] = {
@@ -85,6 +87,14 @@ constexpr Answer<broker::SubscribeStatus> kSubscribeAnswers[] = {
     {broker::SubscribeStatus::ok, nullptr},
     {broker::SubscribeStatus::invalid_group, &kInvalidGroup},
     {broker::SubscribeStatus::too_many_subscriptions, &kTooManySubscriptions},
+    {broker::SubscribeStatus::invalid_ack_options, &kInvalidAckOptions},
+};
+
+// not_ack_mode: a plain subscription has no deliveries, so the receipts are stale.
+constexpr Answer<broker::AckStatus> kReceiptsAnswers[] = {
+    {broker::AckStatus::ok, nullptr},
+    {broker::AckStatus::not_ack_mode, nullptr},
+    {broker::AckStatus::bad_id, &kBadId},
 };
 
 // waiting is not here: the service only returns once the wait is over.
@@ -157,6 +167,9 @@ const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/api/publish/batch", verb::post, "POST", &ApiHandler::publish_batch},
     {"/api/fetch", verb::post, "POST", &ApiHandler::fetch},
     {"/api/unsubscribe", verb::post, "POST", &ApiHandler::unsubscribe},
+    {"/api/ack", verb::post, "POST", &ApiHandler::ack},
+    {"/api/nack", verb::post, "POST", &ApiHandler::nack},
+    {"/api/extend", verb::post, "POST", &ApiHandler::extend},
     {"/api/stats", verb::get, "GET, HEAD", &ApiHandler::stats},
     {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
 };
@@ -231,12 +244,20 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  const service::Subscribed subscribed = co_await service_.subscribe(body->subject, body->group);
+  // An option without "ack": true would be ignored silently; §9 refuses it instead.
+  if (body->ack_options_given && !body->ack.ack) {
+    co_return refuse(kInvalidAckOptions);
+  }
+  const service::Subscribed subscribed =
+      co_await service_.subscribe(body->subject, body->group, body->ack);
   if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
       refused != nullptr) {
     co_return refuse(*refused);
   }
-  co_return json_response(status::ok, encode_subscribed(subscribed.id, body->subject, body->group));
+  co_return json_response(
+      status::ok, body->ack.ack
+                      ? encode_subscribed(subscribed.id, body->subject, body->group, body->ack)
+                      : encode_subscribed(subscribed.id, body->subject, body->group));
 }
 
 asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {
@@ -257,19 +278,40 @@ asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Reque
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  // The async route hands the subject and message over; nothing reads them after.
-  const Refusal* refused =
-      route == PublishRoute::async
-          ? refusal_in(
-                kAsyncPublishAnswers,
-                service_.publish_async(std::move(body->subject), std::move(body->messages.front())))
-          : refusal_in(kPublishAnswers, co_await service_.publish(body->subject, body->messages));
-  if (refused != nullptr) {
+  const bool idempotent = !body->msg_ids.empty();
+  if (route == PublishRoute::async) {
+    // The async route hands the subject and message over; nothing reads them after. Its answer
+    // comes before the broker sees the msg_id, so it can only say the publish was not refused.
+    std::string msg_id = idempotent ? std::move(body->msg_ids.front()) : std::string();
+    if (const Refusal* refused = refusal_in(
+            kAsyncPublishAnswers,
+            service_.publish_async(std::move(body->subject), std::move(body->messages.front()),
+                                   std::move(msg_id)));
+        refused != nullptr) {
+      co_return refuse(*refused);
+    }
+    co_return json_response(status::ok, idempotent ? encode_published(false) : encode_status_ok());
+  }
+  if (!idempotent) {
+    if (const Refusal* refused =
+            refusal_in(kPublishAnswers, co_await service_.publish(body->subject, body->messages));
+        refused != nullptr) {
+      co_return refuse(*refused);
+    }
+    co_return json_response(status::ok, route == PublishRoute::batch
+                                            ? encode_batch_ok(body->messages.size())
+                                            : encode_status_ok());
+  }
+  const broker::PublishResult result =
+      co_await service_.publish(body->subject, body->messages, body->msg_ids);
+  if (const Refusal* refused = refusal_in(kPublishAnswers, result.status); refused != nullptr) {
     co_return refuse(*refused);
   }
-  co_return json_response(status::ok, route == PublishRoute::batch
-                                          ? encode_batch_ok(body->messages.size())
-                                          : encode_status_ok());
+  co_return json_response(
+      status::ok,
+      route == PublishRoute::batch
+          ? encode_batch_published(body->messages.size() - result.duplicates, result.duplicates)
+          : encode_published(result.duplicates > 0));
 }
 
 asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client) {
@@ -282,10 +324,11 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
       std::min<std::uint64_t>(body->wait_ms, static_cast<std::uint64_t>(max_wait_.count())));
   service::FetchResult result;
   if (wait.count() == 0) {
-    result = co_await service_.fetch(body->subject, body->id, max);
+    result = co_await service_.fetch(body->subject, body->id, max, wait, body->meta);
   } else {
     // Racing the client's hangup ends a wait nobody will read, and leaves its messages queued.
-    auto outcome = co_await (service_.fetch(body->subject, body->id, max, wait) || client.hangup());
+    auto outcome = co_await (service_.fetch(body->subject, body->id, max, wait, body->meta) ||
+                             client.hangup());
     if (outcome.index() == 1) {
       co_return Response{kClientGone, 11};
     }
@@ -294,8 +337,42 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
   if (const Refusal* refused = refusal_in(kFetchAnswers, result.status); refused != nullptr) {
     co_return refuse(*refused);
   }
+  if (result.ack || body->meta) {
+    co_return json_response(status::ok, encode_deliveries(std::move(result.deliveries), result.ack,
+                                                          body->id, body->subject));
+  }
   co_return json_response(status::ok,
                           encode_fetched(std::move(result.messages), body->id, body->subject));
+}
+
+asio::awaitable<Response> ApiHandler::ack(const Request& request, Client& /*client*/) {
+  return answer_receipts(service::ReceiptsVerb::ack, request);
+}
+
+asio::awaitable<Response> ApiHandler::nack(const Request& request, Client& /*client*/) {
+  return answer_receipts(service::ReceiptsVerb::nack, request);
+}
+
+asio::awaitable<Response> ApiHandler::extend(const Request& request, Client& /*client*/) {
+  return answer_receipts(service::ReceiptsVerb::extend, request);
+}
+
+asio::awaitable<Response> ApiHandler::answer_receipts(service::ReceiptsVerb verb,
+                                                      const Request& request) {
+  const auto body = decode_receipts(request.body(), verb == service::ReceiptsVerb::nack);
+  if (!body) {
+    co_return refuse(kInvalidBody);
+  }
+  const service::ReceiptsResult result = co_await service_.answer_receipts(
+      verb, body->subject, body->id, body->receipts,
+      std::chrono::milliseconds(static_cast<std::int64_t>(
+          std::min<std::uint64_t>(body->delay_ms, std::numeric_limits<std::int64_t>::max()))));
+  if (const Refusal* refused = refusal_in(kReceiptsAnswers, result.status); refused != nullptr) {
+    co_return refuse(*refused);
+  }
+  static constexpr std::string_view kVerbs[] = {"acked", "nacked", "extended"};
+  co_return json_response(status::ok, encode_receipts_answer(kVerbs[static_cast<std::size_t>(verb)],
+                                                             result.applied, result.stale));
 }
 
 asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client& /*client*/) {

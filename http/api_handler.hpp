@@ -51,6 +51,11 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> publish_batch(const Request& request, Client& client);
   boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
   boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
+  boost::asio::awaitable<Response> ack(const Request& request, Client& client);
+  boost::asio::awaitable<Response> nack(const Request& request, Client& client);
+  boost::asio::awaitable<Response> extend(const Request& request, Client& client);
+  boost::asio::awaitable<Response> answer_receipts(service::ReceiptsVerb verb,
+                                                   const Request& request);
   boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);

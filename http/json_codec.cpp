@@ -1,12 +1,15 @@
 #include "http/json_codec.hpp"
 
+#include <algorithm>
 #include <array>
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 #include <cctype>
 #include <charconv>
+#include <chrono>
 #include <limits>
+#include <utility>
 
 namespace gophermq::http {
 namespace json = boost::json;
@@ -231,6 +234,87 @@ std::optional<std::size_t> positive_integer(const json::value& value) {
   return std::nullopt;
 }
 
+// A JSON integer as an ack option: out of range reads as the largest value, which no range
+// allows; nullopt for another JSON type.
+std::optional<std::uint64_t> option_integer(const json::value& value) {
+  if (value.is_int64()) {
+    return value.get_int64() < 0 ? std::numeric_limits<std::uint64_t>::max()
+                                 : static_cast<std::uint64_t>(value.get_int64());
+  }
+  if (value.is_uint64()) {
+    return value.get_uint64();
+  }
+  return std::nullopt;
+}
+
+std::uint32_t clamp32(std::uint64_t value) {
+  return static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(value, std::numeric_limits<std::uint32_t>::max()));
+}
+
+// Fills the ack options of a subscribe body; false when one has the wrong JSON type.
+bool decode_ack_options(const ParsedObject& parsed, SubscribeRequest& request) {
+  if (const json::value* ack = parsed.field("ack"); ack != nullptr) {
+    if (!ack->is_bool()) {
+      return false;
+    }
+    request.ack.ack = ack->get_bool();
+    request.ack_given = true;
+  }
+  if (const json::value* wait = parsed.field("ack_wait_ms"); wait != nullptr) {
+    const auto value = option_integer(*wait);
+    if (!value) {
+      return false;
+    }
+    request.ack.ack_wait = std::chrono::milliseconds(static_cast<std::int64_t>(
+        std::min<std::uint64_t>(*value, std::numeric_limits<std::int64_t>::max())));
+    request.ack_options_given = true;
+  }
+  for (const auto& [name, field] :
+       {std::pair{"max_deliveries", &broker::AckOptions::max_deliveries},
+        std::pair{"max_in_flight", &broker::AckOptions::max_in_flight}}) {
+    if (const json::value* given = parsed.field(name); given != nullptr) {
+      const auto value = option_integer(*given);
+      if (!value) {
+        return false;
+      }
+      request.ack.*field = clamp32(*value);
+      request.ack_options_given = true;
+    }
+  }
+  if (const json::value* dead_letter = parsed.field("dead_letter"); dead_letter != nullptr) {
+    if (!dead_letter->is_string()) {
+      return false;
+    }
+    request.ack.dead_letter = dead_letter->get_string();
+    request.ack_options_given = true;
+  }
+  return true;
+}
+
+// Fills `msg_ids` from a string field (single) or an array of strings (batch); false when it
+// has the wrong type, a msg_id is not 1 to 128 bytes, or there is not one per message.
+bool decode_msg_ids(const ParsedObject& parsed, bool batch, PublishRequest& request) {
+  const json::value* given = parsed.field(batch ? "msg_ids" : "msg_id");
+  if (given == nullptr) {
+    return true;
+  }
+  const auto add = [&request](const json::value& item) {
+    if (!item.is_string() || !broker::is_valid_msg_id(item.get_string())) {
+      return false;
+    }
+    request.msg_ids.emplace_back(item.get_string());
+    return true;
+  };
+  if (!batch) {
+    return add(*given);
+  }
+  if (!given->is_array() || given->get_array().size() != request.messages.size()) {
+    return false;
+  }
+  return std::ranges::all_of(given->get_array(), add);
+}
+
 std::optional<SubscriptionRequest> decode_subject_and_id(const ParsedObject& body) {
   const auto subject = owned(body.string_field("subject"));
   const auto id = owned(body.string_field("id"));
@@ -278,12 +362,15 @@ std::optional<SubscribeRequest> decode_subscribe(std::string_view body) {
   if (!subject) {
     return std::nullopt;
   }
-  SubscribeRequest request{*subject, std::nullopt};
+  SubscribeRequest request{*subject, std::nullopt, {}, false, false};
   if (const json::value* group = parsed.field("group"); group != nullptr) {
     if (!group->is_string()) {
       return std::nullopt;
     }
     request.group = std::string(group->get_string());
+  }
+  if (!decode_ack_options(parsed, request)) {
+    return std::nullopt;
   }
   return request;
 }
@@ -298,7 +385,11 @@ std::optional<PublishRequest> decode_publish(std::string_view body) {
   if (!subject || !data) {
     return std::nullopt;
   }
-  return PublishRequest{*subject, {broker::Message::create(*data)}};
+  PublishRequest request{*subject, {broker::Message::create(*data)}, {}};
+  if (!decode_msg_ids(parsed, false, request)) {
+    return std::nullopt;
+  }
+  return request;
 }
 
 std::optional<PublishRequest> decode_publish_batch(std::string_view body) {
@@ -311,13 +402,16 @@ std::optional<PublishRequest> decode_publish_batch(std::string_view body) {
   if (!subject || data == nullptr || !data->is_array() || data->get_array().empty()) {
     return std::nullopt;
   }
-  PublishRequest request{*subject, {}};
+  PublishRequest request{*subject, {}, {}};
   request.messages.reserve(data->get_array().size());
   for (const json::value& item : data->get_array()) {
     if (!item.is_string()) {
       return std::nullopt;
     }
     request.messages.push_back(broker::Message::create(item.get_string()));
+  }
+  if (!decode_msg_ids(parsed, true, request)) {
+    return std::nullopt;
   }
   return request;
 }
@@ -331,7 +425,13 @@ std::optional<FetchRequest> decode_fetch(std::string_view body) {
   if (!subject_and_id) {
     return std::nullopt;
   }
-  FetchRequest request{subject_and_id->subject, subject_and_id->id, std::nullopt, 0};
+  FetchRequest request{subject_and_id->subject, subject_and_id->id, std::nullopt, 0, false};
+  if (const json::value* meta = parsed.field("meta"); meta != nullptr) {
+    if (!meta->is_bool()) {
+      return std::nullopt;
+    }
+    request.meta = meta->get_bool();
+  }
   if (const json::value* max = parsed.field("max"); max != nullptr) {
     request.max = positive_integer(*max);
     if (!request.max) {
@@ -354,6 +454,38 @@ std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body) {
     return std::nullopt;
   }
   return decode_subject_and_id(parsed);
+}
+
+std::optional<ReceiptsRequest> decode_receipts(std::string_view body, bool delay) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  const auto subject_and_id = decode_subject_and_id(parsed);
+  if (!subject_and_id) {
+    return std::nullopt;
+  }
+  ReceiptsRequest request{subject_and_id->subject, subject_and_id->id, {}, 0};
+  if (const json::value* receipts = parsed.field("receipts"); receipts != nullptr) {
+    if (!receipts->is_array()) {
+      return std::nullopt;
+    }
+    request.receipts.reserve(receipts->get_array().size());
+    for (const json::value& receipt : receipts->get_array()) {
+      if (!receipt.is_string()) {
+        return std::nullopt;
+      }
+      request.receipts.emplace_back(receipt.get_string());
+    }
+  }
+  if (const json::value* delay_ms = parsed.field("delay_ms"); delay && delay_ms != nullptr) {
+    const auto value = non_negative_integer(*delay_ms);
+    if (!value) {
+      return std::nullopt;
+    }
+    request.delay_ms = *value;
+  }
+  return request;
 }
 
 void append_json_string(std::string& out, std::string_view text) {
@@ -467,6 +599,75 @@ std::string encode_subscribed(std::string_view id, std::string_view subject,
   return std::move(json).finish();
 }
 
+std::string encode_subscribed(std::string_view id, std::string_view subject,
+                              const std::optional<std::string>& group,
+                              const broker::AckOptions& options) {
+  JsonWriter json(160 + id.size() + subject.size() + (group ? group->size() : 0) +
+                  options.dead_letter.size());
+  json.begin_object().key("ack").boolean(options.ack);
+  json.key("ack_wait_ms").number(static_cast<std::uint64_t>(options.ack_wait.count()));
+  if (!options.dead_letter.empty()) {
+    json.key("dead_letter").string(options.dead_letter);
+  }
+  if (group) {
+    json.key("group").string(*group);
+  }
+  json.key("id").string(id);
+  json.key("max_deliveries").number(options.max_deliveries);
+  json.key("max_in_flight").number(options.max_in_flight);
+  json.key("subject").string(subject).end_object();
+  return std::move(json).finish();
+}
+
+std::string encode_published(bool duplicate) {
+  return duplicate ? "{\"duplicate\":true,\"status\":\"ok\"}\n"
+                   : "{\"duplicate\":false,\"status\":\"ok\"}\n";
+}
+
+std::string encode_batch_published(std::size_t count, std::size_t duplicates) {
+  JsonWriter json;
+  json.begin_object().key("count").number(count).key("duplicates").number(duplicates);
+  json.key("status").string("ok").end_object();
+  return std::move(json).finish();
+}
+
+std::string encode_receipts_answer(std::string_view verb, std::size_t applied,
+                                   const std::vector<std::string>& stale) {
+  std::size_t size = 48;
+  for (const std::string& receipt : stale) {
+    size += receipt.size() + 3;
+  }
+  JsonWriter json(size);
+  json.begin_object().key(verb).number(applied).key("stale").begin_array();
+  for (const std::string& receipt : stale) {
+    json.string(receipt);
+  }
+  json.end_array().key("status").string("ok").end_object();
+  return std::move(json).finish();
+}
+
+std::string encode_deliveries(broker::Deliveries&& deliveries, bool ack, std::string_view id,
+                              std::string_view subject) {
+  std::size_t size = 64 + id.size() + subject.size();
+  for (const broker::Delivery& delivery : deliveries) {
+    size += delivery.message.size() + delivery.subject.size() + 100;
+  }
+  JsonWriter json(size);
+  json.begin_object().key("id").string(id).key("messages").begin_array();
+  for (broker::Delivery& delivery : deliveries) {
+    json.begin_object().key("data").string(delivery.message.data());
+    if (ack) {
+      json.key("deliveries").number(delivery.deliveries);
+      json.key("receipt").string(broker::format_receipt(delivery.receipt));
+    }
+    json.key("seq").number(delivery.message.seq()).key("subject").string(delivery.subject);
+    json.end_object();
+    delivery.message = broker::Message();
+  }
+  json.end_array().key("subject").string(subject).end_object();
+  return std::move(json).finish();
+}
+
 std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
                            std::string_view subject) {
   std::size_t size = 64 + id.size() + subject.size();
@@ -496,6 +697,8 @@ std::string encode_stats(const broker::Totals& totals,
     json.begin_object()
         .key("groups")
         .number(row.groups)
+        .key("in_flight")
+        .number(row.in_flight)
         .key("pending_bytes")
         .number(row.pending_bytes)
         .key("pending_messages")
@@ -509,12 +712,12 @@ std::string encode_stats(const broker::Totals& totals,
   json.end_array().key("totals").begin_object();
   json.key("delivered_messages").number(totals.counters.delivered);
   json.key("dropped_messages").begin_object();
-  for (std::size_t reason = 0; reason < static_cast<std::size_t>(broker::DropReason::count);
-       ++reason) {
-    json.key(broker::name_of(static_cast<broker::DropReason>(reason)))
-        .number(totals.counters.dropped[reason]);
+  for (const broker::DropReason reason : broker::drop_reasons_by_name) {
+    json.key(broker::name_of(reason))
+        .number(totals.counters.dropped[static_cast<std::size_t>(reason)]);
   }
   json.end_object();
+  json.key("in_flight").number(totals.in_flight);
   json.key("pending_bytes").number(totals.pending_bytes);
   json.key("pending_messages").number(totals.pending_messages);
   json.key("published_messages").number(totals.counters.published);

@@ -17,14 +17,23 @@ namespace gophermq::http {
 // decodes to nullopt. Subjects are checked by the broker, not here. As in Go's encoding/json, each
 // byte of a string that does not start well-formed UTF-8, and each escaped UTF-16 surrogate that is
 // not part of a pair, decodes to U+FFFD, so every decoded string is well-formed UTF-8.
+// Ack options arrive as given: a value out of its range stays out of it (a negative one or one
+// beyond 32 bits reads as the largest), for the broker to refuse. `ack_options_given`: any of
+// ack_wait_ms, max_deliveries, dead_letter, max_in_flight was in the body.
 struct SubscribeRequest {
   std::string subject;
   std::optional<std::string> group;
+  broker::AckOptions ack;
+  bool ack_given = false;
+  bool ack_options_given = false;
 };
 
+// `msg_ids`: empty without msg_id / msg_ids; otherwise one valid msg_id per message (a body with
+// any other is invalid).
 struct PublishRequest {
   std::string subject;
   std::vector<broker::Message> messages;
+  std::vector<std::string> msg_ids;
 };
 
 struct FetchRequest {
@@ -32,6 +41,16 @@ struct FetchRequest {
   std::string id;
   std::optional<std::size_t> max;
   std::uint64_t wait_ms = 0;
+  bool meta = false;
+};
+
+// ack, nack and extend. The receipts are kept as sent: one that does not parse names no delivery
+// and is answered as stale.
+struct ReceiptsRequest {
+  std::string subject;
+  std::string id;
+  std::vector<std::string> receipts;
+  std::uint64_t delay_ms = 0;  // nack only
 };
 
 struct SubscriptionRequest {
@@ -44,6 +63,8 @@ std::optional<PublishRequest> decode_publish(std::string_view body);
 std::optional<PublishRequest> decode_publish_batch(std::string_view body);
 std::optional<FetchRequest> decode_fetch(std::string_view body);
 std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body);
+// `delay` allows delay_ms (nack).
+std::optional<ReceiptsRequest> decode_receipts(std::string_view body, bool delay);
 
 // Response bodies: compact JSON with keys in lexicographic order and one trailing newline, escaped
 // exactly as Go's encoding/json does it (HTML-safe), so clients of the original that compare bytes
@@ -102,7 +123,18 @@ std::string encode_status_ok();
 std::string encode_batch_ok(std::size_t count);
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group);
-// GET /api/stats. Drop reasons are listed in their enum order, which is alphabetical.
+// An ack-mode subscription's answer: every option echoed, dead_letter only when set.
+std::string encode_subscribed(std::string_view id, std::string_view subject,
+                              const std::optional<std::string>& group,
+                              const broker::AckOptions& options);
+// A publish that gave a msg_id.
+std::string encode_published(bool duplicate);
+// A batch that gave msg_ids: `count` stored, `duplicates` refused.
+std::string encode_batch_published(std::size_t count, std::size_t duplicates);
+// The answer to ack, nack or extend; `verb` is acked, nacked or extended.
+std::string encode_receipts_answer(std::string_view verb, std::size_t applied,
+                                   const std::vector<std::string>& stale);
+// GET /api/stats. Drop reasons are listed by name.
 std::string encode_stats(const broker::Totals& totals,
                          const std::vector<broker::SubjectStats>& subjects,
                          std::uint64_t uptime_seconds);
@@ -110,5 +142,9 @@ std::string encode_stats(const broker::Totals& totals,
 // held in full at the same time.
 std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
                            std::string_view subject);
+// A fetch in ack mode or with meta: `messages` with data, seq and subject, and in ack mode
+// deliveries and receipt.
+std::string encode_deliveries(broker::Deliveries&& deliveries, bool ack, std::string_view id,
+                              std::string_view subject);
 
 }  // namespace gophermq::http

@@ -100,13 +100,35 @@ std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnap
   auto dropped = family("gophermq_dropped_messages_total",
                         "Stored messages removed other than by fetch, by reason.",
                         prometheus::MetricType::Counter);
-  for (std::size_t reason = 0; reason < static_cast<std::size_t>(broker::DropReason::count);
-       ++reason) {
-    dropped.metric.push_back(
-        counter_value(static_cast<double>(totals.counters.dropped[reason]),
-                      {"reason", std::string(name_of(static_cast<broker::DropReason>(reason)))}));
+  for (const broker::DropReason reason : broker::drop_reasons_by_name) {
+    dropped.metric.push_back(counter_value(
+        static_cast<double>(totals.counters.dropped[static_cast<std::size_t>(reason)]),
+        {"reason", std::string(name_of(reason))}));
   }
   families.push_back(std::move(dropped));
+  families.push_back(single_gauge("gophermq_in_flight_messages",
+                                  "Ack-mode messages delivered and not yet acked, nacked or due.",
+                                  static_cast<double>(totals.in_flight)));
+  families.push_back(single_counter("gophermq_acked_messages_total", "Ack-mode deliveries acked.",
+                                    static_cast<double>(totals.counters.acked)));
+  families.push_back(single_counter("gophermq_nacked_messages_total", "Ack-mode deliveries nacked.",
+                                    static_cast<double>(totals.counters.nacked)));
+  families.push_back(single_counter("gophermq_redelivered_messages_total",
+                                    "Ack-mode messages delivered again after a nack or timeout.",
+                                    static_cast<double>(totals.counters.redelivered)));
+  auto dead = family("gophermq_dead_letter_messages_total",
+                     "Messages past max_deliveries with a dead_letter subject, by outcome: "
+                     "published there, or dropped for want of subscribers.",
+                     prometheus::MetricType::Counter);
+  dead.metric.push_back(
+      counter_value(static_cast<double>(totals.counters.dead_lettered), {"outcome", "published"}));
+  dead.metric.push_back(counter_value(static_cast<double>(totals.counters.dead_letter_dropped),
+                                      {"outcome", "dropped"}));
+  families.push_back(std::move(dead));
+  families.push_back(single_counter("gophermq_duplicate_publishes_total",
+                                    "Messages not stored again: their msg_id was in the dedupe "
+                                    "window.",
+                                    static_cast<double>(totals.counters.duplicates)));
   families.push_back(single_gauge("gophermq_waiting_fetches",
                                   "Fetches waiting (wait_ms) for a message to arrive.",
                                   static_cast<double>(totals.waiting_fetches)));

@@ -10,6 +10,7 @@
 #include <boost/uuid/random_generator.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -166,17 +167,18 @@ class BrokerService::PendingFetch final : public broker::Waiter {
   // Resumes the caller once, on its own executor, with whatever the broker handed over: with
   // storage on, once the removal of those messages is written.
   void complete(broker::FetchStatus status) {
-    const std::size_t messages_taken = messages.size();
-    auto resume = [caller = caller_, handler = std::move(handler_), slot = slot_,
-                   result = FetchResult{status, std::move(messages)}]() mutable {
-      asio::post(caller,
-                 [handler = std::move(handler), slot, result = std::move(result)]() mutable {
-                   if (slot.is_connected()) {
-                     slot.clear();
-                   }
-                   std::move(handler)(std::move(result));
-                 });
-    };
+    const std::size_t messages_taken = messages.size() + deliveries.size();
+    auto resume =
+        [caller = caller_, handler = std::move(handler_), slot = slot_,
+         result = FetchResult{status, std::move(messages), std::move(deliveries), ack}]() mutable {
+          asio::post(caller,
+                     [handler = std::move(handler), slot, result = std::move(result)]() mutable {
+                       if (slot.is_connected()) {
+                         slot.clear();
+                       }
+                       std::move(handler)(std::move(result));
+                     });
+        };
     if (log_ == nullptr || messages_taken == 0) {
       resume();
       return;
@@ -337,18 +339,19 @@ void BrokerService::arm_deadline_timer() {
 }
 
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
-                                                     const std::optional<std::string>& group) {
-  return on_broker(
-      true, [this, id = new_subscription_id(), &subject = subject, &group = group]() mutable {
-        const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
-        Subscribed result{broker_.subscribe(id, subject, group_view), std::move(id)};
-        // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
-        while (result.status == broker::SubscribeStatus::duplicate_id) {
-          result.id = new_subscription_id();
-          result.status = broker_.subscribe(result.id, subject, group_view);
-        }
-        return result;
-      });
+                                                     const std::optional<std::string>& group,
+                                                     const broker::AckOptions& options) {
+  return on_broker(true, [this, id = new_subscription_id(), &subject = subject, &group = group,
+                          &options = options]() mutable {
+    const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
+    Subscribed result{broker_.subscribe(id, subject, group_view, options), std::move(id)};
+    // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
+    while (result.status == broker::SubscribeStatus::duplicate_id) {
+      result.id = new_subscription_id();
+      result.status = broker_.subscribe(result.id, subject, group_view, options);
+    }
+    return result;
+  });
 }
 
 asio::awaitable<broker::PublishStatus> BrokerService::publish(
@@ -358,14 +361,69 @@ asio::awaitable<broker::PublishStatus> BrokerService::publish(
   });
 }
 
+asio::awaitable<broker::PublishResult> BrokerService::publish(
+    const std::string& subject, const std::vector<broker::Message>& messages,
+    const std::vector<std::string>& msg_ids) {
+  return on_broker(true, [this, &subject = subject, &messages = messages, &msg_ids = msg_ids] {
+    const std::vector<std::string_view> ids(msg_ids.begin(), msg_ids.end());
+    return broker_.publish(subject, messages, ids);
+  });
+}
+
+asio::awaitable<ReceiptsResult> BrokerService::answer_receipts(ReceiptsVerb verb,
+                                                               const std::string& subject,
+                                                               const std::string& id,
+                                                               const std::vector<std::string>& sent,
+                                                               std::chrono::milliseconds delay) {
+  return on_broker(true, [this, verb, &subject = subject, &id = id, &sent = sent, delay] {
+    std::vector<broker::Receipt> receipts;
+    receipts.reserve(sent.size());
+    for (const std::string& text : sent) {
+      // Seq 0 is never published: a receipt that does not parse names no delivery.
+      receipts.push_back(broker::parse_receipt(text).value_or(broker::Receipt{}));
+    }
+    broker::AckResult answered;
+    switch (verb) {
+      case ReceiptsVerb::ack:
+        answered = broker_.ack(subject, id, receipts);
+        break;
+      case ReceiptsVerb::nack:
+        answered = broker_.nack(subject, id, receipts, delay);
+        break;
+      case ReceiptsVerb::extend:
+        answered = broker_.extend(subject, id, receipts);
+        break;
+    }
+    if (answered.status == broker::AckStatus::not_ack_mode) {
+      // A plain subscription hands out no deliveries: no receipt names one of its messages.
+      answered.stale = receipts;
+    }
+    ReceiptsResult result{answered.status, answered.applied, {}};
+    // The stale receipts are a subsequence of the sent ones, in order.
+    std::size_t next = 0;
+    for (std::size_t i = 0; i < sent.size() && next < answered.stale.size(); ++i) {
+      if (receipts[i] == answered.stale[next]) {
+        result.stale.push_back(sent[i]);
+        ++next;
+      }
+    }
+    return result;
+  });
+}
+
 asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, const std::string& id,
-                                                  std::size_t max, std::chrono::milliseconds wait) {
+                                                  std::size_t max, std::chrono::milliseconds wait,
+                                                  bool meta) {
   if (wait.count() > 0) {
-    return wait_for_messages(subject, id, max, wait);
+    return wait_for_messages(subject, id, max, wait, meta);
   }
-  return on_broker(false, [this, &subject = subject, &id = id, max] {
+  return on_broker(false, [this, &subject = subject, &id = id, max, meta] {
+    broker::Fetched fetched;
     FetchResult result;
-    result.status = broker_.fetch(subject, id, max, result.messages);
+    result.status = broker_.fetch(subject, id, max, meta, fetched);
+    result.messages = std::move(fetched.messages);
+    result.deliveries = std::move(fetched.deliveries);
+    result.ack = fetched.ack;
     return result;
   });
 }
@@ -373,9 +431,10 @@ asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, co
 asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string& subject,
                                                               const std::string& id,
                                                               std::size_t max,
-                                                              std::chrono::milliseconds wait) {
+                                                              std::chrono::milliseconds wait,
+                                                              bool meta) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(FetchResult)>(
-      [this, &subject, &id, max, wait](auto handler) {
+      [this, &subject, &id, max, wait, meta](auto handler) {
         auto pending =
             std::make_shared<PendingFetch>(broker_strand_, log_.get(), std::move(handler));
         if (pending->slot().is_connected()) {
@@ -388,10 +447,18 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
             });
           });
         }
-        asio::post(broker_strand_, [this, pending, &subject, &id, max, wait] {
-          const broker::FetchStatus status =
-              waits_allowed_ ? broker_.fetch_or_wait(subject, id, max, *pending)
-                             : broker_.fetch(subject, id, max, pending->messages);
+        asio::post(broker_strand_, [this, pending, &subject, &id, max, wait, meta] {
+          broker::FetchStatus status = broker::FetchStatus::ok;
+          if (waits_allowed_) {
+            status = broker_.fetch_or_wait(subject, id, max, *pending, meta);
+          } else {
+            broker::Fetched fetched;
+            status = broker_.fetch(subject, id, max, meta, fetched);
+            pending->messages = std::move(fetched.messages);
+            pending->deliveries = std::move(fetched.deliveries);
+            pending->ack = fetched.ack;
+          }
+          arm_deadline_timer();
           if (status != broker::FetchStatus::waiting) {
             pending->complete(status);
             return;
@@ -429,7 +496,8 @@ asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subject
   });
 }
 
-AsyncPublishStatus BrokerService::publish_async(std::string subject, broker::Message message) {
+AsyncPublishStatus BrokerService::publish_async(std::string subject, broker::Message message,
+                                                std::string msg_id) {
   // The publish is answered before it reaches the broker, so the broker's own checks are made here,
   // in its order, with its rule for subjects.
   if (subject.size() > limits_.max_subject_length) {
@@ -451,7 +519,7 @@ AsyncPublishStatus BrokerService::publish_async(std::string subject, broker::Mes
     async_depth_.fetch_sub(1, std::memory_order_relaxed);
     return AsyncPublishStatus::bytes_full;
   }
-  auto* node = new AsyncNode{{std::move(subject), std::move(message)}, nullptr};
+  auto* node = new AsyncNode{{std::move(subject), std::move(message), std::move(msg_id)}, nullptr};
   AsyncNode* head = async_intake_.load(std::memory_order_relaxed);
   do {
     node->next = head;
@@ -503,7 +571,10 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
   std::uint64_t bytes = 0;
   for (const AsyncItem& item : batch) {
     bytes += item.message.size();
-    switch (broker_.publish(item.subject, {&item.message, 1})) {
+    const std::string_view msg_id = item.msg_id;
+    const std::span<const std::string_view> msg_ids =
+        item.msg_id.empty() ? std::span<const std::string_view>() : std::span(&msg_id, 1);
+    switch (broker_.publish(item.subject, {&item.message, 1}, msg_ids).status) {
       case broker::PublishStatus::no_subscribers:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::no_subscribers)];
         break;
@@ -520,12 +591,13 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
       case broker::PublishStatus::invalid_subject:  // all validated before it was accepted
       case broker::PublishStatus::subject_too_long:
       case broker::PublishStatus::message_too_large:
-      case broker::PublishStatus::invalid_msg_id:  // async publishes carry no msg_id
+      case broker::PublishStatus::invalid_msg_id:  // checked before it was accepted
         break;
     }
   }
   async_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   async_depth_.fetch_sub(batch.size(), std::memory_order_relaxed);
+  arm_deadline_timer();  // a publish may have woken an ack-mode fetch
 }
 
 void BrokerService::stop_waiting() {

@@ -43,10 +43,21 @@ struct Subscribed {
   std::string id;  // the new subscription's, when status is ok
 };
 
+// `messages` for a plain fetch; `deliveries` for an ack-mode queue (`ack`) or a meta fetch.
 struct FetchResult {
   broker::FetchStatus status = broker::FetchStatus::ok;
   broker::FetchedMessages messages;
+  broker::Deliveries deliveries;
+  bool ack = false;
 };
+
+// ack, nack or extend: the receipts applied, and the stale ones as sent, in input order.
+struct ReceiptsResult {
+  broker::AckStatus status = broker::AckStatus::ok;
+  std::size_t applied = 0;
+  std::vector<std::string> stale;
+};
+enum class ReceiptsVerb { ack, nack, extend };
 
 struct ServiceSnapshot {
   broker::Totals totals;
@@ -94,16 +105,27 @@ class BrokerService {
   // Allocates the subscription's id, which is the subscriber's credential: a version 4 UUID from
   // the kernel's CSPRNG.
   boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
-                                               const std::optional<std::string>& group);
+                                               const std::optional<std::string>& group,
+                                               const broker::AckOptions& options = {});
   boost::asio::awaitable<broker::PublishStatus> publish(
       const std::string& subject, const std::vector<broker::Message>& messages);
+  // Idempotent publish (API.md §9): `msg_ids` empty or one per message.
+  boost::asio::awaitable<broker::PublishResult> publish(
+      const std::string& subject, const std::vector<broker::Message>& messages,
+      const std::vector<std::string>& msg_ids);
+  // Receipts as sent: one that does not parse names no delivery and is stale. `delay`: nack only.
+  boost::asio::awaitable<ReceiptsResult> answer_receipts(
+      ReceiptsVerb verb, const std::string& subject, const std::string& id,
+      const std::vector<std::string>& receipts,
+      std::chrono::milliseconds delay = std::chrono::milliseconds(0));
   // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
   // queue, for `wait` to pass, or for unsubscribe or shutdown, without holding a thread or the
   // strand. Cancelling the awaiting operation (the client went away) ends the wait and leaves
   // the messages queued.
+  // With `meta` (or on an ack-mode queue) the messages come as deliveries.
   boost::asio::awaitable<FetchResult> fetch(
       const std::string& subject, const std::string& id, std::size_t max,
-      std::chrono::milliseconds wait = std::chrono::milliseconds(0));
+      std::chrono::milliseconds wait = std::chrono::milliseconds(0), bool meta = false);
   boost::asio::awaitable<broker::UnsubscribeStatus> unsubscribe(const std::string& subject,
                                                                 const std::string& id);
   // Totals, and the `top_subjects` subjects with the most pending messages.
@@ -120,7 +142,10 @@ class BrokerService {
   // Never waits: the message is queued for the worker strand, or refused for what the broker would
   // refuse it for or because the queue is full. Calls from one thread reach the broker in call
   // order.
-  AsyncPublishStatus publish_async(std::string subject, broker::Message message);
+  // A `msg_id` (valid, or empty for none) is checked against the dedupe window when the publish
+  // reaches the broker: a duplicate is then not stored.
+  AsyncPublishStatus publish_async(std::string subject, broker::Message message,
+                                   std::string msg_id = {});
 
   // Shutdown, first step: every waiting fetch returns what it has ([]), and fetches from now on
   // do not wait.
@@ -139,13 +164,14 @@ class BrokerService {
   struct AsyncItem {
     std::string subject;
     broker::Message message;
+    std::string msg_id;
   };
 
   class PendingFetch;
 
   boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
                                                         const std::string& id, std::size_t max,
-                                                        std::chrono::milliseconds wait);
+                                                        std::chrono::milliseconds wait, bool meta);
   // The work on the broker, at once when the caller is on the strand's thread and shares it
   // (StrandThread::shared_with_callers), else through run_on(broker_strand_). With storage on, the
   // caller resumes once the records the work appended are written to the log; with `durable`,

@@ -24,7 +24,7 @@ struct Expected {
 };
 
 std::string row(const Expected& subject) {
-  return "{\"groups\":" + std::to_string(subject.groups) +
+  return "{\"groups\":" + std::to_string(subject.groups) + ",\"in_flight\":0" +
          ",\"pending_bytes\":" + std::to_string(subject.pending()) +
          ",\"pending_messages\":" + std::to_string(subject.pending()) + ",\"subject\":\"" +
          subject.subject + "\",\"subscriptions\":" + std::to_string(subject.subscriptions) + "}";
@@ -118,9 +118,10 @@ TEST(Stats, ManySubjectsAreRankedByPendingThenNameWithTotalsInStep) {
   EXPECT_EQ(most.substr(0, rows(subjects, 1000).size()), rows(subjects, 1000));
   const std::string totals =
       "\"totals\":{\"delivered_messages\":" + std::to_string(delivered) +
-      ",\"dropped_messages\":{\"message_ttl\":0,\"queue_full\":0,\"subscriber_ttl\":0,"
+      ",\"dropped_messages\":{\"max_deliveries\":0,\"message_ttl\":0,\"queue_full\":0,\"subscriber_"
+      "ttl\":0,"
       "\"unsubscribe\":" +
-      std::to_string(dropped) + "},\"pending_bytes\":" + std::to_string(pending) +
+      std::to_string(dropped) + "},\"in_flight\":0,\"pending_bytes\":" + std::to_string(pending) +
       ",\"pending_messages\":" + std::to_string(pending) +
       ",\"published_messages\":" + std::to_string(published) +
       ",\"subjects\":" + std::to_string(subjects.size()) +

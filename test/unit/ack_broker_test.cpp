@@ -270,7 +270,10 @@ TEST_F(DeliveryTest, MaxDeliveriesDeadLettersOrDrops) {
   (void)fetch(1);
   clock.advance(AckOptions::kDefaultAckWait);
   broker.expire_deliveries();
-  EXPECT_EQ(broker.totals().counters.max_deliveries_dropped, 1U) << "no dead-letter subscriber";
+  EXPECT_EQ(broker.totals().counters.dead_letter_dropped, 1U) << "no dead-letter subscriber";
+  EXPECT_EQ(broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::max_deliveries)],
+            0U)
+      << "a dead_letter was given";
   EXPECT_EQ(broker.totals().pending_messages, 0U);
 }
 

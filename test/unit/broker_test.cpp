@@ -351,15 +351,15 @@ TEST(Broker, MessagesABatchNeverStoresKeepTheirNumbers) {
 // A queue keeps its own count, bytes and stamps, and reports each change for the broker to apply.
 TEST(Queue, KeepsItsCountsAndReportsWhatChanged) {
   Topic topic;
-  Queue queue(topic, "a", false);
+  Queue queue(topic, "a", false, false);
   const TimePoint start{};
   const auto tick = std::chrono::milliseconds(10);
   const auto three = messages({"1", "22", std::string(30, '3')});
-  const QueueChange pushed = queue.push(three, 5, 33, start, tick);
+  const QueueChange pushed = queue.push(three, 5, 33, start, tick, SubjectRef{});
   EXPECT_EQ(pushed.messages, 3U);
   EXPECT_EQ(pushed.bytes, 33U);
   const auto one = messages({"4444"});
-  queue.push(one, 8, 4, start + std::chrono::milliseconds(50), tick);
+  queue.push(one, 8, 4, start + std::chrono::milliseconds(50), tick, SubjectRef{});
   EXPECT_EQ(queue.size(), 4U);
   EXPECT_EQ(queue.bytes(), 37U);
   EXPECT_EQ(queue.front_bytes(2), 3U);

@@ -136,16 +136,93 @@ TEST(JsonEncoding, StatsListRowsTotalsAndEveryDropReason) {
   totals.subjects = 1;
   totals.subscriptions = 2;
   totals.waiting_fetches = 1;
-  const std::vector<broker::SubjectStats> rows{{"a\"b", 2, 1, 1, 2}, {"c", 0, 0, 0, 0}};
+  totals.in_flight = 1;
+  totals.counters.dropped[static_cast<std::size_t>(broker::DropReason::max_deliveries)] = 6;
+  const std::vector<broker::SubjectStats> rows{{"a\"b", 2, 1, 1, 2, 1}, {"c", 0, 0, 0, 0, 0}};
   EXPECT_EQ(encode_stats(totals, rows, 9),
-            R"({"subjects":[{"groups":1,"pending_bytes":2,"pending_messages":1,"subject":"a\"b",)"
-            R"("subscriptions":2},{"groups":0,"pending_bytes":0,"pending_messages":0,)"
-            R"("subject":"c","subscriptions":0}],"totals":{"delivered_messages":4,)"
-            R"("dropped_messages":{"message_ttl":0,"queue_full":3,"subscriber_ttl":0,)"
-            R"("unsubscribe":0},"pending_bytes":2,"pending_messages":1,"published_messages":5,)"
+            R"({"subjects":[{"groups":1,"in_flight":1,"pending_bytes":2,"pending_messages":1,)"
+            R"("subject":"a\"b","subscriptions":2},{"groups":0,"in_flight":0,"pending_bytes":0,)"
+            R"("pending_messages":0,"subject":"c","subscriptions":0}],"totals":{)"
+            R"("delivered_messages":4,"dropped_messages":{"max_deliveries":6,"message_ttl":0,)"
+            R"("queue_full":3,"subscriber_ttl":0,"unsubscribe":0},"in_flight":1,)"
+            R"("pending_bytes":2,"pending_messages":1,"published_messages":5,)"
             R"("subjects":1,"subscriptions":2,"waiting_fetches":1},"uptime_seconds":9})"
             "\n");
   EXPECT_EQ(encode_stats({}, {}, 0).substr(0, 27), "{\"subjects\":[],\"totals\":{\"d");
+}
+
+TEST(JsonEncoding, AckModeAnswersHaveSortedKeys) {
+  broker::AckOptions options;
+  options.ack = true;
+  options.max_deliveries = 3;
+  options.dead_letter = "dlq";
+  EXPECT_EQ(encode_subscribed("i", "s", std::string("g"), options),
+            R"({"ack":true,"ack_wait_ms":30000,"dead_letter":"dlq","group":"g","id":"i",)"
+            R"("max_deliveries":3,"max_in_flight":1000,"subject":"s"})"
+            "\n");
+  EXPECT_EQ(encode_published(true), "{\"duplicate\":true,\"status\":\"ok\"}\n");
+  EXPECT_EQ(encode_published(false), "{\"duplicate\":false,\"status\":\"ok\"}\n");
+  EXPECT_EQ(encode_batch_published(2, 1), "{\"count\":2,\"duplicates\":1,\"status\":\"ok\"}\n");
+  EXPECT_EQ(encode_receipts_answer("nacked", 1, {"x"}),
+            "{\"nacked\":1,\"stale\":[\"x\"],\"status\":\"ok\"}\n");
+  auto message = broker::Message::create("a<");
+  message.set_seq(7);
+  broker::Deliveries one{{message, "s.x", 2, broker::Receipt{7, 2}}};
+  EXPECT_EQ(encode_deliveries(broker::Deliveries(one), true, "i", "s.*"),
+            R"({"id":"i","messages":[{"data":"a\u003c","deliveries":2,"receipt":"7-2",)"
+            R"("seq":7,"subject":"s.x"}],"subject":"s.*"})"
+            "\n");
+  EXPECT_EQ(encode_deliveries(std::move(one), false, "i", "s.*"),
+            R"({"id":"i","messages":[{"data":"a\u003c","seq":7,"subject":"s.x"}],)"
+            R"("subject":"s.*"})"
+            "\n");
+}
+
+TEST(JsonDecoding, AckOptionsKeepOutOfRangeValuesOutOfRange) {
+  auto request =
+      decode_subscribe(R"({"subject":"s","ack":true,"ack_wait_ms":-1,"max_deliveries":99999999999,)"
+                       R"("max_in_flight":5,"dead_letter":"d"})");
+  ASSERT_TRUE(request);
+  EXPECT_TRUE(request->ack.ack);
+  EXPECT_TRUE(request->ack_options_given);
+  EXPECT_FALSE(broker::is_valid(request->ack, 256));
+  EXPECT_EQ(request->ack.max_in_flight, 5U);
+  EXPECT_EQ(request->ack.dead_letter, "d");
+  request = decode_subscribe(R"({"subject":"s","max_in_flight":5})");
+  ASSERT_TRUE(request);
+  EXPECT_FALSE(request->ack.ack);
+  EXPECT_TRUE(request->ack_options_given);
+  EXPECT_FALSE(decode_subscribe(R"({"subject":"s","ack":1})"));
+  EXPECT_FALSE(decode_subscribe(R"({"subject":"s","ack":true,"ack_wait_ms":1000.5})"));
+}
+
+TEST(JsonDecoding, MsgIdsAreOnePerMessageOfOneTo128Bytes) {
+  const auto single = decode_publish(R"({"subject":"s","data":"a","msg_id":"k"})");
+  ASSERT_TRUE(single);
+  EXPECT_EQ(single->msg_ids, std::vector<std::string>{"k"});
+  EXPECT_FALSE(decode_publish(R"({"subject":"s","data":"a","msg_id":""})"));
+  EXPECT_FALSE(
+      decode_publish(R"({"subject":"s","data":"a","msg_id":")" + std::string(129, 'k') + "\"}"));
+  EXPECT_TRUE(
+      decode_publish(R"({"subject":"s","data":"a","msg_id":")" + std::string(128, 'k') + "\"}"));
+  EXPECT_FALSE(decode_publish_batch(R"({"subject":"s","data":["a","b"],"msg_ids":["k"]})"));
+  EXPECT_FALSE(decode_publish_batch(R"({"subject":"s","data":["a"],"msg_ids":[1]})"));
+  const auto batch =
+      decode_publish_batch(R"({"subject":"s","data":["a","b"],"msg_ids":["k","l"]})");
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->msg_ids, (std::vector<std::string>{"k", "l"}));
+}
+
+TEST(JsonDecoding, ReceiptsAreStringsAndDelayOnlyForNack) {
+  const auto nack =
+      decode_receipts(R"({"subject":"s","id":"i","receipts":["a","b"],"delay_ms":5})", true);
+  ASSERT_TRUE(nack);
+  EXPECT_EQ(nack->receipts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(nack->delay_ms, 5U);
+  EXPECT_FALSE(decode_receipts(R"({"subject":"s","id":"i","receipts":[1]})", false));
+  EXPECT_FALSE(decode_receipts(R"({"subject":"s","id":"i","receipts":"a"})", false));
+  EXPECT_FALSE(decode_receipts(R"({"subject":"s","id":"i","delay_ms":"5"})", true));
+  EXPECT_FALSE(decode_receipts("[]", false));
 }
 
 TEST(JsonEncoding, ResponsesHaveSortedKeysAndATrailingNewline) {
