@@ -90,7 +90,7 @@ enum class DropReason : std::size_t {
   queue_full,  // max-pending-per-queue under `drop-oldest`
   subscriber_ttl,
   unsubscribe,
-  max_deliveries,  // nacked or timed out at max_deliveries, with no dead_letter subscriber
+  max_deliveries,  // nacked or timed out at max_deliveries, without a dead_letter subject
   count
 };
 inline constexpr DropReason drop_reasons_by_name[] = {
@@ -106,8 +106,9 @@ struct Counters {
   std::uint64_t acked = 0;
   std::uint64_t nacked = 0;
   std::uint64_t redelivered = 0;
-  std::uint64_t dead_lettered = 0;  // published to a dead_letter subject
-  std::uint64_t duplicates = 0;     // refused by msg_id
+  std::uint64_t dead_lettered = 0;        // published to a dead_letter subject
+  std::uint64_t dead_letter_dropped = 0;  // for a dead_letter subject nobody subscribes to
+  std::uint64_t duplicates = 0;           // refused by msg_id
 };
 
 struct Totals {
