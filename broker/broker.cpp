@@ -644,6 +644,7 @@ std::optional<TimePoint> Broker::next_deadline() const {
 
 void Broker::expire_deliveries() {
   const TimePoint now = clock_.now();
+  std::vector<Queue*> touched;
   while (!deadlines_.empty() && std::get<0>(*deadlines_.begin()) <= now) {
     const auto [due, queue, seq] = *deadlines_.begin();
     deadlines_.erase(deadlines_.begin());
@@ -654,6 +655,12 @@ void Broker::expire_deliveries() {
       answered(*queue, state);
     }
     settle(*queue, entry);
+    if (std::find(touched.begin(), touched.end(), queue) == touched.end()) {
+      touched.push_back(queue);
+    }
+  }
+  // After every message due: a waiting fetch takes all of them, as a fetch then would.
+  for (Queue* queue : touched) {
     serve_waiters(*queue);
   }
 }
