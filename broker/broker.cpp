@@ -350,7 +350,17 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
   if (bound > 0 && !drop_oldest) {
     for (const Queue* queue : matched_) {
-      if (queue->size() + messages.size() > bound) {
+      if (queue->held() + messages.size() > bound) {
+        return PublishStatus::queue_full;
+      }
+    }
+  }
+  if (drop_oldest) {
+    // drop-oldest only drops messages never delivered: one a consumer holds would lose its ack
+    // without a word. When those in flight or pending again leave no room, the publish is refused.
+    const std::size_t kept = std::min<std::size_t>(messages.size(), bound);
+    for (const Queue* queue : matched_) {
+      if (queue->held() - queue->size() + kept > bound) {
         return PublishStatus::queue_full;
       }
     }
@@ -411,9 +421,9 @@ std::uint64_t Broker::plan_drops(std::size_t count, std::uint64_t& freed_bytes) 
   std::uint64_t freed = 0;
   drops_.clear();
   for (Queue* queue : matched_) {
-    const std::size_t held = queue->size();
+    const std::size_t held = queue->held();
     const std::size_t drop =
-        held + count > bound ? std::min<std::size_t>(held, held + count - bound) : 0;
+        held + count > bound ? std::min<std::size_t>(queue->size(), held + count - bound) : 0;
     freed_bytes += queue->front_bytes(drop);
     drops_.push_back(drop);
     freed += drop;

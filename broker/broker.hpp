@@ -225,6 +225,10 @@ class Queue {
   [[nodiscard]] bool empty() const noexcept { return messages_.empty(); }
   [[nodiscard]] std::size_t size() const noexcept { return messages_.size(); }
   [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+  // Every message the queue holds: in ack mode also those in flight and pending again.
+  [[nodiscard]] std::size_t held() const noexcept {
+    return size() + (ack_ ? ack_->delivered.size() + ack_->again.size() : 0);
+  }
   [[nodiscard]] Topic& topic() const noexcept { return *topic_; }
   [[nodiscard]] std::string_view name() const noexcept { return name_; }
   [[nodiscard]] bool grouped() const noexcept { return grouped_; }

@@ -312,5 +312,162 @@ TEST_F(DeliveryTest, InFlightCountsTowardMaxPending) {
   EXPECT_EQ(bounded.publish("t", messages({"y"})), PublishStatus::overflow);
 }
 
+class CountingWaiter final : public Waiter {
+ public:
+  void wake() override { ++woken; }
+  int woken = 0;
+};
+
+std::vector<std::uint32_t> counts_of(const Deliveries& deliveries) {
+  std::vector<std::uint32_t> counts;
+  for (const Delivery& delivery : deliveries) {
+    counts.push_back(delivery.deliveries);
+  }
+  return counts;
+}
+
+TEST_F(DeliveryTest, ThePlainFetchDeliversOnAnAckModeQueue) {
+  ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, ack_mode()), SubscribeStatus::ok);
+  publish({"x"});
+  Fetched fetched;
+  ASSERT_EQ(broker.fetch("t", "a", 10, false, fetched), FetchStatus::ok);
+  EXPECT_TRUE(fetched.ack);
+  EXPECT_TRUE(fetched.messages.empty());
+  ASSERT_EQ(fetched.deliveries.size(), 1U);
+  EXPECT_EQ(fetched.deliveries[0].subject, "t");
+  EXPECT_EQ(fetched.deliveries[0].receipt, (Receipt{1, 1}));
+  EXPECT_EQ(broker.totals().pending_messages, 1U) << "in flight is still pending";
+  EXPECT_EQ(broker.totals().in_flight, 1U);
+  ASSERT_EQ(broker.ack("t", "a", receipts_of(fetched.deliveries)).applied, 1U);
+  EXPECT_EQ(broker.totals().in_flight, 0U);
+  EXPECT_EQ(broker.totals().pending_messages, 0U);
+}
+
+TEST_F(DeliveryTest, AWaitingFetchWakesOnANackAndOnATimeoutWithEverythingDue) {
+  ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, ack_mode()), SubscribeStatus::ok);
+  publish({"x", "y"});
+  const Deliveries first = fetch(10);
+  CountingWaiter waiter;
+  ASSERT_EQ(broker.fetch_or_wait("t", "a", 10, waiter), FetchStatus::waiting);
+  ASSERT_EQ(broker.nack("t", "a", {receipts_of(first).data(), 1}, milliseconds(0)).applied, 1U);
+  EXPECT_EQ(waiter.woken, 1);
+  EXPECT_TRUE(waiter.ack);
+  EXPECT_EQ(texts_of(waiter.deliveries), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(counts_of(waiter.deliveries), (std::vector<std::uint32_t>{2}));
+
+  CountingWaiter later;
+  ASSERT_EQ(broker.fetch_or_wait("t", "a", 10, later), FetchStatus::waiting);
+  clock.advance(AckOptions::kDefaultAckWait);
+  broker.expire_deliveries();
+  EXPECT_EQ(later.woken, 1);
+  EXPECT_EQ(texts_of(later.deliveries), (std::vector<std::string>{"x", "y"}))
+      << "both were due at once";
+  EXPECT_EQ(counts_of(later.deliveries), (std::vector<std::uint32_t>{3, 2}));
+}
+
+TEST_F(DeliveryTest, AnAckThatMakesRoomUnderMaxInFlightWakesAWaitingFetch) {
+  AckOptions one = ack_mode();
+  one.max_in_flight = 1;
+  ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, one), SubscribeStatus::ok);
+  publish({"x", "y"});
+  const Deliveries first = fetch(10);
+  ASSERT_EQ(first.size(), 1U);
+  CountingWaiter waiter;
+  ASSERT_EQ(broker.fetch_or_wait("t", "a", 10, waiter), FetchStatus::waiting);
+  ASSERT_EQ(broker.ack("t", "a", receipts_of(first)).applied, 1U);
+  EXPECT_EQ(waiter.woken, 1);
+  EXPECT_EQ(texts_of(waiter.deliveries), (std::vector<std::string>{"y"}));
+}
+
+TEST(DeliverySubjectTest, EachMessageKeepsTheSubjectItWasPublishedTo) {
+  test::ManualClock clock;
+  Broker broker(Limits{}, clock);
+  ASSERT_EQ(broker.subscribe("a", "t.*", std::nullopt, ack_mode()), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("p", "t.*", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.publish("t.one", messages({"1"})), PublishStatus::ok);
+  ASSERT_EQ(broker.publish("t.two", messages({"2"})), PublishStatus::ok);
+  Fetched fetched;
+  ASSERT_EQ(broker.fetch("t.*", "a", 10, false, fetched), FetchStatus::ok);
+  ASSERT_EQ(fetched.deliveries.size(), 2U);
+  EXPECT_EQ(fetched.deliveries[0].subject, "t.one");
+  EXPECT_EQ(fetched.deliveries[1].subject, "t.two");
+  clock.advance(AckOptions::kDefaultAckWait);
+  broker.expire_deliveries();
+  Fetched again;
+  ASSERT_EQ(broker.fetch("t.*", "a", 10, false, again), FetchStatus::ok);
+  ASSERT_EQ(again.deliveries.size(), 2U);
+  EXPECT_EQ(again.deliveries[1].subject, "t.two") << "a redelivery keeps it";
+  Fetched meta;
+  ASSERT_EQ(broker.fetch("t.*", "p", 10, true, meta), FetchStatus::ok);
+  EXPECT_FALSE(meta.ack);
+  ASSERT_EQ(meta.deliveries.size(), 2U);
+  EXPECT_EQ(meta.deliveries[0].subject, "t.one");
+  EXPECT_EQ(meta.deliveries[0].deliveries, 0U);
+  EXPECT_EQ(meta.deliveries[1].message.seq(), 2U);
+  EXPECT_EQ(broker.totals().pending_messages, 2U) << "a plain meta fetch consumes";
+}
+
+TEST(DeliveryStatsTest, InFlightIsCountedPerSubjectAndInTotals) {
+  Broker broker(Limits{});
+  ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, ack_mode()), SubscribeStatus::ok);
+  ASSERT_EQ(broker.publish("t", messages({"1", "2", "3"})), PublishStatus::ok);
+  Deliveries out;
+  ASSERT_EQ(broker.fetch_deliveries("t", "a", 2, out), FetchStatus::ok);
+  EXPECT_EQ(broker.totals().in_flight, 2U);
+  const auto rows = broker.top_subjects(10);
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].in_flight, 2U);
+  EXPECT_EQ(rows[0].pending_messages, 3U);
+  ASSERT_EQ(broker.unsubscribe("t", "a"), UnsubscribeStatus::ok);
+  EXPECT_EQ(broker.totals().in_flight, 0U);
+  EXPECT_EQ(broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::unsubscribe)],
+            3U);
+}
+
+TEST(DeliveryLimitsTest, MaxPendingPerQueueCountsInFlightAndDropOldestKeepsThem) {
+  for (const SlowQueuePolicy policy : {SlowQueuePolicy::reject, SlowQueuePolicy::drop_oldest}) {
+    Limits limits;
+    limits.max_pending_per_queue = 2;
+    limits.slow_queue_policy = policy;
+    Broker broker(limits);
+    ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, ack_mode()), SubscribeStatus::ok);
+    ASSERT_EQ(broker.publish("t", messages({"1", "2"})), PublishStatus::ok);
+    Deliveries out;
+    ASSERT_EQ(broker.fetch_deliveries("t", "a", 2, out), FetchStatus::ok);
+    EXPECT_EQ(broker.publish("t", messages({"3"})), PublishStatus::queue_full)
+        << "two in flight fill the queue";
+    ASSERT_EQ(broker.ack("t", "a", {receipts_of(out).data(), 1}).applied, 1U);
+    EXPECT_EQ(broker.publish("t", messages({"3"})), PublishStatus::ok);
+    if (policy == SlowQueuePolicy::drop_oldest) {
+      EXPECT_EQ(broker.publish("t", messages({"4"})), PublishStatus::ok);
+      EXPECT_EQ(broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::queue_full)],
+                1U)
+          << "3, never delivered, made room; 2, in flight, stayed";
+      Deliveries next;
+      ASSERT_EQ(broker.fetch_deliveries("t", "a", 10, next), FetchStatus::ok);
+      EXPECT_EQ(texts_of(next), (std::vector<std::string>{"4"}));
+    }
+  }
+}
+
+TEST(DeliveryLimitsTest, MessageTtlDropsOnlyMessagesNeverDelivered) {
+  test::ManualClock clock;
+  Limits limits;
+  limits.message_ttl = milliseconds(1000);
+  Broker broker(limits, clock);
+  AckOptions long_wait = ack_mode();
+  long_wait.ack_wait = milliseconds(5000);
+  ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, long_wait), SubscribeStatus::ok);
+  ASSERT_EQ(broker.publish("t", messages({"1", "2"})), PublishStatus::ok);
+  Deliveries out;
+  ASSERT_EQ(broker.fetch_deliveries("t", "a", 1, out), FetchStatus::ok);
+  clock.advance(milliseconds(2000));
+  broker.expire();
+  EXPECT_EQ(broker.totals().counters.dropped[static_cast<std::size_t>(DropReason::message_ttl)],
+            1U);
+  EXPECT_EQ(broker.ack("t", "a", receipts_of(out)).applied, 1U)
+      << "a delivered message is left to its ack_wait";
+}
+
 }  // namespace
 }  // namespace gophermq::broker
