@@ -722,10 +722,11 @@ FetchStatus Broker::fetch_or_wait(std::string_view subject, std::string_view id,
                                   Waiter& waiter, bool meta) {
   Fetched fetched;
   const FetchStatus status = fetch(subject, id, max, meta, fetched);
+  const bool handed_out = !fetched.empty();
   waiter.messages = std::move(fetched.messages);
   waiter.deliveries = std::move(fetched.deliveries);
   waiter.ack = fetched.ack;
-  if (status != FetchStatus::ok || !fetched.empty()) {
+  if (status != FetchStatus::ok || handed_out) {
     return status;
   }
   Subscription& subscription = *find_subscription(subject, id);

@@ -339,6 +339,14 @@ void BrokerService::arm_deadline_timer() {
 }
 
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
+                                                     const std::optional<std::string>& group) {
+  // Not a default argument: GCC 12 destroys a default argument's temporary of a co_awaited call
+  // twice.
+  static const broker::AckOptions plain;
+  return subscribe(subject, group, plain);
+}
+
+asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
                                                      const std::optional<std::string>& group,
                                                      const broker::AckOptions& options) {
   return on_broker(true, [this, id = new_subscription_id(), &subject = subject, &group = group,

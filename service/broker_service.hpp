@@ -105,8 +105,11 @@ class BrokerService {
   // Allocates the subscription's id, which is the subscriber's credential: a version 4 UUID from
   // the kernel's CSPRNG.
   boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
+                                               const std::optional<std::string>& group);
+  // `options` must outlive the call (API.md §9 ack mode when options.ack).
+  boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
                                                const std::optional<std::string>& group,
-                                               const broker::AckOptions& options = {});
+                                               const broker::AckOptions& options);
   boost::asio::awaitable<broker::PublishStatus> publish(
       const std::string& subject, const std::vector<broker::Message>& messages);
   // Idempotent publish (API.md §9): `msg_ids` empty or one per message.

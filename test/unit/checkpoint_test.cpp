@@ -265,7 +265,8 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
   add("subscribe with a group, not grouped", 0, [](Record& r) { r.grouped = false; });
   add("subscribe with messages", 0, [&](Record& r) { r.messages = batch; });
   add("unsubscribe with a time", 1, [](Record& r) { r.time = 1; });
-  add("unsubscribe for an unknown reason", 1, [](Record& r) { r.reason = 4; });
+  add("unsubscribe for an unknown reason", 1,
+      [](Record& r) { r.reason = static_cast<std::uint8_t>(DropReason::count); });
   add("unsubscribe with a subject", 1, [](Record& r) { r.subject = "a"; });
   add("publish with an id", 2, [](Record& r) { r.id = "s"; });
   add("publish grouped", 2, [](Record& r) { r.grouped = true; });

@@ -79,6 +79,7 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"broker.max-wait-ms", "21"},
       {"broker.subscriber-ttl", "22s"},
       {"broker.message-ttl", "23s"},
+      {"broker.dedupe-window", "45s"},
       {"broker.async-queue-size", "24"},
       {"broker.async-queue-bytes", "25"},
       {"broker.idle-timeout", "26s"},
@@ -113,6 +114,8 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
   EXPECT_EQ(load_config({"--broker.shutdown-timeout=30ms"}).shutdown_timeout,
             std::chrono::milliseconds(30));
   EXPECT_EQ(load_config({"--logger.level=warning"}).log_level, LogLevel::warn);
+  EXPECT_EQ(load_config({"--broker.dedupe-window=0"}).broker.dedupe_window,
+            std::chrono::milliseconds(0));
 }
 
 TEST(Config, CommandLineBeatsEnvironmentBeatsFileBeatsDefaults) {
