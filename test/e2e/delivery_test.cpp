@@ -151,10 +151,13 @@ TEST_F(Delivery, StatsShowTotalsAndTheBusiestSubjects) {
   EXPECT_EQ(response.header("content-type"), "application/json; charset=UTF-8");
   const std::regex shape(
       R"(\{"subjects":\[)"
-      R"(\{"groups":1,"pending_bytes":6,"pending_messages":4,"subject":"busy","subscriptions":2\},)"
-      R"(\{"groups":0,"pending_bytes":0,"pending_messages":0,"subject":"quiet","subscriptions":1\}\],)"
+      R"(\{"groups":1,"in_flight":0,"pending_bytes":6,"pending_messages":4,"subject":"busy",)"
+      R"("subscriptions":2\},)"
+      R"(\{"groups":0,"in_flight":0,"pending_bytes":0,"pending_messages":0,"subject":"quiet",)"
+      R"("subscriptions":1\}\],)"
       R"("totals":\{"delivered_messages":0,)"
-      R"("dropped_messages":\{"message_ttl":0,"queue_full":0,"subscriber_ttl":0,"unsubscribe":0\},)"
+      R"("dropped_messages":\{"max_deliveries":0,"message_ttl":0,"queue_full":0,"subscriber_ttl":0,)"
+      R"("unsubscribe":0\},"in_flight":0,)"
       R"("pending_bytes":6,"pending_messages":4,"published_messages":2,"subjects":2,)"
       R"("subscriptions":3,"waiting_fetches":0\},"uptime_seconds":\d+\}\n)");
   EXPECT_TRUE(std::regex_match(response.body, shape)) << response.body;
