@@ -62,6 +62,48 @@ TEST(BrokerService, SubscribeAllocatesDistinctVersion4UuidsThatFetchAccepts) {
   EXPECT_EQ(ids.size(), 100U);
 }
 
+// Like run, but returns once `operation` is done: the ack deadline timer keeps the context busy.
+template <typename Result>
+Result run_until_done(asio::io_context& context, asio::awaitable<Result> operation) {
+  auto future = asio::co_spawn(context, std::move(operation), asio::use_future);
+  context.restart();
+  while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+    context.run_one();
+  }
+  return future.get();
+}
+
+TEST(BrokerService, AckModeFetchesDeliverAndReceiptsAnswerStaleAsSentInOrder) {
+  asio::io_context context;
+  const auto run = [&context](auto operation) {
+    return run_until_done(context, std::move(operation));
+  };
+  BrokerService service(context.get_executor(), Limits{}, 8);
+  broker::AckOptions options;
+  options.ack = true;
+  const Subscribed subscribed = run(service.subscribe("s", std::nullopt, options));
+  ASSERT_EQ(subscribed.status, SubscribeStatus::ok);
+  const std::vector<Message> two{Message::create("a"), Message::create("b")};
+  const std::vector<std::string> ids{"k1", "k2"};
+  EXPECT_EQ(run(service.publish("s", two, ids)).duplicates, 0U);
+  EXPECT_EQ(run(service.publish("s", two, ids)).duplicates, 2U);
+  const FetchResult fetched = run(service.fetch("s", subscribed.id, 10));
+  ASSERT_TRUE(fetched.ack);
+  ASSERT_EQ(fetched.deliveries.size(), 2U);
+  const std::string first = broker::format_receipt(fetched.deliveries[0].receipt);
+  const std::string second = broker::format_receipt(fetched.deliveries[1].receipt);
+  const auto acked = run(service.answer_receipts(service::ReceiptsVerb::ack, "s", subscribed.id,
+                                                 {"junk", first, first, second, "1-9"}));
+  EXPECT_EQ(acked.status, broker::AckStatus::ok);
+  EXPECT_EQ(acked.applied, 2U);
+  EXPECT_EQ(acked.stale, (std::vector<std::string>{"junk", first, "1-9"}));
+  const Subscribed plain = run(service.subscribe("s", std::nullopt));
+  const auto on_plain =
+      run(service.answer_receipts(service::ReceiptsVerb::nack, "s", plain.id, {first}));
+  EXPECT_EQ(on_plain.applied, 0U);
+  EXPECT_EQ(on_plain.stale, std::vector<std::string>{first}) << "a plain queue delivers nothing";
+}
+
 TEST(BrokerService, AsyncQueueRefusesBeyondItsCapacityUntilTheWorkerDrains) {
   asio::io_context context;
   BrokerService service(context.get_executor(), Limits{}, 2);
