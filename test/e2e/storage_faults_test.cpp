@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -32,10 +33,18 @@
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/power_loss.hpp"
+#include "support/sanitizers.hpp"
 #include "support/total_queue.hpp"
 
 namespace gophermq::test {
 namespace {
+
+#ifdef GOPHERMQ_TEST_SANITIZED
+constexpr auto kIntervalLossBound = std::chrono::milliseconds(1000);
+#else
+constexpr auto kIntervalLossBound = std::chrono::milliseconds(250);
+#endif
+
 namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
@@ -422,7 +431,8 @@ TEST(StorageFaults, PowerLossWithFsyncIntervalLosesOnlyTheLastIntervalsPublishes
   const auto result = history.check(Delivery::at_least_once, true);
   EXPECT_TRUE(result.errors.empty()) << result.describe();
   // A lost message was answered in the last interval before a kill, give or take the time the
-  // writer takes to get to its fdatasync on a busy machine.
+  // writer takes to get to its fdatasync on a busy machine (several times longer under a
+  // sanitizer: 326 ms was seen under ASan on a 2-core machine with two compilers running).
   std::set<std::string> lost;
   auto worst = 0ms;
   for (const auto& missing : result.missing) {
@@ -435,7 +445,7 @@ TEST(StorageFaults, PowerLossWithFsyncIntervalLosesOnlyTheLastIntervalsPublishes
   std::cout << "fsync=interval (20ms), " << cycles << " power losses: " << lost.size()
             << " answered messages lost, the oldest answered " << worst.count()
             << " ms before its power loss; " << result.describe() << "\n";
-  EXPECT_LE(worst, 250ms);
+  EXPECT_LE(worst, kIntervalLossBound);
   // The interval's fdatasync did run: what was published earlier survived.
   EXPECT_GT(result.received, 0u);
 }

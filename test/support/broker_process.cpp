@@ -142,6 +142,14 @@ int BrokerProcess::wait_for_exit(std::chrono::milliseconds timeout) {
   // Reading the log to its end is the event: the pipe closes when the process exits.
   while (read_more(deadline)) {
   }
+  // The log still open at the deadline: the process did not exit, and waiting for it would hang
+  // the test instead of failing it.
+  if (std::chrono::steady_clock::now() >= deadline) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    exited_ = true;
+    throw std::runtime_error("the broker did not exit within the timeout:\n" + log_);
+  }
   int status = 0;
   if (waitpid(pid_, &status, 0) != pid_) {
     throw std::runtime_error("waitpid failed");

@@ -124,16 +124,34 @@ TotalQueue::Result TotalQueue::check(Delivery delivery, bool loss_allowed) const
     }
 
     // Each consumer's own fetches are sequential, so what one consumer receives from one
-    // publisher follows that publisher's order; a redelivery (at_least_once) is skipped.
+    // publisher follows that publisher's order; a redelivery (at_least_once) is skipped. In a
+    // group, a message another member took before a power loss comes back after later ones this
+    // member already has: that is a redelivery too, when another member received it before or
+    // had a fetch whose answer never came (it may have taken it).
     std::map<std::string, std::set<std::string>> seen;
+    std::map<std::string, std::string> first_receiver;  // body → the consumer that received it
+    std::set<std::string> unanswered;                   // consumers with an unknown fetch so far
     std::map<std::pair<std::string, std::string>, std::size_t> last;
+    const auto redelivered_from_another = [&](const std::string& consumer,
+                                              const std::string& body) {
+      if (delivery != Delivery::at_least_once) return false;
+      const auto receiver = first_receiver.find(body);
+      return (receiver != first_receiver.end() && receiver->second != consumer) ||
+             unanswered.size() > (unanswered.contains(consumer) ? 1U : 0U);
+    };
     for (const auto& fetch : fetches) {
+      if (fetch.outcome == Outcome::unknown) {
+        unanswered.insert(fetch.consumer);
+      }
       for (const auto& body : fetch.received) {
         const auto found = published_.find(body);
         if (found == published_.end() || !seen[fetch.consumer].insert(body).second) continue;
         const Published& publish = found->second;
         const auto key = std::make_pair(fetch.consumer, publish.publisher);
         const auto previous = last.find(key);
+        const bool excused = redelivered_from_another(fetch.consumer, body);
+        first_receiver.emplace(body, fetch.consumer);
+        if (excused) continue;
         if (previous != last.end() && publish.position <= previous->second) {
           fail(queue, "consumer " + fetch.consumer + " received " + body + " (#" +
                           std::to_string(publish.position) + " of " + publish.publisher +
