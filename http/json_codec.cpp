@@ -315,7 +315,11 @@ bool decode_msg_ids(const ParsedObject& parsed, bool batch, PublishRequest& requ
   return std::ranges::all_of(given->get_array(), add);
 }
 
+// The subject and id of a valid object body; nothing for any other body.
 std::optional<SubscriptionRequest> decode_subject_and_id(const ParsedObject& body) {
+  if (!body.valid()) {
+    return std::nullopt;
+  }
   const auto subject = owned(body.string_field("subject"));
   const auto id = owned(body.string_field("id"));
   if (!subject || !id) {
@@ -418,9 +422,6 @@ std::optional<PublishRequest> decode_publish_batch(std::string_view body) {
 
 std::optional<FetchRequest> decode_fetch(std::string_view body) {
   const ParsedObject parsed(body);
-  if (!parsed.valid()) {
-    return std::nullopt;
-  }
   const auto subject_and_id = decode_subject_and_id(parsed);
   if (!subject_and_id) {
     return std::nullopt;
@@ -449,18 +450,11 @@ std::optional<FetchRequest> decode_fetch(std::string_view body) {
 }
 
 std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body) {
-  const ParsedObject parsed(body);
-  if (!parsed.valid()) {
-    return std::nullopt;
-  }
-  return decode_subject_and_id(parsed);
+  return decode_subject_and_id(ParsedObject(body));
 }
 
 std::optional<ReceiptsRequest> decode_receipts(std::string_view body, bool delay) {
   const ParsedObject parsed(body);
-  if (!parsed.valid()) {
-    return std::nullopt;
-  }
   const auto subject_and_id = decode_subject_and_id(parsed);
   if (!subject_and_id) {
     return std::nullopt;

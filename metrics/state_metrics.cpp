@@ -3,9 +3,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace gophermq::metrics {
 namespace {
@@ -42,6 +45,24 @@ prometheus::MetricFamily single_counter(std::string name, std::string help, doub
   auto result = family(std::move(name), std::move(help), prometheus::MetricType::Counter);
   result.metric.push_back(counter_value(value));
   return result;
+}
+
+// One family of one unlabelled value: a row of the tables broker_families adds.
+struct Single {
+  const char* name;
+  const char* help;
+  prometheus::MetricType type;
+  std::uint64_t value;
+};
+
+void add_singles(std::vector<prometheus::MetricFamily>& families,
+                 std::initializer_list<Single> singles) {
+  for (const Single& single : singles) {
+    const auto value = static_cast<double>(single.value);
+    families.push_back(single.type == prometheus::MetricType::Gauge
+                           ? single_gauge(single.name, single.help, value)
+                           : single_counter(single.name, single.help, value));
+  }
 }
 
 double resident_memory_bytes() {
@@ -82,21 +103,20 @@ double max_descriptors() {
 std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnapshot& snapshot) {
   const broker::Totals& totals = snapshot.totals;
   std::vector<prometheus::MetricFamily> families;
-  families.push_back(single_gauge("gophermq_pending_messages",
-                                  "Messages stored, one per queue holding it.",
-                                  static_cast<double>(totals.pending_messages)));
-  families.push_back(single_gauge("gophermq_pending_bytes", "Message bytes stored, likewise.",
-                                  static_cast<double>(totals.pending_bytes)));
-  families.push_back(single_gauge("gophermq_subscriptions", "Live subscriptions.",
-                                  static_cast<double>(totals.subscriptions)));
-  families.push_back(single_gauge("gophermq_subjects", "Subjects with at least one subscription.",
-                                  static_cast<double>(totals.subjects)));
-  families.push_back(single_counter("gophermq_published_messages_total",
-                                    "Messages accepted by publish, once per message.",
-                                    static_cast<double>(totals.counters.published)));
-  families.push_back(single_counter("gophermq_delivered_messages_total",
-                                    "Messages handed to consumers by fetch.",
-                                    static_cast<double>(totals.counters.delivered)));
+  using prometheus::MetricType;
+  add_singles(
+      families,
+      {{"gophermq_pending_messages", "Messages stored, one per queue holding it.",
+        MetricType::Gauge, totals.pending_messages},
+       {"gophermq_pending_bytes", "Message bytes stored, likewise.", MetricType::Gauge,
+        totals.pending_bytes},
+       {"gophermq_subscriptions", "Live subscriptions.", MetricType::Gauge, totals.subscriptions},
+       {"gophermq_subjects", "Subjects with at least one subscription.", MetricType::Gauge,
+        totals.subjects},
+       {"gophermq_published_messages_total", "Messages accepted by publish, once per message.",
+        MetricType::Counter, totals.counters.published},
+       {"gophermq_delivered_messages_total", "Messages handed to consumers by fetch.",
+        MetricType::Counter, totals.counters.delivered}});
   auto dropped = family("gophermq_dropped_messages_total",
                         "Stored messages removed other than by fetch, by reason.",
                         prometheus::MetricType::Counter);
@@ -106,16 +126,16 @@ std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnap
         {"reason", std::string(name_of(reason))}));
   }
   families.push_back(std::move(dropped));
-  families.push_back(single_gauge("gophermq_in_flight_messages",
-                                  "Ack-mode messages delivered and not yet acked, nacked or due.",
-                                  static_cast<double>(totals.in_flight)));
-  families.push_back(single_counter("gophermq_acked_messages_total", "Ack-mode deliveries acked.",
-                                    static_cast<double>(totals.counters.acked)));
-  families.push_back(single_counter("gophermq_nacked_messages_total", "Ack-mode deliveries nacked.",
-                                    static_cast<double>(totals.counters.nacked)));
-  families.push_back(single_counter("gophermq_redelivered_messages_total",
-                                    "Ack-mode messages delivered again after a nack or timeout.",
-                                    static_cast<double>(totals.counters.redelivered)));
+  add_singles(families, {{"gophermq_in_flight_messages",
+                          "Ack-mode messages delivered and not yet acked, nacked or due.",
+                          MetricType::Gauge, totals.in_flight},
+                         {"gophermq_acked_messages_total", "Ack-mode deliveries acked.",
+                          MetricType::Counter, totals.counters.acked},
+                         {"gophermq_nacked_messages_total", "Ack-mode deliveries nacked.",
+                          MetricType::Counter, totals.counters.nacked},
+                         {"gophermq_redelivered_messages_total",
+                          "Ack-mode messages delivered again after a nack or timeout.",
+                          MetricType::Counter, totals.counters.redelivered}});
   auto dead = family("gophermq_dead_letter_messages_total",
                      "Messages past max_deliveries with a dead_letter subject, by outcome: "
                      "published there, or dropped for want of subscribers.",
@@ -145,17 +165,17 @@ std::vector<prometheus::MetricFamily> broker_families(const service::ServiceSnap
         {"reason", std::string(name_of(static_cast<service::AsyncFailure>(reason)))}));
   }
   families.push_back(std::move(failed));
-  families.push_back(single_gauge(
-      "gophermq_storage_bytes", "Bytes the write-ahead log holds on disk, reserved space included.",
-      static_cast<double>(snapshot.storage.bytes)));
-  families.push_back(single_gauge("gophermq_storage_files", "Files of the write-ahead log.",
-                                  static_cast<double>(snapshot.storage.files)));
-  families.push_back(single_counter("gophermq_storage_recovered_records_total",
-                                    "Log records replayed by the recovery at start.",
-                                    static_cast<double>(snapshot.recovery.records)));
-  families.push_back(single_counter("gophermq_storage_truncated_bytes_total",
-                                    "Bytes of a torn or corrupt log tail cut off at start.",
-                                    static_cast<double>(snapshot.recovery.truncated_bytes)));
+  add_singles(families, {{"gophermq_storage_bytes",
+                          "Bytes the write-ahead log holds on disk, reserved space included.",
+                          MetricType::Gauge, snapshot.storage.bytes},
+                         {"gophermq_storage_files", "Files of the write-ahead log.",
+                          MetricType::Gauge, snapshot.storage.files},
+                         {"gophermq_storage_recovered_records_total",
+                          "Log records replayed by the recovery at start.", MetricType::Counter,
+                          snapshot.recovery.records},
+                         {"gophermq_storage_truncated_bytes_total",
+                          "Bytes of a torn or corrupt log tail cut off at start.",
+                          MetricType::Counter, snapshot.recovery.truncated_bytes}});
   return families;
 }
 

@@ -8,24 +8,18 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
-#include <atomic>
 #include <boost/json/parse.hpp>
-#include <condition_variable>
-#include <cstdlib>
-#include <functional>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/ack_queue.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
+#include "support/kill_cycles.hpp"
 #include "support/temp_files.hpp"
-#include "support/timed_client.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -37,11 +31,6 @@ constexpr std::size_t max_deliveries = 4;
 constexpr auto ack_wait = 1000ms;
 const std::string subject = "work";
 const std::string dead_subject = "work.dead";
-
-std::size_t setting(const char* name, std::size_t fallback) {
-  const char* text = std::getenv(name);
-  return text == nullptr ? fallback : std::stoul(text);
-}
 
 std::string json_strings(const std::vector<std::string>& texts) {
   std::string list = "[";
@@ -78,7 +67,7 @@ std::vector<Fetched> messages_of(const HttpResponse& answer) {
 }
 
 // Records an ack or nack request and its answer in the history.
-void acknowledge(TimedClient& client, AckQueue& history, const std::string& verb,
+void acknowledge(HttpClient& client, AckQueue& history, const std::string& verb,
                  const std::string& id, const std::vector<std::string>& receipts) {
   HttpResponse answer;
   const bool ack = verb == "ack";
@@ -109,55 +98,30 @@ class Load {
       : history_(history), members_(std::move(members)), pending_(2) {
     std::mt19937_64 seeds(seed);
     for (std::size_t publisher = 0; publisher < pending_.size(); ++publisher) {
-      workers_.emplace_back([this, publisher, random = std::mt19937_64(seeds())]() mutable {
-        std::size_t counter = 0;
-        run([&](std::uint16_t port) { publishes(port, publisher, counter, random); });
+      cycles_.add_worker([this, publisher, counter = std::size_t{0},
+                          random = std::mt19937_64(seeds())](std::uint16_t port) mutable {
+        publishes(port, publisher, counter, random);
       });
     }
     for (const auto& member : members_) {
-      workers_.emplace_back([this, member, random = std::mt19937_64(seeds())]() mutable {
-        std::vector<Held> late;
-        run([&](std::uint16_t port) { consumes(port, member, late, random); });
+      cycles_.add_worker([this, member, late = std::vector<Held>(),
+                          random = std::mt19937_64(seeds())](std::uint16_t port) mutable {
+        consumes(port, member, late, random);
       });
     }
   }
 
-  ~Load() {
-    {
-      const std::lock_guard guard(mutex_);
-      finished_ = true;
-    }
-    changed_.notify_all();
-    for (auto& worker : workers_) worker.join();
-  }
   Load(const Load&) = delete;
   Load& operator=(const Load&) = delete;
 
-  // Lets the workers loose on the broker at `port` until they got `answers` answers and at least
-  // `least` passed, so that stalled messages reach their ack_wait_ms within the cycle.
-  void run_until(std::uint16_t port, std::size_t answers, std::chrono::milliseconds least) {
-    std::unique_lock lock(mutex_);
-    port_ = port;
-    answers_ = 0;
-    stopped_ = 0;
-    running_ = true;
-    ++round_;
-    changed_.notify_all();
-    const auto end = Clock::now() + least;
-    EXPECT_TRUE(
-        changed_.wait_for(lock, 30s, [&] { return answers_ >= answers && Clock::now() >= end; }))
-        << answers_ << " answers of " << answers;
-  }
-
-  // After the broker was killed: returns once every worker has seen its connection break.
-  void stop() {
-    std::unique_lock lock(mutex_);
-    running_ = false;
-    ASSERT_TRUE(changed_.wait_for(lock, 30s, [&] { return stopped_ == workers_.size(); }));
+  // One kill cycle on `broker` once the workers got `answers` answers and at least `least`
+  // passed, so that stalled messages reach their ack_wait_ms within the cycle.
+  void cycle(BrokerProcess& broker, std::size_t answers, std::chrono::milliseconds least) {
+    cycles_.cycle(broker, answers, least);
   }
 
   // Publishes what the publishers were retrying when the last broker was killed.
-  void finish_publishes(TimedClient& client) {
+  void finish_publishes(HttpClient& client) {
     for (auto& pending : pending_) {
       if (!pending.empty()) publish(client, pending);
     }
@@ -168,36 +132,6 @@ class Load {
     std::vector<std::string> receipts;
     Clock::time_point fetched;
   };
-
-  void run(const std::function<void(std::uint16_t)>& requests) {
-    std::size_t seen_round = 0;
-    while (true) {
-      std::uint16_t port = 0;
-      {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return finished_ || (running_ && round_ != seen_round); });
-        if (finished_) return;
-        seen_round = round_;
-        port = port_;
-      }
-      try {
-        requests(port);
-      } catch (const RequestFailed&) {
-        // The broker was killed: the worker waits for the next one.
-      } catch (const std::exception& error) {
-        ADD_FAILURE() << error.what();
-      }
-      const std::lock_guard guard(mutex_);
-      ++stopped_;
-      changed_.notify_all();
-    }
-  }
-
-  void answered() {
-    const std::lock_guard guard(mutex_);
-    ++answers_;
-    changed_.notify_all();
-  }
 
   static std::string publish_request(const std::vector<std::string>& msg_ids) {
     return msg_ids.size() == 1
@@ -211,11 +145,11 @@ class Load {
 
   // One publish (a batch when there are several msg_ids), retried with the same msg_ids until
   // answered 200; a refusal that a retry cannot cure ends it.
-  void publish(TimedClient& client, std::vector<std::string>& msg_ids) {
+  void publish(HttpClient& client, std::vector<std::string>& msg_ids) {
     for (int attempt = 0; !msg_ids.empty(); ++attempt) {
       HttpResponse answer;
       try {
-        client.send(publish_request(msg_ids), 5s);
+        client.send_raw(publish_request(msg_ids), 5s);
         answer = client.read_response(5s);
       } catch (const RequestFailed&) {
         for (const auto& msg_id : msg_ids) history_.publish(msg_id, Outcome::unknown);
@@ -224,7 +158,7 @@ class Load {
       const Outcome outcome = answer.status == 200 ? Outcome::ok : Outcome::refused;
       EXPECT_EQ(answer.status, 200U) << answer.body;
       for (const auto& msg_id : msg_ids) history_.publish(msg_id, outcome);
-      answered();
+      cycles_.answered();
       const bool retry = answer.status == 429 || answer.status == 503 || answer.status == 507;
       if (outcome == Outcome::ok || !retry || attempt == 100) msg_ids.clear();
     }
@@ -235,9 +169,9 @@ class Load {
   // sees the same msg_ids twice.
   void publishes(std::uint16_t port, std::size_t publisher, std::size_t& counter,
                  std::mt19937_64& random) {
-    std::optional<TimedClient> client(std::in_place, port);
+    std::optional<HttpClient> client(std::in_place, port);
     auto& pending = pending_[publisher];
-    while (running_) {
+    while (cycles_.running()) {
       if (pending.empty()) {
         const std::size_t count =
             publisher == 0 ? 1 : std::uniform_int_distribution<std::size_t>(1, 3)(random);
@@ -246,7 +180,7 @@ class Load {
         }
       }
       if (random() % 10 == 0) {
-        client->send(publish_request(pending), 5s);
+        client->send_raw(publish_request(pending), 5s);
         client->abort();
         for (const auto& msg_id : pending) history_.publish(msg_id, Outcome::unknown);
         client.emplace(port);
@@ -259,8 +193,8 @@ class Load {
   // stale), stalls (never acks: the message times out), or crashes (drops the connection).
   void consumes(std::uint16_t port, const std::string& member, std::vector<Held>& late,
                 std::mt19937_64& random) {
-    std::optional<TimedClient> client(std::in_place, port);
-    while (running_) {
+    std::optional<HttpClient> client(std::in_place, port);
+    while (cycles_.running()) {
       const std::size_t max = std::uniform_int_distribution<std::size_t>(1, 5)(random);
       HttpResponse answer;
       try {
@@ -278,7 +212,7 @@ class Load {
         history_.deliver(message.msg_id, message.seq, message.deliveries, message.receipt);
         receipts.push_back(message.receipt);
       }
-      answered();
+      cycles_.answered();
       while (!late.empty() && Clock::now() - late.front().fetched > ack_wait + 200ms) {
         acknowledge(*client, history_, "ack", member, late.front().receipts);
         late.erase(late.begin());
@@ -303,31 +237,21 @@ class Load {
   AckQueue& history_;
   std::vector<std::string> members_;
   std::vector<std::vector<std::string>> pending_;  // per publisher: msg_ids not yet answered 200
-  std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::atomic<bool> running_{false};
-  bool finished_ = false;
-  std::size_t round_ = 0;
-  std::uint16_t port_ = 0;
-  std::size_t answers_ = 0;
-  std::size_t stopped_ = 0;
+  KillCycles cycles_;                              // last: its workers use the members above
 };
 
 TEST(AckFaults, KillNineUnderAckLoadAcksOrDeadLettersEveryAnsweredMessageOnce) {
   TempDir dir;
   const auto arguments = isolated_arguments(
       {"--storage.dir=" + dir.string(), "--storage.fsync=always", "--storage.file-bytes=65536"});
-  const auto seed =
-      static_cast<std::uint64_t>(setting("GOPHERMQ_FAULT_SEED", std::random_device{}()));
-  std::cout << "GOPHERMQ_FAULT_SEED=" << seed << "\n";
+  const auto seed = fault_seed();
   std::mt19937_64 random(seed);
 
   std::vector<std::string> members;
   std::string dead_id;
   {
     BrokerProcess broker(arguments);
-    TimedClient client(broker.api_port());
+    HttpClient client(broker.api_port());
     for (int member = 0; member < 3; ++member) {
       const auto answer = client.post(
           "/api/subscribe", R"({"subject":")" + subject +
@@ -347,7 +271,7 @@ TEST(AckFaults, KillNineUnderAckLoadAcksOrDeadLettersEveryAnsweredMessageOnce) {
   }
 
   AckQueue history(max_deliveries);
-  const std::size_t cycles = setting("GOPHERMQ_ACK_FAULT_CYCLES", 4);
+  const std::size_t cycles = fault_setting("GOPHERMQ_ACK_FAULT_CYCLES", 4);
   {
     Load load(history, members, seed);
     for (std::size_t cycle = 0; cycle < cycles && !testing::Test::HasFailure(); ++cycle) {
@@ -355,16 +279,13 @@ TEST(AckFaults, KillNineUnderAckLoadAcksOrDeadLettersEveryAnsweredMessageOnce) {
       const auto answers = std::uniform_int_distribution<std::size_t>(50, 300)(random);
       const auto least =
           std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 2500)(random));
-      load.run_until(broker.api_port(), answers, least);
-      broker.send_signal(SIGKILL);
-      EXPECT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
-      load.stop();
+      load.cycle(broker, answers, least);
     }
     ASSERT_FALSE(testing::Test::HasFailure());
 
     // Drained on a broker that recovered: what was in flight at the last kill is pending again.
     BrokerProcess broker(arguments);
-    TimedClient client(broker.api_port());
+    HttpClient client(broker.api_port());
     load.finish_publishes(client);
     while (true) {
       const auto answer = client.post("/api/fetch", R"({"subject":")" + subject + R"(","id":")" +

@@ -1,6 +1,6 @@
 // API.md §9 over HTTP against the real binary: ack-mode subscriptions, fetch in flight, ack, nack,
 // extend, redelivery, dead letters, "meta" fetches and idempotent publish, with and without
-// storage. Every request has a deadline (TimedClient), so a broker that does not answer fails a
+// storage. Every request has a deadline (HttpClient), so a broker that does not answer fails a
 // test instead of hanging it. Receipts are opaque: answers are compared byte for byte after the
 // receipts and sequence numbers they carry are read back from them.
 #include <gtest/gtest.h>
@@ -19,7 +19,6 @@
 #include "support/clock.hpp"
 #include "support/http_client.hpp"
 #include "support/temp_files.hpp"
-#include "support/timed_client.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -155,7 +154,7 @@ class Ack : public testing::Test {
   void SetUp() override { start(); }
 
   HttpResponse post(const std::string& target, const std::string& body,
-                    std::chrono::milliseconds timeout = TimedClient::default_timeout) {
+                    std::chrono::milliseconds timeout = HttpClient::default_timeout) {
     return client_->post(target, body, timeout);
   }
 
@@ -256,7 +255,7 @@ class Ack : public testing::Test {
   }
 
   std::string metrics() {
-    TimedClient metrics_client(broker_->metrics_port());
+    HttpClient metrics_client(broker_->metrics_port());
     return metrics_client.get("/metrics").body;
   }
 
@@ -279,7 +278,7 @@ class Ack : public testing::Test {
   TempDir dir_;
   std::vector<std::string> options_;
   std::optional<BrokerProcess> broker_;
-  std::optional<TimedClient> client_;
+  std::optional<HttpClient> client_;
   std::optional<std::string> idle_id_;
 };
 
@@ -540,8 +539,8 @@ TEST_F(Ack, ANackWakesAWaitingFetch) {
   publish("orders", "a");
   const auto held = fetch_messages("orders", id);
   ASSERT_EQ(held.size(), 1U);
-  TimedClient waiting(broker_->api_port());
-  waiting.send(post_request("/api/fetch", fetch_body("orders", id, R"(,"wait_ms":20000)")));
+  HttpClient waiting(broker_->api_port());
+  waiting.send_raw(post_request("/api/fetch", fetch_body("orders", id, R"(,"wait_ms":20000)")));
   expect_waiting(1);
   const auto nacked = Clock::now();
   expect_nacked("orders", id, {held[0].receipt}, 1);

@@ -11,10 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <boost/json/parse.hpp>
 #include <chrono>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,7 +20,6 @@
 #include <functional>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -32,6 +29,7 @@
 #include "support/api_texts.hpp"
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
+#include "support/kill_cycles.hpp"
 #include "support/power_loss.hpp"
 #include "support/sanitizers.hpp"
 #include "support/total_queue.hpp"
@@ -49,18 +47,6 @@ namespace fs = std::filesystem;
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using Clock = TotalQueue::Clock;
-
-std::size_t setting(const char* name, std::size_t fallback) {
-  const char* text = std::getenv(name);
-  return text == nullptr ? fallback : std::stoul(text);
-}
-
-std::uint64_t seed() {
-  const auto chosen =
-      static_cast<std::uint64_t>(setting("GOPHERMQ_FAULT_SEED", std::random_device{}()));
-  std::cout << "GOPHERMQ_FAULT_SEED=" << chosen << "\n";
-  return chosen;
-}
 
 // The log's directory, and the shim's state and control files beside it.
 struct Scratch {
@@ -148,10 +134,10 @@ class Load {
     }
     std::mt19937_64 seeds(seed);
     const auto publisher = [&](std::string name, std::string subject, std::size_t batch) {
-      workers_.emplace_back([this, name, subject, batch,
-                             random = std::mt19937_64(seeds())]() mutable {
-        std::size_t counter = 0;
-        run([&](HttpClient& client) { publishes(client, name, subject, batch, counter, random); });
+      cycles_.add_worker([this, name, subject, batch, counter = std::size_t{0},
+                          random = std::mt19937_64(seeds())](std::uint16_t port) mutable {
+        HttpClient client(port);
+        publishes(client, name, subject, batch, counter, random);
       });
     };
     publisher("ps1", "t.a", 1);
@@ -161,22 +147,16 @@ class Load {
       for (std::size_t queue = 0; queue < queues_.size(); ++queue) {
         for (std::size_t member = 0; member < queues_[queue].members; ++member) {
           if (!queues_[queue].fetched_under_load) continue;
-          workers_.emplace_back([this, queue, member, random = std::mt19937_64(seeds())]() mutable {
-            run([&](HttpClient& client) { fetches(client, queue, member, random); });
-          });
+          cycles_.add_worker(
+              [this, queue, member, random = std::mt19937_64(seeds())](std::uint16_t port) mutable {
+                HttpClient client(port);
+                fetches(client, queue, member, random);
+              });
         }
       }
     }
   }
 
-  ~Load() {
-    {
-      const std::lock_guard guard(mutex_);
-      finished_ = true;
-    }
-    changed_.notify_all();
-    for (auto& worker : workers_) worker.join();
-  }
   Load(const Load&) = delete;
   Load& operator=(const Load&) = delete;
 
@@ -193,25 +173,8 @@ class Load {
     }
   }
 
-  // Lets the workers loose on the broker at `port` and returns once they got `answers` answers.
-  void run_until(std::uint16_t port, std::size_t answers) {
-    std::unique_lock lock(mutex_);
-    port_ = port;
-    answers_ = 0;
-    stopped_ = 0;
-    running_ = true;
-    ++round_;
-    changed_.notify_all();
-    EXPECT_TRUE(changed_.wait_for(lock, 30s, [&] { return answers_ >= answers; }))
-        << answers_ << " answers of " << answers;
-  }
-
-  // After the broker was killed: returns once every worker has seen its connection break.
-  void stop() {
-    std::unique_lock lock(mutex_);
-    running_ = false;
-    ASSERT_TRUE(changed_.wait_for(lock, 30s, [&] { return stopped_ == workers_.size(); }));
-  }
+  // One kill cycle on `broker` once the workers got `answers` answers.
+  void cycle(BrokerProcess& broker, std::size_t answers) { cycles_.cycle(broker, answers); }
 
   // Fetches every queue empty, member by member.
   void drain(std::uint16_t port) {
@@ -237,41 +200,11 @@ class Load {
   }
 
  private:
-  // A worker: one connection per round, requests until the broker goes away.
-  void run(const std::function<void(HttpClient&)>& requests) {
-    std::size_t seen_round = 0;
-    while (true) {
-      std::uint16_t port = 0;
-      {
-        std::unique_lock lock(mutex_);
-        changed_.wait(lock, [&] { return finished_ || (running_ && round_ != seen_round); });
-        if (finished_) return;
-        seen_round = round_;
-        port = port_;
-      }
-      try {
-        HttpClient client(port);
-        requests(client);
-      } catch (const std::exception&) {
-        // The broker was killed: the worker waits for the next one.
-      }
-      const std::lock_guard guard(mutex_);
-      ++stopped_;
-      changed_.notify_all();
-    }
-  }
-
-  void answered() {
-    const std::lock_guard guard(mutex_);
-    ++answers_;
-    changed_.notify_all();
-  }
-
   // Sync publishes of one body to `subject`, or (`batch` > 1) batches of 1 to `batch` bodies to
   // t.a or t.b; every body is unique: the publisher's name and a counter.
   void publishes(HttpClient& client, const std::string& publisher, const std::string& subject,
                  std::size_t batch, std::size_t& counter, std::mt19937_64& random) {
-    while (running_) {
+    while (cycles_.running()) {
       std::vector<std::string> bodies;
       const std::size_t count =
           batch == 1 ? 1 : std::uniform_int_distribution<std::size_t>(1, batch)(random);
@@ -292,7 +225,7 @@ class Load {
       EXPECT_EQ(answer.status, 200u) << answer.body;
       history_.publish(publisher, to, bodies,
                        answer.status == 200 ? Outcome::ok : Outcome::refused);
-      answered();
+      cycles_.answered();
     }
   }
 
@@ -301,7 +234,7 @@ class Load {
                std::mt19937_64& random) {
     const Queue& queue = queues_[queue_index];
     const std::string& id = queue.ids[member];
-    while (running_) {
+    while (cycles_.running()) {
       const std::size_t max = std::uniform_int_distribution<std::size_t>(1, 8)(random);
       HttpResponse answer;
       try {
@@ -314,21 +247,13 @@ class Load {
       }
       ASSERT_EQ(answer.status, 200u) << queue.name << " " << answer.body;
       history_.fetch(queue.name, id, max, data_of(answer), Outcome::ok);
-      answered();
+      cycles_.answered();
     }
   }
 
   TotalQueue& history_;
   std::vector<Queue> queues_;
-  std::vector<std::thread> workers_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::atomic<bool> running_{false};
-  bool finished_ = false;
-  std::size_t round_ = 0;
-  std::uint16_t port_ = 0;
-  std::size_t answers_ = 0;
-  std::size_t stopped_ = 0;
+  KillCycles cycles_;  // last: its workers use the members above
 };
 
 // Subscribes every queue on a fresh broker and stops it cleanly.
@@ -357,18 +282,15 @@ std::size_t random_answers(std::mt19937_64& random) {
 TEST(StorageFaults, KillNineUnderLoadLosesNothingAnsweredAndDeliversItOnce) {
   Scratch scratch;
   TotalQueue history;
-  const auto chosen = seed();
+  const auto chosen = fault_seed();
   std::mt19937_64 random(chosen);
   Load load(history, chosen, true);
   const auto arguments = scratch.arguments("always");
   set_up_queues(load, arguments);
-  const std::size_t cycles = setting("GOPHERMQ_FAULT_CYCLES", 20);
+  const std::size_t cycles = fault_setting("GOPHERMQ_FAULT_CYCLES", 20);
   for (std::size_t cycle = 0; cycle < cycles && !HasFailure(); ++cycle) {
     BrokerProcess broker(arguments);
-    load.run_until(broker.api_port(), random_answers(random));
-    broker.send_signal(SIGKILL);
-    EXPECT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
-    load.stop();
+    load.cycle(broker, random_answers(random));
   }
   drain(load, arguments);
   const auto result = history.check(Delivery::exactly_once);
@@ -380,21 +302,18 @@ TEST(StorageFaults, KillNineUnderLoadLosesNothingAnsweredAndDeliversItOnce) {
 TEST(StorageFaults, PowerLossWithFsyncAlwaysLosesNoAnsweredPublish) {
   Scratch scratch;
   TotalQueue history;
-  const auto chosen = seed();
+  const auto chosen = fault_seed();
   std::mt19937_64 random(chosen);
   Load load(history, chosen, true);
   const auto arguments = scratch.arguments("always");
   set_up_queues(load, arguments);
-  const std::size_t cycles = setting("GOPHERMQ_FAULT_CYCLES", 12);
+  const std::size_t cycles = fault_setting("GOPHERMQ_FAULT_CYCLES", 12);
   const LostTail tails[] = {LostTail::cut, LostTail::zeros, LostTail::torn_write,
                             LostTail::garbage};
   std::uint64_t bytes_lost = 0;
   for (std::size_t cycle = 0; cycle < cycles && !HasFailure(); ++cycle) {
     BrokerProcess broker(arguments, scratch.shim());
-    load.run_until(broker.api_port(), random_answers(random));
-    broker.send_signal(SIGKILL);
-    EXPECT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
-    load.stop();
+    load.cycle(broker, random_answers(random));
     bytes_lost += scratch.lose_power(tails[cycle % 4], random).bytes_lost;
   }
   drain(load, arguments);
@@ -408,21 +327,18 @@ TEST(StorageFaults, PowerLossWithFsyncAlwaysLosesNoAnsweredPublish) {
 TEST(StorageFaults, PowerLossWithFsyncIntervalLosesOnlyTheLastIntervalsPublishes) {
   Scratch scratch;
   TotalQueue history;
-  const auto chosen = seed();
+  const auto chosen = fault_seed();
   std::mt19937_64 random(chosen);
   // Publishers only: with no fetch cut by a kill, every missing message is a loss.
   Load load(history, chosen, false);
   const auto arguments = scratch.arguments("interval", {"--storage.fsync-interval=20ms"});
   set_up_queues(load, arguments);
-  const std::size_t cycles = setting("GOPHERMQ_FAULT_CYCLES", 8);
+  const std::size_t cycles = fault_setting("GOPHERMQ_FAULT_CYCLES", 8);
   std::vector<Clock::time_point> kills;
   for (std::size_t cycle = 0; cycle < cycles && !HasFailure(); ++cycle) {
     BrokerProcess broker(arguments, scratch.shim());
     // Most cycles last several times the bound below, so a broker that never synced fails.
-    load.run_until(broker.api_port(), 20 * random_answers(random));
-    broker.send_signal(SIGKILL);
-    EXPECT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
-    load.stop();
+    load.cycle(broker, 20 * random_answers(random));
     // Taken once every answer is recorded, so no answer is stamped after its kill.
     kills.push_back(Clock::now());
     scratch.lose_power(LostTail::cut, random);

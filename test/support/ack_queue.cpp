@@ -20,8 +20,7 @@ void AckQueue::deliver(const std::string& msg_id, std::uint64_t seq, std::size_t
                        const std::string& receipt) {
   const std::lock_guard guard(mutex_);
   if (!receipts_.emplace(receipt, Delivered{msg_id, seq, deliveries}).second) {
-    history_errors_.push_back("receipt " + receipt + " names two deliveries (the second of " +
-                              msg_id + ")");
+    history_error("receipt " + receipt + " names two deliveries (the second of " + msg_id + ")");
   }
   Message& message = messages_[msg_id];
   message.seqs.insert(seq);
@@ -49,21 +48,19 @@ void AckQueue::acknowledge(const std::vector<std::string>& receipts, Outcome out
     stale_ += stale.size();
     for (const auto& receipt : stale) {
       if (!distinct.contains(receipt)) {
-        history_errors_.push_back("an " + verb + " answered stale " + receipt +
-                                  ", which it did not send");
+        history_error("an " + verb + " answered stale " + receipt + ", which it did not send");
       }
     }
     if (count != distinct.size() - stale_set.size()) {
-      history_errors_.push_back("an " + verb + " of " + std::to_string(distinct.size()) +
-                                " receipts with " + std::to_string(stale_set.size()) +
-                                " stale answered " + std::to_string(count));
+      history_error("an " + verb + " of " + std::to_string(distinct.size()) + " receipts with " +
+                    std::to_string(stale_set.size()) + " stale answered " + std::to_string(count));
     }
   }
   if (!is_ack) return;
   for (const auto& receipt : distinct) {
     const auto found = receipts_.find(receipt);
     if (found == receipts_.end()) {
-      history_errors_.push_back("an ack names " + receipt + ", which no fetch answered");
+      history_error("an ack names " + receipt + ", which no fetch answered");
       continue;
     }
     Message& message = messages_[found->second.msg_id];
@@ -84,7 +81,7 @@ void AckQueue::dead_letter(const std::string& msg_id) {
 AckQueue::Result AckQueue::check() const {
   const std::lock_guard guard(mutex_);
   Result result;
-  result.errors = history_errors_;
+  result.errors = history_errors();
   result.stale = stale_;
   std::size_t gaps = 0;
   std::string first_gap;
@@ -169,16 +166,8 @@ std::string AckQueue::Result::describe() const {
   std::ostringstream out;
   out << "answered " << answered << ", acked " << acked << ", dead-lettered " << dead_lettered
       << ", deliveries " << deliveries << " (redeliveries " << redeliveries << ", unseen " << unseen
-      << "), stale receipts " << stale << ", errors " << errors.size();
-  std::size_t shown = 0;
-  for (const auto& error : errors) {
-    if (shown++ == 20) {
-      out << "\n  ...";
-      break;
-    }
-    out << "\n  " << error;
-  }
-  return out.str();
+      << "), stale receipts " << stale;
+  return report(out.str());
 }
 
 }  // namespace gophermq::test

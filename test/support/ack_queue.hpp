@@ -7,16 +7,15 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
-#include "support/total_queue.hpp"
+#include "support/history.hpp"
 
 namespace gophermq::test {
 
-class AckQueue {
+class AckQueue : private History {
  public:
   // `max_deliveries` 0: unlimited, nothing is ever dead-lettered.
   explicit AckQueue(std::size_t max_deliveries) : max_deliveries_(max_deliveries) {}
@@ -43,9 +42,8 @@ class AckQueue {
   // A message fetched from the dead-letter subject (its data).
   void dead_letter(const std::string& msg_id);
 
-  struct Result {
-    std::vector<std::string> errors;  // empty when every promise was kept
-    std::size_t answered = 0;         // messages with a publish answered 200
+  struct Result : Verdict {
+    std::size_t answered = 0;  // messages with a publish answered 200
     std::size_t acked = 0;
     std::size_t dead_lettered = 0;
     std::size_t deliveries = 0;
@@ -77,10 +75,8 @@ class AckQueue {
                    const std::vector<std::string>& stale, bool is_ack);
 
   std::size_t max_deliveries_;
-  mutable std::mutex mutex_;
   std::map<std::string, Message> messages_;    // msg_id → what happened to it
   std::map<std::string, Delivered> receipts_;  // receipt → the delivery it names
-  std::vector<std::string> history_errors_;    // found while recording
   std::size_t allowance_ = 0;                  // max of unknown fetches, summed
   std::size_t stale_ = 0;
 };

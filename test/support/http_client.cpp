@@ -3,8 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <array>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
@@ -19,19 +17,62 @@ namespace gophermq::test {
 namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 
-HttpClient::HttpClient(std::uint16_t port) : socket_(context_) {
-  socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+HttpClient::HttpClient(std::uint16_t port, std::chrono::milliseconds timeout) : socket_(context_) {
+  boost::system::error_code error;
+  bool done = false;
+  socket_.async_connect({asio::ip::make_address("127.0.0.1"), port},
+                        [&](const boost::system::error_code& result) {
+                          error = result;
+                          done = true;
+                        });
+  finish(timeout, error, done, "connect");
 }
 
-void HttpClient::send_raw(std::string_view bytes) {
-  asio::write(socket_, asio::buffer(bytes.data(), bytes.size()));
+void HttpClient::finish(std::chrono::milliseconds timeout, const boost::system::error_code& error,
+                        const bool& done, std::string_view what) {
+  context_.restart();
+  context_.run_for(timeout);
+  if (!done) {
+    // The operation is still queued: closing cancels it, and running completes the cancellation.
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    context_.restart();
+    context_.run();
+    throw RequestFailed(asio::error::timed_out, std::string(what) + ": no answer within " +
+                                                    std::to_string(timeout.count()) + " ms");
+  }
+  if (error) {
+    throw RequestFailed(error, std::string(what));
+  }
+}
+
+void HttpClient::send_raw(std::string_view bytes, std::chrono::milliseconds timeout) {
+  boost::system::error_code error;
+  bool done = false;
+  asio::async_write(socket_, asio::buffer(bytes.data(), bytes.size()),
+                    [&](const boost::system::error_code& result, std::size_t) {
+                      error = result;
+                      done = true;
+                    });
+  finish(timeout, error, done, "send");
 }
 
 HttpResponse HttpClient::read_response(bool head_request) {
+  return read_response(default_timeout, head_request);
+}
+
+HttpResponse HttpClient::read_response(std::chrono::milliseconds timeout, bool head_request) {
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(64 * 1024 * 1024);
   parser.skip(head_request);
-  bhttp::read(socket_, buffer_, parser);
+  boost::system::error_code error;
+  bool done = false;
+  bhttp::async_read(socket_, buffer_, parser,
+                    [&](const boost::system::error_code& result, std::size_t) {
+                      error = result;
+                      done = true;
+                    });
+  finish(timeout, error, done, "read");
   const auto& message = parser.get();
   HttpResponse response;
   response.status = message.result_int();
@@ -45,14 +86,15 @@ HttpResponse HttpClient::read_response(bool head_request) {
   return response;
 }
 
-HttpResponse HttpClient::post(std::string_view target, std::string_view body) {
-  send_raw(post_request(target, body));
-  return read_response();
+HttpResponse HttpClient::post(std::string_view target, std::string_view body,
+                              std::chrono::milliseconds timeout) {
+  send_raw(post_request(target, body), timeout);
+  return read_response(timeout);
 }
 
-HttpResponse HttpClient::get(std::string_view target) {
-  send_raw("GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n\r\n");
-  return read_response();
+HttpResponse HttpClient::get(std::string_view target, std::chrono::milliseconds timeout) {
+  send_raw("GET " + std::string(target) + " HTTP/1.1\r\nHost: test\r\n\r\n", timeout);
+  return read_response(timeout);
 }
 
 bool HttpClient::closed_cleanly() {
@@ -79,8 +121,10 @@ void HttpClient::shutdown_send() {
 }
 
 void HttpClient::abort() {
-  socket_.set_option(asio::socket_base::linger(true, 0));
-  socket_.close();
+  // A connection the broker already broke has nothing left to reset.
+  boost::system::error_code ignored;
+  socket_.set_option(asio::socket_base::linger(true, 0), ignored);
+  socket_.close(ignored);
 }
 
 void HttpClient::set_receive_buffer(int bytes) {

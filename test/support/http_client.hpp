@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/system/system_error.hpp>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -24,17 +25,31 @@ struct HttpResponse {
   }
 };
 
+// Thrown when the connection breaks or the deadline passes before an operation completed. A
+// system_error, so a test may tell a timeout (timed_out) from a broken connection.
+class RequestFailed : public boost::system::system_error {
+ public:
+  using boost::system::system_error::system_error;
+};
+
 // A blocking HTTP/1.x client over one TCP connection, so tests control exactly which bytes go out
-// (pipelining, HTTP/1.0, malformed requests) and see exactly what comes back.
+// (pipelining, HTTP/1.0, malformed requests) and see exactly what comes back. Connecting, sending
+// and reading each have a deadline: a broker that never answers fails the test with a clear
+// message (RequestFailed) instead of hanging it.
 class HttpClient {
  public:
-  explicit HttpClient(std::uint16_t port);
+  static constexpr std::chrono::milliseconds default_timeout{10000};
 
-  void send_raw(std::string_view bytes);
+  explicit HttpClient(std::uint16_t port, std::chrono::milliseconds timeout = default_timeout);
+
+  // Sends a request without reading its answer, so the test reads it when it chooses.
+  void send_raw(std::string_view bytes, std::chrono::milliseconds timeout = default_timeout);
   HttpResponse read_response(bool head_request = false);
+  HttpResponse read_response(std::chrono::milliseconds timeout, bool head_request = false);
 
-  HttpResponse post(std::string_view target, std::string_view body);
-  HttpResponse get(std::string_view target);
+  HttpResponse post(std::string_view target, std::string_view body,
+                    std::chrono::milliseconds timeout = default_timeout);
+  HttpResponse get(std::string_view target, std::chrono::milliseconds timeout = default_timeout);
 
   // True when the server closed the connection in an orderly way (EOF, no reset) and sent nothing
   // more.
@@ -52,6 +67,10 @@ class HttpClient {
   void set_receive_buffer(int bytes);
 
  private:
+  // Runs the pending operation for at most `timeout`; throws when it did not complete.
+  void finish(std::chrono::milliseconds timeout, const boost::system::error_code& error,
+              const bool& done, std::string_view what);
+
   boost::asio::io_context context_;
   boost::asio::ip::tcp::socket socket_;
   boost::beast::flat_buffer buffer_;

@@ -38,7 +38,7 @@ void TotalQueue::publish(const std::string& publisher, const std::string& subjec
   const std::lock_guard guard(mutex_);
   for (const auto& body : bodies) {
     if (published_.contains(body)) {
-      history_errors_.push_back("the history publishes " + body + " twice");
+      history_error("the history publishes " + body + " twice");
       continue;
     }
     published_[body] = {publisher, positions_[publisher]++, subject, outcome, answered};
@@ -50,7 +50,7 @@ void TotalQueue::fetch(const std::string& queue, const std::string& consumer, st
                        const std::vector<std::string>& received, Outcome outcome) {
   const std::lock_guard guard(mutex_);
   if (!patterns_.contains(queue)) {
-    history_errors_.push_back("a fetch on unknown queue " + queue);
+    history_error("a fetch on unknown queue " + queue);
     return;
   }
   fetches_[queue].push_back({consumer, max, received, outcome});
@@ -59,7 +59,7 @@ void TotalQueue::fetch(const std::string& queue, const std::string& consumer, st
 TotalQueue::Result TotalQueue::check(Delivery delivery, bool loss_allowed) const {
   const std::lock_guard guard(mutex_);
   Result result;
-  result.errors = history_errors_;
+  result.errors = history_errors();
   const auto fail = [&](const std::string& queue, const std::string& text) {
     result.errors.push_back(queue + ": " + text);
   };
@@ -167,17 +167,8 @@ TotalQueue::Result TotalQueue::check(Delivery delivery, bool loss_allowed) const
 std::string TotalQueue::Result::describe() const {
   std::ostringstream out;
   out << "expected " << expected << ", received " << received << ", duplicates " << duplicates
-      << ", missing " << missing.size() << " (unanswered fetches may explain " << allowance
-      << "), errors " << errors.size();
-  std::size_t shown = 0;
-  for (const auto& error : errors) {
-    if (shown++ == 20) {
-      out << "\n  ...";
-      break;
-    }
-    out << "\n  " << error;
-  }
-  return out.str();
+      << ", missing " << missing.size() << " (unanswered fetches may explain " << allowance << ")";
+  return report(out.str());
 }
 
 }  // namespace gophermq::test

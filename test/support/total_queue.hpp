@@ -6,21 +6,18 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
-namespace gophermq::test {
+#include "support/history.hpp"
 
-// ok: answered 200. refused: answered with an error, so nothing was stored. unknown: the
-// connection broke before an answer (the broker was killed), so it may or may not have happened.
-enum class Outcome { ok, refused, unknown };
+namespace gophermq::test {
 
 // exactly_once: after kill -9 (a fetch's removal is written before its answer). at_least_once:
 // after power loss, where a removal that was not yet synced brings the message back.
 enum class Delivery { exactly_once, at_least_once };
 
-class TotalQueue {
+class TotalQueue : private History {
  public:
   using Clock = std::chrono::steady_clock;
 
@@ -47,9 +44,8 @@ class TotalQueue {
     Clock::time_point answered;
   };
 
-  struct Result {
-    std::vector<std::string> errors;  // empty when every promise was kept
-    std::size_t expected = 0;         // answered messages times the queues they match
+  struct Result : Verdict {
+    std::size_t expected = 0;  // answered messages times the queues they match
     std::size_t received = 0;
     std::size_t duplicates = 0;    // deliveries past the first (at_least_once only)
     std::size_t allowance = 0;     // the max of every unknown fetch, summed
@@ -76,14 +72,12 @@ class TotalQueue {
     Outcome outcome = Outcome::unknown;
   };
 
-  mutable std::mutex mutex_;
   std::map<std::string, std::string> patterns_;  // queue → pattern
   std::vector<std::string> queue_order_;
   std::map<std::string, Published> published_;           // body → its publish
   std::vector<std::string> publish_order_;               // bodies, in the order they were recorded
   std::map<std::string, std::size_t> positions_;         // publisher → bodies so far
   std::map<std::string, std::vector<Fetched>> fetches_;  // queue → its fetches
-  std::vector<std::string> history_errors_;
 };
 
 // Whether a subscription pattern matches a published subject (`*` one token, `>` the rest).
