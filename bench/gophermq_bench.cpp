@@ -35,7 +35,7 @@ namespace po = boost::program_options;
 // How long a fanout or longpoll fetch waits; short, so fetchers notice the end of the run soon.
 constexpr int kFetchWaitMs = 500;
 
-enum class Mode { pub, pub_async, pubfetch, fanout, batch, longpoll };
+enum class Mode { pub, pub_async, pubfetch, fanout, batch, longpoll, consume };
 
 struct ModeName {
   Mode mode;
@@ -43,7 +43,8 @@ struct ModeName {
 };
 constexpr ModeName kModes[] = {{Mode::pub, "pub"},           {Mode::pub_async, "pub-async"},
                                {Mode::pubfetch, "pubfetch"}, {Mode::fanout, "fanout"},
-                               {Mode::batch, "batch"},       {Mode::longpoll, "longpoll"}};
+                               {Mode::batch, "batch"},       {Mode::longpoll, "longpoll"},
+                               {Mode::consume, "consume"}};
 
 std::string_view name_of(Mode mode) {
   for (const auto& entry : kModes) {
@@ -67,7 +68,8 @@ struct Options {
   std::size_t subscribers = 4;
   std::size_t batch = 100;
   std::size_t fetch_max = 10;
-  double rate = 0;  // requests per second over all connections; 0: as fast as answers come
+  double rate = 0;   // requests per second over all connections; 0: as fast as answers come
+  bool ack = false;  // consume: ack-mode subscriptions, every fetch answer's receipts acked
   bool json = false;
 };
 
@@ -134,15 +136,36 @@ std::string fetch_body(std::string_view subject, std::string_view id, std::size_
   return body + "}";
 }
 
-// The `data` array of a fetch answer; empty when the body is not one.
-json::array fetched_data(std::string_view body) {
+// The `key` array of a fetch answer (`data`, or `messages` in ack mode); empty when the body is
+// not one.
+json::array fetched_data(std::string_view body, std::string_view key = "data") {
   boost::system::error_code error;
   json::value value = json::parse(body, error);
   if (error || !value.is_object()) {
     return {};
   }
-  json::value* data = value.as_object().if_contains("data");
+  json::value* data = value.as_object().if_contains(key);
   return data != nullptr && data->is_array() ? std::move(data->as_array()) : json::array();
+}
+
+// The `acked` count of an ack answer; 0 when the body is not one.
+std::size_t acked_count(std::string_view body) {
+  boost::system::error_code error;
+  const json::value value = json::parse(body, error);
+  const json::value* acked =
+      !error && value.is_object() ? value.as_object().if_contains("acked") : nullptr;
+  return acked != nullptr && acked->is_int64() ? static_cast<std::size_t>(acked->as_int64()) : 0;
+}
+
+// The ack of every message of an ack-mode fetch answer, by its receipt.
+std::string ack_body(std::string_view subject, std::string_view id, const json::array& messages) {
+  std::string body =
+      "{\"subject\":" + quoted(subject) + ",\"id\":" + quoted(id) + ",\"receipts\":[";
+  for (const json::value& message : messages) {
+    body += body.back() == '[' ? "" : ",";
+    body += json::serialize(message.at("receipt"));
+  }
+  return body + "]}";
 }
 
 struct Subscription {
@@ -158,8 +181,7 @@ class Workload {
 
   asio::awaitable<void> set_up(Connection& connection) {
     for (const std::string& subject : subjects_to_subscribe()) {
-      const Answer answer =
-          co_await connection.post("/api/subscribe", "{\"subject\":" + quoted(subject) + "}");
+      const Answer answer = co_await connection.post("/api/subscribe", subscribe_body(subject));
       if (answer.error || answer.status != 200) {
         throw std::runtime_error("subscribe to " + subject + " failed: " +
                                  (answer.error ? answer.error.message() : answer.body));
@@ -176,13 +198,16 @@ class Workload {
     }
   }
 
-  // Publishing connections, then (fanout, longpoll) one fetching connection per subscription.
+  // Publishing connections, then (fanout, longpoll, consume) one fetching connection per
+  // subscription.
   [[nodiscard]] std::size_t publishers() const {
     return options_.mode == Mode::longpoll ? 1 : options_.connections;
   }
   [[nodiscard]] std::size_t fetchers() const {
-    return options_.mode == Mode::fanout || options_.mode == Mode::longpoll ? subscriptions_.size()
-                                                                            : 0;
+    return options_.mode == Mode::fanout || options_.mode == Mode::longpoll ||
+                   options_.mode == Mode::consume
+               ? subscriptions_.size()
+               : 0;
   }
 
   asio::awaitable<void> publish_loop(std::size_t index, Window window, Stats& stats) const;
@@ -203,12 +228,23 @@ class Workload {
         break;
       case Mode::fanout:
         return std::vector<std::string>(options_.subscribers, "bench.fanout");
+      case Mode::consume:
+        return std::vector<std::string>(options_.subscribers, "bench.consume");
     }
     std::vector<std::string> subjects;
     for (std::size_t i = 0; i < count; ++i) {
       subjects.push_back("bench." + std::to_string(i));
     }
     return subjects;
+  }
+
+  // consume: the members of one group, so the consumers share the messages as workers do.
+  [[nodiscard]] std::string subscribe_body(std::string_view subject) const {
+    if (options_.mode != Mode::consume) {
+      return "{\"subject\":" + quoted(subject) + "}";
+    }
+    return "{\"subject\":" + quoted(subject) + ",\"group\":\"bench\"" +
+           (options_.ack ? ",\"ack\":true}" : "}");
   }
 
   // The request a publishing connection sends as its n-th, and how many messages it publishes.
@@ -240,6 +276,8 @@ std::pair<std::string, std::size_t> Workload::publish_request(std::size_t index,
               options_.batch};
     case Mode::fanout:
       return {publish_body("bench.fanout", payload_), 1};
+    case Mode::consume:
+      return {publish_body("bench.consume", payload_), 1};
     case Mode::pubfetch: {
       const Subscription& own = subscriptions_[index];
       return {publish_body(own.subject, payload_), 1};
@@ -325,10 +363,20 @@ asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Sta
     co_return;
   }
   const Subscription& own = subscriptions_[index];
-  const std::string body = fetch_body(own.subject, own.id, 1000, kFetchWaitMs);
+  const bool consume = options_.mode == Mode::consume;
+  const bool ack = consume && options_.ack;
+  const std::string body =
+      fetch_body(own.subject, own.id, consume ? options_.fetch_max : 1000, kFetchWaitMs);
   Answer answer;
   while (!answer.error && Clock::now() < window.end) {
     answer = co_await connection.post("/api/fetch", body, std::chrono::milliseconds(kFetchWaitMs));
+    const json::array data = fetched_data(answer.body, ack ? "messages" : "data");
+    std::size_t consumed = data.size();
+    if (ack && !answer.error && answer.status == 200 && !data.empty()) {
+      // A message counts once acked, as a consumer is done with it only then.
+      answer = co_await connection.post("/api/ack", ack_body(own.subject, own.id, data));
+      consumed = acked_count(answer.body);
+    }
     if (!window.counts(answer, stats)) {
       continue;
     }
@@ -336,8 +384,7 @@ asio::awaitable<void> Workload::fetch_loop(std::size_t index, Window window, Sta
       ++stats.failed;
       continue;
     }
-    const json::array data = fetched_data(answer.body);
-    stats.delivered += data.size();
+    stats.delivered += consumed;
     if (options_.mode != Mode::longpoll) {
       continue;
     }
@@ -427,7 +474,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
       "pub, pub-async, pubfetch (publish and fetch alternately on one subscription per "
       "connection), fanout (--subscribers subscriptions on one subject, each fetched by its own "
       "connection), batch (--batch messages per publish), longpoll (one long-polling fetch per "
-      "connection, one publisher at --rate; latency is publish to delivery)")(
+      "connection, one publisher at --rate; latency is publish to delivery), consume "
+      "(--connections publishers and --subscribers members of one group, each fetching --max "
+      "messages at a time; with --ack in ack mode, acking what each fetch got)")(
       "connections,c", po::value(&options.connections)->default_value(options.connections),
       "publishing connections (longpoll: waiting fetches)")(
       "threads,t", po::value(&options.threads)->default_value(options.threads), "client threads")(
@@ -441,11 +490,13 @@ std::optional<Options> parse_options(int argc, char** argv) {
       "fanout subscriptions")("batch", po::value(&options.batch)->default_value(options.batch),
                               "messages per batch publish")(
       "max", po::value(&options.fetch_max)->default_value(options.fetch_max),
-      "fetch max in pubfetch")(
+      "fetch max in pubfetch and consume")(
       "rate,r", po::value(&options.rate)->default_value(options.rate),
       "requests per second over all connections, each on a fixed schedule; 0 = as fast as "
-      "answers come (longpoll: 1000)")("json", po::bool_switch(&options.json),
-                                       "print one JSON object");
+      "answers come (longpoll: 1000)")(
+      "ack", po::bool_switch(&options.ack),
+      "consume: ack-mode subscriptions, each fetch's receipts acked in one request")(
+      "json", po::bool_switch(&options.json), "print one JSON object");
   po::variables_map values;
   po::store(po::parse_command_line(argc, argv, described), values);
   po::notify(values);

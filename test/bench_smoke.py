@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 
-FETCHING_MODES = {"pubfetch", "fanout", "longpoll"}
-MODES = ["pub", "pub-async", "pubfetch", "fanout", "batch", "longpoll"]
+FETCHING_MODES = {"pubfetch", "fanout", "longpoll", "consume"}
+# Each mode with the extra options it is also run with.
+MODES = [("pub",), ("pub-async",), ("pubfetch",), ("fanout",), ("batch",), ("longpoll",),
+         ("consume",), ("consume", "--ack")]
 
 
 def start_broker(binary):
@@ -28,10 +30,10 @@ def start_broker(binary):
     raise SystemExit("the broker did not start")
 
 
-def run_mode(bench, port, mode):
+def run_mode(bench, port, mode, *extra):
     completed = subprocess.run(
         [bench, "--port", str(port), "--mode", mode, "--connections", "4", "--duration", "1",
-         "--warmup", "0.2", "--rate", "2000", "--json"],
+         "--warmup", "0.2", "--rate", "2000", "--json", *extra],
         capture_output=True, text=True, timeout=60)
     if completed.returncode != 0:
         return f"{mode}: exit {completed.returncode}: {completed.stderr.strip()}"
@@ -55,7 +57,7 @@ def main():
     broker, port = start_broker(sys.argv[1])
     try:
         failures = [problem for mode in MODES
-                    if (problem := run_mode(sys.argv[2], port, mode)) is not None]
+                    if (problem := run_mode(sys.argv[2], port, *mode)) is not None]
         bad_option = subprocess.run([sys.argv[2], "--mode", "nope"], capture_output=True,
                                     text=True, timeout=10)
         if bad_option.returncode != 2 or "unknown --mode nope" not in bad_option.stderr:
