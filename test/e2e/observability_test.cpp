@@ -81,6 +81,47 @@ std::vector<std::string> dashboard_queries() {
   return queries;
 }
 
+// Fetches one message of the ack-mode subscription `id` on `subject` and answers it with `verb`
+// (ack or nack); an empty verb leaves it in flight.
+void fetch_one_and(HttpClient& client, const std::string& subject, const std::string& id,
+                   const std::string& verb) {
+  const std::string fetched =
+      client.post("/api/fetch", R"({"subject":")" + subject + R"(","id":")" + id + R"(","max":1})")
+          .body;
+  std::smatch receipt;
+  ASSERT_TRUE(std::regex_search(fetched, receipt, std::regex(R"re("receipt":"([^"]+)")re")))
+      << fetched;
+  if (!verb.empty()) {
+    client.post("/api/" + verb, R"({"subject":")" + subject + R"(","id":")" + id +
+                                    R"(","receipts":[")" + receipt[1].str() + R"("]})");
+  }
+}
+
+// §9 traffic for the ack-mode panels: an ack, a nack and its redelivery (left in flight), a
+// message dead-lettered to a subscribed subject, one whose dead_letter subject has no subscriber,
+// one dropped at max_deliveries, and a duplicate msg_id. New subscriptions each time, as a
+// subscription only gets what is published after it.
+void generate_ack_traffic(HttpClient& client) {
+  const std::string acked =
+      id_of(client.post("/api/subscribe", R"({"subject":"obs.ack","ack":true})"));
+  client.post("/api/publish/batch", R"({"subject":"obs.ack","data":["a","b"]})");
+  fetch_one_and(client, "obs.ack", acked, "ack");
+  fetch_one_and(client, "obs.ack", acked, "nack");
+  fetch_one_and(client, "obs.ack", acked, "");
+  client.post("/api/subscribe", R"({"subject":"obs.dead"})");
+  for (const std::string dead_letter :
+       {R"(,"dead_letter":"obs.dead")", R"(,"dead_letter":"obs.nowhere")", ""}) {
+    const std::string id = id_of(
+        client.post("/api/subscribe",
+                    R"({"subject":"obs.last","ack":true,"max_deliveries":1)" + dead_letter + "}"));
+    client.post("/api/publish", R"({"subject":"obs.last","data":"x"})");
+    fetch_one_and(client, "obs.last", id, "nack");
+    client.post("/api/unsubscribe", R"({"subject":"obs.last","id":")" + id + "\"}");
+  }
+  client.post("/api/publish", R"({"subject":"obs.kept","data":"x","msg_id":"obs"})");
+  client.post("/api/publish", R"({"subject":"obs.kept","data":"x","msg_id":"obs"})");
+}
+
 // Requests of every route and outcome the dashboard plots, including drops and async failures.
 void generate_traffic(HttpClient& client) {
   const auto subscribed = client.post("/api/subscribe", R"({"subject":"obs"})").body;
@@ -94,6 +135,7 @@ void generate_traffic(HttpClient& client) {
   client.post("/api/unsubscribe", R"({"subject":"obs","id":")" + id + "\"}");
   client.post("/api/publish", R"({"subject":"obs.kept","data":"x"})");
   client.get("/ready");
+  generate_ack_traffic(client);
 }
 
 // Queries the traffic leaves at 0: the async queue is drained at once, and the storage figures of
@@ -123,7 +165,7 @@ bool moved_by_traffic(std::string_view query, const boost::json::object& labels)
     return false;
   }
   if (query.find("gophermq_dropped_messages_total") != std::string_view::npos) {
-    return label("reason") == "unsubscribe";
+    return label("reason") == "unsubscribe" || label("reason") == "max_deliveries";
   }
   if (query.find("gophermq_async_publish_failed_total") != std::string_view::npos) {
     return label("reason") == "no_subscribers";
@@ -206,7 +248,7 @@ TEST(Observability, PrometheusScrapesTheBrokerAndEveryDashboardQueryReturnsData)
   for (const auto& [query, problem] : problems) {
     ADD_FAILURE() << problem << " for " << query << "\n" << answers[query];
   }
-  EXPECT_EQ(dashboard_queries().size(), 26U);
+  EXPECT_EQ(dashboard_queries().size(), 33U);
   fs::remove_all(scratch);
 }
 
