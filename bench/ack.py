@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What ack mode costs (issue 15; results in docs/performance.md). In one command, ROUNDS
 interleaved rounds (every case once per round, so drift on a shared machine hits every case
-alike), then the median of each case and the ratios of the target (ack >= 0.5x plain):
+alike; every other round runs them backwards), then the median of each case and the ratios of the target (ack >= 0.5x plain):
 
   plain            PUBLISHERS publishing connections and CONSUMERS members of one group, each
                    fetching up to MAX messages at a time (gophermq-bench --mode consume)
@@ -66,6 +66,8 @@ def main():
         extra = ["--broker.max-pending=100000000", "--broker.max-pending-bytes=17179869184"]
         if fsync:
             extra += [f"--storage.dir={storage_root}/{name}-{round_}", f"--storage.fsync={fsync}"]
+        # What the previous case left dirty is written now, not during this case's fdatasyncs.
+        os.sync()
         # The broker inherits the mask, so it sizes its threads from the server CPUs.
         os.sched_setaffinity(0, server_cpus)
         try:
@@ -98,8 +100,10 @@ def main():
     try:
         for round_ in range(1, rounds + 1):
             print(f"-- round {round_}", flush=True)
+            # Every other round backwards, so no case always follows the same one.
+            order = CASES if round_ % 2 == 1 else CASES[::-1]
             by_round.append({name: run_case(name, fsync, options, round_)
-                             for name, fsync, options in CASES})
+                             for name, fsync, options in order})
     finally:
         shutil.rmtree(storage_root, ignore_errors=True)
 
