@@ -19,8 +19,14 @@ inline constexpr std::size_t frame_header_bytes = 8;
 // is at most the largest request body, and a checkpoint splits queues into ~1 MiB records).
 inline constexpr std::uint32_t max_frame_payload = 256U * 1024 * 1024;
 
-// The CRC-32C of `first` followed by `second`.
+// The CRC-32C of `first` followed by `second`: with the SSE4.2 instruction where the CPU has it
+// (eight bytes a step, several times the table's speed on every record written and recovered),
+// otherwise Boost.CRC's table.
 [[nodiscard]] std::uint32_t crc32c(std::string_view first, std::string_view second = {}) noexcept;
+// The same from Boost.CRC's table always: the fallback, and the reference the instruction is
+// tested against.
+[[nodiscard]] std::uint32_t crc32c_table(std::string_view first,
+                                         std::string_view second = {}) noexcept;
 
 // Appends the header for a payload of `size` bytes that the caller appends right after, so the
 // record is encoded in place: `payload_start` is where the payload begins. seal_frame fills in the

@@ -17,18 +17,18 @@ Overloaded(Visitors...) -> Overloaded<Visitors...>;
 
 }  // namespace
 
-int Writer::fd_of(std::uint64_t file) {
+Writer::OpenFile& Writer::open_file(std::uint64_t file) {
   auto found = open_.find(file);
   if (found == open_.end()) {
     // A file the log did not prepare in this process: only the one recovery left behind.
-    const auto path = directory_.file_path(file);
+    auto path = directory_.file_path(file);
     FileHandle handle(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (handle.get() < 0) {
       throw_errno("open", path);
     }
-    found = open_.emplace(file, std::move(handle)).first;
+    found = open_.emplace(file, OpenFile{std::move(handle), std::move(path)}).first;
   }
-  return found->second.get();
+  return found->second;
 }
 
 WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_observed) {
@@ -36,7 +36,8 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
   const auto sync_dirty = [&] {
     for (const std::uint64_t file : dirty_) {
       const auto started = std::chrono::steady_clock::now();
-      sync_data(fd_of(file), directory_.file_path(file));
+      const OpenFile& open = open_file(file);
+      sync_data(open.handle.get(), open.path);
       fsync_observed(std::chrono::steady_clock::now() - started);
     }
     dirty_.clear();
@@ -44,25 +45,24 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
   for (WriteOp& op : request.ops) {
     std::visit(Overloaded{
                    [&](WriteBytes& write) {
-                     write_all_at(fd_of(write.file), write.bytes, write.offset,
-                                  directory_.file_path(write.file));
+                     const OpenFile& open = open_file(write.file);
+                     write_all_at(open.handle.get(), write.bytes, write.offset, open.path);
                      dirty_.insert(write.file);
                    },
                    [&](const PrepareFile& prepare) {
                      std::error_code no_room;
-                     FileHandle handle = create_reserved(directory_.file_path(prepare.file),
-                                                         prepare.bytes, no_room);
+                     auto path = directory_.file_path(prepare.file);
+                     FileHandle handle = create_reserved(path, prepare.bytes, no_room);
                      if (!no_room) {
                        directory_.sync();
-                       open_.emplace(prepare.file, std::move(handle));
+                       open_.emplace(prepare.file, OpenFile{std::move(handle), std::move(path)});
                      }
                      progress.prepared.emplace_back(prepare.file, !no_room);
                    },
                    [&](const SealFile& seal) {
-                     const auto path = directory_.file_path(seal.file);
-                     const int fd = fd_of(seal.file);
-                     truncate_file(fd, seal.length, path);
-                     sync_data(fd, path);
+                     const OpenFile& open = open_file(seal.file);
+                     truncate_file(open.handle.get(), seal.length, open.path);
+                     sync_data(open.handle.get(), open.path);
                      dirty_.erase(seal.file);
                      open_.erase(seal.file);
                      progress.sealed.emplace_back(seal.file, seal.length);
@@ -97,12 +97,12 @@ SyncJob Writer::take_dirty(std::uint64_t end) {
   SyncJob job;
   job.end = end;
   for (const std::uint64_t file : dirty_) {
-    const auto path = directory_.file_path(file);
-    FileHandle copy(::fcntl(fd_of(file), F_DUPFD_CLOEXEC, 0));
+    const OpenFile& open = open_file(file);
+    FileHandle copy(::fcntl(open.handle.get(), F_DUPFD_CLOEXEC, 0));
     if (copy.get() < 0) {
-      throw_errno("duplicate the descriptor of", path);
+      throw_errno("duplicate the descriptor of", open.path);
     }
-    job.files.emplace_back(path, std::move(copy));
+    job.files.emplace_back(open.path, std::move(copy));
   }
   dirty_.clear();
   return job;

@@ -75,10 +75,15 @@ class Writer {
   static void sync(SyncJob& job, const FsyncObserved& fsync_observed);
 
  private:
-  int fd_of(std::uint64_t file);
+  // A file's path is made once, when it is opened: a write names it only if it fails.
+  struct OpenFile {
+    FileHandle handle;
+    std::filesystem::path path;
+  };
+  OpenFile& open_file(std::uint64_t file);
 
   const Directory& directory_;
-  std::map<std::uint64_t, FileHandle> open_;
+  std::map<std::uint64_t, OpenFile> open_;
   std::set<std::uint64_t> dirty_;  // written since their last sync
 };
 

@@ -41,6 +41,25 @@ TEST(Crc32c, MatchesTheCastagnoliCheckValueAndContinues) {
   EXPECT_EQ(crc32c("123456789"), 0xE3069283U);  // the catalogue's check value for CRC-32C
   EXPECT_EQ(crc32c("1234", "56789"), 0xE3069283U);
   EXPECT_EQ(crc32c(""), 0U);
+  EXPECT_EQ(crc32c_table("123456789"), 0xE3069283U);
+}
+
+// Every length around the instruction's eight-byte steps, split anywhere, at every alignment.
+TEST(Crc32c, TheInstructionAgreesWithTheTable) {
+  std::mt19937 random(7);
+  std::string bytes(64, '\0');
+  for (char& byte : bytes) {
+    byte = static_cast<char>(random());
+  }
+  const std::string_view all(bytes);
+  for (std::size_t start = 0; start < 8; ++start) {
+    for (std::size_t length = 0; start + length <= all.size(); ++length) {
+      const std::string_view piece = all.substr(start, length);
+      const std::size_t split = length == 0 ? 0 : random() % (length + 1);
+      ASSERT_EQ(crc32c(piece.substr(0, split), piece.substr(split)), crc32c_table(piece))
+          << "start " << start << " length " << length << " split " << split;
+    }
+  }
 }
 
 TEST(Frames, RoundTripAndZerosEndCleanly) {
