@@ -245,7 +245,7 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     co_return refuse(kInvalidBody);
   }
   // An option without "ack": true would be ignored silently; §9 refuses it instead.
-  if (body->ack_options_given && !body->ack.ack) {
+  if (body->given.any() && !body->ack.ack) {
     co_return refuse(kInvalidAckOptions);
   }
   const service::Subscribed subscribed =
@@ -255,9 +255,9 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
     co_return refuse(*refused);
   }
   co_return json_response(
-      status::ok, body->ack.ack
-                      ? encode_subscribed(subscribed.id, body->subject, body->group, body->ack)
-                      : encode_subscribed(subscribed.id, body->subject, body->group));
+      status::ok, body->ack.ack ? encode_subscribed(subscribed.id, body->subject, body->group,
+                                                    body->ack, body->given)
+                                : encode_subscribed(subscribed.id, body->subject, body->group));
 }
 
 asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {

@@ -259,7 +259,6 @@ bool decode_ack_options(const ParsedObject& parsed, SubscribeRequest& request) {
       return false;
     }
     request.ack.ack = ack->get_bool();
-    request.ack_given = true;
   }
   if (const json::value* wait = parsed.field("ack_wait_ms"); wait != nullptr) {
     const auto value = option_integer(*wait);
@@ -268,18 +267,19 @@ bool decode_ack_options(const ParsedObject& parsed, SubscribeRequest& request) {
     }
     request.ack.ack_wait = std::chrono::milliseconds(static_cast<std::int64_t>(
         std::min<std::uint64_t>(*value, std::numeric_limits<std::int64_t>::max())));
-    request.ack_options_given = true;
+    request.given.ack_wait_ms = true;
   }
-  for (const auto& [name, field] :
-       {std::pair{"max_deliveries", &broker::AckOptions::max_deliveries},
-        std::pair{"max_in_flight", &broker::AckOptions::max_in_flight}}) {
+  using Given = SubscribeRequest::GivenAckOptions;
+  for (const auto& [name, field, flag] :
+       {std::tuple{"max_deliveries", &broker::AckOptions::max_deliveries, &Given::max_deliveries},
+        std::tuple{"max_in_flight", &broker::AckOptions::max_in_flight, &Given::max_in_flight}}) {
     if (const json::value* given = parsed.field(name); given != nullptr) {
       const auto value = option_integer(*given);
       if (!value) {
         return false;
       }
       request.ack.*field = clamp32(*value);
-      request.ack_options_given = true;
+      request.given.*flag = true;
     }
   }
   if (const json::value* dead_letter = parsed.field("dead_letter"); dead_letter != nullptr) {
@@ -287,7 +287,7 @@ bool decode_ack_options(const ParsedObject& parsed, SubscribeRequest& request) {
       return false;
     }
     request.ack.dead_letter = dead_letter->get_string();
-    request.ack_options_given = true;
+    request.given.dead_letter = true;
   }
   return true;
 }
@@ -595,20 +595,27 @@ std::string encode_subscribed(std::string_view id, std::string_view subject,
 
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group,
-                              const broker::AckOptions& options) {
+                              const broker::AckOptions& options,
+                              const SubscribeRequest::GivenAckOptions& given) {
   JsonWriter json(160 + id.size() + subject.size() + (group ? group->size() : 0) +
                   options.dead_letter.size());
   json.begin_object().key("ack").boolean(options.ack);
-  json.key("ack_wait_ms").number(static_cast<std::uint64_t>(options.ack_wait.count()));
-  if (!options.dead_letter.empty()) {
+  if (given.ack_wait_ms) {
+    json.key("ack_wait_ms").number(static_cast<std::uint64_t>(options.ack_wait.count()));
+  }
+  if (given.dead_letter) {
     json.key("dead_letter").string(options.dead_letter);
   }
   if (group) {
     json.key("group").string(*group);
   }
   json.key("id").string(id);
-  json.key("max_deliveries").number(options.max_deliveries);
-  json.key("max_in_flight").number(options.max_in_flight);
+  if (given.max_deliveries) {
+    json.key("max_deliveries").number(options.max_deliveries);
+  }
+  if (given.max_in_flight) {
+    json.key("max_in_flight").number(options.max_in_flight);
+  }
   json.key("subject").string(subject).end_object();
   return std::move(json).finish();
 }

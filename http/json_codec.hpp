@@ -18,14 +18,24 @@ namespace gophermq::http {
 // byte of a string that does not start well-formed UTF-8, and each escaped UTF-16 surrogate that is
 // not part of a pair, decodes to U+FFFD, so every decoded string is well-formed UTF-8.
 // Ack options arrive as given: a value out of its range stays out of it (a negative one or one
-// beyond 32 bits reads as the largest), for the broker to refuse. `ack_options_given`: any of
-// ack_wait_ms, max_deliveries, dead_letter, max_in_flight was in the body.
+// beyond 32 bits reads as the largest), for the broker to refuse.
 struct SubscribeRequest {
+  // Which ack options the body named: the answer echoes exactly those (API.md §9), and any of them
+  // without "ack": true is refused.
+  struct GivenAckOptions {
+    bool ack_wait_ms = false;
+    bool max_deliveries = false;
+    bool max_in_flight = false;
+    bool dead_letter = false;
+    [[nodiscard]] bool any() const noexcept {
+      return ack_wait_ms || max_deliveries || max_in_flight || dead_letter;
+    }
+  };
+
   std::string subject;
   std::optional<std::string> group;
   broker::AckOptions ack;
-  bool ack_given = false;
-  bool ack_options_given = false;
+  GivenAckOptions given;
 };
 
 // `msg_ids`: empty without msg_id / msg_ids; otherwise one valid msg_id per message (a body with
@@ -123,10 +133,11 @@ std::string encode_status_ok();
 std::string encode_batch_ok(std::size_t count);
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group);
-// An ack-mode subscription's answer: every option echoed, dead_letter only when set.
+// An ack-mode subscription's answer: "ack": true and the options the request gave, no defaults.
 std::string encode_subscribed(std::string_view id, std::string_view subject,
                               const std::optional<std::string>& group,
-                              const broker::AckOptions& options);
+                              const broker::AckOptions& options,
+                              const SubscribeRequest::GivenAckOptions& given);
 // A publish that gave a msg_id.
 std::string encode_published(bool duplicate);
 // A batch that gave msg_ids: `count` stored, `duplicates` refused.

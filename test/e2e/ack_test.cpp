@@ -307,6 +307,17 @@ TEST_F(Ack, SubscribeEchoesEveryOptionGivenInKeyOrder) {
                 "\"subject\":\"orders.*\"}\n");
 }
 
+// §9: "The response echoes every option given": the given ones, not the defaults filled in.
+TEST_F(Ack, SubscribeEchoesExactlyTheOptionsGiven) {
+  auto answer = post("/api/subscribe", R"({"subject":"jobs","ack":true,"ack_wait_ms":1000})");
+  ASSERT_EQ(answer.status, 200U) << answer.body;
+  EXPECT_EQ(answer.body, "{\"ack\":true,\"ack_wait_ms\":1000,\"id\":\"" + id_of(answer) +
+                             "\",\"subject\":\"jobs\"}\n");
+  answer = post("/api/subscribe", R"({"subject":"jobs","ack":true})");
+  ASSERT_EQ(answer.status, 200U) << answer.body;
+  EXPECT_EQ(answer.body, "{\"ack\":true,\"id\":\"" + id_of(answer) + "\",\"subject\":\"jobs\"}\n");
+}
+
 TEST_F(Ack, SubscribeWithAckAloneGetsTheDefaults) {
   const auto answer = post("/api/subscribe", R"({"subject":"orders","ack":true})");
   ASSERT_EQ(answer.status, 200U) << answer.body;

@@ -156,7 +156,15 @@ TEST(JsonEncoding, AckModeAnswersHaveSortedKeys) {
   options.ack = true;
   options.max_deliveries = 3;
   options.dead_letter = "dlq";
-  EXPECT_EQ(encode_subscribed("i", "s", std::string("g"), options),
+  SubscribeRequest::GivenAckOptions given;
+  given.max_deliveries = true;
+  given.dead_letter = true;
+  EXPECT_EQ(encode_subscribed("i", "s", std::string("g"), options, given),
+            R"({"ack":true,"dead_letter":"dlq","group":"g","id":"i","max_deliveries":3,)"
+            R"("subject":"s"})"
+            "\n");
+  given = {true, true, true, true};
+  EXPECT_EQ(encode_subscribed("i", "s", std::string("g"), options, given),
             R"({"ack":true,"ack_wait_ms":30000,"dead_letter":"dlq","group":"g","id":"i",)"
             R"("max_deliveries":3,"max_in_flight":1000,"subject":"s"})"
             "\n");
@@ -184,14 +192,14 @@ TEST(JsonDecoding, AckOptionsKeepOutOfRangeValuesOutOfRange) {
                        R"("max_in_flight":5,"dead_letter":"d"})");
   ASSERT_TRUE(request);
   EXPECT_TRUE(request->ack.ack);
-  EXPECT_TRUE(request->ack_options_given);
+  EXPECT_TRUE(request->given.any());
   EXPECT_FALSE(broker::is_valid(request->ack, 256));
   EXPECT_EQ(request->ack.max_in_flight, 5U);
   EXPECT_EQ(request->ack.dead_letter, "d");
   request = decode_subscribe(R"({"subject":"s","max_in_flight":5})");
   ASSERT_TRUE(request);
   EXPECT_FALSE(request->ack.ack);
-  EXPECT_TRUE(request->ack_options_given);
+  EXPECT_TRUE(request->given.any());
   EXPECT_FALSE(decode_subscribe(R"({"subject":"s","ack":1})"));
   EXPECT_FALSE(decode_subscribe(R"({"subject":"s","ack":true,"ack_wait_ms":1000.5})"));
 }
