@@ -253,7 +253,7 @@ TEST_F(Storage, ALogOfAnOlderFormatRefusesTheStart) {
   const auto run = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
   EXPECT_EQ(run.status, 1);
   EXPECT_NE(run.output.find("storage: " + file.string() +
-                            " is in log format 1, this broker reads format 2 only"),
+                            " is in log format 1, this broker reads format 3 only"),
             std::string::npos)
       << run.output;
   EXPECT_EQ(fs::file_size(file), bytes.size());

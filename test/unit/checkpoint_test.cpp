@@ -37,7 +37,7 @@ class Records final : public JournalSink {
  public:
   void append(const Record& record) override { encode(record, bytes.emplace_back()); }
 
-  [[nodiscard]] std::vector<Record> decoded(std::vector<std::vector<Message>>& storage) const {
+  [[nodiscard]] std::vector<Record> decoded(std::vector<RecordStorage>& storage) const {
     std::vector<Record> records;
     storage.resize(bytes.size());
     for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -130,7 +130,7 @@ TEST(Checkpoint, NewRecordTypesSurviveTheirEncoding) {
   record.time = 77;
   const std::string bytes = encoded(record);
   EXPECT_EQ(encoded_size(record), bytes.size());
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> decoded = decode(bytes, messages);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->type, RecordType::queue_state);
@@ -171,7 +171,7 @@ TEST(Checkpoint, EncodedSizeIsWhatEncodeAppends) {
 TEST(Checkpoint, EveryCutAndEveryExtraByteIsRefused) {
   const std::vector<Message> batch = {Message::create("x"), Message::create(std::string(70, 'y'))};
   const std::vector<Message> state = numbered({{1, "a"}, {2, std::string(20, 'b')}});
-  std::vector<Message> messages;
+  RecordStorage messages;
   for (const Record& record : one_of_each(batch, state)) {
     const std::string bytes = encoded(record);
     ASSERT_TRUE(decode(bytes, messages).has_value()) << static_cast<int>(record.type);
@@ -190,7 +190,7 @@ TEST(Checkpoint, DecodeTakesOnlyWholeRecordsFromRandomBytes) {
   const std::vector<Message> state = numbered({{1, "a"}, {2, std::string(20, 'b')}});
   const std::vector<Record> valid = one_of_each(batch, state);
   std::mt19937 random(7);
-  std::vector<Message> messages;
+  RecordStorage messages;
   std::size_t accepted = 0;
   for (int round = 0; round < 20'000; ++round) {
     std::string bytes;
@@ -220,10 +220,10 @@ TEST(Checkpoint, DecodeTakesOnlyWholeRecordsFromRandomBytes) {
 TEST(Checkpoint, DecodeRefusesLengthsBeyondTheBytes) {
   const std::vector<Message> state = numbered({{1, "a"}});
   std::string bytes = encoded(queue_state("a", "s", state));
-  std::vector<Message> messages;
+  RecordStorage messages;
   // The message count (one varint byte) sits right after the three strings, before the only
-  // message's seq, length and byte.
-  const std::size_t count_at = bytes.size() - 4;
+  // message's seq, length and byte and the empty published subject.
+  const std::size_t count_at = bytes.size() - 5;
   for (const std::size_t at : {count_at, count_at + 2}) {
     std::string damaged = bytes;
     damaged.replace(at, 1, "\xFF\xFF\xFF\x7F");
@@ -253,7 +253,7 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
   const std::string half(queue_state_max_bytes / 2, 'h');
   const std::vector<Message> too_large = numbered({{1, half}, {2, half}, {3, "x"}});
   const std::vector<Record> valid = one_of_each(batch, state);
-  std::vector<Message> messages;
+  RecordStorage messages;
   std::vector<std::pair<std::string, Record>> wrong;
   const auto add = [&](std::string what, std::size_t index, auto change) {
     Record record = valid.at(index);
@@ -326,7 +326,7 @@ std::vector<std::size_t> state_sizes(const Limits& limits, std::size_t count, st
   }
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   std::vector<std::size_t> sizes;
   std::uint64_t next_seq = 1;
   for (const Record& record : records.decoded(storage)) {
@@ -382,7 +382,7 @@ TEST(Checkpoint, QueueStateRecordsCarryTheirStamps) {
   ASSERT_EQ(broker.publish("a", std::span(three).first(2)), PublishStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 5U);  // checkpoint, subscribe, two queue_states, end
   EXPECT_EQ(decoded[2].time, to_record_time(first));
@@ -409,7 +409,7 @@ TEST(Checkpoint, QueueStateRecordsWithoutStampsHaveNoTime) {
   ASSERT_EQ(broker.publish("a", two), PublishStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 4U);
   EXPECT_EQ(decoded[2].type, RecordType::queue_state);
@@ -422,7 +422,7 @@ TEST(Checkpoint, QueueStateRecordsWithoutStampsHaveNoTime) {
 std::string rebuilt(const Broker& broker, const Clock& clock) {
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   Broker copy(broker.limits(), clock);
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record)) << static_cast<int>(record.type);
@@ -490,7 +490,7 @@ TEST(Checkpoint, AnEmptyCoreCheckpointsAsTwoRecords) {
   Broker broker(Limits{});
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 2U);
   EXPECT_EQ(decoded[0].type, RecordType::checkpoint);
@@ -509,7 +509,7 @@ TEST(Checkpoint, SubscriptionsResumeTheirActivity) {
   ASSERT_EQ(broker.subscribe("new", "a", "g"), SubscribeStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   Broker copy(limits, clock);
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record));
@@ -625,7 +625,7 @@ TEST(Checkpoint, ReplayLeavesTheCountersAlone) {
   EXPECT_EQ(counted.published, 2U);
   EXPECT_EQ(counted.delivered, 1U);
   Broker copy(limits);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record));
   }

@@ -44,7 +44,7 @@ class RecordingSink final : public JournalSink {
     std::string& bytes = records.emplace_back();
     encode(record, bytes);
     EXPECT_EQ(encoded_size(record), bytes.size());
-    std::vector<Message> messages;
+    RecordStorage messages;
     const std::optional<Record> decoded = decode(bytes, messages);
     ASSERT_TRUE(decoded.has_value()) << static_cast<int>(record.type);
     std::string again;
@@ -71,7 +71,7 @@ std::string replayed(const Limits& limits, const std::vector<std::string>& recor
                      std::optional<RecordType> skipped = std::nullopt) {
   const ManualClock elsewhere;  // replay reads every time from the records
   Broker copy(limits, elsewhere);
-  std::vector<Message> messages;
+  RecordStorage messages;
   for (const std::string& bytes : records) {
     const std::optional<Record> record = decode(bytes, messages);
     EXPECT_TRUE(record.has_value());
@@ -102,7 +102,7 @@ std::string recovered(const Limits& limits, const Snapshot& snapshot,
 // records between them.
 void expect_framed(const Snapshot& snapshot) {
   ASSERT_GE(snapshot.records.size(), 2U);
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> first = decode(snapshot.records.front(), messages);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->type, RecordType::checkpoint);
@@ -281,7 +281,7 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   std::string bytes;
   encode(record, bytes);
   EXPECT_EQ(encoded_size(record), bytes.size());
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> decoded = decode(bytes, messages);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->type, RecordType::publish);
@@ -343,13 +343,13 @@ TEST(Journal, NumbersAreShortestVarintsOfUpTo64Bits) {
     EXPECT_EQ(bytes.size(), encoded_size(record));
     // type, format, flags, seq, count and the four empty lengths, around the time.
     EXPECT_EQ(bytes.size() - value.size - varint_bytes(record.seq), 8U) << value.bits;
-    std::vector<Message> messages;
+    RecordStorage messages;
     const std::optional<Record> decoded = decode(bytes, messages);
     ASSERT_TRUE(decoded.has_value()) << value.bits;
     EXPECT_EQ(static_cast<std::uint64_t>(decoded->time), value.bits);
     EXPECT_EQ(decoded->seq, record.seq);
   }
-  std::vector<Message> messages;
+  RecordStorage messages;
   ASSERT_TRUE(decode(fetch_bytes("\x7F", "\x81\x01"), messages).has_value());
   EXPECT_EQ(decode(fetch_bytes("\x7F", "\x81\x01"), messages)->count, 129U);
   // The high bit of the tenth byte is the 64th bit of the value.
@@ -388,7 +388,7 @@ TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
   // Format 1 had the reason, 0 for a checkpoint, where the format byte is now.
   const std::string old{static_cast<char>(RecordType::checkpoint), '\0', '\0'};
   EXPECT_EQ(checkpoint_format(old), 1U);
-  std::vector<Message> messages;
+  RecordStorage messages;
   EXPECT_FALSE(decode(old + std::string(40, '\0'), messages).has_value());
   record.type = RecordType::checkpoint_end;
   bytes.clear();
