@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -268,6 +269,272 @@ TEST(Journal, EveryRecordKindChangesTheReplayedState) {
   }
 }
 
+// Replay keeps nothing in flight: a delivered message is pending again with its delivery count.
+// The dump's "in flight" lines (outstanding deliveries and their deadlines) are what differs.
+std::string normalised(const std::string& dump) {
+  std::istringstream lines(dump);
+  std::string kept;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("  in flight")) {
+      kept += line + '\n';
+    }
+  }
+  return kept;
+}
+
+// The options of every queue of `pattern` and `group`, so members of a group always agree.
+AckOptions ack_options_of(std::string_view pattern, std::size_t group) {
+  AckOptions options;
+  const std::size_t kind = (pattern.size() + group) % 4;
+  if (kind == 0) {
+    return options;  // plain
+  }
+  options.ack = true;
+  options.ack_wait = milliseconds(1000 * kind);
+  options.max_in_flight = static_cast<std::uint32_t>(2 + kind);
+  if (kind >= 2) {
+    options.max_deliveries = static_cast<std::uint32_t>(kind);
+  }
+  if (kind == 3) {
+    options.dead_letter = "dl";
+  }
+  return options;
+}
+
+struct AckRun {
+  std::vector<std::string> records;
+  std::set<RecordType> kinds;  // of the journal and the checkpoints
+  std::size_t most_in_flight = 0;
+  Counters counters;
+};
+
+// As drive, for ack mode: ack-mode and plain subscriptions (a dead-letter subject among them),
+// deliveries, acks, nacks with and without delay, extends, timeouts and idempotent publishes,
+// every receipt picked at random from those handed out (stale ones included). The records, and
+// the newest checkpoint with the records after it, rebuild the core but for what is in flight.
+AckRun drive_ack(const Limits& limits, std::uint32_t seed, std::size_t steps, std::size_t every,
+                 std::size_t checkpoint_every = 40) {
+  ManualClock clock;
+  RecordingSink sink;
+  std::optional<Snapshot> snapshot;
+  std::set<RecordType> kinds;
+  Broker broker(limits, clock);
+  broker.set_journal(&sink);
+  std::mt19937 random(seed);
+  const auto pick = [&random](std::size_t count) {
+    return std::uniform_int_distribution<std::size_t>(0, count - 1)(random);
+  };
+  struct Live {
+    std::string id;
+    std::string subject;
+  };
+  struct Held {
+    std::string id;
+    std::string subject;
+    Receipt receipt;
+  };
+  std::vector<Live> live;
+  std::vector<Held> held;
+  class AckWaiter final : public Waiter {
+   public:
+    void wake() override { woken = true; }
+    bool woken = false;
+    Live target;
+  };
+  std::list<AckWaiter> ack_waiters;
+  std::size_t next_id = 0;
+  std::size_t most_in_flight = 0;
+  const auto data = [&] { return std::string(pick(20), static_cast<char>('a' + pick(26))); };
+  const auto keep = [&](const Live& target, const Deliveries& deliveries) {
+    for (const Delivery& delivery : deliveries) {
+      if (delivery.receipt.delivery > 0) {
+        held.push_back({target.id, target.subject, delivery.receipt});
+      }
+    }
+  };
+  // Mostly receipts the subscription was handed, some of them stale by now; sometimes one of
+  // another subscription's or one never handed out.
+  const auto answer = [&](Live& target) {
+    std::vector<Receipt> chosen;
+    if (!held.empty()) {
+      const Held& first = held.at(pick(held.size()));
+      target = {first.id, first.subject};
+      for (std::size_t i = pick(3); i > 0; --i) {
+        const Held& other = held.at(pick(held.size()));
+        if (other.id == first.id || pick(4) == 0) {
+          chosen.push_back(other.receipt);
+        }
+      }
+      chosen.push_back(first.receipt);
+    }
+    if (pick(8) == 0) {
+      chosen.push_back(Receipt{1 + pick(50), 1});
+    }
+    if (held.size() > 60) {
+      held.erase(held.begin(), held.begin() + 20);
+    }
+    return chosen;
+  };
+  for (std::size_t step = 1; step <= steps; ++step) {
+    const std::size_t operation = pick(100);
+    if (operation < 10 || live.empty()) {
+      const std::string id = "s" + std::to_string(next_id++);
+      const bool dead_letter = pick(6) == 0;
+      const std::string subject = dead_letter ? "dl" : std::string(kPatterns.at(pick(3)));
+      const std::size_t group = pick(3);
+      const AckOptions options =
+          dead_letter ? AckOptions{} : ack_options_of(subject, group == 0 ? pick(4) : group);
+      const auto status = broker.subscribe(
+          id, subject,
+          group == 0 ? std::nullopt : std::optional<std::string_view>(group == 1 ? "g" : "h"),
+          options);
+      if (status == SubscribeStatus::ok) {
+        live.push_back({id, subject});
+      }
+    } else if (operation < 30) {
+      std::vector<Message> batch(pick(4) == 0 ? 1 + pick(4) : 1);
+      for (Message& message : batch) {
+        message = Message::create(data());
+      }
+      const std::string_view subject = kSubjects.at(pick(3));
+      if (pick(2) == 0) {
+        broker.publish(subject, batch);
+      } else {
+        std::vector<std::string> ids;
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          ids.push_back("k" + std::to_string(pick(30)));
+        }
+        const std::vector<std::string_view> views(ids.begin(), ids.end());
+        broker.publish(subject, batch, views);
+      }
+    } else if (operation < 48) {
+      const Live& target = live.at(pick(live.size()));
+      Fetched out;
+      broker.fetch(target.subject, target.id, 1 + pick(4), pick(2) == 0, out);
+      keep(target, out.deliveries);
+    } else if (operation < 53) {
+      const Live& target = live.at(pick(live.size()));
+      AckWaiter& waiter = ack_waiters.emplace_back();
+      waiter.target = target;
+      if (broker.fetch_or_wait(target.subject, target.id, 1 + pick(3), waiter, pick(2) == 0) ==
+          FetchStatus::ok) {
+        keep(target, waiter.deliveries);
+      }
+    } else if (operation < 55 && !ack_waiters.empty()) {
+      broker.cancel_wait(ack_waiters.back());
+    } else if (operation < 67) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.ack(target.subject, target.id, chosen);
+    } else if (operation < 75) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.nack(target.subject, target.id, chosen,
+                  pick(2) == 0 ? milliseconds(0) : milliseconds(500 * pick(4)));
+    } else if (operation < 80) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.extend(target.subject, target.id, chosen);
+    } else if (operation < 83) {
+      const std::size_t index = pick(live.size());
+      broker.unsubscribe(live[index].subject, live[index].id);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(index));
+    } else {
+      clock.advance(milliseconds(10 * (1 + pick(150))));
+      broker.expire();
+      broker.expire_deliveries();
+    }
+    // Woken waiters hold deliveries too.
+    for (AckWaiter& waiter : ack_waiters) {
+      if (waiter.woken) {
+        keep(waiter.target, waiter.deliveries);
+        waiter.deliveries.clear();
+      }
+    }
+    most_in_flight = std::max<std::size_t>(most_in_flight, broker.totals().in_flight);
+    if (pick(checkpoint_every) == 0) {
+      RecordingSink taken;
+      broker.checkpoint(taken);
+      kinds.insert(taken.kinds.begin(), taken.kinds.end());
+      snapshot = Snapshot{std::move(taken.records), sink.records.size()};
+      expect_framed(*snapshot);
+    }
+    if (step % every == 0 || step == steps) {
+      const std::string dump = normalised(broker.dump());
+      EXPECT_EQ(normalised(replayed(limits, sink.records)), dump)
+          << "seed " << seed << " step " << step;
+      if (snapshot) {
+        EXPECT_EQ(normalised(recovered(limits, *snapshot, sink.records)), dump)
+            << "seed " << seed << " step " << step;
+      }
+    }
+  }
+  const Counters counters = broker.totals().counters;
+  broker.wake_all_waiters();
+  kinds.insert(sink.kinds.begin(), sink.kinds.end());
+  return AckRun{std::move(sink.records), kinds, most_in_flight, counters};
+}
+
+// Long enough a life for subscriptions and messages to see several deliveries.
+Limits ack_ttls(Limits limits) {
+  limits.message_ttl = milliseconds(6000);
+  limits.subscriber_ttl = milliseconds(20'000);
+  return limits;
+}
+
+TEST(Journal, ReplayRebuildsAckModeQueuesButForWhatIsInFlight) {
+  const AckRun run = drive_ack(ack_ttls(Limits{.dedupe_window = milliseconds(3000)}), 7, 4000, 50);
+  EXPECT_GT(run.most_in_flight, 3U);
+  EXPECT_GT(run.counters.acked, 10U);
+  EXPECT_GT(run.counters.redelivered, 50U);
+  EXPECT_GT(run.counters.dead_lettered, 3U);
+  EXPECT_GT(run.counters.duplicates, 20U);
+  for (const RecordType kind :
+       {RecordType::subscribe, RecordType::subscribe_ack, RecordType::publish,
+        RecordType::publish_ids, RecordType::deliver, RecordType::ack, RecordType::nack,
+        RecordType::extend, RecordType::settle, RecordType::ack_state, RecordType::queue_state,
+        RecordType::dedupe_state, RecordType::unsubscribe}) {
+    EXPECT_TRUE(run.kinds.contains(kind)) << static_cast<int>(kind);
+  }
+}
+
+TEST(Journal, ReplayRebuildsAckModeQueuesUnderPerQueueBounds) {
+  drive_ack(ack_ttls(Limits{.max_pending_per_queue = 4,
+                            .slow_queue_policy = SlowQueuePolicy::drop_oldest,
+                            .dedupe_window = milliseconds(1000)}),
+            8, 1500, 50);
+  drive_ack(Limits{.max_pending = 30, .max_pending_per_queue = 5}, 9, 1500, 50);
+}
+
+TEST(Journal, CheckpointAndTheRecordsAfterItRebuildAckModeQueues) {
+  std::size_t most_in_flight = 0;
+  for (std::uint32_t seed = 200; seed < 240; ++seed) {
+    most_in_flight =
+        std::max(most_in_flight,
+                 drive_ack(ack_ttls(Limits{.dedupe_window = milliseconds(500 * (1 + seed % 5))}),
+                           seed, 400, 100, 1 + seed % 50)
+                     .most_in_flight);
+  }
+  EXPECT_GT(most_in_flight, 3U);
+}
+
+// Leaving out any one ack-mode record kind changes the state the rest rebuild.
+TEST(Journal, EveryAckRecordKindChangesTheReplayedState) {
+  const Limits limits = ack_ttls(Limits{.dedupe_window = milliseconds(3000)});
+  const AckRun run = drive_ack(limits, 7, 2000, 2000);
+  const std::vector<std::string>& records = run.records;
+  for (const RecordType kind : {RecordType::subscribe_ack, RecordType::deliver, RecordType::ack,
+                                RecordType::settle, RecordType::publish_ids}) {
+    bool changed = false;
+    for (std::size_t end = 50; end <= records.size() && !changed; end += 50) {
+      const std::vector<std::string> prefix(records.begin(),
+                                            records.begin() + static_cast<std::ptrdiff_t>(end));
+      changed = replayed(limits, prefix, kind) != replayed(limits, prefix);
+    }
+    EXPECT_TRUE(changed) << static_cast<int>(kind) << " seen " << run.kinds.contains(kind);
+  }
+}
+
 TEST(Journal, RecordsSurviveTheirEncoding) {
   const auto batch =
       std::vector<Message>{Message::create(""), Message::create(std::string(300, 'x'))};
@@ -312,7 +579,7 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
     EXPECT_FALSE(decode(std::string_view(bytes).substr(0, size), messages).has_value()) << size;
   }
   EXPECT_FALSE(decode(bytes + 'x', messages).has_value());
-  bytes[0] = 9;
+  bytes[0] = static_cast<char>(static_cast<int>(RecordType::dedupe_state) + 1);
   EXPECT_FALSE(decode(bytes, messages).has_value());
 }
 
