@@ -635,7 +635,10 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
   }
   // Journaled before any of them settles: replay finds each nacked message still in the queue.
   journal_answer(RecordType::nack, *subscription);
-  for (const std::uint64_t seq : seqs_) {
+  // A dead letter's publish may serve waiting fetches, whose deliveries reuse seqs_.
+  std::vector<std::uint64_t> nacked;
+  nacked.swap(seqs_);
+  for (const std::uint64_t seq : nacked) {
     const auto entry = state->delivered.find(seq);
     if (delay.count() > 0) {
       entry->second.deadline = saturating_add(now, delay);

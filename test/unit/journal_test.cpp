@@ -308,7 +308,7 @@ struct AckRun {
   Counters counters;
 };
 
-// As drive, for ack mode: ack-mode and plain subscriptions (a dead-letter subject among them),
+// As drive, for ack mode: ack-mode and plain subscriptions (on a dead-letter subject too),
 // deliveries, acks, nacks with and without delay, extends, timeouts and idempotent publishes,
 // every receipt picked at random from those handed out (stale ones included). The records, and
 // the newest checkpoint with the records after it, rebuild the core but for what is in flight.
@@ -382,8 +382,8 @@ AckRun drive_ack(const Limits& limits, std::uint32_t seed, std::size_t steps, st
       const bool dead_letter = pick(6) == 0;
       const std::string subject = dead_letter ? "dl" : std::string(kPatterns.at(pick(3)));
       const std::size_t group = pick(3);
-      const AckOptions options =
-          dead_letter ? AckOptions{} : ack_options_of(subject, group == 0 ? pick(4) : group);
+      // A dead-letter subject may be in ack mode too, its own dead letter included.
+      const AckOptions options = ack_options_of(subject, group == 0 ? pick(4) : group);
       const auto status = broker.subscribe(
           id, subject,
           group == 0 ? std::nullopt : std::optional<std::string_view>(group == 1 ? "g" : "h"),
