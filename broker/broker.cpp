@@ -1118,7 +1118,9 @@ bool Broker::replay(const Record& record) {
     }
     case RecordType::fetch: {
       const auto found = subscriptions_.find(record.id);
-      if (found == subscriptions_.end() || record.count > found->second.queue->size()) {
+      // An ack-mode queue hands messages out in deliver records; a fetch there is activity only.
+      if (found == subscriptions_.end() || record.count > found->second.queue->size() ||
+          (found->second.queue->ack() != nullptr && record.count > 0)) {
         return false;
       }
       touch(found->second, from_record_time(record.time));

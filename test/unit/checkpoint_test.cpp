@@ -920,6 +920,20 @@ TEST(AckDurability, ApplyRefusesAckRecordsTheStateCannotTake) {
   deliver.id = "p";
   deliver.count = 0;
   EXPECT_FALSE(broker.apply(deliver));  // a plain queue
+  const std::vector<Message> one = {Message::create("x")};
+  Record publish;
+  publish.type = RecordType::publish;
+  publish.seq = 1;
+  publish.subject = "b";
+  publish.messages = one;
+  ASSERT_TRUE(broker.apply(publish));
+  Record fetch;
+  fetch.type = RecordType::fetch;
+  fetch.id = "s";
+  fetch.count = 1;
+  EXPECT_FALSE(broker.apply(fetch));  // an ack-mode queue delivers, never fetches
+  fetch.count = 0;
+  EXPECT_TRUE(broker.apply(fetch));
   Record ack;
   ack.type = RecordType::ack;
   ack.id = "s";
@@ -946,11 +960,11 @@ TEST(AckDurability, ApplyRefusesAckRecordsTheStateCannotTake) {
   state.type = RecordType::ack_state;
   state.subject = "b";
   state.id = "s";
-  const std::vector<Message> ahead = numbered({{5, "x"}});  // past the newest seq, 0
+  const std::vector<Message> ahead = numbered({{5, "x"}});
   const std::uint64_t once[] = {1};
   state.messages = ahead;
   state.numbers = once;
-  EXPECT_FALSE(broker.apply(state));
+  EXPECT_FALSE(broker.apply(state));      // past the newest seq, and the queue is not empty
   EXPECT_FALSE(broker.apply(subscribe));  // the id is taken
   EXPECT_NE(broker.dump(), before);       // t joined
 }
