@@ -679,6 +679,12 @@ TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
   EXPECT_EQ(checkpoint_format(old), 1U);
   RecordStorage messages;
   EXPECT_FALSE(decode(old + std::string(40, '\0'), messages).has_value());
+  // Format 2, before the records of ack mode: named, and refused.
+  std::string two = bytes;
+  two[1] = 2;
+  EXPECT_EQ(checkpoint_format(two), 2U);
+  EXPECT_FALSE(decode(two, messages).has_value());
+  EXPECT_TRUE(decode(bytes, messages).has_value());
   record.type = RecordType::checkpoint_end;
   bytes.clear();
   encode(record, bytes);
