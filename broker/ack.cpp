@@ -89,6 +89,15 @@ std::string DedupeWindow::key_of(std::string_view subject, std::string_view msg_
   return key;
 }
 
+std::pair<std::string_view, std::string_view> DedupeWindow::split_key(
+    std::string_view key) noexcept {
+  const std::size_t colon = key.find(':');
+  std::size_t length = 0;
+  std::from_chars(key.data(), key.data() + colon, length);
+  const std::string_view rest = key.substr(colon + 1);
+  return {rest.substr(0, length), rest.substr(length)};
+}
+
 bool DedupeWindow::seen(std::string_view subject, std::string_view msg_id, TimePoint now) {
   if (window_.count() <= 0) {
     return false;

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "broker/clock.hpp"
 
@@ -79,6 +80,19 @@ class DedupeWindow {
   // Forgets the entries recorded at least the window before `now`.
   void expire(TimePoint now);
 
+  // Visits every entry held, oldest first, as function(subject, msg_id, recorded at): what a
+  // checkpoint writes and seen() in that order rebuilds.
+  template <typename Function>
+  void for_each(Function function) const {
+    for (const Entry& entry : order_) {
+      const auto found = recorded_.find(entry.key);
+      if (found != recorded_.end() && found->second == entry.at) {
+        const auto [subject, msg_id] = split_key(entry.key);
+        function(subject, msg_id, entry.at);
+      }
+    }
+  }
+
   [[nodiscard]] std::size_t size() const noexcept { return recorded_.size(); }
   // The bytes of subject and msg_id held, the measure of the window's memory.
   [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
@@ -89,6 +103,7 @@ class DedupeWindow {
     std::string key;
   };
   static std::string key_of(std::string_view subject, std::string_view msg_id);
+  static std::pair<std::string_view, std::string_view> split_key(std::string_view key) noexcept;
 
   std::chrono::milliseconds window_;
   // Oldest first; a key recorded again after its window passed has a newer entry here, and the

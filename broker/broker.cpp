@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <limits>
 #include <map>
 #include <sstream>
 #include <unordered_set>
@@ -240,6 +241,11 @@ Record Broker::subscribe_record(const Subscription& subscription) {
   record.subject = subscription.subject;
   record.id = subscription.id;
   record.group = subscription.group;
+  if (const AckOptions* options = subscription.queue->ack_options()) {
+    record.type = RecordType::subscribe_ack;
+    record.options = {static_cast<std::uint64_t>(options->ack_wait.count()),
+                      options->max_deliveries, options->max_in_flight, options->dead_letter};
+  }
   return record;
 }
 
@@ -298,8 +304,9 @@ PublishResult Broker::publish(std::string_view subject, std::span<const Message>
                            [](std::string_view msg_id) { return is_valid_msg_id(msg_id); })) {
     return {PublishStatus::invalid_msg_id, 0};
   }
+  // The window forgets old entries when it records new ones, not here: a publish of duplicates
+  // only writes no record, so forgetting here would leave replay with more than this core.
   const TimePoint now = clock_.now();
-  dedupe_.expire(now);
   std::vector<Message> fresh;
   std::vector<std::string_view> fresh_ids;
   std::unordered_set<std::string_view> in_batch;
@@ -316,7 +323,7 @@ PublishResult Broker::publish(std::string_view subject, std::span<const Message>
     counters_.duplicates += duplicates;
     return {PublishStatus::ok, duplicates};
   }
-  const PublishStatus status = publish(subject, fresh);
+  const PublishStatus status = publish_with(subject, fresh, fresh_ids, now);
   if (status != PublishStatus::ok) {
     return {status, 0};
   }
@@ -328,6 +335,12 @@ PublishResult Broker::publish(std::string_view subject, std::span<const Message>
 }
 
 PublishStatus Broker::publish(std::string_view subject, std::span<const Message> messages) {
+  return publish_with(subject, messages, {}, std::nullopt);
+}
+
+PublishStatus Broker::publish_with(std::string_view subject, std::span<const Message> messages,
+                                   std::span<const std::string_view> msg_ids,
+                                   std::optional<TimePoint> at) {
   if (subject.size() > limits_.max_subject_length) {
     return PublishStatus::subject_too_long;
   }
@@ -385,7 +398,7 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   if (journal_ != nullptr && !journal_->admit(subject, stored)) {
     return PublishStatus::storage_full;
   }
-  const TimePoint now = limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
+  const TimePoint now = at ? *at : limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
   const std::size_t never_stored = messages.size() - stored.size();
   // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
   // queue holds always means a drop.
@@ -400,12 +413,13 @@ PublishStatus Broker::publish(std::string_view subject, std::span<const Message>
   }
   if (journal_ != nullptr) {
     Record record;
-    record.type = RecordType::publish;
+    record.type = msg_ids.empty() ? RecordType::publish : RecordType::publish_ids;
     record.time = to_record_time(now);
     record.seq = last_seq_ + 1;
     record.count = never_stored;
     record.subject = subject;
     record.messages = stored;
+    record.msg_ids = msg_ids;
     journal_->append(record);
   }
   last_seq_ += messages.size();
@@ -472,7 +486,7 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   touch(*subscription, now);
   drop_expired_messages(*subscription->queue, now);
   out.ack = subscription->queue->ack() != nullptr;
-  journal_fetch(*subscription, now,
+  journal_taken(*subscription, now,
                 take(*subscription->queue, max, meta, out.messages, out.deliveries));
   return FetchStatus::ok;
 }
@@ -480,9 +494,7 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
 std::size_t Broker::take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
                          Deliveries& deliveries) {
   if (queue.ack() != nullptr) {
-    // Delivered messages stay pending: a fetch record would remove them on replay.
-    deliver(queue, max, deliveries);
-    return 0;
+    return deliver(queue, max, deliveries);
   }
   if (!meta) {
     return take(queue, max, messages);
@@ -496,8 +508,9 @@ std::size_t Broker::take(Queue& queue, std::size_t max, bool meta, FetchedMessag
   return count;
 }
 
-void Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
+std::size_t Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
   AckQueue& state = *queue.ack();
+  seqs_.clear();
   const std::size_t room = state.options.max_in_flight - state.outstanding;
   std::size_t count = std::min(max, room);
   const TimePoint deadline = saturating_add(clock_.now(), state.options.ack_wait);
@@ -516,6 +529,7 @@ void Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
   };
   while (count > 0 && !state.again.empty()) {
     const auto oldest = state.again.begin();
+    seqs_.push_back(oldest->first);
     hand_out(std::move(oldest->second.message), std::move(oldest->second.subject),
              oldest->second.deliveries);
     state.again.erase(oldest);
@@ -531,6 +545,7 @@ void Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
     hand_out(std::move(fresh[i]), std::move(subjects[i]), 0);
   }
   counters_.delivered += taken;
+  return taken;
 }
 
 void Broker::answered(Queue& queue, AckQueue& state) {
@@ -540,7 +555,7 @@ void Broker::answered(Queue& queue, AckQueue& state) {
 }
 
 AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
-                                 Queue*& queue) {
+                                 Queue*& queue, Subscription*& subscription) {
   if (subject.size() > limits_.max_subject_length) {
     status = AckStatus::subject_too_long;
     return nullptr;
@@ -549,7 +564,7 @@ AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, 
     status = AckStatus::invalid_subject;
     return nullptr;
   }
-  Subscription* subscription = find_subscription(subject, id);
+  subscription = find_subscription(subject, id);
   if (subscription == nullptr) {
     status = AckStatus::bad_id;
     return nullptr;
@@ -567,10 +582,12 @@ AckResult Broker::ack(std::string_view subject, std::string_view id,
                       std::span<const Receipt> receipts) {
   AckResult result;
   Queue* queue = nullptr;
-  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  Subscription* subscription = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue, subscription);
   if (state == nullptr) {
     return result;
   }
+  seqs_.clear();
   for (const Receipt& receipt : receipts) {
     const auto entry = state->delivered.find(receipt.seq);
     if (entry == state->delivered.end() || !entry->second.outstanding ||
@@ -584,7 +601,9 @@ AckResult Broker::ack(std::string_view subject, std::string_view id,
     answered(*queue, *state);
     ++counters_.acked;
     ++result.applied;
+    seqs_.push_back(receipt.seq);
   }
+  journal_answer(RecordType::ack, *subscription);
   serve_waiters(*queue);
   return result;
 }
@@ -593,10 +612,12 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
                        std::span<const Receipt> receipts, std::chrono::milliseconds delay) {
   AckResult result;
   Queue* queue = nullptr;
-  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  Subscription* subscription = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue, subscription);
   if (state == nullptr) {
     return result;
   }
+  seqs_.clear();
   const TimePoint now = clock_.now();
   for (const Receipt& receipt : receipts) {
     const auto entry = state->delivered.find(receipt.seq);
@@ -610,9 +631,18 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
     answered(*queue, *state);
     ++counters_.nacked;
     ++result.applied;
+    seqs_.push_back(receipt.seq);
+  }
+  // Journaled before any of them settles: replay finds each nacked message still in the queue.
+  journal_answer(RecordType::nack, *subscription);
+  // A dead letter's publish may serve waiting fetches, whose deliveries reuse seqs_.
+  std::vector<std::uint64_t> nacked;
+  nacked.swap(seqs_);
+  for (const std::uint64_t seq : nacked) {
+    const auto entry = state->delivered.find(seq);
     if (delay.count() > 0) {
       entry->second.deadline = saturating_add(now, delay);
-      deadlines_.emplace(entry->second.deadline, queue, receipt.seq);
+      deadlines_.emplace(entry->second.deadline, queue, seq);
     } else {
       settle(*queue, entry);
     }
@@ -625,10 +655,12 @@ AckResult Broker::extend(std::string_view subject, std::string_view id,
                          std::span<const Receipt> receipts) {
   AckResult result;
   Queue* queue = nullptr;
-  AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  Subscription* subscription = nullptr;
+  AckQueue* state = find_ack_queue(subject, id, result.status, queue, subscription);
   if (state == nullptr) {
     return result;
   }
+  seqs_.clear();
   const TimePoint deadline = saturating_add(clock_.now(), state->options.ack_wait);
   for (const Receipt& receipt : receipts) {
     const auto entry = state->delivered.find(receipt.seq);
@@ -641,7 +673,9 @@ AckResult Broker::extend(std::string_view subject, std::string_view id,
     entry->second.deadline = deadline;
     deadlines_.emplace(deadline, queue, receipt.seq);
     ++result.applied;
+    seqs_.push_back(receipt.seq);
   }
+  journal_answer(RecordType::extend, *subscription);
   return result;
 }
 
@@ -685,9 +719,21 @@ void Broker::settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::
     state.delivered.erase(entry);
     return;
   }
-  const Message message = entry->second.message;
-  shrank(queue, QueueChange{1, message.size()});
+  const Message message = std::move(entry->second.message);
   state.delivered.erase(entry);
+  retire(queue, message);
+}
+
+void Broker::retire(Queue& queue, const Message& message) {
+  const AckQueue& state = *queue.ack();
+  if (journal_ != nullptr) {
+    Record record = queue_record(RecordType::settle, queue);
+    record.reason = static_cast<std::uint8_t>(DropReason::max_deliveries);
+    const std::uint64_t seq = message.seq();
+    record.numbers = {&seq, 1};
+    journal_->append(record);
+  }
+  shrank(queue, QueueChange{1, message.size()});
   if (state.options.dead_letter.empty()) {
     ++counters_.dropped[static_cast<std::size_t>(DropReason::max_deliveries)];
   } else if (publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
@@ -761,7 +807,7 @@ void Broker::serve_waiters(Queue& queue) {
     const TimePoint now = clock_.now();
     touch(*waiter.subscription_, now);
     waiter.ack = queue.ack() != nullptr;
-    journal_fetch(*waiter.subscription_, now,
+    journal_taken(*waiter.subscription_, now,
                   take(queue, waiter.max_, waiter.meta_, waiter.messages, waiter.deliveries));
     waiter.wake();
   }
@@ -903,6 +949,51 @@ void Broker::journal_fetch(const Subscription& subscription, TimePoint now, std:
   }
 }
 
+void Broker::journal_taken(const Subscription& subscription, TimePoint now, std::size_t count) {
+  if (subscription.queue->ack() == nullptr) {
+    journal_fetch(subscription, now, count);
+    return;
+  }
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = RecordType::deliver;
+    record.time = to_record_time(now);
+    record.count = count;
+    record.id = subscription.id;
+    record.numbers = seqs_;
+    journal_->append(record);
+  }
+}
+
+void Broker::journal_answer(RecordType type, const Subscription& subscription) {
+  if (journal_ != nullptr) {
+    Record record;
+    record.type = type;
+    record.time = to_record_time(subscription.last_active);
+    record.id = subscription.id;
+    record.numbers = seqs_;
+    journal_->append(record);
+  }
+}
+
+void Broker::recovered() {
+  for_each_queue([this](Queue& queue) {
+    AckQueue* state = queue.ack();
+    if (state == nullptr || state->options.max_deliveries == 0) {
+      return;
+    }
+    for (auto entry = state->again.begin(); entry != state->again.end();) {
+      if (entry->second.deliveries < state->options.max_deliveries) {
+        ++entry;
+        continue;
+      }
+      const Message message = std::move(entry->second.message);
+      entry = state->again.erase(entry);
+      retire(queue, message);
+    }
+  });
+}
+
 void Broker::drop_front(Queue& queue, std::size_t count, DropReason reason) {
   if (count == 0) {
     return;
@@ -982,16 +1073,8 @@ bool Broker::replay(const Record& record) {
   const auto reason_count = static_cast<std::uint8_t>(DropReason::count);
   switch (record.type) {
     case RecordType::subscribe:
-      if (subscriptions_.contains(record.id) ||
-          !is_valid_subject(record.subject, SubjectUse::subscribe, limits_.max_subject_length) ||
-          (record.grouped && !is_valid_group(record.group, limits_.max_subject_length))) {
-        return false;
-      }
-      add_subscription(
-          record.id, record.subject,
-          record.grouped ? std::optional<std::string_view>(record.group) : std::nullopt,
-          from_record_time(record.time));
-      return true;
+    case RecordType::subscribe_ack:
+      return replay_subscribe(record);
     case RecordType::unsubscribe: {
       const auto found = subscriptions_.find(record.id);
       if (found == subscriptions_.end() || record.reason >= reason_count) {
@@ -1000,31 +1083,44 @@ bool Broker::replay(const Record& record) {
       remove_subscription(found->second, static_cast<DropReason>(record.reason));
       return true;
     }
-    case RecordType::publish: {
-      const std::uint64_t published = record.count + record.messages.size();
-      if (!is_valid_subject(record.subject, SubjectUse::publish, limits_.max_subject_length) ||
-          record.count > Message::max_seq || published > Message::max_seq ||
-          record.seq <= last_seq_ || record.seq > Message::max_seq - published) {
+    case RecordType::publish:
+      return replay_publish(record);
+    case RecordType::publish_ids: {
+      if (record.msg_ids.size() != record.count + record.messages.size() ||
+          !std::ranges::all_of(record.msg_ids, is_valid_msg_id) || !replay_publish(record)) {
         return false;
       }
-      matched_.clear();
-      index_.match(record.subject, matched_);
-      std::uint64_t bytes = 0;
-      for (const Message& message : record.messages) {
-        bytes += message.size();
+      const TimePoint at = from_record_time(record.time);
+      for (const std::string_view msg_id : record.msg_ids) {
+        dedupe_.seen(record.subject, msg_id, at);
       }
-      for (Queue* queue : matched_) {
-        counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += record.count;
-        store(*queue, record.messages, record.seq + record.count, bytes,
-              from_record_time(record.time), subject_names_.intern(record.subject));
+      return true;
+    }
+    case RecordType::deliver:
+    case RecordType::ack:
+    case RecordType::nack:
+    case RecordType::extend:
+      return replay_answer(record);
+    case RecordType::settle:
+      return replay_settle(record);
+    case RecordType::ack_state:
+      return replay_ack_state(record);
+    case RecordType::dedupe_state: {
+      if (!is_valid_subject(record.subject, SubjectUse::publish, limits_.max_subject_length) ||
+          record.msg_ids.empty() || !std::ranges::all_of(record.msg_ids, is_valid_msg_id)) {
+        return false;
       }
-      last_seq_ = record.seq + published - 1;
-      counters_.published += published;
+      const TimePoint at = from_record_time(record.time);
+      for (const std::string_view msg_id : record.msg_ids) {
+        dedupe_.seen(record.subject, msg_id, at);
+      }
       return true;
     }
     case RecordType::fetch: {
       const auto found = subscriptions_.find(record.id);
-      if (found == subscriptions_.end() || record.count > found->second.queue->size()) {
+      // An ack-mode queue hands messages out in deliver records; a fetch there is activity only.
+      if (found == subscriptions_.end() || record.count > found->second.queue->size() ||
+          (found->second.queue->ack() != nullptr && record.count > 0)) {
         return false;
       }
       touch(found->second, from_record_time(record.time));
@@ -1043,7 +1139,8 @@ bool Broker::replay(const Record& record) {
     }
     case RecordType::checkpoint:
       // A snapshot starts from nothing: on top of other state it would duplicate it.
-      if (!subscriptions_.empty() || last_seq_ != 0 || record.seq > Message::max_seq) {
+      if (!subscriptions_.empty() || last_seq_ != 0 || dedupe_.size() > 0 ||
+          record.seq > Message::max_seq) {
         return false;
       }
       last_seq_ = record.seq;
@@ -1053,18 +1150,214 @@ bool Broker::replay(const Record& record) {
       const std::optional<TimePoint> published = limits_.message_ttl.count() > 0
                                                      ? std::optional(from_record_time(record.time))
                                                      : std::nullopt;
+      SubjectRef subject;
       if (queue == nullptr || record.messages.empty() ||
-          !queue->can_restore(record.messages, last_seq_)) {
+          !queue->can_restore(record.messages, last_seq_) ||
+          !published_ref(*queue, record, subject)) {
         return false;
       }
-      grew(*queue,
-           queue->restore(record.messages, published, subject_names_.intern(record.subject)));
+      // Delivered messages are older than any the queue has not delivered.
+      if (const AckQueue* state = queue->ack();
+          state != nullptr && !state->again.empty() &&
+          record.messages.front().seq() <= state->again.rbegin()->first) {
+        return false;
+      }
+      grew(*queue, queue->restore(record.messages, published, subject));
       return true;
     }
     case RecordType::checkpoint_end:
       return true;
   }
   return false;
+}
+
+bool Broker::replay_subscribe(const Record& record) {
+  AckOptions options;
+  if (record.type == RecordType::subscribe_ack) {
+    const RecordAckOptions& given = record.options;
+    if (given.ack_wait_ms > static_cast<std::uint64_t>(AckOptions::kMaxAckWait.count()) ||
+        given.max_deliveries > AckOptions::kMaxMaxDeliveries ||
+        given.max_in_flight > AckOptions::kMaxMaxInFlight) {
+      return false;
+    }
+    options.ack = true;
+    options.ack_wait = std::chrono::milliseconds(static_cast<std::int64_t>(given.ack_wait_ms));
+    options.max_deliveries = static_cast<std::uint32_t>(given.max_deliveries);
+    options.dead_letter = given.dead_letter;
+    options.max_in_flight = static_cast<std::uint32_t>(given.max_in_flight);
+  }
+  if (subscriptions_.contains(record.id) ||
+      !is_valid_subject(record.subject, SubjectUse::subscribe, limits_.max_subject_length) ||
+      (record.grouped && !is_valid_group(record.group, limits_.max_subject_length)) ||
+      !is_valid(options, limits_.max_subject_length)) {
+    return false;
+  }
+  const Queue* existing = record.grouped ? find_queue(record) : nullptr;
+  if (existing != nullptr) {
+    const AckOptions* held = existing->ack_options();
+    if (held != nullptr ? *held != options : options.ack) {
+      return false;
+    }
+  }
+  Subscription& added = add_subscription(
+      record.id, record.subject,
+      record.grouped ? std::optional<std::string_view>(record.group) : std::nullopt,
+      from_record_time(record.time));
+  if (existing == nullptr) {
+    added.queue->set_ack_options(options);
+  }
+  return true;
+}
+
+bool Broker::replay_publish(const Record& record) {
+  const std::uint64_t published = record.count + record.messages.size();
+  if (!is_valid_subject(record.subject, SubjectUse::publish, limits_.max_subject_length) ||
+      record.count > Message::max_seq || published > Message::max_seq || record.seq <= last_seq_ ||
+      record.seq > Message::max_seq - published) {
+    return false;
+  }
+  matched_.clear();
+  index_.match(record.subject, matched_);
+  std::uint64_t bytes = 0;
+  for (const Message& message : record.messages) {
+    bytes += message.size();
+  }
+  for (Queue* queue : matched_) {
+    counters_.dropped[static_cast<std::size_t>(DropReason::queue_full)] += record.count;
+    store(*queue, record.messages, record.seq + record.count, bytes, from_record_time(record.time),
+          subject_names_.intern(record.subject));
+  }
+  last_seq_ = record.seq + published - 1;
+  counters_.published += published;
+  return true;
+}
+
+namespace {
+
+bool distinct(std::span<const std::uint64_t> seqs) {
+  std::vector<std::uint64_t> sorted(seqs.begin(), seqs.end());
+  std::ranges::sort(sorted);
+  return std::ranges::adjacent_find(sorted) == sorted.end();
+}
+
+}  // namespace
+
+bool Broker::replay_answer(const Record& record) {
+  const auto found = subscriptions_.find(record.id);
+  if (found == subscriptions_.end()) {
+    return false;
+  }
+  Subscription& subscription = found->second;
+  Queue& queue = *subscription.queue;
+  AckQueue* state = queue.ack();
+  if (state == nullptr || record.count > queue.size()) {
+    return false;
+  }
+  const std::uint32_t limit = state->options.max_deliveries;
+  std::uint64_t previous = 0;
+  for (const std::uint64_t seq : record.numbers) {
+    const auto again = state->again.find(seq);
+    if (again == state->again.end()) {
+      return false;
+    }
+    // A message in flight at max_deliveries, or at the most a count holds, is never delivered
+    // again; those of one delivery are handed out in publish order.
+    if (record.type == RecordType::deliver &&
+        (seq <= previous || (limit > 0 && again->second.deliveries >= limit) ||
+         again->second.deliveries == std::numeric_limits<std::uint32_t>::max())) {
+      return false;
+    }
+    previous = seq;
+  }
+  if (record.type == RecordType::ack && !distinct(record.numbers)) {
+    return false;
+  }
+  touch(subscription, from_record_time(record.time));
+  if (record.type == RecordType::ack) {
+    for (const std::uint64_t seq : record.numbers) {
+      const auto again = state->again.find(seq);
+      shrank(queue, QueueChange{1, again->second.message.size()});
+      state->again.erase(again);
+    }
+  } else if (record.type == RecordType::deliver) {
+    for (const std::uint64_t seq : record.numbers) {
+      ++state->again.find(seq)->second.deliveries;
+    }
+    FetchedMessages fresh;
+    std::vector<SubjectRef> subjects;
+    const auto count = static_cast<std::size_t>(record.count);
+    // They leave the deque but stay pending, as in deliver.
+    queue.pop_front(count, &fresh, &subjects);
+    for (std::size_t i = 0; i < count; ++i) {
+      const std::uint64_t seq = fresh[i].seq();
+      state->again.emplace(seq, AckQueue::Again{std::move(fresh[i]), std::move(subjects[i]), 1});
+    }
+  }
+  return true;
+}
+
+bool Broker::replay_settle(const Record& record) {
+  Queue* queue = find_queue(record);
+  AckQueue* state = queue != nullptr ? queue->ack() : nullptr;
+  if (state == nullptr || state->options.max_deliveries == 0 ||
+      record.reason != static_cast<std::uint8_t>(DropReason::max_deliveries) ||
+      record.numbers.empty() || !distinct(record.numbers)) {
+    return false;
+  }
+  for (const std::uint64_t seq : record.numbers) {
+    const auto again = state->again.find(seq);
+    if (again == state->again.end() || again->second.deliveries < state->options.max_deliveries) {
+      return false;
+    }
+  }
+  for (const std::uint64_t seq : record.numbers) {
+    const auto again = state->again.find(seq);
+    shrank(*queue, QueueChange{1, again->second.message.size()});
+    state->again.erase(again);
+  }
+  return true;
+}
+
+bool Broker::published_ref(const Queue& queue, const Record& record, SubjectRef& out) {
+  if (!queue.wildcard()) {
+    return record.published.empty();
+  }
+  if (!is_valid_subject(record.published, SubjectUse::publish, limits_.max_subject_length)) {
+    return false;
+  }
+  out = subject_names_.intern(record.published);
+  return true;
+}
+
+bool Broker::replay_ack_state(const Record& record) {
+  Queue* queue = find_queue(record);
+  AckQueue* state = queue != nullptr ? queue->ack() : nullptr;
+  SubjectRef subject;
+  // Written before the queue's never-delivered messages, which are all newer.
+  if (state == nullptr || !queue->empty() || record.messages.empty() ||
+      record.numbers.size() != record.messages.size() || !published_ref(*queue, record, subject)) {
+    return false;
+  }
+  const std::uint32_t limit = state->options.max_deliveries;
+  std::uint64_t previous = state->again.empty() ? 0 : state->again.rbegin()->first;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < record.messages.size(); ++i) {
+    const std::uint64_t seq = record.messages[i].seq();
+    const std::uint64_t deliveries = record.numbers[i];
+    if (seq <= previous || seq > last_seq_ || deliveries == 0 ||
+        deliveries > (limit > 0 ? limit : std::numeric_limits<std::uint32_t>::max())) {
+      return false;
+    }
+    previous = seq;
+    bytes += record.messages[i].size();
+  }
+  for (std::size_t i = 0; i < record.messages.size(); ++i) {
+    state->again.emplace(record.messages[i].seq(),
+                         AckQueue::Again{record.messages[i], subject,
+                                         static_cast<std::uint32_t>(record.numbers[i])});
+  }
+  grew(*queue, QueueChange{record.messages.size(), bytes});
+  return true;
 }
 
 void Broker::checkpoint(JournalSink& sink) const {
@@ -1082,14 +1375,17 @@ void Broker::checkpoint(JournalSink& sink) const {
   std::vector<Message> chunk;
   for (const Subscription& subscription : by_activity_) {
     if (subscription.own_queue) {
+      records += checkpoint_ack(*subscription.own_queue, sink, chunk);
       records += checkpoint_queue(*subscription.own_queue, sink, chunk);
     }
   }
   for (const auto& [subject, topic] : topics_) {
     for (const auto& [group, queue] : topic.groups) {
+      records += checkpoint_ack(*queue, sink, chunk);
       records += checkpoint_queue(*queue, sink, chunk);
     }
   }
+  records += checkpoint_dedupe(sink);
   Record end;
   end.type = RecordType::checkpoint_end;
   end.count = records;
@@ -1111,16 +1407,21 @@ std::uint64_t Broker::checkpoint_queue(const Queue& queue, JournalSink& sink,
       bytes = 0;
     }
   };
-  // A record holds one stamp run at most, so the copy keeps each message's stamp.
+  // A record holds one stamp run at most, so the copy keeps each message's stamp, and messages
+  // published to one subject, so it keeps that too.
   const auto run = [&](std::int64_t time, std::size_t count) {
     record.time = time;
     const std::size_t end = next + std::min(count, queue.size() - next);
     for (; next < end; ++next) {
       const Message& message = queue.at(next);
+      const std::string_view published =
+          queue.wildcard() ? queue.subject_at(next) : std::string_view();
       if (chunk.size() == queue_state_max_messages ||
-          (!chunk.empty() && bytes + message.size() > queue_state_max_bytes)) {
+          (!chunk.empty() &&
+           (bytes + message.size() > queue_state_max_bytes || published != record.published))) {
         flush();
       }
+      record.published = published;
       chunk.push_back(message);
       bytes += message.size();
     }
@@ -1132,17 +1433,123 @@ std::uint64_t Broker::checkpoint_queue(const Queue& queue, JournalSink& sink,
   return records;
 }
 
+std::uint64_t Broker::checkpoint_ack(const Queue& queue, JournalSink& sink,
+                                     std::vector<Message>& chunk) {
+  const AckQueue* state = queue.ack();
+  if (state == nullptr) {
+    return 0;
+  }
+  Record record = queue_record(RecordType::ack_state, queue);
+  std::vector<std::uint64_t> deliveries;
+  std::uint64_t records = 0;
+  std::uint64_t bytes = 0;
+  const auto flush = [&] {
+    if (!chunk.empty()) {
+      record.messages = chunk;
+      record.numbers = deliveries;
+      sink.append(record);
+      ++records;
+      chunk.clear();
+      deliveries.clear();
+      bytes = 0;
+    }
+  };
+  const auto add = [&](const Message& message, const SubjectRef& subject, std::uint32_t count) {
+    const std::string_view published =
+        queue.wildcard() ? queue.published_to(subject) : std::string_view();
+    if (chunk.size() == queue_state_max_messages ||
+        (!chunk.empty() &&
+         (bytes + message.size() > queue_state_max_bytes || published != record.published))) {
+      flush();
+    }
+    record.published = published;
+    chunk.push_back(message);
+    deliveries.push_back(count);
+    bytes += message.size();
+  };
+  // In flight or pending again, both are pending again after a restart: merged in seq order.
+  auto delivered = state->delivered.begin();
+  auto again = state->again.begin();
+  while (delivered != state->delivered.end() || again != state->again.end()) {
+    if (again == state->again.end() ||
+        (delivered != state->delivered.end() && delivered->first < again->first)) {
+      add(delivered->second.message, delivered->second.subject, delivered->second.deliveries);
+      ++delivered;
+    } else {
+      add(again->second.message, again->second.subject, again->second.deliveries);
+      ++again;
+    }
+  }
+  flush();
+  return records;
+}
+
+std::uint64_t Broker::checkpoint_dedupe(JournalSink& sink) const {
+  Record record;
+  record.type = RecordType::dedupe_state;
+  std::vector<std::string_view> msg_ids;
+  std::uint64_t records = 0;
+  const auto flush = [&] {
+    if (!msg_ids.empty()) {
+      record.msg_ids = msg_ids;
+      sink.append(record);
+      ++records;
+      msg_ids.clear();
+    }
+  };
+  dedupe_.for_each([&](std::string_view subject, std::string_view msg_id, TimePoint at) {
+    const std::int64_t time = to_record_time(at);
+    if (subject != record.subject || time != record.time ||
+        msg_ids.size() == queue_state_max_messages) {
+      flush();
+    }
+    record.subject = subject;
+    record.time = time;
+    msg_ids.push_back(msg_id);
+  });
+  flush();
+  return records;
+}
+
 std::string Broker::dump() const {
   std::ostringstream out;
   const auto queue_state = [&out](const Queue& queue) {
     out << " queue " << queue.size() << ' ' << queue.bytes() << ':';
-    queue.for_each_until([&out](const Message& message) {
-      out << ' ' << message.seq() << '=' << message.data();
-      return true;
-    });
+    for (std::size_t i = 0; i < queue.size(); ++i) {
+      out << ' ' << queue.at(i).seq() << '=' << queue.at(i).data();
+      if (queue.wildcard()) {
+        out << '/' << queue.subject_at(i);
+      }
+    }
     queue.for_each_stamp([&out](const Stamp& stamp) {
       out << " @" << to_record_time(stamp.published) << 'x' << stamp.count;
     });
+    out << '\n';
+    const AckQueue* state = queue.ack();
+    if (state == nullptr) {
+      return;
+    }
+    // Delivered messages, in flight or not, with their delivery counts: what a restart keeps.
+    out << "  ack wait " << state->options.ack_wait.count() << " max deliveries "
+        << state->options.max_deliveries << " dead letter " << state->options.dead_letter
+        << " max in flight " << state->options.max_in_flight << ':';
+    std::map<std::uint64_t, std::string> delivered;
+    for (const auto& [seq, entry] : state->delivered) {
+      delivered[seq] = std::string(entry.message.data()) + 'x' + std::to_string(entry.deliveries) +
+                       '/' + std::string(queue.published_to(entry.subject));
+    }
+    for (const auto& [seq, entry] : state->again) {
+      delivered[seq] = std::string(entry.message.data()) + 'x' + std::to_string(entry.deliveries) +
+                       '/' + std::string(queue.published_to(entry.subject));
+    }
+    for (const auto& [seq, text] : delivered) {
+      out << ' ' << seq << '=' << text;
+    }
+    // What a restart makes pending again: one line, so a comparison can leave it out.
+    out << "\n  in flight " << state->outstanding << ' ' << queue.topic().in_flight << ':';
+    for (const auto& [seq, entry] : state->delivered) {
+      out << ' ' << seq << (entry.outstanding ? "@" : "~") << to_record_time(entry.deadline);
+    }
     out << '\n';
   };
   std::map<std::string_view, const Subscription*> by_id;
@@ -1170,7 +1577,11 @@ std::string Broker::dump() const {
       queue_state(*queue);
     }
   }
-  out << "activity";
+  out << "dedupe";
+  dedupe_.for_each([&out](std::string_view subject, std::string_view msg_id, TimePoint at) {
+    out << ' ' << subject << '/' << msg_id << '@' << to_record_time(at);
+  });
+  out << "\nactivity";
   for (const Subscription& subscription : by_activity_) {
     out << ' ' << subscription.id;
   }

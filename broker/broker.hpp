@@ -237,6 +237,9 @@ class Queue {
     return ack_ ? &ack_->options : nullptr;
   }
   [[nodiscard]] AckQueue* ack() noexcept { return ack_.get(); }
+  [[nodiscard]] const AckQueue* ack() const noexcept { return ack_.get(); }
+  // Whether the pattern has wildcards, so each message keeps the subject it was published to.
+  [[nodiscard]] bool wildcard() const noexcept { return wildcard_; }
   void set_ack_options(const AckOptions& options) {
     if (options.ack) {
       ack_ = std::make_unique<AckQueue>();
@@ -487,6 +490,13 @@ class Broker {
   // counters alone: they count what this process did, as after any restart.
   bool apply(const Record& record);
 
+  // Ends a replay (storage calls it once, after the last record it recovered and before the
+  // first checkpoint): a message in flight at the crash whose deliveries already reached
+  // max_deliveries is dead-lettered or dropped now, as its timeout would have, instead of being
+  // delivered again. Replay keeps nothing in flight, so a crash loop cannot reset deliveries.
+  // Replay of the same log followed by this call always ends in the same state.
+  void recovered();
+
   // Reports the whole state to `sink` as a snapshot: a checkpoint record, a subscribe record per
   // subscription (active at its last activity), queue_state records holding every pending message,
   // and a checkpoint_end record. Applied to an empty core with the same limits, they rebuild this
@@ -507,6 +517,15 @@ class Broker {
   Subscription& add_subscription(std::string_view id, std::string_view subject,
                                  std::optional<std::string_view> group, TimePoint now);
   bool replay(const Record& record);
+  bool replay_subscribe(const Record& record);
+  bool replay_publish(const Record& record);
+  // deliver, ack, nack and extend: the seqs must be pending again on the subscription's queue.
+  bool replay_answer(const Record& record);
+  bool replay_settle(const Record& record);
+  bool replay_ack_state(const Record& record);
+  // The subject a checkpointed message of `queue` was published to, into `out`: none for a
+  // pattern without wildcards. False when the record cannot name it.
+  bool published_ref(const Queue& queue, const Record& record, SubjectRef& out);
   // The subscribe record of `subscription`, active at its last activity.
   static Record subscribe_record(const Subscription& subscription);
   // A record of `type` naming `queue`.
@@ -515,20 +534,32 @@ class Broker {
   // returns how many records.
   static std::uint64_t checkpoint_queue(const Queue& queue, JournalSink& sink,
                                         std::vector<Message>& chunk);
+  // Reports an ack-mode queue's delivered and pending-again messages as ack_state records.
+  static std::uint64_t checkpoint_ack(const Queue& queue, JournalSink& sink,
+                                      std::vector<Message>& chunk);
+  std::uint64_t checkpoint_dedupe(JournalSink& sink) const;
   Queue& join_group(Topic& topic, std::string_view subject, std::string_view group);
   Queue* find_queue(const Record& record);
   // Reports that the subscription was active at `now` and took `count` messages.
   void journal_fetch(const Subscription& subscription, TimePoint now, std::size_t count);
+  // Reports what a fetch took from the queue: a fetch record, or for an ack-mode queue a deliver
+  // record of `count` never-delivered messages and the redeliveries in seqs_.
+  void journal_taken(const Subscription& subscription, TimePoint now, std::size_t count);
+  // Reports an ack, nack or extend of the seqs in seqs_ by the subscription, at its activity.
+  void journal_answer(RecordType type, const Subscription& subscription);
   void remove_subscription(Subscription& subscription, DropReason reason);
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
   void touch(Subscription& subscription, TimePoint now);
   // The ack-mode queue of the subscription; null (with `status` set) when there is none.
   AckQueue* find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
-                           Queue*& queue);
+                           Queue*& queue, Subscription*& subscription);
   // Ends a delivery no longer outstanding: pending again, or past max_deliveries dead-lettered
   // or dropped.
   void settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry);
+  // The message, removed from the queue's ack state, leaves the queue past max_deliveries: a
+  // settle record, then the dead-letter publish or the drop.
+  void retire(Queue& queue, const Message& message);
   // Removes a queue's delivered and pending-again messages when its last member leaves.
   void drop_acked_state(Queue& queue, DropReason reason);
   // A delivery of `queue` stopped being outstanding.
@@ -548,7 +579,13 @@ class Broker {
   // left the queue's deque.
   std::size_t take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
                    Deliveries& deliveries);
-  void deliver(Queue& queue, std::size_t max, Deliveries& out);
+  // Returns how many never-delivered messages it took; the seqs it redelivered go to seqs_.
+  std::size_t deliver(Queue& queue, std::size_t max, Deliveries& out);
+  // publish, with the msg_ids of an idempotent publish (then journaled as publish_ids) and the
+  // time it was taken at (read from the clock when message-ttl needs it, otherwise).
+  PublishStatus publish_with(std::string_view subject, std::span<const Message> messages,
+                             std::span<const std::string_view> msg_ids,
+                             std::optional<TimePoint> at);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
@@ -580,8 +617,9 @@ class Broker {
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   JournalSink* journal_ = nullptr;
   Counters counters_;
-  std::vector<Queue*> matched_;     // reused by publish to avoid an allocation per call
-  std::vector<std::size_t> drops_;  // per matched queue, likewise
+  std::vector<Queue*> matched_;      // reused by publish to avoid an allocation per call
+  std::vector<std::size_t> drops_;   // per matched queue, likewise
+  std::vector<std::uint64_t> seqs_;  // the seqs of one journaled ack-mode change
   DedupeWindow dedupe_;
   // Every ack deadline and nack delay: the service arms one timer on the first.
   std::set<std::tuple<TimePoint, Queue*, std::uint64_t>> deadlines_;

@@ -1,6 +1,8 @@
 #include "broker/journal.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "broker/broker.hpp"
 
@@ -127,6 +129,11 @@ struct Shape {
   bool count = false;
   bool subject = false;
   bool messages = false;
+  bool numbered = false;  // each message preceded by its seq
+  bool published = false;
+  bool numbers = false;
+  bool msg_ids = false;
+  bool options = false;
 };
 
 Shape shape_of(RecordType type) {
@@ -144,9 +151,40 @@ Shape shape_of(RecordType type) {
     case RecordType::checkpoint:
       return {.time = true, .seq = true};
     case RecordType::queue_state:
-      return {.naming = Naming::queue, .time = true, .subject = true, .messages = true};
+      return {.naming = Naming::queue,
+              .time = true,
+              .subject = true,
+              .messages = true,
+              .numbered = true,
+              .published = true};
     case RecordType::checkpoint_end:
       return {.count = true};
+    case RecordType::subscribe_ack:
+      return {.naming = Naming::subscriber, .time = true, .subject = true, .options = true};
+    case RecordType::deliver:
+      return {.naming = Naming::subscription, .time = true, .count = true, .numbers = true};
+    case RecordType::ack:
+    case RecordType::nack:
+    case RecordType::extend:
+      return {.naming = Naming::subscription, .time = true, .numbers = true};
+    case RecordType::settle:
+      return {.naming = Naming::queue, .reason = true, .subject = true, .numbers = true};
+    case RecordType::publish_ids:
+      return {.time = true,
+              .seq = true,
+              .count = true,
+              .subject = true,
+              .messages = true,
+              .msg_ids = true};
+    case RecordType::ack_state:
+      return {.naming = Naming::queue,
+              .subject = true,
+              .messages = true,
+              .numbered = true,
+              .published = true,
+              .numbers = true};
+    case RecordType::dedupe_state:
+      return {.time = true, .subject = true, .msg_ids = true};
   }
   return {};
 }
@@ -171,7 +209,40 @@ bool fits(const Shape& shape, const Record& record) {
          (shape.reason ? record.reason < reasons : record.reason == 0) &&
          (shape.time || record.time == 0) &&
          (shape.seq ? record.seq <= Message::max_seq : record.seq == 0) &&
-         (shape.count || record.count == 0) && (shape.subject || record.subject.empty());
+         (shape.count || record.count == 0) && (shape.subject || record.subject.empty()) &&
+         (shape.published || record.published.empty()) &&
+         (shape.numbers || record.numbers.empty()) && (shape.msg_ids || record.msg_ids.empty());
+}
+
+bool valid_options(const RecordAckOptions& options) {
+  return options.ack_wait_ms >= static_cast<std::uint64_t>(AckOptions::kMinAckWait.count()) &&
+         options.ack_wait_ms <= static_cast<std::uint64_t>(AckOptions::kMaxAckWait.count()) &&
+         options.max_deliveries <= AckOptions::kMaxMaxDeliveries && options.max_in_flight >= 1 &&
+         options.max_in_flight <= AckOptions::kMaxMaxInFlight &&
+         (options.dead_letter.empty() || options.max_deliveries > 0);
+}
+
+// What the numbers of a record are: seqs, or (ack_state) delivery counts, one per message.
+bool valid_numbers(const Record& record) {
+  if (record.type == RecordType::ack_state) {
+    return record.numbers.size() == record.messages.size() &&
+           std::ranges::all_of(record.numbers, [](std::uint64_t deliveries) {
+             return deliveries >= 1 && deliveries <= std::numeric_limits<std::uint32_t>::max();
+           });
+  }
+  return (record.type != RecordType::settle || !record.numbers.empty()) &&
+         std::ranges::all_of(record.numbers,
+                             [](std::uint64_t seq) { return seq >= 1 && seq <= Message::max_seq; });
+}
+
+bool valid_msg_ids(const Record& record) {
+  if (!std::ranges::all_of(record.msg_ids, is_valid_msg_id)) {
+    return false;
+  }
+  if (record.type == RecordType::publish_ids) {
+    return record.msg_ids.size() == record.count + record.messages.size();
+  }
+  return record.type != RecordType::dedupe_state || !record.msg_ids.empty();
 }
 
 }  // namespace
@@ -197,12 +268,33 @@ void encode(const Record& record, std::string& out) {
   put_text(out, record.id);
   put_text(out, record.group);
   put_varint(out, record.messages.size());
-  const bool numbered = record.type == RecordType::queue_state;
+  const Shape shape = shape_of(record.type);
   for (const Message& message : record.messages) {
-    if (numbered) {
+    if (shape.numbered) {
       put_varint(out, message.seq());
     }
     put_text(out, message.data());
+  }
+  if (shape.published) {
+    put_text(out, record.published);
+  }
+  if (shape.numbers) {
+    put_varint(out, record.numbers.size());
+    for (const std::uint64_t number : record.numbers) {
+      put_varint(out, number);
+    }
+  }
+  if (shape.msg_ids) {
+    put_varint(out, record.msg_ids.size());
+    for (const std::string_view msg_id : record.msg_ids) {
+      put_text(out, msg_id);
+    }
+  }
+  if (shape.options) {
+    put_varint(out, record.options.ack_wait_ms);
+    put_varint(out, record.options.max_deliveries);
+    put_varint(out, record.options.max_in_flight);
+    put_text(out, record.options.dead_letter);
   }
 }
 
@@ -211,9 +303,28 @@ std::size_t encoded_size(const Record& record) noexcept {
                      varint_size(time_bits(record.time)) + varint_size(record.seq) +
                      varint_size(record.count) + text_size(record.subject) + text_size(record.id) +
                      text_size(record.group) + varint_size(record.messages.size());
-  const bool numbered = record.type == RecordType::queue_state;
+  const Shape shape = shape_of(record.type);
   for (const Message& message : record.messages) {
-    size += (numbered ? varint_size(message.seq()) : 0) + text_size(message.data());
+    size += (shape.numbered ? varint_size(message.seq()) : 0) + text_size(message.data());
+  }
+  if (shape.published) {
+    size += text_size(record.published);
+  }
+  if (shape.numbers) {
+    size += varint_size(record.numbers.size());
+    for (const std::uint64_t number : record.numbers) {
+      size += varint_size(number);
+    }
+  }
+  if (shape.msg_ids) {
+    size += varint_size(record.msg_ids.size());
+    for (const std::string_view msg_id : record.msg_ids) {
+      size += text_size(msg_id);
+    }
+  }
+  if (shape.options) {
+    size += varint_size(record.options.ack_wait_ms) + varint_size(record.options.max_deliveries) +
+            varint_size(record.options.max_in_flight) + text_size(record.options.dead_letter);
   }
   return size;
 }
@@ -228,7 +339,7 @@ std::optional<std::uint8_t> checkpoint_format(std::string_view payload) noexcept
   return format == 0 ? std::uint8_t{1} : format;
 }
 
-std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages) {
+std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
   Reader reader(bytes);
   Record record;
   std::uint8_t type = 0;
@@ -236,7 +347,7 @@ std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messa
   std::uint8_t flags = 0;
   std::uint64_t count = 0;
   if (!reader.get_byte(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
-      type > static_cast<std::uint8_t>(RecordType::checkpoint_end) ||
+      type > static_cast<std::uint8_t>(RecordType::dedupe_state) ||
       (type == static_cast<std::uint8_t>(RecordType::checkpoint) &&
        (!reader.get_byte(format) || format != log_format)) ||
       !reader.get_byte(flags) || !reader.get_time(record.time) || !reader.get_varint(record.seq) ||
@@ -248,36 +359,74 @@ std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messa
   record.reason = static_cast<std::uint8_t>(flags >> 1U);
   record.grouped = (flags & 1U) == 1U;
   const Shape shape = shape_of(record.type);
-  const bool numbered = record.type == RecordType::queue_state;
-  // A message takes at least its length byte, and a queue_state one its seq byte too.
-  const std::size_t least_message_bytes = numbered ? 2 : 1;
+  // A message takes at least its length byte, and a numbered one its seq byte too.
+  const std::size_t least_message_bytes = shape.numbered ? 2 : 1;
   if (!fits(shape, record) || (count > 0 && !shape.messages) ||
-      (numbered && (count == 0 || count > queue_state_max_messages)) ||
+      (shape.numbered && (count == 0 || count > queue_state_max_messages)) ||
       count > reader.left() / least_message_bytes) {
     return std::nullopt;
   }
+  std::vector<Message>& messages = storage.messages;
   messages.clear();
   messages.reserve(count);
   std::uint64_t message_bytes = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     std::uint64_t seq = 0;
     std::string_view data;
-    if ((numbered && (!reader.get_varint(seq) || seq == 0 || seq > Message::max_seq)) ||
+    if ((shape.numbered && (!reader.get_varint(seq) || seq == 0 || seq > Message::max_seq)) ||
         !reader.get_text(data)) {
       return std::nullopt;
     }
     // A queue_state goes over its byte bound only with the message that starts it.
-    if (numbered && i > 0 && message_bytes + data.size() > queue_state_max_bytes) {
+    if (shape.numbered && i > 0 && message_bytes + data.size() > queue_state_max_bytes) {
       return std::nullopt;
     }
     message_bytes += data.size();
     messages.push_back(Message::create(data));
     messages.back().set_seq(seq);
   }
-  if (!reader.done()) {
+  record.messages = messages;
+  if (shape.published && !reader.get_text(record.published)) {
     return std::nullopt;
   }
-  record.messages = messages;
+  storage.numbers.clear();
+  if (shape.numbers) {
+    // A number takes at least one byte.
+    if (!reader.get_varint(count) || count > record_max_numbers || count > reader.left()) {
+      return std::nullopt;
+    }
+    storage.numbers.resize(count);
+    for (std::uint64_t& number : storage.numbers) {
+      if (!reader.get_varint(number)) {
+        return std::nullopt;
+      }
+    }
+    record.numbers = storage.numbers;
+  }
+  storage.msg_ids.clear();
+  if (shape.msg_ids) {
+    // A msg_id takes at least its length byte and one byte.
+    if (!reader.get_varint(count) || count > record_max_numbers || count > reader.left() / 2) {
+      return std::nullopt;
+    }
+    storage.msg_ids.resize(count);
+    for (std::string_view& msg_id : storage.msg_ids) {
+      if (!reader.get_text(msg_id)) {
+        return std::nullopt;
+      }
+    }
+    record.msg_ids = storage.msg_ids;
+  }
+  if (shape.options &&
+      (!reader.get_varint(record.options.ack_wait_ms) ||
+       !reader.get_varint(record.options.max_deliveries) ||
+       !reader.get_varint(record.options.max_in_flight) ||
+       !reader.get_text(record.options.dead_letter) || !valid_options(record.options))) {
+    return std::nullopt;
+  }
+  if (!reader.done() || !valid_numbers(record) || !valid_msg_ids(record)) {
+    return std::nullopt;
+  }
   return record;
 }
 

@@ -28,12 +28,39 @@ enum class RecordType : std::uint8_t {
   queue_state = 7,     // the queue, named as by drop; messages: some of its pending ones, oldest
                        // first, each with its own seq; time: their shared publish stamp (0: none)
   checkpoint_end = 8,  // count: the records between checkpoint and this one
+  // Ack mode (API.md §9). Replay keeps no message in flight: a delivered message is pending again
+  // with its delivery count, so a restart makes every message in flight pending again.
+  subscribe_ack = 9,  // a subscribe whose queue is in ack mode; options: the queue's AckOptions
+  deliver = 10,       // id; time: its activity; count: never-delivered messages taken from the
+                      // front of its queue; numbers: the seqs of the redelivered ones, rising
+  ack = 11,           // id; time: its activity; numbers: the seqs acked (they leave the queue)
+  nack = 12,          // id; time: its activity; numbers: the seqs nacked
+  extend = 13,        // id; time: its activity; numbers: the seqs whose ack_wait restarted
+  settle = 14,        // the queue, named as by drop; reason: max_deliveries; numbers: the seqs
+                      // that left it past max_deliveries (a dead letter follows as a publish)
+  publish_ids = 15,   // a publish with msg_ids: as publish, time always set; msg_ids: one per
+                      // message of the batch, those never stored (count) first
+  // Checkpoint only: after the subscribe records, an ack-mode queue's delivered messages as
+  // ack_state records before its queue_state records; the dedupe window at the end.
+  ack_state = 16,     // the queue; messages: delivered ones, each with its seq; numbers: their
+                      // delivery counts; published: as queue_state
+  dedupe_state = 17,  // subject; time: when its msg_ids were published there
 };
 
 // A queue_state record holds at most this many messages, and more than this many message bytes
 // only when it holds a single message: a long queue is written as several records.
 inline constexpr std::size_t queue_state_max_messages = 4096;
 inline constexpr std::size_t queue_state_max_bytes = std::size_t{1} << 20;
+// The most numbers and msg_ids a record holds (an ack of a whole batch, a dedupe_state).
+inline constexpr std::size_t record_max_numbers = 100'000;
+
+// The AckOptions of a subscribe_ack record, as numbers.
+struct RecordAckOptions {
+  std::uint64_t ack_wait_ms = 0;
+  std::uint64_t max_deliveries = 0;
+  std::uint64_t max_in_flight = 0;
+  std::string_view dead_letter;
+};
 
 // One state change of the core, as a view valid during the sink's call. Every field is a number
 // or a length and bytes once encoded; replaying the records of a core, in order, into an
@@ -49,6 +76,20 @@ struct Record {
   std::string_view id;
   std::string_view group;
   std::span<const Message> messages;
+  // queue_state and ack_state: the subject their messages were published to; empty where that is
+  // the queue's pattern (a pattern without wildcards).
+  std::string_view published;
+  // Seqs (deliver, ack, nack, extend, settle) or, in ack_state, each message's delivery count.
+  std::span<const std::uint64_t> numbers;
+  std::span<const std::string_view> msg_ids;  // publish_ids, dedupe_state
+  RecordAckOptions options;                   // subscribe_ack
+};
+
+// Where decode keeps what a Record views besides its bytes.
+struct RecordStorage {
+  std::vector<Message> messages;
+  std::vector<std::uint64_t> numbers;
+  std::vector<std::string_view> msg_ids;
 };
 
 // Where the core reports its state changes, on its own thread, as they happen.
@@ -73,13 +114,17 @@ class JournalSink {
 
 // The version of the encoding below, written in every checkpoint record (and so at the start of
 // every log file); version 1 wrote fixed-width fields and no version.
-inline constexpr std::uint8_t log_format = 2;
+// Version 2 had no ack-mode records and no published subject in queue_state.
+inline constexpr std::uint8_t log_format = 3;
 
 // Appends the record's bytes: its type (one byte); for a checkpoint, log_format (one byte); the
 // reason shifted left by one, or'd with grouped (one byte); time (as its 64 bits), seq and count;
 // then subject, id and group, each as its length and the bytes; the message count and each
-// message as its length and the bytes, a queue_state message preceded by its seq. Every number
-// and length is an unsigned LEB128 varint.
+// message as its length and the bytes, a queue_state or ack_state message preceded by its seq.
+// Then, only for the types that have them: published (its length and bytes); numbers (their
+// count, then each); msg_ids (their count, then each as its length and bytes); options
+// (ack_wait_ms, max_deliveries, max_in_flight, dead_letter). Every number and length is an
+// unsigned LEB128 varint, so the records of version 2's types cost what they did.
 void encode(const Record& record, std::string& out);
 
 // How many bytes encode appends for `record`.
@@ -89,12 +134,13 @@ void encode(const Record& record, std::string& out);
 // is not a checkpoint.
 [[nodiscard]] std::optional<std::uint8_t> checkpoint_format(std::string_view payload) noexcept;
 
-// The record encoded in `bytes`, its strings viewing `bytes` and its messages kept in `messages`;
+// The record encoded in `bytes`, its strings viewing `bytes`, what else it views in `storage`;
 // nullopt when the bytes are not exactly one record the core could have written: a known type,
 // only the fields that type uses set (the others zero or empty), varints in their shortest form
 // that fit 64 bits, a checkpoint in log_format, a group exactly when grouped, a
-// reason that is a DropReason, sequence numbers that fit a Message, and a queue_state within its
-// bounds. What it allocates is bounded by the size of `bytes`.
-[[nodiscard]] std::optional<Record> decode(std::string_view bytes, std::vector<Message>& messages);
+// reason that is a DropReason, sequence numbers that fit a Message, a queue_state or ack_state
+// within its bounds, valid msg_ids and AckOptions in range. What it allocates is bounded by the
+// size of `bytes`.
+[[nodiscard]] std::optional<Record> decode(std::string_view bytes, RecordStorage& storage);
 
 }  // namespace gophermq::broker

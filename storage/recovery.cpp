@@ -151,7 +151,7 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
     }
   }
 
-  std::vector<broker::Message> messages;
+  broker::RecordStorage messages;
   for (std::size_t i = 0; i < files.size(); ++i) {
     LogFile& file = files[i];
     const std::string bytes = file.bytes.empty() ? read_whole_file(directory.file_path(file.index))
@@ -189,6 +189,7 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
     }
     ++report.files;
   }
+  broker.recovered();
   report.took = std::chrono::steady_clock::now() - started;
   return report;
 }

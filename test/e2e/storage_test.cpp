@@ -136,6 +136,33 @@ TEST_F(Storage, AnUnsubscribeSurvivesARestart) {
   EXPECT_EQ(fetch("a", id).status, 404U);
 }
 
+// A message queued on a wildcard pattern keeps the subject it was published to, delivered (ack
+// mode) or not: the second restart reads both from the checkpoint the first one wrote.
+TEST_F(Storage, AQueuedMessageKeepsItsSubjectThroughACheckpoint) {
+  start();
+  const std::string plain = subscribe("orders.*");
+  const auto acked = client->post("/api/subscribe", R"({"subject":"orders.*","ack":true})");
+  ASSERT_EQ(acked.status, 200U) << acked.body;
+  const std::string ack = id_of(acked);
+  ASSERT_EQ(publish("orders.eu", "one"), 200U);
+  ASSERT_EQ(publish("orders.us", "two"), 200U);
+  ASSERT_EQ(client->post("/api/fetch", fetch_body("orders.*", ack, R"(,"max":1)")).status, 200U);
+  // A clean stop: the checkpoint the first restart wrote is whole on disk.
+  for (int restart = 0; restart < 2; ++restart) {
+    stop(SIGTERM);
+    restart_process();
+  }
+  for (const std::string& id : {plain, ack}) {
+    const auto answer = client->post("/api/fetch", fetch_body("orders.*", id, R"(,"meta":true)"));
+    ASSERT_EQ(answer.status, 200U);
+    const auto eu = answer.body.find(R"("subject":"orders.eu")");
+    const auto us = answer.body.find(R"("subject":"orders.us")");
+    ASSERT_NE(eu, std::string::npos) << answer.body;
+    ASSERT_NE(us, std::string::npos) << answer.body;
+    EXPECT_LT(eu, us) << answer.body;
+  }
+}
+
 TEST_F(Storage, ManyRestartsAndFilesLoseNothing) {
   // Small files: the log rolls and checkpoints many times over.
   start({"--storage.file-bytes=4096", "--storage.max-bytes=1048576"});
@@ -253,7 +280,7 @@ TEST_F(Storage, ALogOfAnOlderFormatRefusesTheStart) {
   const auto run = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
   EXPECT_EQ(run.status, 1);
   EXPECT_NE(run.output.find("storage: " + file.string() +
-                            " is in log format 1, this broker reads format 2 only"),
+                            " is in log format 1, this broker reads format 3 only"),
             std::string::npos)
       << run.output;
   EXPECT_EQ(fs::file_size(file), bytes.size());

@@ -3,7 +3,9 @@
 // moved by hand, and TTLs compared as elapsed time so no sum can overflow. Every status, every
 // fetched message, every woken waiter, the pending totals and every counter must agree. The first
 // bytes choose the limits: TTLs off, short or too large for a time point, max-subscriptions, and
-// max-pending-per-queue with either policy.
+// max-pending-per-queue with either policy. Half the publishes carry msg_ids, checked against a
+// model of the dedupe window (a map of when each was last published). Ack mode (ack, nack,
+// extend, timeouts) is not in the model yet: the randomized replay tests cover its journal.
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -43,6 +45,7 @@ constexpr milliseconds kSteps[] = {milliseconds(10),   milliseconds(100),
 // The clock stops well before the end of steady_clock's range; a TTL too large for a time point
 // is then never reached.
 constexpr auto kLastTime = std::chrono::hours(24 * 365 * 100);
+constexpr milliseconds kDedupeWindow{1000};
 
 [[noreturn]] void mismatch(std::string_view what) {
   std::cerr << "broker and model disagree: " << what << '\n';
@@ -175,6 +178,8 @@ Limits limits_from(Input& in) {
   limits.max_pending_per_queue = kMaxPendingPerQueue[in.next(std::size(kMaxPendingPerQueue))];
   limits.slow_queue_policy =
       in.next(2) == 0 ? SlowQueuePolicy::reject : SlowQueuePolicy::drop_oldest;
+  // Taken from no input byte, so the seeds keep their meaning: a multiple of every step.
+  limits.dedupe_window = kDedupeWindow;
   return limits;
 }
 
@@ -231,7 +236,18 @@ class Model {
       batch.push_back(Message::create(text));
       texts.push_back(std::move(text));
     }
-    const auto status = broker_.publish(subject, batch);
+    // Half the publishes are idempotent, each message with one of four msg_ids.
+    std::vector<std::string> msg_ids;
+    if (in.next(2) == 0) {
+      for (std::size_t i = 0; i < count; ++i) {
+        msg_ids.push_back("k" + std::to_string(in.next(4)));
+      }
+    }
+    const std::vector<std::string_view> ids(msg_ids.begin(), msg_ids.end());
+    const PublishResult result = broker_.publish(subject, batch, ids);
+    const auto status = result.status;
+    // Only an ok publish names duplicates.
+    check(status == PublishStatus::ok || result.duplicates == 0, "duplicates of a refused publish");
     if (subject.size() > limits_.max_subject_length) {
       check(status == PublishStatus::subject_too_long, "publish subject too long");
       return;
@@ -240,6 +256,32 @@ class Model {
       check(status == PublishStatus::invalid_subject, "publish invalid subject");
       return;
     }
+    // A msg_id seen on this subject less than the window ago, or earlier in the batch, is a
+    // duplicate; the rest is published as a batch of its own.
+    std::vector<std::string> fresh_ids;
+    if (!msg_ids.empty()) {
+      std::vector<std::string> fresh;
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto seen = seen_.find({std::string(subject), msg_ids[i]});
+        const bool recent =
+            seen != seen_.end() && !expired(seen->second, kDedupeWindow, clock_.now());
+        if (recent ||
+            std::find(fresh_ids.begin(), fresh_ids.end(), msg_ids[i]) != fresh_ids.end()) {
+          continue;
+        }
+        fresh.push_back(texts[i]);
+        fresh_ids.push_back(msg_ids[i]);
+      }
+      const std::size_t duplicates = count - fresh.size();
+      if (fresh.empty()) {
+        check(status == PublishStatus::ok && result.duplicates == duplicates,
+              "publish of duplicates only");
+        duplicates_ += duplicates;
+        return;
+      }
+      texts = std::move(fresh);
+    }
+    const std::size_t duplicates = count - texts.size();
     for (const auto& text : texts) {
       if (text.size() > limits_.max_message_bytes) {
         check(status == PublishStatus::message_too_large, "publish too large");
@@ -261,7 +303,7 @@ class Model {
     const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
     if (bound > 0 && !drop_oldest) {
       for (const ModelQueue* queue : matched) {
-        if (queue->messages.size() + count > bound) {
+        if (queue->messages.size() + texts.size() > bound) {
           check(status == PublishStatus::queue_full, "publish queue full");
           return;
         }
@@ -292,7 +334,12 @@ class Model {
       return;
     }
     check(status == PublishStatus::ok, "publish ok");
-    published_messages_ += count;
+    check(result.duplicates == duplicates, "publish duplicates");
+    duplicates_ += duplicates;
+    for (const auto& msg_id : fresh_ids) {
+      seen_[{std::string(subject), msg_id}] = clock_.now();
+    }
+    published_messages_ += texts.size();
     dropped_[static_cast<std::size_t>(DropReason::queue_full)] += trimmed;
     for (std::size_t i = 0; i < matched.size(); ++i) {
       matched[i]->messages = std::move(after[i]);
@@ -424,6 +471,7 @@ class Model {
     check(totals.subscriptions == alive, "subscriptions");
     check(totals.counters.published == published_messages_, "published counter");
     check(totals.counters.delivered == delivered_, "delivered counter");
+    check(totals.counters.duplicates == duplicates_, "duplicates counter");
     for (std::size_t reason = 0; reason < std::size(dropped_); ++reason) {
       check(totals.counters.dropped[reason] == dropped_[reason],
             name_of(static_cast<DropReason>(reason)));
@@ -515,6 +563,9 @@ class Model {
   std::size_t published_ = 0;
   std::uint64_t published_messages_ = 0;
   std::uint64_t delivered_ = 0;
+  std::uint64_t duplicates_ = 0;
+  // When each (subject, msg_id) was last published.
+  std::map<std::pair<std::string, std::string>, TimePoint> seen_;
   std::uint64_t dropped_[static_cast<std::size_t>(DropReason::count)] = {};
   Limits limits_;
   ManualClock clock_;

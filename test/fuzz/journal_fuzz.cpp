@@ -34,7 +34,7 @@ class Sink final : public JournalSink {
     std::string& bytes = records.emplace_back();
     encode(record, bytes);
     check(encoded_size(record) == bytes.size(), "encoded_size of a checkpoint record");
-    std::vector<Message> messages;
+    RecordStorage messages;
     const std::optional<Record> decoded = decode(bytes, messages);
     check(decoded.has_value(), "a checkpoint record decodes");
     std::string again;
@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const Limits limits = limits_from(data[0]);
   Broker broker(limits);
   std::string_view rest(reinterpret_cast<const char*>(data + 1), size - 1);
-  std::vector<Message> messages;
+  RecordStorage messages;
   while (rest.size() >= 2) {
     const std::size_t length = static_cast<unsigned char>(rest[0]) |
                                static_cast<std::size_t>(static_cast<unsigned char>(rest[1])) << 8U;

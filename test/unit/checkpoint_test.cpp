@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <optional>
 #include <random>
 #include <span>
@@ -37,7 +38,7 @@ class Records final : public JournalSink {
  public:
   void append(const Record& record) override { encode(record, bytes.emplace_back()); }
 
-  [[nodiscard]] std::vector<Record> decoded(std::vector<std::vector<Message>>& storage) const {
+  [[nodiscard]] std::vector<Record> decoded(std::vector<RecordStorage>& storage) const {
     std::vector<Record> records;
     storage.resize(bytes.size());
     for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -87,9 +88,13 @@ Record queue_state(std::string_view subject, std::string_view id,
   return record;
 }
 
+const std::vector<std::uint64_t> kSeqs = {4, 7, 9};
+const std::vector<std::uint64_t> kDeliveries = {1, 3, 2, 1, 1};
+const std::vector<std::string_view> kMsgIds = {"k1", "k2", "k3", "k4", "k5", "k6"};
+
 // One valid record of every type, as the core writes them.
 std::vector<Record> one_of_each(std::span<const Message> batch, std::span<const Message> state) {
-  std::vector<Record> records(8);
+  std::vector<Record> records(17);
   records[0].type = RecordType::subscribe;
   records[0].grouped = true;
   records[0].time = 5;
@@ -119,8 +124,37 @@ std::vector<Record> one_of_each(std::span<const Message> batch, std::span<const 
   records[6].grouped = true;
   records[6].group = "g";
   records[6].time = -8;
+  records[6].published = "a.b";
   records[7].type = RecordType::checkpoint_end;
   records[7].count = 9;
+  records[8] = records[0];
+  records[8].type = RecordType::subscribe_ack;
+  records[8].options = {2000, 3, 10, "dl"};
+  for (const RecordType type :
+       {RecordType::deliver, RecordType::ack, RecordType::nack, RecordType::extend}) {
+    Record& record = records[static_cast<std::size_t>(type) - 1];
+    record.type = type;
+    record.time = 7;
+    record.id = "s1";
+    record.numbers = std::span(kSeqs).first(2);
+  }
+  records[9].count = 2;
+  records[13].type = RecordType::settle;
+  records[13].reason = static_cast<std::uint8_t>(DropReason::max_deliveries);
+  records[13].subject = "a";
+  records[13].id = "s2";
+  records[13].numbers = std::span(kSeqs).first(1);
+  records[14] = records[2];
+  records[14].type = RecordType::publish_ids;
+  records[14].msg_ids = std::span(kMsgIds).first(batch.size() + 1);
+  records[15] = records[6];
+  records[15].type = RecordType::ack_state;
+  records[15].time = 0;
+  records[15].numbers = std::span(kDeliveries).first(state.size());
+  records[16].type = RecordType::dedupe_state;
+  records[16].time = 11;
+  records[16].subject = "a.b";
+  records[16].msg_ids = std::span(kMsgIds).first(2);
   return records;
 }
 
@@ -130,7 +164,7 @@ TEST(Checkpoint, NewRecordTypesSurviveTheirEncoding) {
   record.time = 77;
   const std::string bytes = encoded(record);
   EXPECT_EQ(encoded_size(record), bytes.size());
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> decoded = decode(bytes, messages);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->type, RecordType::queue_state);
@@ -171,7 +205,7 @@ TEST(Checkpoint, EncodedSizeIsWhatEncodeAppends) {
 TEST(Checkpoint, EveryCutAndEveryExtraByteIsRefused) {
   const std::vector<Message> batch = {Message::create("x"), Message::create(std::string(70, 'y'))};
   const std::vector<Message> state = numbered({{1, "a"}, {2, std::string(20, 'b')}});
-  std::vector<Message> messages;
+  RecordStorage messages;
   for (const Record& record : one_of_each(batch, state)) {
     const std::string bytes = encoded(record);
     ASSERT_TRUE(decode(bytes, messages).has_value()) << static_cast<int>(record.type);
@@ -190,7 +224,7 @@ TEST(Checkpoint, DecodeTakesOnlyWholeRecordsFromRandomBytes) {
   const std::vector<Message> state = numbered({{1, "a"}, {2, std::string(20, 'b')}});
   const std::vector<Record> valid = one_of_each(batch, state);
   std::mt19937 random(7);
-  std::vector<Message> messages;
+  RecordStorage messages;
   std::size_t accepted = 0;
   for (int round = 0; round < 20'000; ++round) {
     std::string bytes;
@@ -220,10 +254,10 @@ TEST(Checkpoint, DecodeTakesOnlyWholeRecordsFromRandomBytes) {
 TEST(Checkpoint, DecodeRefusesLengthsBeyondTheBytes) {
   const std::vector<Message> state = numbered({{1, "a"}});
   std::string bytes = encoded(queue_state("a", "s", state));
-  std::vector<Message> messages;
+  RecordStorage messages;
   // The message count (one varint byte) sits right after the three strings, before the only
-  // message's seq, length and byte.
-  const std::size_t count_at = bytes.size() - 4;
+  // message's seq, length and byte and the empty published subject.
+  const std::size_t count_at = bytes.size() - 5;
   for (const std::size_t at : {count_at, count_at + 2}) {
     std::string damaged = bytes;
     damaged.replace(at, 1, "\xFF\xFF\xFF\x7F");
@@ -253,7 +287,7 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
   const std::string half(queue_state_max_bytes / 2, 'h');
   const std::vector<Message> too_large = numbered({{1, half}, {2, half}, {3, "x"}});
   const std::vector<Record> valid = one_of_each(batch, state);
-  std::vector<Message> messages;
+  RecordStorage messages;
   std::vector<std::pair<std::string, Record>> wrong;
   const auto add = [&](std::string what, std::size_t index, auto change) {
     Record record = valid.at(index);
@@ -292,12 +326,47 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
   add("queue_state over its byte bound", 6, [&](Record& r) { r.messages = too_large; });
   add("checkpoint_end with a time", 7, [](Record& r) { r.time = 1; });
   add("checkpoint_end with an id", 7, [](Record& r) { r.id = "s"; });
+  add("subscribe_ack with a short ack_wait", 8, [](Record& r) { r.options.ack_wait_ms = 999; });
+  add("subscribe_ack with a long ack_wait", 8,
+      [](Record& r) { r.options.ack_wait_ms = 43'200'001; });
+  add("subscribe_ack with no room in flight", 8, [](Record& r) { r.options.max_in_flight = 0; });
+  add("subscribe_ack with too much in flight", 8,
+      [](Record& r) { r.options.max_in_flight = 100'001; });
+  add("subscribe_ack with too many deliveries", 8,
+      [](Record& r) { r.options.max_deliveries = 1001; });
+  add("subscribe_ack with a dead letter and no limit", 8,
+      [](Record& r) { r.options.max_deliveries = 0; });
+  static const std::vector<std::uint64_t> zero = {0};
+  static const std::vector<std::uint64_t> past = {Message::max_seq + 1};
+  add("deliver of seq 0", 9, [](Record& r) { r.numbers = zero; });
+  add("ack past the last seq", 10, [](Record& r) { r.numbers = past; });
+  add("nack with a subject", 11, [](Record& r) { r.subject = "a"; });
+  add("extend with a group", 12, [](Record& r) { r.group = "g"; });
+  add("settle of nothing", 13, [](Record& r) { r.numbers = {}; });
+  add("settle with a time", 13, [](Record& r) { r.time = 1; });
+  add("publish_ids with an id short", 14, [](Record& r) { r.msg_ids = r.msg_ids.first(1); });
+  static const std::vector<std::string_view> empty_id = {"k1", "", "k3", "k4"};
+  static const std::string long_text(kMaxMsgIdLength + 1, 'i');
+  static const std::vector<std::string_view> long_id = {"k1", long_text, "k3", "k4"};
+  add("publish_ids with an empty msg_id", 14,
+      [](Record& r) { r.msg_ids = std::span(empty_id).first(r.msg_ids.size()); });
+  add("publish_ids with a msg_id too long", 14,
+      [](Record& r) { r.msg_ids = std::span(long_id).first(r.msg_ids.size()); });
+  static const std::vector<std::uint64_t> no_delivery = {0};
+  static const std::vector<std::uint64_t> huge_delivery = {std::uint64_t{1} << 32U};
+  add("ack_state without its delivery counts", 15, [](Record& r) { r.numbers = {}; });
+  add("ack_state with a zero delivery count", 15, [](Record& r) { r.numbers = no_delivery; });
+  add("ack_state with a count past 32 bits", 15, [](Record& r) { r.numbers = huge_delivery; });
+  add("ack_state with a time", 15, [](Record& r) { r.time = 1; });
+  add("dedupe_state without msg_ids", 16, [](Record& r) { r.msg_ids = {}; });
+  add("dedupe_state with a seq", 16, [](Record& r) { r.seq = 1; });
   for (const auto& [what, record] : wrong) {
     std::string bytes = encoded(record);
     if (record.messages.data() == too_high.data()) {
       // encode writes the seq a Message can hold; write the one it cannot by hand.
-      // The varint of the only message's seq ends two bytes (its length and data) from the end.
-      std::size_t seq_at = bytes.size() - 3;
+      // The varint of the only message's seq ends three bytes (its length and data, then the
+      // published subject's) from the end.
+      std::size_t seq_at = bytes.size() - 4;
       while (seq_at > 0 && (static_cast<unsigned char>(bytes[seq_at - 1]) & 0x80U) != 0) {
         --seq_at;
       }
@@ -305,7 +374,7 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
       for (std::uint64_t value = Message::max_seq + 1; value != 0; value >>= 7U) {
         seq.push_back(static_cast<char>((value & 0x7FU) | (value >= 0x80U ? 0x80U : 0U)));
       }
-      bytes.replace(seq_at, bytes.size() - 2 - seq_at, seq);
+      bytes.replace(seq_at, bytes.size() - 3 - seq_at, seq);
     }
     EXPECT_FALSE(decode(bytes, messages).has_value()) << what;
   }
@@ -326,7 +395,7 @@ std::vector<std::size_t> state_sizes(const Limits& limits, std::size_t count, st
   }
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   std::vector<std::size_t> sizes;
   std::uint64_t next_seq = 1;
   for (const Record& record : records.decoded(storage)) {
@@ -382,7 +451,7 @@ TEST(Checkpoint, QueueStateRecordsCarryTheirStamps) {
   ASSERT_EQ(broker.publish("a", std::span(three).first(2)), PublishStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 5U);  // checkpoint, subscribe, two queue_states, end
   EXPECT_EQ(decoded[2].time, to_record_time(first));
@@ -409,7 +478,7 @@ TEST(Checkpoint, QueueStateRecordsWithoutStampsHaveNoTime) {
   ASSERT_EQ(broker.publish("a", two), PublishStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 4U);
   EXPECT_EQ(decoded[2].type, RecordType::queue_state);
@@ -422,7 +491,7 @@ TEST(Checkpoint, QueueStateRecordsWithoutStampsHaveNoTime) {
 std::string rebuilt(const Broker& broker, const Clock& clock) {
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   Broker copy(broker.limits(), clock);
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record)) << static_cast<int>(record.type);
@@ -490,7 +559,7 @@ TEST(Checkpoint, AnEmptyCoreCheckpointsAsTwoRecords) {
   Broker broker(Limits{});
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   const std::vector<Record> decoded = records.decoded(storage);
   ASSERT_EQ(decoded.size(), 2U);
   EXPECT_EQ(decoded[0].type, RecordType::checkpoint);
@@ -509,7 +578,7 @@ TEST(Checkpoint, SubscriptionsResumeTheirActivity) {
   ASSERT_EQ(broker.subscribe("new", "a", "g"), SubscribeStatus::ok);
   Records records;
   broker.checkpoint(records);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   Broker copy(limits, clock);
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record));
@@ -625,7 +694,7 @@ TEST(Checkpoint, ReplayLeavesTheCountersAlone) {
   EXPECT_EQ(counted.published, 2U);
   EXPECT_EQ(counted.delivered, 1U);
   Broker copy(limits);
-  std::vector<std::vector<Message>> storage;
+  std::vector<RecordStorage> storage;
   for (const Record& record : records.decoded(storage)) {
     EXPECT_TRUE(copy.apply(record));
   }
@@ -636,6 +705,268 @@ TEST(Checkpoint, ReplayLeavesTheCountersAlone) {
   for (const std::uint64_t dropped : replayed.dropped) {
     EXPECT_EQ(dropped, 0U);
   }
+}
+
+// ---- Ack mode ----
+
+AckOptions ack_options(std::uint32_t max_deliveries, std::string_view dead_letter) {
+  AckOptions options;
+  options.ack = true;
+  options.ack_wait = milliseconds(2000);
+  options.max_deliveries = max_deliveries;
+  options.dead_letter = dead_letter;
+  options.max_in_flight = 7;
+  return options;
+}
+
+// A restart as storage makes it: a new core with the same limits replays `records` and ends the
+// replay; `records` then start again with its checkpoint, and it journals there.
+std::unique_ptr<Broker> restarted(const Limits& limits, const Clock& clock, Records& records) {
+  auto copy = std::make_unique<Broker>(limits, clock);
+  std::vector<RecordStorage> storage;
+  for (const Record& record : records.decoded(storage)) {
+    EXPECT_TRUE(copy->apply(record)) << static_cast<int>(record.type);
+  }
+  copy->recovered();
+  records.bytes.clear();
+  copy->checkpoint(records);
+  copy->set_journal(&records);
+  return copy;
+}
+
+std::vector<std::uint32_t> delivery_counts(Broker& broker, std::string_view subject,
+                                           std::string_view id) {
+  Deliveries out;
+  EXPECT_EQ(broker.fetch_deliveries(subject, id, 100, out), FetchStatus::ok);
+  std::vector<std::uint32_t> counts;
+  for (const Delivery& delivery : out) {
+    counts.push_back(delivery.deliveries);
+  }
+  return counts;
+}
+
+TEST(AckDurability, InFlightMessagesArePendingAgainAfterARestartWithTheirDeliveryCounts) {
+  ManualClock clock;
+  Records records;
+  Broker broker(Limits{}, clock);
+  broker.set_journal(&records);
+  ASSERT_EQ(broker.subscribe("s", "a", std::nullopt, ack_options(0, "")), SubscribeStatus::ok);
+  const std::vector<Message> three = {Message::create("x"), Message::create("y"),
+                                      Message::create("z")};
+  ASSERT_EQ(broker.publish("a", three), PublishStatus::ok);
+  Deliveries first;
+  ASSERT_EQ(broker.fetch_deliveries("a", "s", 2, first), FetchStatus::ok);
+  ASSERT_EQ(first.size(), 2U);
+  const std::vector<Receipt> nacked = {first[0].receipt};
+  EXPECT_EQ(broker.nack("a", "s", nacked, milliseconds(0)).applied, 1U);
+  EXPECT_EQ(delivery_counts(broker, "a", "s"), (std::vector<std::uint32_t>{2, 1}));
+  const auto copy = restarted(broker.limits(), clock, records);
+  ASSERT_NE(copy->ack_options("a", "s"), nullptr);
+  EXPECT_EQ(*copy->ack_options("a", "s"), ack_options(0, ""));
+  EXPECT_EQ(copy->totals().pending_messages, 3U);
+  EXPECT_EQ(copy->totals().in_flight, 0U);
+  // x twice, y and z once, all in flight at the restart and pending again after it.
+  EXPECT_EQ(delivery_counts(*copy, "a", "s"), (std::vector<std::uint32_t>{3, 2, 2}));
+}
+
+// The crash-loop rule: a message in flight at a crash whose deliveries reached max_deliveries
+// is dead-lettered when the replay ends, never delivered again; one below the limit is kept.
+TEST(AckDurability, ACrashLoopCannotDeliverPastMaxDeliveries) {
+  ManualClock clock;
+  Records records;
+  auto broker = std::make_unique<Broker>(Limits{}, clock);
+  broker->set_journal(&records);
+  ASSERT_EQ(broker->subscribe("s", "a", std::nullopt, ack_options(2, "dl")), SubscribeStatus::ok);
+  ASSERT_EQ(broker->subscribe("d", "dl", std::nullopt), SubscribeStatus::ok);
+  const std::vector<Message> poison = {Message::create("poison")};
+  ASSERT_EQ(broker->publish("a", poison), PublishStatus::ok);
+  for (std::uint32_t delivery = 1; delivery <= 2; ++delivery) {
+    EXPECT_EQ(delivery_counts(*broker, "a", "s"), (std::vector<std::uint32_t>{delivery}));
+    if (delivery == 2) {
+      // The same log, replayed twice, ends in the same state.
+      Records log = records;
+      Records other = records;
+      EXPECT_EQ(restarted(Limits{}, clock, log)->dump(), restarted(Limits{}, clock, other)->dump());
+    }
+    broker = restarted(Limits{}, clock, records);
+  }
+  EXPECT_EQ(delivery_counts(*broker, "a", "s"), (std::vector<std::uint32_t>{}));
+  EXPECT_EQ(broker->totals().counters.dead_lettered, 1U);
+  FetchedMessages dead;
+  ASSERT_EQ(broker->fetch("dl", "d", 10, dead), FetchStatus::ok);
+  ASSERT_EQ(dead.size(), 1U);
+  EXPECT_EQ(dead.front().data(), "poison");
+}
+
+TEST(AckDurability, AMessageInFlightAtMaxDeliveriesWithoutADeadLetterIsDroppedAtRecovery) {
+  ManualClock clock;
+  Records records;
+  Broker broker(Limits{}, clock);
+  broker.set_journal(&records);
+  ASSERT_EQ(broker.subscribe("s", "a", "g", ack_options(1, "")), SubscribeStatus::ok);
+  const std::vector<Message> two = {Message::create("x"), Message::create("y")};
+  ASSERT_EQ(broker.publish("a", two), PublishStatus::ok);
+  Deliveries out;
+  ASSERT_EQ(broker.fetch_deliveries("a", "s", 1, out), FetchStatus::ok);
+  const auto copy = restarted(broker.limits(), clock, records);
+  EXPECT_EQ(copy->totals().counters.dropped[static_cast<std::size_t>(DropReason::max_deliveries)],
+            1U);
+  EXPECT_EQ(copy->totals().pending_messages, 1U);
+  EXPECT_EQ(delivery_counts(*copy, "a", "s"), (std::vector<std::uint32_t>{1}));
+}
+
+// A timeout or nack at max_deliveries leaves a settle record and the dead letter's publish.
+TEST(AckDurability, DeadLettersByTimeoutAndNackReplayAsTheyHappened) {
+  ManualClock clock;
+  Records records;
+  Broker broker(Limits{}, clock);
+  broker.set_journal(&records);
+  ASSERT_EQ(broker.subscribe("s", "a", std::nullopt, ack_options(1, "dl")), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("d", "dl", std::nullopt), SubscribeStatus::ok);
+  const std::vector<Message> two = {Message::create("x"), Message::create("y")};
+  ASSERT_EQ(broker.publish("a", two), PublishStatus::ok);
+  Deliveries out;
+  ASSERT_EQ(broker.fetch_deliveries("a", "s", 2, out), FetchStatus::ok);
+  const std::vector<Receipt> nacked = {out[1].receipt};
+  EXPECT_EQ(broker.nack("a", "s", nacked, milliseconds(0)).applied, 1U);
+  clock.advance(milliseconds(2000));
+  broker.expire_deliveries();
+  EXPECT_EQ(broker.totals().counters.dead_lettered, 2U);
+  const auto copy = restarted(broker.limits(), clock, records);
+  EXPECT_EQ(copy->dump(), broker.dump());
+  EXPECT_EQ(copy->totals().counters.dead_lettered, 0U);  // replay counts nothing
+}
+
+TEST(AckDurability, AMsgIdIsStillADuplicateAfterARestartUntilTheWindowPasses) {
+  ManualClock clock;
+  const Limits limits{.dedupe_window = milliseconds(5000)};
+  for (const bool from_checkpoint : {false, true}) {
+    Records records;
+    Broker broker(limits, clock);
+    broker.set_journal(&records);
+    ASSERT_EQ(broker.subscribe("s", "a", std::nullopt), SubscribeStatus::ok);
+    const std::vector<Message> one = {Message::create("x")};
+    const std::vector<std::string_view> k1 = {"k1"};
+    const std::vector<std::string_view> k2 = {"k2"};
+    EXPECT_EQ(broker.publish("a", one, k1).duplicates, 0U);
+    clock.advance(milliseconds(3000));
+    EXPECT_EQ(broker.publish("a", one, k2).duplicates, 0U);
+    Records source;
+    if (from_checkpoint) {
+      broker.checkpoint(source);
+    } else {
+      source = records;
+    }
+    const auto copy = restarted(limits, clock, source);
+    EXPECT_EQ(copy->dump(), broker.dump());
+    EXPECT_EQ(copy->publish("a", one, k1).duplicates, 1U) << from_checkpoint;
+    EXPECT_EQ(copy->publish("a", one, k2).duplicates, 1U) << from_checkpoint;
+    // k1 was published 5 s ago, k2 2 s ago.
+    clock.advance(milliseconds(2000));
+    EXPECT_EQ(copy->publish("a", one, k1).duplicates, 0U) << from_checkpoint;
+    EXPECT_EQ(copy->publish("a", one, k2).duplicates, 1U) << from_checkpoint;
+  }
+}
+
+// A message queued on a wildcard pattern keeps the subject it was published to through a
+// checkpoint, whether never delivered or delivered and pending again.
+TEST(AckDurability, APublishedSubjectSurvivesACheckpoint) {
+  ManualClock clock;
+  Broker broker(Limits{}, clock);
+  ASSERT_EQ(broker.subscribe("p", "a.*", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("s", "a.*", "g", ack_options(3, "")), SubscribeStatus::ok);
+  const std::vector<Message> one = {Message::create("m")};
+  for (const std::string_view subject : {"a.b", "a.c", "a.c", "a.b"}) {
+    ASSERT_EQ(broker.publish(subject, one), PublishStatus::ok);
+  }
+  Deliveries held;
+  ASSERT_EQ(broker.fetch_deliveries("a.*", "s", 2, held), FetchStatus::ok);
+  Records records;
+  broker.checkpoint(records);
+  const auto copy = restarted(broker.limits(), clock, records);
+  const auto subjects = [&](std::string_view id) {
+    Fetched out;
+    EXPECT_EQ(copy->fetch("a.*", id, 10, true, out), FetchStatus::ok);
+    std::vector<std::string> seen;
+    for (const Delivery& delivery : out.deliveries) {
+      seen.push_back(delivery.subject + "/" + std::to_string(delivery.deliveries));
+    }
+    return seen;
+  };
+  EXPECT_EQ(subjects("p"), (std::vector<std::string>{"a.b/0", "a.c/0", "a.c/0", "a.b/0"}));
+  EXPECT_EQ(subjects("s"), (std::vector<std::string>{"a.b/2", "a.c/2", "a.c/1", "a.b/1"}));
+}
+
+// What replay refuses of ack mode changes nothing.
+TEST(AckDurability, ApplyRefusesAckRecordsTheStateCannotTake) {
+  Broker broker(Limits{});
+  ASSERT_EQ(broker.subscribe("p", "a", std::nullopt), SubscribeStatus::ok);
+  Record subscribe;
+  subscribe.type = RecordType::subscribe_ack;
+  subscribe.subject = "b";
+  subscribe.id = "s";
+  subscribe.options = {2000, 2, 10, "dl"};
+  ASSERT_TRUE(broker.apply(subscribe));
+  const std::string before = broker.dump();
+  const std::uint64_t unknown[] = {1};
+  Record deliver;
+  deliver.type = RecordType::deliver;
+  deliver.id = "s";
+  deliver.numbers = unknown;
+  EXPECT_FALSE(broker.apply(deliver));  // nothing was delivered
+  deliver.numbers = {};
+  deliver.count = 1;
+  EXPECT_FALSE(broker.apply(deliver));  // nothing is queued
+  deliver.id = "p";
+  deliver.count = 0;
+  EXPECT_FALSE(broker.apply(deliver));  // a plain queue
+  const std::vector<Message> one = {Message::create("x")};
+  Record publish;
+  publish.type = RecordType::publish;
+  publish.seq = 1;
+  publish.subject = "b";
+  publish.messages = one;
+  ASSERT_TRUE(broker.apply(publish));
+  Record fetch;
+  fetch.type = RecordType::fetch;
+  fetch.id = "s";
+  fetch.count = 1;
+  EXPECT_FALSE(broker.apply(fetch));  // an ack-mode queue delivers, never fetches
+  fetch.count = 0;
+  EXPECT_TRUE(broker.apply(fetch));
+  Record ack;
+  ack.type = RecordType::ack;
+  ack.id = "s";
+  ack.numbers = unknown;
+  EXPECT_FALSE(broker.apply(ack));
+  Record settle;
+  settle.type = RecordType::settle;
+  settle.reason = static_cast<std::uint8_t>(DropReason::max_deliveries);
+  settle.subject = "b";
+  settle.id = "s";
+  settle.numbers = unknown;
+  EXPECT_FALSE(broker.apply(settle));
+  Record member = subscribe;
+  member.id = "t";
+  member.grouped = true;
+  member.group = "g";
+  ASSERT_TRUE(broker.apply(member));
+  member.id = "u";
+  member.options.max_in_flight = 11;  // not the group's options
+  EXPECT_FALSE(broker.apply(member));
+  member.type = RecordType::subscribe;  // a plain member of an ack-mode group
+  EXPECT_FALSE(broker.apply(member));
+  Record state;
+  state.type = RecordType::ack_state;
+  state.subject = "b";
+  state.id = "s";
+  const std::vector<Message> ahead = numbered({{5, "x"}});
+  const std::uint64_t once[] = {1};
+  state.messages = ahead;
+  state.numbers = once;
+  EXPECT_FALSE(broker.apply(state));      // past the newest seq, and the queue is not empty
+  EXPECT_FALSE(broker.apply(subscribe));  // the id is taken
+  EXPECT_NE(broker.dump(), before);       // t joined
 }
 
 }  // namespace

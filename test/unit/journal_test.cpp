@@ -15,6 +15,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,7 +45,7 @@ class RecordingSink final : public JournalSink {
     std::string& bytes = records.emplace_back();
     encode(record, bytes);
     EXPECT_EQ(encoded_size(record), bytes.size());
-    std::vector<Message> messages;
+    RecordStorage messages;
     const std::optional<Record> decoded = decode(bytes, messages);
     ASSERT_TRUE(decoded.has_value()) << static_cast<int>(record.type);
     std::string again;
@@ -71,7 +72,7 @@ std::string replayed(const Limits& limits, const std::vector<std::string>& recor
                      std::optional<RecordType> skipped = std::nullopt) {
   const ManualClock elsewhere;  // replay reads every time from the records
   Broker copy(limits, elsewhere);
-  std::vector<Message> messages;
+  RecordStorage messages;
   for (const std::string& bytes : records) {
     const std::optional<Record> record = decode(bytes, messages);
     EXPECT_TRUE(record.has_value());
@@ -102,7 +103,7 @@ std::string recovered(const Limits& limits, const Snapshot& snapshot,
 // records between them.
 void expect_framed(const Snapshot& snapshot) {
   ASSERT_GE(snapshot.records.size(), 2U);
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> first = decode(snapshot.records.front(), messages);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->type, RecordType::checkpoint);
@@ -268,6 +269,272 @@ TEST(Journal, EveryRecordKindChangesTheReplayedState) {
   }
 }
 
+// Replay keeps nothing in flight: a delivered message is pending again with its delivery count.
+// The dump's "in flight" lines (outstanding deliveries and their deadlines) are what differs.
+std::string normalised(const std::string& dump) {
+  std::istringstream lines(dump);
+  std::string kept;
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.starts_with("  in flight")) {
+      kept += line + '\n';
+    }
+  }
+  return kept;
+}
+
+// The options of every queue of `pattern` and `group`, so members of a group always agree.
+AckOptions ack_options_of(std::string_view pattern, std::size_t group) {
+  AckOptions options;
+  const std::size_t kind = (pattern.size() + group) % 4;
+  if (kind == 0) {
+    return options;  // plain
+  }
+  options.ack = true;
+  options.ack_wait = milliseconds(1000 * kind);
+  options.max_in_flight = static_cast<std::uint32_t>(2 + kind);
+  if (kind >= 2) {
+    options.max_deliveries = static_cast<std::uint32_t>(kind);
+  }
+  if (kind == 3) {
+    options.dead_letter = "dl";
+  }
+  return options;
+}
+
+struct AckRun {
+  std::vector<std::string> records;
+  std::set<RecordType> kinds;  // of the journal and the checkpoints
+  std::size_t most_in_flight = 0;
+  Counters counters;
+};
+
+// As drive, for ack mode: ack-mode and plain subscriptions (on a dead-letter subject too),
+// deliveries, acks, nacks with and without delay, extends, timeouts and idempotent publishes,
+// every receipt picked at random from those handed out (stale ones included). The records, and
+// the newest checkpoint with the records after it, rebuild the core but for what is in flight.
+AckRun drive_ack(const Limits& limits, std::uint32_t seed, std::size_t steps, std::size_t every,
+                 std::size_t checkpoint_every = 40) {
+  ManualClock clock;
+  RecordingSink sink;
+  std::optional<Snapshot> snapshot;
+  std::set<RecordType> kinds;
+  Broker broker(limits, clock);
+  broker.set_journal(&sink);
+  std::mt19937 random(seed);
+  const auto pick = [&random](std::size_t count) {
+    return std::uniform_int_distribution<std::size_t>(0, count - 1)(random);
+  };
+  struct Live {
+    std::string id;
+    std::string subject;
+  };
+  struct Held {
+    std::string id;
+    std::string subject;
+    Receipt receipt;
+  };
+  std::vector<Live> live;
+  std::vector<Held> held;
+  class AckWaiter final : public Waiter {
+   public:
+    void wake() override { woken = true; }
+    bool woken = false;
+    Live target;
+  };
+  std::list<AckWaiter> ack_waiters;
+  std::size_t next_id = 0;
+  std::size_t most_in_flight = 0;
+  const auto data = [&] { return std::string(pick(20), static_cast<char>('a' + pick(26))); };
+  const auto keep = [&](const Live& target, const Deliveries& deliveries) {
+    for (const Delivery& delivery : deliveries) {
+      if (delivery.receipt.delivery > 0) {
+        held.push_back({target.id, target.subject, delivery.receipt});
+      }
+    }
+  };
+  // Mostly receipts the subscription was handed, some of them stale by now; sometimes one of
+  // another subscription's or one never handed out.
+  const auto answer = [&](Live& target) {
+    std::vector<Receipt> chosen;
+    if (!held.empty()) {
+      const Held& first = held.at(pick(held.size()));
+      target = {first.id, first.subject};
+      for (std::size_t i = pick(3); i > 0; --i) {
+        const Held& other = held.at(pick(held.size()));
+        if (other.id == first.id || pick(4) == 0) {
+          chosen.push_back(other.receipt);
+        }
+      }
+      chosen.push_back(first.receipt);
+    }
+    if (pick(8) == 0) {
+      chosen.push_back(Receipt{1 + pick(50), 1});
+    }
+    if (held.size() > 60) {
+      held.erase(held.begin(), held.begin() + 20);
+    }
+    return chosen;
+  };
+  for (std::size_t step = 1; step <= steps; ++step) {
+    const std::size_t operation = pick(100);
+    if (operation < 10 || live.empty()) {
+      const std::string id = "s" + std::to_string(next_id++);
+      const bool dead_letter = pick(6) == 0;
+      const std::string subject = dead_letter ? "dl" : std::string(kPatterns.at(pick(3)));
+      const std::size_t group = pick(3);
+      // A dead-letter subject may be in ack mode too, its own dead letter included.
+      const AckOptions options = ack_options_of(subject, group == 0 ? pick(4) : group);
+      const auto status = broker.subscribe(
+          id, subject,
+          group == 0 ? std::nullopt : std::optional<std::string_view>(group == 1 ? "g" : "h"),
+          options);
+      if (status == SubscribeStatus::ok) {
+        live.push_back({id, subject});
+      }
+    } else if (operation < 30) {
+      std::vector<Message> batch(pick(4) == 0 ? 1 + pick(4) : 1);
+      for (Message& message : batch) {
+        message = Message::create(data());
+      }
+      const std::string_view subject = kSubjects.at(pick(3));
+      if (pick(2) == 0) {
+        broker.publish(subject, batch);
+      } else {
+        std::vector<std::string> ids;
+        for (std::size_t i = 0; i < batch.size(); ++i) {
+          ids.push_back("k" + std::to_string(pick(30)));
+        }
+        const std::vector<std::string_view> views(ids.begin(), ids.end());
+        broker.publish(subject, batch, views);
+      }
+    } else if (operation < 48) {
+      const Live& target = live.at(pick(live.size()));
+      Fetched out;
+      broker.fetch(target.subject, target.id, 1 + pick(4), pick(2) == 0, out);
+      keep(target, out.deliveries);
+    } else if (operation < 53) {
+      const Live& target = live.at(pick(live.size()));
+      AckWaiter& waiter = ack_waiters.emplace_back();
+      waiter.target = target;
+      if (broker.fetch_or_wait(target.subject, target.id, 1 + pick(3), waiter, pick(2) == 0) ==
+          FetchStatus::ok) {
+        keep(target, waiter.deliveries);
+      }
+    } else if (operation < 55 && !ack_waiters.empty()) {
+      broker.cancel_wait(ack_waiters.back());
+    } else if (operation < 67) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.ack(target.subject, target.id, chosen);
+    } else if (operation < 75) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.nack(target.subject, target.id, chosen,
+                  pick(2) == 0 ? milliseconds(0) : milliseconds(500 * pick(4)));
+    } else if (operation < 80) {
+      Live target = live.at(pick(live.size()));
+      const std::vector<Receipt> chosen = answer(target);
+      broker.extend(target.subject, target.id, chosen);
+    } else if (operation < 83) {
+      const std::size_t index = pick(live.size());
+      broker.unsubscribe(live[index].subject, live[index].id);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(index));
+    } else {
+      clock.advance(milliseconds(10 * (1 + pick(150))));
+      broker.expire();
+      broker.expire_deliveries();
+    }
+    // Woken waiters hold deliveries too.
+    for (AckWaiter& waiter : ack_waiters) {
+      if (waiter.woken) {
+        keep(waiter.target, waiter.deliveries);
+        waiter.deliveries.clear();
+      }
+    }
+    most_in_flight = std::max<std::size_t>(most_in_flight, broker.totals().in_flight);
+    if (pick(checkpoint_every) == 0) {
+      RecordingSink taken;
+      broker.checkpoint(taken);
+      kinds.insert(taken.kinds.begin(), taken.kinds.end());
+      snapshot = Snapshot{std::move(taken.records), sink.records.size()};
+      expect_framed(*snapshot);
+    }
+    if (step % every == 0 || step == steps) {
+      const std::string dump = normalised(broker.dump());
+      EXPECT_EQ(normalised(replayed(limits, sink.records)), dump)
+          << "seed " << seed << " step " << step;
+      if (snapshot) {
+        EXPECT_EQ(normalised(recovered(limits, *snapshot, sink.records)), dump)
+            << "seed " << seed << " step " << step;
+      }
+    }
+  }
+  const Counters counters = broker.totals().counters;
+  broker.wake_all_waiters();
+  kinds.insert(sink.kinds.begin(), sink.kinds.end());
+  return AckRun{std::move(sink.records), kinds, most_in_flight, counters};
+}
+
+// Long enough a life for subscriptions and messages to see several deliveries.
+Limits ack_ttls(Limits limits) {
+  limits.message_ttl = milliseconds(6000);
+  limits.subscriber_ttl = milliseconds(20'000);
+  return limits;
+}
+
+TEST(Journal, ReplayRebuildsAckModeQueuesButForWhatIsInFlight) {
+  const AckRun run = drive_ack(ack_ttls(Limits{.dedupe_window = milliseconds(3000)}), 7, 4000, 50);
+  EXPECT_GT(run.most_in_flight, 3U);
+  EXPECT_GT(run.counters.acked, 10U);
+  EXPECT_GT(run.counters.redelivered, 50U);
+  EXPECT_GT(run.counters.dead_lettered, 3U);
+  EXPECT_GT(run.counters.duplicates, 20U);
+  for (const RecordType kind :
+       {RecordType::subscribe, RecordType::subscribe_ack, RecordType::publish,
+        RecordType::publish_ids, RecordType::deliver, RecordType::ack, RecordType::nack,
+        RecordType::extend, RecordType::settle, RecordType::ack_state, RecordType::queue_state,
+        RecordType::dedupe_state, RecordType::unsubscribe}) {
+    EXPECT_TRUE(run.kinds.contains(kind)) << static_cast<int>(kind);
+  }
+}
+
+TEST(Journal, ReplayRebuildsAckModeQueuesUnderPerQueueBounds) {
+  drive_ack(ack_ttls(Limits{.max_pending_per_queue = 4,
+                            .slow_queue_policy = SlowQueuePolicy::drop_oldest,
+                            .dedupe_window = milliseconds(1000)}),
+            8, 1500, 50);
+  drive_ack(Limits{.max_pending = 30, .max_pending_per_queue = 5}, 9, 1500, 50);
+}
+
+TEST(Journal, CheckpointAndTheRecordsAfterItRebuildAckModeQueues) {
+  std::size_t most_in_flight = 0;
+  for (std::uint32_t seed = 200; seed < 240; ++seed) {
+    most_in_flight =
+        std::max(most_in_flight,
+                 drive_ack(ack_ttls(Limits{.dedupe_window = milliseconds(500 * (1 + seed % 5))}),
+                           seed, 400, 100, 1 + seed % 50)
+                     .most_in_flight);
+  }
+  EXPECT_GT(most_in_flight, 3U);
+}
+
+// Leaving out any one ack-mode record kind changes the state the rest rebuild.
+TEST(Journal, EveryAckRecordKindChangesTheReplayedState) {
+  const Limits limits = ack_ttls(Limits{.dedupe_window = milliseconds(3000)});
+  const AckRun run = drive_ack(limits, 7, 2000, 2000);
+  const std::vector<std::string>& records = run.records;
+  for (const RecordType kind : {RecordType::subscribe_ack, RecordType::deliver, RecordType::ack,
+                                RecordType::settle, RecordType::publish_ids}) {
+    bool changed = false;
+    for (std::size_t end = 50; end <= records.size() && !changed; end += 50) {
+      const std::vector<std::string> prefix(records.begin(),
+                                            records.begin() + static_cast<std::ptrdiff_t>(end));
+      changed = replayed(limits, prefix, kind) != replayed(limits, prefix);
+    }
+    EXPECT_TRUE(changed) << static_cast<int>(kind) << " seen " << run.kinds.contains(kind);
+  }
+}
+
 TEST(Journal, RecordsSurviveTheirEncoding) {
   const auto batch =
       std::vector<Message>{Message::create(""), Message::create(std::string(300, 'x'))};
@@ -281,7 +548,7 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   std::string bytes;
   encode(record, bytes);
   EXPECT_EQ(encoded_size(record), bytes.size());
-  std::vector<Message> messages;
+  RecordStorage messages;
   const std::optional<Record> decoded = decode(bytes, messages);
   ASSERT_TRUE(decoded.has_value());
   EXPECT_EQ(decoded->type, RecordType::publish);
@@ -312,7 +579,7 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
     EXPECT_FALSE(decode(std::string_view(bytes).substr(0, size), messages).has_value()) << size;
   }
   EXPECT_FALSE(decode(bytes + 'x', messages).has_value());
-  bytes[0] = 9;
+  bytes[0] = static_cast<char>(static_cast<int>(RecordType::dedupe_state) + 1);
   EXPECT_FALSE(decode(bytes, messages).has_value());
 }
 
@@ -343,13 +610,13 @@ TEST(Journal, NumbersAreShortestVarintsOfUpTo64Bits) {
     EXPECT_EQ(bytes.size(), encoded_size(record));
     // type, format, flags, seq, count and the four empty lengths, around the time.
     EXPECT_EQ(bytes.size() - value.size - varint_bytes(record.seq), 8U) << value.bits;
-    std::vector<Message> messages;
+    RecordStorage messages;
     const std::optional<Record> decoded = decode(bytes, messages);
     ASSERT_TRUE(decoded.has_value()) << value.bits;
     EXPECT_EQ(static_cast<std::uint64_t>(decoded->time), value.bits);
     EXPECT_EQ(decoded->seq, record.seq);
   }
-  std::vector<Message> messages;
+  RecordStorage messages;
   ASSERT_TRUE(decode(fetch_bytes("\x7F", "\x81\x01"), messages).has_value());
   EXPECT_EQ(decode(fetch_bytes("\x7F", "\x81\x01"), messages)->count, 129U);
   // The high bit of the tenth byte is the 64th bit of the value.
@@ -378,6 +645,28 @@ TEST(Journal, ASinglePublishOfASmallMessageTakesFewBytes) {
   EXPECT_LE(encoded_size(record), 56U);
 }
 
+// Ack mode adds a deliver record per fetch and an ack record per ack call: for a consumer that
+// fetches 10 and acks their receipts, 54 and 84 bytes with a UUID id and seqs near a million,
+// under 16 bytes per message with the two 8-byte frame headers.
+TEST(Journal, AFetchAndAckOfTenMessagesTakesFewBytesEach) {
+  std::vector<std::uint64_t> seqs(10);
+  for (std::size_t i = 0; i < seqs.size(); ++i) {
+    seqs[i] = 1'000'000 + i;
+  }
+  Record deliver;
+  deliver.type = RecordType::deliver;
+  deliver.time = std::int64_t{1'800'000'000} * 1'000'000'000;
+  deliver.count = 10;
+  deliver.id = "052c5406-9f6f-4f33-8775-cec437f7e5f9";
+  Record ack = deliver;
+  ack.type = RecordType::ack;
+  ack.count = 0;
+  ack.numbers = seqs;
+  EXPECT_EQ(encoded_size(deliver), 54U);
+  EXPECT_EQ(encoded_size(ack), 84U);
+  EXPECT_LE(encoded_size(deliver) + encoded_size(ack) + 16, 10U * 16);
+}
+
 TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
   Record record;
   record.type = RecordType::checkpoint;
@@ -388,8 +677,14 @@ TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
   // Format 1 had the reason, 0 for a checkpoint, where the format byte is now.
   const std::string old{static_cast<char>(RecordType::checkpoint), '\0', '\0'};
   EXPECT_EQ(checkpoint_format(old), 1U);
-  std::vector<Message> messages;
+  RecordStorage messages;
   EXPECT_FALSE(decode(old + std::string(40, '\0'), messages).has_value());
+  // Format 2, before the records of ack mode: named, and refused.
+  std::string two = bytes;
+  two[1] = 2;
+  EXPECT_EQ(checkpoint_format(two), 2U);
+  EXPECT_FALSE(decode(two, messages).has_value());
+  EXPECT_TRUE(decode(bytes, messages).has_value());
   record.type = RecordType::checkpoint_end;
   bytes.clear();
   encode(record, bytes);
