@@ -5,8 +5,8 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <charconv>
 #include <exception>
 #include <memory>
@@ -116,12 +116,18 @@ class StreamState {
       co_return;
     }
     while (true) {
+      const auto asked = std::chrono::steady_clock::now();
       service::FetchResult batch = co_await puller_.next();
       if (batch.status != broker::FetchStatus::ok) {
         co_return;  // unsubscribed or expired: nothing more will come
       }
       std::string events;
       if (batch.deliveries.empty()) {
+        // Woken early with nothing: the subscription went (the next pull says so) or the
+        // shutdown began (its cancellation follows). Neither is an idle heartbeat.
+        if (std::chrono::steady_clock::now() - asked < stream_.heartbeat) {
+          continue;
+        }
         events = ": ping\n\n";
       }
       for (const broker::Delivery& delivery : batch.deliveries) {
