@@ -411,6 +411,33 @@ TEST(Stream, AckModeResumeAcksUpToLastEventIdAndRedeliversTheRestAtOnce) {
                           "\"pending_messages\":0,"));
 }
 
+TEST(Stream, AnAckModeStreamStopsAtMaxInFlightAndAnAckOverHttpLetsTheNextOneOut) {
+  BrokerProcess broker(isolated_arguments());
+  TimedClient client(broker.api_port());
+  const std::string id =
+      id_of(client.post("/api/subscribe", R"({"subject":"q","ack":true,"max_in_flight":2})"));
+  RawConnection stream(broker.api_port());
+  stream.send(stream_request("?subject=q&id=" + id));
+  ASSERT_TRUE(stream.read_until("\r\n\r\n"));
+  for (const std::string data : {"one", "two", "three"}) {
+    ASSERT_EQ(publish(broker.api_port(), "q", data).status, 200U);
+  }
+  ASSERT_TRUE(stream.read_until("\"two\""));
+  ASSERT_TRUE(stats_reach(broker.api_port(), "\"in_flight\":2,\"pending_bytes\":11,"));
+  EXPECT_EQ(events_in(stream.received()).size(), 2U);
+  const std::string receipt = events_in(stream.received())[0].receipt;
+  EXPECT_EQ(client
+                .post("/api/ack", "{\"subject\":\"q\",\"id\":\"" + id + "\",\"receipts\":[\"" +
+                                      receipt + "\"]}")
+                .body,
+            "{\"acked\":1,\"stale\":[],\"status\":\"ok\"}\n");
+  ASSERT_TRUE(stream.read_until("\"three\""));
+  const auto events = events_in(stream.received());
+  ASSERT_EQ(events.size(), 3U);
+  EXPECT_EQ(events[2].seq, 3U);
+  EXPECT_EQ(events[2].deliveries, "1");
+}
+
 TEST(Stream, AStalledReaderHoldsABoundedBatchWhileAnotherStreamKeepsReceiving) {
   constexpr int kRounds = 100;
   constexpr int kBatch = 500;
