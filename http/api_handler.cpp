@@ -195,7 +195,7 @@ ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& re
       metrics_(registry, route_labels()),
       limit_metrics_(limit_metrics),
       max_wait_(max_wait),
-      stream_metrics_(registry),
+      stream_metrics_(registry, limit_metrics),
       stream_heartbeat_(stream_heartbeat),
       cors_(std::move(cors)) {}
 

@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
 #include <charconv>
 #include <exception>
 #include <memory>
@@ -148,7 +149,11 @@ class StreamState {
 
   asio::awaitable<bool> write(Channel& channel, const std::string& bytes) {
     const auto written = co_await (channel.write(asio::buffer(bytes)) || count_if_slow());
-    co_return !std::get<0>(written);
+    const boost::beast::error_code error = std::get<0>(written);
+    if (error == boost::beast::error::timeout) {
+      metrics_.write_timed_out();
+    }
+    co_return !error;
   }
 
   // Counts a slow-reader wait once a write has taken kSlowWrite, while it still waits, so a

@@ -2,7 +2,7 @@
 
 namespace gophermq::metrics {
 
-StreamMetrics::StreamMetrics(prometheus::Registry& registry)
+StreamMetrics::StreamMetrics(prometheus::Registry& registry, LimitMetrics& limits)
     : open_(&prometheus::BuildGauge()
                  .Name("gophermq_open_streams")
                  .Help("Event streams (GET /api/stream) open now.")
@@ -17,6 +17,7 @@ StreamMetrics::StreamMetrics(prometheus::Registry& registry)
                               .Name("gophermq_stream_slow_reader_waits_total")
                               .Help("Writes to a stream that waited for its client to read.")
                               .Register(registry)
-                              .Add({})) {}
+                              .Add({})),
+      limits_(limits) {}
 
 }  // namespace gophermq::metrics

@@ -487,6 +487,30 @@ TEST(Stream, AStalledReaderHoldsABoundedBatchWhileAnotherStreamKeepsReceiving) {
   EXPECT_GE(metric(broker.metrics_port(), "gophermq_stream_slow_reader_waits_total"), 1);
 }
 
+TEST(Stream, AStreamThatStopsReadingIsEndedAtTheWriteTimeout) {
+  BrokerProcess broker(isolated_arguments({"--broker.write-timeout=500ms"}));
+  RawConnection stalled(broker.api_port(), 4096);
+  stalled.send(stream_request("?subject=big"));
+  ASSERT_TRUE(stalled.read_until("}\n\n"));
+  // Far more than the socket buffers on both sides hold: the stream's write blocks.
+  const std::string data(500'000, 'x');
+  TimedClient client(broker.api_port());
+  for (int i = 0; i < 40; ++i) {
+    const unsigned status =
+        client.post("/api/publish", "{\"subject\":\"big\",\"data\":\"" + data + "\"}").status;
+    // 404 once the timeout ended the stream and its subscription.
+    ASSERT_TRUE(status == 200 || (status == 404 && i > 0)) << status;
+    if (status == 404) {
+      break;
+    }
+  }
+  // The stream ended (its ephemeral subscription with it) without the client reading a byte.
+  EXPECT_TRUE(stats_reach(broker.api_port(), "\"subscriptions\":0,"));
+  EXPECT_EQ(metric(broker.metrics_port(), "gophermq_open_streams"), 0);
+  EXPECT_EQ(metric(broker.metrics_port(), "gophermq_limit_hits_total{limit=\"write-timeout\"}"), 1);
+  EXPECT_GE(metric(broker.metrics_port(), "gophermq_stream_slow_reader_waits_total"), 1);
+}
+
 TEST(Stream, StreamsCountTowardMaxConnections) {
   BrokerProcess broker(isolated_arguments({"--broker.max-connections=2"}));
   RawConnection first(broker.api_port());
