@@ -529,7 +529,7 @@ const std::vector<Setting>& settings_table() {
     duration("broker.shutdown-timeout", [](auto& c) -> auto& { return c.shutdown_timeout; }, false,
              "longest wait for requests in flight on shutdown"),
     duration("broker.stream-heartbeat", [](auto& c) -> auto& { return c.stream_heartbeat; }, true,
-             "an event stream with nothing to send sends a comment after this long"),
+             "how often an event stream sends a comment line, busy or not"),
     {"http.cors-origins", "origins (scheme://host[:port], comma-separated, or *) browsers may "
      "call the API from; empty: no CORS headers",
      [](Config& c, const std::string& v) { c.cors_origins = to_origins("http.cors-origins", v); },

@@ -19,8 +19,8 @@ namespace gophermq::http {
 // records the request's route, status and latency. It keeps no broker state of its own.
 class ApiHandler final : public RequestHandler {
  public:
-  // `max_wait` caps the wait_ms of a fetch; `stream_heartbeat` is how long an event stream stays
-  // silent before it sends a comment; `cors` the origins browsers may call from.
+  // `max_wait` caps the wait_ms of a fetch; `stream_heartbeat` is how often an event stream
+  // sends a comment; `cors` the origins browsers may call from.
   ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
              metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
              std::chrono::milliseconds stream_heartbeat = std::chrono::seconds(15),

@@ -14,6 +14,7 @@
 #include <utility>
 #include <variant>
 
+#include "broker/clock.hpp"
 #include "http/json_codec.hpp"
 
 namespace gophermq::http {
@@ -74,7 +75,7 @@ class StreamState {
         metrics_(metrics),
         stream_(std::move(stream)),
         executor_(std::move(executor)),
-        puller_(service, stream_.subject, stream_.id, stream_.heartbeat) {}
+        puller_(service, stream_.subject, stream_.id) {}
   ~StreamState() {
     if (stream_.ephemeral && !removed_) {
       asio::co_spawn(executor_, unsubscribe(service_, stream_.subject, stream_.id), asio::detached);
@@ -116,27 +117,34 @@ class StreamState {
     if (!co_await write(channel, head)) {
       co_return;
     }
+    // A ping every heartbeat, busy or not: proxies and clients see the stream alive either way.
+    // Saturating: a heartbeat of years must not wrap the clock.
+    auto next_ping = broker::saturating_add(std::chrono::steady_clock::now(), stream_.heartbeat);
     while (true) {
-      const auto asked = std::chrono::steady_clock::now();
-      service::FetchResult batch = co_await puller_.next();
+      const auto until_ping = std::chrono::ceil<std::chrono::milliseconds>(
+          next_ping - std::chrono::steady_clock::now());
+      service::FetchResult batch = co_await puller_.next(until_ping);
       if (batch.status != broker::FetchStatus::ok) {
         co_return;  // unsubscribed or expired: nothing more will come
       }
-      std::string events;
-      if (batch.deliveries.empty()) {
-        // Woken early with nothing: the subscription went (the next pull says so) or the
-        // shutdown began (its cancellation follows). Neither is an idle heartbeat.
-        if (std::chrono::steady_clock::now() - asked < stream_.heartbeat) {
-          continue;
-        }
-        events = ": ping\n\n";
+      const auto now = std::chrono::steady_clock::now();
+      const bool ping = now >= next_ping;
+      // Woken early with nothing: the subscription went (the next pull says so) or the shutdown
+      // began (its cancellation follows).
+      if (batch.deliveries.empty() && !ping) {
+        continue;
       }
+      std::string events;
       for (const broker::Delivery& delivery : batch.deliveries) {
         events += "id: ";
         events += std::to_string(delivery.message.seq());
         events += "\nevent: message\ndata: ";
         events += encode_delivery(delivery, batch.ack);
         events += '\n';
+      }
+      if (ping) {
+        events += ": ping\n\n";
+        next_ping = broker::saturating_add(now, stream_.heartbeat);
       }
       const std::size_t count = batch.deliveries.size();
       batch.deliveries.clear();  // written out: the batch is held once, as events

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
@@ -41,24 +42,20 @@ class StreamPuller {
   // below what the queue limits allow per subscriber.
   static constexpr std::size_t kBatchMessages = 64;
 
-  StreamPuller(service::BrokerService& service, std::string subject, std::string id,
-               std::chrono::milliseconds heartbeat)
-      : service_(service),
-        subject_(std::move(subject)),
-        id_(std::move(id)),
-        heartbeat_(heartbeat) {}
+  StreamPuller(service::BrokerService& service, std::string subject, std::string id)
+      : service_(service), subject_(std::move(subject)), id_(std::move(id)) {}
 
-  // The next batch, waiting up to the heartbeat for one: empty deliveries mean the stream was
-  // idle that long; a status other than ok that the subscription is gone.
-  boost::asio::awaitable<service::FetchResult> next() {
-    return service_.fetch(subject_, id_, kBatchMessages, heartbeat_, /*meta=*/true);
+  // The next batch, waiting up to `wait` (at least 1 ms) for one: empty deliveries mean none came
+  // in time, or the wait was ended early; a status other than ok that the subscription is gone.
+  boost::asio::awaitable<service::FetchResult> next(std::chrono::milliseconds wait) {
+    return service_.fetch(subject_, id_, kBatchMessages,
+                          std::max(wait, std::chrono::milliseconds(1)), /*meta=*/true);
   }
 
  private:
   service::BrokerService& service_;
   std::string subject_;
   std::string id_;
-  std::chrono::milliseconds heartbeat_;
 };
 
 // What an event stream serves, once the handler has checked the request and, for an ephemeral
@@ -73,10 +70,10 @@ struct EventStream {
 };
 
 // The session that answers GET /api/stream (API.md §10): the head, an `event: subscribed` for an
-// ephemeral stream, then an event per message and a `: ping` comment after each heartbeat interval
-// with nothing to send. It ends when the client goes, its write-timeout passes, the subscription
-// is removed or the server shuts down; an ephemeral subscription is removed then, also when the
-// session never got to run. `executor` runs that removal in the last case.
+// ephemeral stream, then an event per message and a `: ping` comment every heartbeat interval. It
+// ends when the client goes, its write-timeout passes, the subscription is removed or the server
+// shuts down; an ephemeral subscription is removed then, also when the session never got to run.
+// `executor` runs that removal in the last case.
 Session event_stream_session(service::BrokerService& service, metrics::StreamMetrics& metrics,
                              EventStream stream, boost::asio::any_io_executor executor);
 

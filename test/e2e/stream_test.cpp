@@ -260,6 +260,28 @@ TEST(Stream, AnIdleStreamSendsAPingEveryHeartbeat) {
   EXPECT_EQ(stream.received().substr(events, 16), ": ping\n\n: ping\n\n");
 }
 
+TEST(Stream, ABusyStreamPingsEveryHeartbeatToo) {
+  BrokerProcess broker(isolated_arguments({"--broker.stream-heartbeat=200ms"}));
+  RawConnection stream(broker.api_port());
+  stream.send(stream_request("?subject=busy"));
+  ASSERT_TRUE(stream.read_until("}\n\n"));
+  const std::size_t start = stream.received().size();
+  TimedClient client(broker.api_port());
+  // Never idle for a heartbeat: each message follows the last one's event at once.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  int sent = 0;
+  while (stream.received().find(": ping\n\n", start) == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    const std::string data = "m" + std::to_string(++sent);
+    ASSERT_EQ(
+        client.post("/api/publish", "{\"subject\":\"busy\",\"data\":\"" + data + "\"}").status,
+        200U);
+    ASSERT_TRUE(stream.read_until("\"" + data + "\"", start));
+  }
+  EXPECT_NE(stream.received().find(": ping\n\n", start), std::string::npos);
+  EXPECT_GT(sent, 1);
+}
+
 TEST(Stream, AnExistingSubscriptionStreamsWithoutASubscribedEventAndEndsWhenUnsubscribed) {
   BrokerProcess broker(isolated_arguments());
   TimedClient client(broker.api_port());
