@@ -252,7 +252,10 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
 Response ApiHandler::reject(const Request& request, status code, std::string_view message) {
   metrics_.record(route_index(find_route(request.target())), static_cast<unsigned>(code),
                   std::chrono::steady_clock::duration::zero());
-  return error_response(code, message);
+  // A browser can read the refusal (413 and the like) only with its CORS headers.
+  Response response = error_response(code, message);
+  add_cors(request, response);
+  return response;
 }
 
 asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/) {

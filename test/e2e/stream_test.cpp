@@ -606,7 +606,20 @@ TEST(Cors, AllowedOriginsGetTheHeadersAndPreflightsOthersGetNone) {
   EXPECT_FALSE(refused.has_header("access-control-allow-methods"));
 
   client.send("OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n");
-  EXPECT_EQ(client.read_response().status, 404U);
+  const HttpResponse unknown = client.read_response();
+  EXPECT_EQ(unknown.status, 404U);
+  EXPECT_EQ(unknown.header("access-control-allow-origin"), "https://b.example");
+
+  // A refusal before the body is read carries them too, so the page can read why.
+  RawConnection large(broker.api_port());
+  large.send(
+      "POST /api/publish HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
+      "Content-Length: 2000000\r\n\r\n");
+  ASSERT_TRUE(large.read_until("\r\n\r\n"));
+  EXPECT_TRUE(large.received().starts_with("HTTP/1.1 413 ")) << large.received();
+  EXPECT_NE(large.received().find("Access-Control-Allow-Origin: https://b.example\r\n"),
+            std::string::npos)
+      << large.received();
 
   RawConnection stream(broker.api_port());
   stream.send(stream_request("?subject=s", "Origin: https://b.example\r\n"));
