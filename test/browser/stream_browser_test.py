@@ -3,8 +3,10 @@
 
 Starts the broker with http.cors-origins set to the origin of a test page served by a second HTTP
 server, drives headless Chromium over its DevTools protocol, lets the page subscribe with
-EventSource, publishes, and checks that every message arrived in order. Exits 77 (CTest's skip)
-when Chromium or python3-websocket is not installed.
+EventSource, publishes, and checks that every message arrived in order. Then, on an ack-mode
+subscription streamed through a TCP proxy the test cuts, EventSource's own reconnect resumes with
+Last-Event-ID: nothing is lost or repeated, and what the browser read is acked. Exits 77 (CTest's
+skip) when Chromium or python3-websocket is not installed.
 
 Usage: stream_browser_test.py GOPHERMQ_BINARY
 """
@@ -14,12 +16,14 @@ import http.server
 import json
 import os
 import re
+import socket
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 SKIP = 77
@@ -112,12 +116,127 @@ def page_target(devtools_port):
     return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
 
 
-def publish(broker_port, data):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{broker_port}/api/publish",
-        data=json.dumps({"subject": SUBJECT, "data": data}).encode(), method="POST")
+def post(broker_port, path, body):
+    request = urllib.request.Request(f"http://127.0.0.1:{broker_port}{path}",
+                                     data=json.dumps(body).encode(), method="POST")
     with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as answer:
         assert answer.status == 200, answer.status
+        return json.load(answer)
+
+
+def publish(broker_port, subject, data):
+    post(broker_port, "/api/publish", {"subject": subject, "data": data})
+
+
+class CuttableProxy:
+    """Forwards TCP connections to the broker until cut() ends every one of them at once."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            with self.lock:
+                self.open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pump(source, sink):
+        try:
+            while chunk := source.recv(65536):
+                sink.sendall(chunk)
+        except OSError:
+            pass
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            cut, self.open = self.open, []
+        for connection in cut:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+def open_page(devtools_port, page_origin, stream_url):
+    page = DevTools(page_target(devtools_port))
+    page.call("Page.enable")
+    page.call("Page.navigate", url=f"{page_origin}/stream_page.html?" +
+              urllib.parse.urlencode({"stream": stream_url}))
+    page.wait_for_event("Page.loadEventFired")
+    return page
+
+
+def check_received(page, sent):
+    assert page.evaluate(f"window.receivedAll({len(sent)})") == len(sent)
+    received = page.evaluate("window.received")
+    assert [m["data"] for m in received] == sent, [m["data"] for m in received][:10]
+    seqs = [m["seq"] for m in received]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(sent), seqs
+    assert all(m["id"] == str(m["seq"]) for m in received)
+
+
+def ephemeral_stream(devtools_port, page_origin, broker_port):
+    page = open_page(devtools_port, page_origin,
+                     f"http://127.0.0.1:{broker_port}/api/stream?subject={SUBJECT}")
+    subscribed = page.evaluate("window.subscribed")
+    assert subscribed["subject"] == SUBJECT, subscribed
+    sent = [f"message {i} <&>" for i in range(MESSAGES)]
+    for data in sent:
+        publish(broker_port, SUBJECT, data)
+    check_received(page, sent)
+    assert page.evaluate("window.errors") == 0
+    print(f"ok: {MESSAGES} messages reached EventSource from {page_origin} in order")
+
+
+def resumed_stream(devtools_port, page_origin, broker_port):
+    subject = "browser.acked"
+    subscription = post(broker_port, "/api/subscribe",
+                        {"subject": subject, "ack": True, "ack_wait_ms": 600000})
+    proxy = CuttableProxy(broker_port)
+    try:
+        page = open_page(devtools_port, page_origin,
+                         f"http://127.0.0.1:{proxy.port}/api/stream?id={subscription['id']}")
+        page.evaluate("window.opened")
+        half = MESSAGES // 2
+        sent = [f"acked {i}" for i in range(MESSAGES)]
+        for data in sent[:half]:
+            publish(broker_port, subject, data)
+        check_received(page, sent[:half])
+        proxy.cut()
+        for data in sent[half:]:
+            publish(broker_port, subject, data)
+        # EventSource reconnects by itself, sending Last-Event-ID.
+        check_received(page, sent)
+        assert page.evaluate("window.opens") == 2
+    finally:
+        proxy.close()
+    # The reconnect acked the first half; the second is in flight, never acked by the page.
+    with urllib.request.urlopen(f"http://127.0.0.1:{broker_port}/api/stats") as answer:
+        totals = json.load(answer)["totals"]
+    assert totals["in_flight"] == MESSAGES - half, totals
+    assert totals["pending_messages"] == MESSAGES - half, totals
+    print(f"ok: EventSource reconnected with Last-Event-ID, {MESSAGES} messages once each")
 
 
 def main():
@@ -141,25 +260,8 @@ def main():
                 time.monotonic() + DEADLINE_SECONDS).group(1))
             threading.Thread(target=broker.stderr.read, daemon=True).start()
             browser, devtools_port = start_chromium(chromium, os.path.join(scratch, "profile"))
-            page = DevTools(page_target(devtools_port))
-            page.call("Page.enable")
-            page.call("Page.navigate", url=f"{page_origin}/stream_page.html?broker="
-                                           f"http://127.0.0.1:{broker_port}&subject={SUBJECT}")
-            page.wait_for_event("Page.loadEventFired")
-            subscribed = page.evaluate("window.subscribed")
-            assert subscribed["subject"] == SUBJECT, subscribed
-
-            sent = [f"message {i} <&>" for i in range(MESSAGES)]
-            for data in sent:
-                publish(broker_port, data)
-            assert page.evaluate(f"window.receivedAll({MESSAGES})") == MESSAGES
-            received = page.evaluate("window.received")
-            assert [m["data"] for m in received] == sent, received[:5]
-            seqs = [m["seq"] for m in received]
-            assert seqs == sorted(seqs) and len(set(seqs)) == MESSAGES, seqs
-            assert all(m["id"] == str(m["seq"]) for m in received)
-            assert page.evaluate("window.errors") == 0
-            print(f"ok: {MESSAGES} messages reached EventSource from {page_origin} in order")
+            ephemeral_stream(devtools_port, page_origin, broker_port)
+            resumed_stream(devtools_port, page_origin, broker_port)
         finally:
             if browser is not None:
                 browser.terminate()
