@@ -350,6 +350,24 @@ TEST(Stream, BadParametersGetTheContractsErrors) {
   EXPECT_NE(stats(broker.api_port()).find("\"subscriptions\":1,"), std::string::npos);
 }
 
+TEST(Stream, AnEphemeralStreamCountsTowardMaxSubscriptionsAndHeadSubscribesNothing) {
+  BrokerProcess broker(isolated_arguments({"--broker.max-subscriptions=1"}));
+  TimedClient client(broker.api_port());
+  client.send("HEAD /api/stream?subject=s HTTP/1.1\r\nHost: x\r\n\r\n");
+  const HttpResponse head = client.read_response();
+  EXPECT_EQ(head.status, 200U);
+  EXPECT_EQ(head.header("content-type"), "text/event-stream");
+  EXPECT_NE(stats(broker.api_port()).find("\"subscriptions\":0,"), std::string::npos);
+
+  RawConnection first(broker.api_port());
+  first.send(stream_request("?subject=s"));
+  ASSERT_TRUE(first.read_until("}\n\n"));
+  client.send(stream_request("?subject=s"));
+  const HttpResponse refused = client.read_response();
+  EXPECT_EQ(refused.status, 429U);
+  EXPECT_EQ(refused.body, "{\"message\":\"too many subscriptions\"}\n");
+}
+
 // Every message event in `received`: its seq, and its deliveries and receipt in ack mode.
 struct Event {
   std::uint64_t seq = 0;
