@@ -147,7 +147,7 @@ class StreamState {
         next_ping = broker::saturating_add(now, stream_.heartbeat);
       }
       const std::size_t count = batch.deliveries.size();
-      batch.deliveries.clear();  // written out: the batch is held once, as events
+      batch.deliveries.clear();  // encoded: while the write waits, the batch is held once
       if (!co_await write(channel, events)) {
         co_return;
       }
