@@ -10,8 +10,10 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
             libgtest-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
-# Python's YAML reader for the compose and provisioning files.
-TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev
+# Python's YAML reader for the compose and provisioning files; headless Chromium and the DevTools
+# client that drives it for the browser test (ctest -L browser).
+TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev \
+                 chromium python3-websocket
 FUZZ_SECONDS ?= 60
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \

@@ -166,7 +166,8 @@ int run_daemon(const config::Config& config) {
       std::move(storage));
 
   metrics::LimitMetrics limit_metrics(registry);
-  http::ApiHandler api(service, registry, limit_metrics, config.max_wait);
+  http::ApiHandler api(service, registry, limit_metrics, config.max_wait, config.stream_heartbeat,
+                       http::CorsPolicy(config.cors_origins));
   http::MetricsEndpoint metrics(service, registry, started);
   // Both listeners draw on one budget: it bounds the memory of the process.
   http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);

@@ -679,6 +679,34 @@ AckResult Broker::extend(std::string_view subject, std::string_view id,
   return result;
 }
 
+ResumeResult Broker::resume(std::string_view subject, std::string_view id, std::uint64_t last_seq) {
+  ResumeResult result;
+  Queue* queue = nullptr;
+  const AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  if (state == nullptr) {
+    return result;
+  }
+  // Through ack and nack, so a resume is recorded and counted as the answers it stands for.
+  std::vector<Receipt> read;
+  std::vector<Receipt> unread;
+  for (const auto& [seq, delivered] : state->delivered) {
+    if (delivered.outstanding) {
+      (seq <= last_seq ? read : unread).push_back(Receipt{seq, delivered.deliveries});
+    }
+  }
+  result.acked = ack(subject, id, read).applied;
+  result.redelivered = nack(subject, id, unread, std::chrono::milliseconds(0)).applied;
+  return result;
+}
+
+std::optional<std::string> Broker::subject_of(std::string_view id) const {
+  const auto found = subscriptions_.find(id);
+  if (found == subscriptions_.end()) {
+    return std::nullopt;
+  }
+  return found->second.subject;
+}
+
 std::optional<TimePoint> Broker::next_deadline() const {
   if (deadlines_.empty()) {
     return std::nullopt;

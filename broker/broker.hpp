@@ -80,6 +80,12 @@ struct AckResult {
   std::size_t applied = 0;
   std::vector<Receipt> stale;
 };
+// What resume did: in-flight deliveries acked, and those made pending again.
+struct ResumeResult {
+  AckStatus status = AckStatus::ok;
+  std::size_t acked = 0;
+  std::size_t redelivered = 0;
+};
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
 enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
 
@@ -459,6 +465,14 @@ class Broker {
                  std::chrono::milliseconds delay);
   AckResult extend(std::string_view subject, std::string_view id,
                    std::span<const Receipt> receipts);
+  // A stream that reconnects with the seq of the last event it read (API.md §10): every delivery
+  // of the subscription's queue still in flight with a seq up to `last_seq` is acked, and every
+  // later one is pending again at once, as a nack without delay would make it (max_deliveries
+  // applies). For a group that is the group's queue: any member may answer for it, as with ack.
+  // not_ack_mode (nothing changed) for a plain subscription.
+  ResumeResult resume(std::string_view subject, std::string_view id, std::uint64_t last_seq);
+  // The subject pattern the subscription `id` was made with; nullopt when there is none.
+  [[nodiscard]] std::optional<std::string> subject_of(std::string_view id) const;
   // The earliest ack deadline or nack delay still to come; none while nothing is in flight. The
   // service arms one timer on it and calls expire_deliveries when it fires, re-reading it after
   // every call that may change it. O(1).

@@ -22,6 +22,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "http/cors.hpp"
+
 namespace gophermq::config {
 namespace po = boost::program_options;
 
@@ -423,6 +425,43 @@ Setting choice(std::string_view key, Field field,
           }};
 }
 
+// A comma-separated list of origins, spaces around each allowed; empty for none.
+std::vector<std::string> to_origins(const std::string& key, const std::string& value) {
+  std::vector<std::string> origins;
+  if (value.find_first_not_of(" \t") == std::string::npos) {
+    return origins;
+  }
+  std::string_view rest = value;
+  while (true) {
+    const auto comma = rest.find(',');
+    std::string_view origin = rest.substr(0, comma);
+    while (!origin.empty() && (origin.front() == ' ' || origin.front() == '\t')) {
+      origin.remove_prefix(1);
+    }
+    while (!origin.empty() && (origin.back() == ' ' || origin.back() == '\t')) {
+      origin.remove_suffix(1);
+    }
+    if (!http::is_valid_cors_origin(origin)) {
+      fail(key, value,
+           "expected * or comma-separated origins such as https://app.example.com:8443, in "
+           "lower case, without a path");
+    }
+    origins.emplace_back(origin);
+    if (comma == std::string_view::npos) {
+      return origins;
+    }
+    rest.remove_prefix(comma + 1);
+  }
+}
+
+std::string join_origins(const std::vector<std::string>& origins) {
+  std::string joined;
+  for (const std::string& origin : origins) {
+    joined += (joined.empty() ? "" : ",") + origin;
+  }
+  return joined;
+}
+
 std::string show_endpoint(const Endpoint& endpoint) {
   return (endpoint.host == "0.0.0.0" ? std::string() : endpoint.host) + ":" +
          std::to_string(endpoint.port);
@@ -489,6 +528,12 @@ const std::vector<Setting>& settings_table() {
              "longest time to send one response"),
     duration("broker.shutdown-timeout", [](auto& c) -> auto& { return c.shutdown_timeout; }, false,
              "longest wait for requests in flight on shutdown"),
+    duration("broker.stream-heartbeat", [](auto& c) -> auto& { return c.stream_heartbeat; }, true,
+             "how often an event stream sends a comment line, busy or not"),
+    {"http.cors-origins", "origins (scheme://host[:port], comma-separated, or *) browsers may "
+     "call the API from; empty: no CORS headers",
+     [](Config& c, const std::string& v) { c.cors_origins = to_origins("http.cors-origins", v); },
+     [](const Config& c) { return join_origins(c.cors_origins); }},
     {"storage.dir", "directory of the write-ahead log; empty keeps everything in memory only",
      [](Config& c, const std::string& v) { c.storage.dir = v; },
      [](const Config& c) { return c.storage.dir; }},

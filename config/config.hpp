@@ -31,6 +31,10 @@ struct Config {
   std::size_t async_queue_size = 65'536;
   std::uint64_t async_queue_bytes = 64ULL * 1024 * 1024;
   std::chrono::milliseconds shutdown_timeout{10'000};
+  // How often an event stream sends a `: ping` comment (API.md §10).
+  std::chrono::milliseconds stream_heartbeat{15'000};
+  // Origins browsers may call the API from, or "*"; empty: no CORS headers.
+  std::vector<std::string> cors_origins;
   unsigned threads = 0;  // 0: one per core
   storage::Options storage;
 

@@ -9,6 +9,8 @@
 #include <optional>
 #include <variant>
 
+#include "broker/subject.hpp"
+#include "http/event_stream.hpp"
 #include "http/json_codec.hpp"
 
 namespace gophermq::http {
@@ -48,6 +50,8 @@ constexpr Refusal kStorageFull{status::insufficient_storage, "storage full",
                                metrics::Limit::storage_max_bytes};
 constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", std::nullopt};
 constexpr Refusal kRecovering{status::service_unavailable, "recovering", std::nullopt};
+constexpr Refusal kInvalidQuery{status::bad_request, "invalid query", std::nullopt};
+constexpr Refusal kInvalidLastEventId{status::bad_request, "invalid last event id", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
 // How a status of the service is answered: nullptr for success, else the refusal. Every route maps
@@ -172,6 +176,7 @@ const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/api/extend", verb::post, "POST", &ApiHandler::extend},
     {"/api/stats", verb::get, "GET, HEAD", &ApiHandler::stats},
     {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
+    {"/api/stream", verb::get, "GET, HEAD", &ApiHandler::stream},
 };
 
 std::vector<std::string> ApiHandler::route_labels() {
@@ -184,11 +189,15 @@ std::vector<std::string> ApiHandler::route_labels() {
 }
 
 ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
-                       metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait)
+                       metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
+                       std::chrono::milliseconds stream_heartbeat, CorsPolicy cors)
     : service_(service),
       metrics_(registry, route_labels()),
       limit_metrics_(limit_metrics),
-      max_wait_(max_wait) {}
+      max_wait_(max_wait),
+      stream_metrics_(registry, limit_metrics),
+      stream_heartbeat_(stream_heartbeat),
+      cors_(std::move(cors)) {}
 
 Response json_response(status code, std::string body) {
   Response response{code, 11};
@@ -224,11 +233,18 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   } else if (request.method() == route->method ||
              (route->method == verb::get && request.method() == verb::head)) {
     response = co_await (this->*route->endpoint)(request, client);
+  } else if (request.method() == verb::options && cors_.enabled()) {
+    response = preflight(request, *route);
   } else {
     response = refuse(kMethodNotAllowed);
     response.set(bhttp::field::allow, route->allow);
   }
-  metrics_.record(route_index(route), response.result_int(),
+  // A stream took its connection over and wrote its own head, CORS headers included.
+  const bool taken_over = response.result_int() == static_cast<unsigned>(kTakenOver);
+  if (!taken_over) {
+    add_cors(request, response);
+  }
+  metrics_.record(route_index(route), taken_over ? 200U : response.result_int(),
                   std::chrono::steady_clock::now() - started);
   co_return response;
 }
@@ -236,7 +252,10 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
 Response ApiHandler::reject(const Request& request, status code, std::string_view message) {
   metrics_.record(route_index(find_route(request.target())), static_cast<unsigned>(code),
                   std::chrono::steady_clock::duration::zero());
-  return error_response(code, message);
+  // A browser can read the refusal (413 and the like) only with its CORS headers.
+  Response response = error_response(code, message);
+  add_cors(request, response);
+  return response;
 }
 
 asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/) {
@@ -407,6 +426,117 @@ asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& 
     co_return refuse(kRecovering);
   }
   co_return Response{status::no_content, 11};
+}
+
+Response ApiHandler::preflight(const Request& request, const Route& route) const {
+  Response response{status::no_content, 11};
+  response.set(bhttp::field::allow, std::string(route.allow) + ", OPTIONS");
+  if (cors_.allow_origin(request[bhttp::field::origin])) {
+    response.set(bhttp::field::access_control_allow_methods, route.allow);
+    response.set(bhttp::field::access_control_allow_headers,
+                 "Content-Type, Last-Event-ID, Authorization");
+    // Two hours, the most Chromium caches a preflight for; Firefox takes a day.
+    response.set(bhttp::field::access_control_max_age, "7200");
+  }
+  return response;
+}
+
+std::string ApiHandler::cors_head(const Request& request) const {
+  if (!cors_.enabled()) {
+    return {};
+  }
+  // The answer depends on the Origin sent, whether it is allowed or not: caches must know.
+  std::string head = "Vary: Origin\r\n";
+  if (const auto allowed = cors_.allow_origin(request[bhttp::field::origin])) {
+    head += "Access-Control-Allow-Origin: " + *allowed + "\r\n";
+  }
+  return head;
+}
+
+void ApiHandler::add_cors(const Request& request, Response& response) const {
+  if (!cors_.enabled()) {
+    return;
+  }
+  response.set(bhttp::field::vary, "Origin");
+  if (const auto allowed = cors_.allow_origin(request[bhttp::field::origin])) {
+    response.set(bhttp::field::access_control_allow_origin, *allowed);
+  }
+}
+
+asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client) {
+  const auto query = parse_stream_query(request.target());
+  if (!query) {
+    co_return refuse(kInvalidQuery);
+  }
+  // EventSource sends the header when it reconnects; a client that cannot set headers uses the
+  // parameter.
+  std::optional<std::uint64_t> last_event_id;
+  const auto header = request.find("Last-Event-ID");
+  if (header != request.end() || query->last_event_id) {
+    last_event_id =
+        parse_event_id(header != request.end() ? std::string_view(header->value())
+                                               : std::string_view(*query->last_event_id));
+    if (!last_event_id) {
+      co_return refuse(kInvalidLastEventId);
+    }
+  }
+  if (!accepting_.load(std::memory_order_relaxed)) {
+    co_return refuse(kShuttingDown);
+  }
+  EventStream stream;
+  stream.heartbeat = stream_heartbeat_;
+  stream.extra_head = cors_head(request);
+  const std::size_t max_subject = service_.limits().max_subject_length;
+  if (query->subject && query->subject->size() > max_subject) {
+    co_return refuse(kSubjectTooLong);
+  }
+  if (query->subject &&
+      !broker::is_valid_subject(*query->subject, broker::SubjectUse::subscribe, max_subject)) {
+    co_return refuse(kInvalidSubject);
+  }
+  const bool head_only = request.method() == verb::head;
+  if (query->id) {
+    // An existing subscription: its own subject when the query names none.
+    auto subject = co_await service_.subject_of(*query->id);
+    if (!subject || (query->subject && *query->subject != *subject)) {
+      co_return refuse(kBadId);
+    }
+    stream.subject = std::move(*subject);
+    stream.id = *query->id;
+    if (last_event_id && !head_only) {
+      const broker::ResumeResult resumed =
+          co_await service_.resume(stream.subject, stream.id, *last_event_id);
+      if (resumed.status == broker::AckStatus::bad_id) {
+        co_return refuse(kBadId);
+      }
+    }
+  } else {
+    if (!query->subject) {
+      co_return refuse(kInvalidSubject);  // §2: a missing subject is an invalid one
+    }
+    if (!head_only) {
+      const service::Subscribed subscribed =
+          co_await service_.subscribe(*query->subject, query->group);
+      if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
+          refused != nullptr) {
+        co_return refuse(*refused);
+      }
+      stream.id = subscribed.id;
+    }
+    stream.subject = *query->subject;
+    stream.group = query->group;
+    stream.ephemeral = true;
+  }
+  if (head_only) {
+    Response response{status::ok, 11};
+    response.set(bhttp::field::content_type, "text/event-stream");
+    response.set(bhttp::field::cache_control, "no-cache");
+    response.set("X-Accel-Buffering", "no");
+    co_return response;
+  }
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  co_return client.take_over(
+      event_stream_session(service_, stream_metrics_, std::move(stream), executor));
 }
 
 }  // namespace gophermq::http

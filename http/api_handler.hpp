@@ -5,10 +5,12 @@
 #include <chrono>
 #include <string_view>
 
+#include "http/cors.hpp"
 #include "http/framing.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
+#include "metrics/stream_metrics.hpp"
 #include "service/broker_service.hpp"
 
 namespace gophermq::http {
@@ -17,9 +19,12 @@ namespace gophermq::http {
 // records the request's route, status and latency. It keeps no broker state of its own.
 class ApiHandler final : public RequestHandler {
  public:
-  // `max_wait` caps the wait_ms of a fetch.
+  // `max_wait` caps the wait_ms of a fetch; `stream_heartbeat` is how often an event stream
+  // sends a comment; `cors` the origins browsers may call from.
   ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
-             metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait);
+             metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
+             std::chrono::milliseconds stream_heartbeat = std::chrono::seconds(15),
+             CorsPolicy cors = {});
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
@@ -59,6 +64,13 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
+  boost::asio::awaitable<Response> stream(const Request& request, Client& client);
+
+  // The answer to a CORS preflight (OPTIONS) of `route`.
+  Response preflight(const Request& request, const Route& route) const;
+  // The CORS header lines for an answer to `request`, each ending in CRLF; empty when none.
+  [[nodiscard]] std::string cors_head(const Request& request) const;
+  void add_cors(const Request& request, Response& response) const;
 
   // Every refused request is answered here, and counted against its limit.
   Response refuse(const Refusal& refusal);
@@ -69,6 +81,9 @@ class ApiHandler final : public RequestHandler {
   metrics::RequestMetrics metrics_;
   metrics::LimitMetrics& limit_metrics_;
   const std::chrono::milliseconds max_wait_;
+  metrics::StreamMetrics stream_metrics_;
+  const std::chrono::milliseconds stream_heartbeat_;
+  const CorsPolicy cors_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};
 };

@@ -669,6 +669,17 @@ std::string encode_deliveries(broker::Deliveries&& deliveries, bool ack, std::st
   return std::move(json).finish();
 }
 
+std::string encode_delivery(const broker::Delivery& delivery, bool ack) {
+  JsonWriter json(delivery.message.size() + delivery.subject.size() + 100);
+  json.begin_object().key("data").string(delivery.message.data());
+  if (ack) {
+    json.key("deliveries").number(delivery.deliveries);
+    json.key("receipt").string(broker::format_receipt(delivery.receipt));
+  }
+  json.key("seq").number(delivery.message.seq()).key("subject").string(delivery.subject);
+  return std::move(json.end_object()).finish();
+}
+
 std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view id,
                            std::string_view subject) {
   std::size_t size = 64 + id.size() + subject.size();

@@ -157,5 +157,7 @@ std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view 
 // deliveries and receipt.
 std::string encode_deliveries(broker::Deliveries&& deliveries, bool ack, std::string_view id,
                               std::string_view subject);
+// One entry of encode_deliveries' `messages`, on its own: an event of a stream (API.md §10).
+std::string encode_delivery(const broker::Delivery& delivery, bool ack);
 
 }  // namespace gophermq::http

@@ -419,6 +419,18 @@ asio::awaitable<ReceiptsResult> BrokerService::answer_receipts(ReceiptsVerb verb
   });
 }
 
+asio::awaitable<broker::ResumeResult> BrokerService::resume(const std::string& subject,
+                                                            const std::string& id,
+                                                            std::uint64_t last_seq) {
+  return on_broker(true, [this, &subject = subject, &id = id, last_seq] {
+    return broker_.resume(subject, id, last_seq);
+  });
+}
+
+asio::awaitable<std::optional<std::string>> BrokerService::subject_of(const std::string& id) {
+  return on_broker(false, [this, &id = id] { return broker_.subject_of(id); });
+}
+
 asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, const std::string& id,
                                                   std::size_t max, std::chrono::milliseconds wait,
                                                   bool meta) {

@@ -121,6 +121,13 @@ class BrokerService {
       ReceiptsVerb verb, const std::string& subject, const std::string& id,
       const std::vector<std::string>& receipts,
       std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+  // A stream's Last-Event-ID (API.md §10): acks what is in flight up to `last_seq`, redelivers
+  // the rest (Broker::resume).
+  boost::asio::awaitable<broker::ResumeResult> resume(const std::string& subject,
+                                                      const std::string& id,
+                                                      std::uint64_t last_seq);
+  // The subject pattern of subscription `id`, for a stream that names only the id.
+  boost::asio::awaitable<std::optional<std::string>> subject_of(const std::string& id);
   // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
   // queue, for `wait` to pass, or for unsubscribe or shutdown, without holding a thread or the
   // strand. Cancelling the awaiting operation (the client went away) ends the wait and leaves

@@ -60,6 +60,27 @@ TEST(Config, EveryDefaultReadsBackAsItselfAndIsInTheHelp) {
   }
 }
 
+TEST(Config, CorsOriginsAreTrimmedAndEachMustBeAnOrigin) {
+  EXPECT_TRUE(load_config({}).cors_origins.empty());
+  EXPECT_EQ(
+      load_config({"--http.cors-origins= https://a.example , http://[::1]:8080"}).cors_origins,
+      (std::vector<std::string>{"https://a.example", "http://[::1]:8080"}));
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_HTTP_CORS__ORIGINS=*"}).cors_origins,
+            std::vector<std::string>{"*"});
+  EXPECT_TRUE(load_config({"--http.cors-origins", " "}).cors_origins.empty());
+  for (const std::string bad : {"a.example", "https://a.example/", "https://a.example,",
+                                "https://A.example", "https://", "://a", "https://a b"}) {
+    expect_error({"broker", "--http.cors-origins=" + bad}, {}, "http.cors-origins");
+  }
+}
+
+TEST(Config, StreamHeartbeatIsAPositiveDuration) {
+  EXPECT_EQ(load_config({}).stream_heartbeat, std::chrono::seconds(15));
+  EXPECT_EQ(load_config({"--broker.stream-heartbeat=250ms"}).stream_heartbeat,
+            std::chrono::milliseconds(250));
+  expect_error({"broker", "--broker.stream-heartbeat=0"}, {}, "broker.stream-heartbeat");
+}
+
 TEST(Config, EveryKeyStoresIntoItsOwnField) {
   const std::map<std::string, std::string> samples = {
       {"threads", "3"},
@@ -95,6 +116,8 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"monitoring.enable", "false"},
       {"monitoring.port", "127.0.0.3:31"},
       {"logger.level", "error"},
+      {"broker.stream-heartbeat", "33s"},
+      {"http.cors-origins", "https://a.example,http://b.example:8080"},
   };
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());

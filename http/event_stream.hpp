@@ -1,0 +1,83 @@
+#pragma once
+
+#include <algorithm>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "http/request_handler.hpp"
+#include "metrics/stream_metrics.hpp"
+#include "service/broker_service.hpp"
+
+namespace gophermq::http {
+
+// The parameters of GET /api/stream, percent-decoded; absent ones are nullopt.
+struct StreamQuery {
+  std::optional<std::string> subject;
+  std::optional<std::string> id;
+  std::optional<std::string> group;
+  std::optional<std::string> last_event_id;
+};
+
+// nullopt when the query is malformed: a bad percent escape, or a known parameter given twice.
+// Unknown parameters are ignored.
+std::optional<StreamQuery> parse_stream_query(std::string_view target);
+
+// A Last-Event-ID as a stream writes it (a seq in decimal); nullopt for anything else.
+std::optional<std::uint64_t> parse_event_id(std::string_view text);
+
+// Hands a push session its subscription's messages by pulling: one bounded batch per call, and
+// the caller calls again only once it has written the last one. So a client that reads slowly
+// leaves its messages queued in the broker, where they count toward the queue limits, and a
+// stalled one holds at most one batch here. Shared by every kind of push session.
+class StreamPuller {
+ public:
+  // Large enough that a busy stream writes in few syscalls, small enough that the batch a
+  // stalled reader holds in memory (at most this many messages of max-message-bytes) stays far
+  // below what the queue limits allow per subscriber.
+  static constexpr std::size_t kBatchMessages = 64;
+
+  StreamPuller(service::BrokerService& service, std::string subject, std::string id)
+      : service_(service), subject_(std::move(subject)), id_(std::move(id)) {}
+
+  // The next batch, waiting up to `wait` (at least 1 ms) for one: empty deliveries mean none came
+  // in time, or the wait was ended early; a status other than ok that the subscription is gone.
+  boost::asio::awaitable<service::FetchResult> next(std::chrono::milliseconds wait) {
+    return service_.fetch(subject_, id_, kBatchMessages,
+                          std::max(wait, std::chrono::milliseconds(1)), /*meta=*/true);
+  }
+
+ private:
+  service::BrokerService& service_;
+  std::string subject_;
+  std::string id_;
+};
+
+// What an event stream serves, once the handler has checked the request and, for an ephemeral
+// stream, made its subscription.
+struct EventStream {
+  std::string subject;
+  std::string id;
+  std::optional<std::string> group;
+  bool ephemeral = false;  // subscribed for this stream: removed when it ends
+  std::string extra_head;  // header lines for the answer's head (CORS), each ending in CRLF
+  std::chrono::milliseconds heartbeat{15'000};
+};
+
+// The session that answers GET /api/stream (API.md §10): the head, an `event: subscribed` for an
+// ephemeral stream, then an event per message and a `: ping` comment every heartbeat interval. It
+// ends when the client goes, its write-timeout passes, the subscription is removed or the server
+// shuts down; an ephemeral subscription is removed then, also when the session never got to run.
+// `executor` runs that removal in the last case.
+Session event_stream_session(service::BrokerService& service, metrics::StreamMetrics& metrics,
+                             EventStream stream, boost::asio::any_io_executor executor);
+
+// The head of an event stream's answer, `extra_head` (header lines) included.
+std::string event_stream_head(std::string_view extra_head);
+
+}  // namespace gophermq::http
