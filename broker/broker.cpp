@@ -682,7 +682,8 @@ AckResult Broker::extend(std::string_view subject, std::string_view id,
 ResumeResult Broker::resume(std::string_view subject, std::string_view id, std::uint64_t last_seq) {
   ResumeResult result;
   Queue* queue = nullptr;
-  const AckQueue* state = find_ack_queue(subject, id, result.status, queue);
+  Subscription* subscription = nullptr;
+  const AckQueue* state = find_ack_queue(subject, id, result.status, queue, subscription);
   if (state == nullptr) {
     return result;
   }

@@ -23,7 +23,6 @@
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/sanitizers.hpp"
-#include "support/timed_client.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -158,12 +157,12 @@ std::string message_event(std::uint64_t seq, const std::string& entry) {
 }
 
 HttpResponse publish(std::uint16_t port, const std::string& subject, const std::string& data) {
-  TimedClient client(port);
+  HttpClient client(port);
   return client.post("/api/publish", "{\"subject\":\"" + subject + "\",\"data\":\"" + data + "\"}");
 }
 
 std::string stats(std::uint16_t port) {
-  return TimedClient(port).get("/api/stats").body;
+  return HttpClient(port).get("/api/stats").body;
 }
 
 // Re-reads the stats until they contain `needle`: state the broker reaches on its own time.
@@ -175,7 +174,7 @@ bool stats_reach(std::uint16_t port, std::string_view needle,
 }
 
 double metric(std::uint16_t port, std::string_view name) {
-  const std::string body = TimedClient(port).get("/metrics").body;
+  const std::string body = HttpClient(port).get("/metrics").body;
   const std::string line = "\n" + std::string(name) + " ";
   const auto at = body.find(line);
   if (at == std::string::npos) {
@@ -221,7 +220,7 @@ TEST(Stream, AGroupStreamSaysItsGroupAndSharesTheGroupsQueue) {
                                    "\r\nevent: subscribed\ndata: {\"group\":\"workers\","
                                    "\"id\":\"" +
                                    id + "\",\"subject\":\"jobs.\\u003e\"}\n\n");
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const HttpResponse member =
       client.post("/api/subscribe", R"({"subject":"jobs.>","group":"workers"})");
   ASSERT_EQ(member.status, 200U);
@@ -266,7 +265,7 @@ TEST(Stream, ABusyStreamPingsEveryHeartbeatToo) {
   stream.send(stream_request("?subject=busy"));
   ASSERT_TRUE(stream.read_until("}\n\n"));
   const std::size_t start = stream.received().size();
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   // Never idle for a heartbeat: each message follows the last one's event at once.
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   int sent = 0;
@@ -284,7 +283,7 @@ TEST(Stream, ABusyStreamPingsEveryHeartbeatToo) {
 
 TEST(Stream, AnExistingSubscriptionStreamsWithoutASubscribedEventAndEndsWhenUnsubscribed) {
   BrokerProcess broker(isolated_arguments());
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"orders"})"));
   ASSERT_EQ(publish(broker.api_port(), "orders", "waiting").status, 200U);
   for (const std::string& query : {"?subject=orders&id=" + id, "?id=" + id}) {
@@ -309,7 +308,7 @@ TEST(Stream, AnExistingSubscriptionStreamsWithoutASubscribedEventAndEndsWhenUnsu
 
 TEST(Stream, BadParametersGetTheContractsErrors) {
   BrokerProcess broker(isolated_arguments({"--broker.max-subject-length=8"}));
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"a"})"));
   const std::string bad_id = "{\"message\":\"bad id\"}\n";
   const std::string invalid_subject = "{\"message\":\"invalid subject\"}\n";
@@ -340,7 +339,7 @@ TEST(Stream, BadParametersGetTheContractsErrors) {
        "{\"message\":\"invalid last event id\"}\n"},
   };
   for (const auto& bad : cases) {
-    client.send(stream_request(bad.query, bad.headers));
+    client.send_raw(stream_request(bad.query, bad.headers));
     const HttpResponse answer = client.read_response();
     EXPECT_EQ(answer.status, bad.status) << bad.query;
     EXPECT_EQ(answer.body, bad.body) << bad.query;
@@ -352,8 +351,8 @@ TEST(Stream, BadParametersGetTheContractsErrors) {
 
 TEST(Stream, AnEphemeralStreamCountsTowardMaxSubscriptionsAndHeadSubscribesNothing) {
   BrokerProcess broker(isolated_arguments({"--broker.max-subscriptions=1"}));
-  TimedClient client(broker.api_port());
-  client.send("HEAD /api/stream?subject=s HTTP/1.1\r\nHost: x\r\n\r\n");
+  HttpClient client(broker.api_port());
+  client.send_raw("HEAD /api/stream?subject=s HTTP/1.1\r\nHost: x\r\n\r\n");
   const HttpResponse head = client.read_response();
   EXPECT_EQ(head.status, 200U);
   EXPECT_EQ(head.header("content-type"), "text/event-stream");
@@ -362,7 +361,7 @@ TEST(Stream, AnEphemeralStreamCountsTowardMaxSubscriptionsAndHeadSubscribesNothi
   RawConnection first(broker.api_port());
   first.send(stream_request("?subject=s"));
   ASSERT_TRUE(first.read_until("}\n\n"));
-  client.send(stream_request("?subject=s"));
+  client.send_raw(stream_request("?subject=s"));
   const HttpResponse refused = client.read_response();
   EXPECT_EQ(refused.status, 429U);
   EXPECT_EQ(refused.body, "{\"message\":\"too many subscriptions\"}\n");
@@ -399,7 +398,7 @@ std::vector<Event> events_in(const std::string& received) {
 
 TEST(Stream, AckModeResumeAcksUpToLastEventIdAndRedeliversTheRestAtOnce) {
   BrokerProcess broker(isolated_arguments());
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const std::string id =
       id_of(client.post("/api/subscribe", R"({"subject":"pay","ack":true,"ack_wait_ms":600000})"));
   for (int i = 1; i <= 5; ++i) {
@@ -454,7 +453,7 @@ TEST(Stream, AckModeResumeAcksUpToLastEventIdAndRedeliversTheRestAtOnce) {
 
 TEST(Stream, AnAckModeStreamStopsAtMaxInFlightAndAnAckOverHttpLetsTheNextOneOut) {
   BrokerProcess broker(isolated_arguments());
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const std::string id =
       id_of(client.post("/api/subscribe", R"({"subject":"q","ack":true,"max_in_flight":2})"));
   RawConnection stream(broker.api_port());
@@ -499,7 +498,7 @@ TEST(Stream, AStalledReaderHoldsABoundedBatchWhileAnotherStreamKeepsReceiving) {
     batch += (i > 0 ? ",\"" : "\"") + data + "\"";
   }
   batch += "]}";
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   double peak = baseline;
   for (int round = 1; round <= kRounds; ++round) {
     const std::size_t read_before = reader.received().size();
@@ -538,7 +537,7 @@ TEST(Stream, AStreamThatStopsReadingIsEndedAtTheWriteTimeout) {
   ASSERT_TRUE(stalled.read_until("}\n\n"));
   // Far more than the socket buffers on both sides hold: the stream's write blocks.
   const std::string data(500'000, 'x');
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   for (int i = 0; i < 40; ++i) {
     const unsigned status =
         client.post("/api/publish", "{\"subject\":\"big\",\"data\":\"" + data + "\"}").status;
@@ -575,7 +574,7 @@ TEST(Stream, SigtermEndsStreamsPromptlyAndTheBrokerExitsZero) {
   RawConnection ephemeral(broker.api_port());
   ephemeral.send(stream_request("?subject=s"));
   ASSERT_TRUE(ephemeral.read_until("}\n\n"));
-  TimedClient client(broker.api_port());
+  HttpClient client(broker.api_port());
   const std::string id = id_of(client.post("/api/subscribe", R"({"subject":"t"})"));
   RawConnection existing(broker.api_port());
   existing.send(stream_request("?id=" + id));
@@ -592,18 +591,18 @@ TEST(Stream, SigtermEndsStreamsPromptlyAndTheBrokerExitsZero) {
 TEST(Cors, AllowedOriginsGetTheHeadersAndPreflightsOthersGetNone) {
   BrokerProcess broker(
       isolated_arguments({"--http.cors-origins=http://app.example:8000, https://b.example"}));
-  TimedClient client(broker.api_port());
-  client.send("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example:8000\r\n\r\n");
+  HttpClient client(broker.api_port());
+  client.send_raw("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example:8000\r\n\r\n");
   const HttpResponse allowed = client.read_response();
   EXPECT_EQ(allowed.header("access-control-allow-origin"), "http://app.example:8000");
   EXPECT_EQ(allowed.header("vary"), "Origin");
 
-  client.send("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n");
+  client.send_raw("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n\r\n");
   const HttpResponse other = client.read_response();
   EXPECT_EQ(other.status, 200U);
   EXPECT_FALSE(other.has_header("access-control-allow-origin"));
 
-  client.send(
+  client.send_raw(
       "OPTIONS /api/publish HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n"
       "Access-Control-Request-Method: POST\r\nAccess-Control-Request-Headers: "
       "content-type\r\n\r\n");
@@ -616,14 +615,14 @@ TEST(Cors, AllowedOriginsGetTheHeadersAndPreflightsOthersGetNone) {
   EXPECT_EQ(preflight.header("access-control-max-age"), "7200");
   EXPECT_EQ(preflight.body, "");
 
-  client.send(
+  client.send_raw(
       "OPTIONS /api/stream HTTP/1.1\r\nHost: x\r\nOrigin: http://evil.example\r\n"
       "Access-Control-Request-Method: GET\r\n\r\n");
   const HttpResponse refused = client.read_response();
   EXPECT_FALSE(refused.has_header("access-control-allow-origin"));
   EXPECT_FALSE(refused.has_header("access-control-allow-methods"));
 
-  client.send("OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n");
+  client.send_raw("OPTIONS /nowhere HTTP/1.1\r\nHost: x\r\nOrigin: https://b.example\r\n\r\n");
   const HttpResponse unknown = client.read_response();
   EXPECT_EQ(unknown.status, 404U);
   EXPECT_EQ(unknown.header("access-control-allow-origin"), "https://b.example");
@@ -649,17 +648,17 @@ TEST(Cors, AllowedOriginsGetTheHeadersAndPreflightsOthersGetNone) {
 TEST(Cors, OffByDefaultAndAnyOriginWithAStar) {
   {
     BrokerProcess broker(isolated_arguments());
-    TimedClient client(broker.api_port());
-    client.send("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n");
+    HttpClient client(broker.api_port());
+    client.send_raw("GET /api/stats HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n");
     const HttpResponse plain = client.read_response();
     EXPECT_FALSE(plain.has_header("access-control-allow-origin"));
     EXPECT_FALSE(plain.has_header("vary"));
-    client.send("OPTIONS /api/publish HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n");
+    client.send_raw("OPTIONS /api/publish HTTP/1.1\r\nHost: x\r\nOrigin: http://a.example\r\n\r\n");
     EXPECT_EQ(client.read_response().status, 405U);
   }
   BrokerProcess broker(isolated_arguments({"--http.cors-origins=*"}));
-  TimedClient client(broker.api_port());
-  client.send("GET /ready HTTP/1.1\r\nHost: x\r\nOrigin: http://anything.example\r\n\r\n");
+  HttpClient client(broker.api_port());
+  client.send_raw("GET /ready HTTP/1.1\r\nHost: x\r\nOrigin: http://anything.example\r\n\r\n");
   EXPECT_EQ(client.read_response().header("access-control-allow-origin"), "*");
 }
 
