@@ -51,8 +51,6 @@ enum class RecordType : std::uint8_t {
 // only when it holds a single message: a long queue is written as several records.
 inline constexpr std::size_t queue_state_max_messages = 4096;
 inline constexpr std::size_t queue_state_max_bytes = std::size_t{1} << 20;
-// The most numbers and msg_ids a record holds (an ack of a whole batch, a dedupe_state).
-inline constexpr std::size_t record_max_numbers = 100'000;
 
 // The AckOptions of a subscribe_ack record, as numbers.
 struct RecordAckOptions {
