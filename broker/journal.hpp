@@ -94,9 +94,10 @@ struct RecordStorage {
 class JournalSink {
  public:
   virtual void append(const Record& record) = 0;
-  // Asked before a publish of these messages stores anything: false refuses it (storage_full),
-  // for a sink that has no room for its record.
-  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/) {
+  // Asked before a publish of these messages (with these msg_ids, if any) stores anything: false
+  // refuses it (storage_full), for a sink that has no room for its record.
+  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/,
+                     std::span<const std::string_view> /*msg_ids*/) {
     return true;
   }
 
