@@ -395,7 +395,7 @@ PublishStatus Broker::publish_with(std::string_view subject, std::span<const Mes
       pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
-  if (journal_ != nullptr && !journal_->admit(subject, stored)) {
+  if (journal_ != nullptr && !journal_->admit(subject, stored, msg_ids)) {
     return PublishStatus::storage_full;
   }
   const TimePoint now = at ? *at : limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};

@@ -392,7 +392,7 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
   storage.numbers.clear();
   if (shape.numbers) {
     // A number takes at least one byte.
-    if (!reader.get_varint(count) || count > record_max_numbers || count > reader.left()) {
+    if (!reader.get_varint(count) || count > reader.left()) {
       return std::nullopt;
     }
     storage.numbers.resize(count);
@@ -406,7 +406,7 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
   storage.msg_ids.clear();
   if (shape.msg_ids) {
     // A msg_id takes at least its length byte and one byte.
-    if (!reader.get_varint(count) || count > record_max_numbers || count > reader.left() / 2) {
+    if (!reader.get_varint(count) || count > reader.left() / 2) {
       return std::nullopt;
     }
     storage.msg_ids.resize(count);

@@ -51,8 +51,6 @@ enum class RecordType : std::uint8_t {
 // only when it holds a single message: a long queue is written as several records.
 inline constexpr std::size_t queue_state_max_messages = 4096;
 inline constexpr std::size_t queue_state_max_bytes = std::size_t{1} << 20;
-// The most numbers and msg_ids a record holds (an ack of a whole batch, a dedupe_state).
-inline constexpr std::size_t record_max_numbers = 100'000;
 
 // The AckOptions of a subscribe_ack record, as numbers.
 struct RecordAckOptions {
@@ -96,9 +94,10 @@ struct RecordStorage {
 class JournalSink {
  public:
   virtual void append(const Record& record) = 0;
-  // Asked before a publish of these messages stores anything: false refuses it (storage_full),
-  // for a sink that has no room for its record.
-  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/) {
+  // Asked before a publish of these messages (with these msg_ids, if any) stores anything: false
+  // refuses it (storage_full), for a sink that has no room for its record.
+  virtual bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/,
+                     std::span<const std::string_view> /*msg_ids*/) {
     return true;
   }
 

@@ -87,11 +87,13 @@ void Log::write_checkpoint() {
   schedule_submit();
 }
 
-bool Log::admit(std::string_view subject, std::span<const broker::Message> messages) {
+bool Log::admit(std::string_view subject, std::span<const broker::Message> messages,
+                std::span<const std::string_view> msg_ids) {
   broker::Record record;
-  record.type = broker::RecordType::publish;
+  record.type = msg_ids.empty() ? broker::RecordType::publish : broker::RecordType::publish_ids;
   record.subject = subject;
   record.messages = messages;
+  record.msg_ids = msg_ids;
   const std::uint64_t bytes = frame_header_bytes + broker::encoded_size(record);
   if (used_ + bytes + headroom_ <= options_.file_bytes) {
     return true;

@@ -70,7 +70,8 @@ class Log final : public broker::JournalSink {
   void start();
 
   void append(const broker::Record& record) override;
-  bool admit(std::string_view subject, std::span<const broker::Message> messages) override;
+  bool admit(std::string_view subject, std::span<const broker::Message> messages,
+             std::span<const std::string_view> msg_ids) override;
 
   // The position after the last record appended.
   [[nodiscard]] std::uint64_t end() const noexcept { return appended_; }

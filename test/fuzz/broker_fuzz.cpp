@@ -4,8 +4,9 @@
 // fetched message, every woken waiter, the pending totals and every counter must agree. The first
 // bytes choose the limits: TTLs off, short or too large for a time point, max-subscriptions, and
 // max-pending-per-queue with either policy. Half the publishes carry msg_ids, checked against a
-// model of the dedupe window (a map of when each was last published). Ack mode (ack, nack,
-// extend, timeouts) is not in the model yet: the randomized replay tests cover its journal.
+// model of the dedupe window (a map of when each was last published). Half the subscriptions are
+// in ack mode (fixed options, no dead letter): fetches deliver, and ack, nack, extend and
+// timeouts are checked with the receipts applied and stale, in flight and their counters.
 #include <algorithm>
 #include <chrono>
 #include <cstddef>
@@ -137,13 +138,41 @@ struct ModelWaiter {
 struct ModelMessage {
   std::string text;
   TimePoint published;
+  std::uint64_t seq = 0;
+};
+
+// A message of an ack-mode queue handed out at least once.
+struct ModelDelivery {
+  std::string text;
+  std::uint32_t deliveries = 0;
+  TimePoint deadline;
+  bool outstanding = true;
 };
 
 struct ModelQueue {
-  std::deque<ModelMessage> messages;
+  std::deque<ModelMessage> messages;  // never delivered
   std::list<ModelWaiter> waiters;
   std::size_t members = 0;
+  bool ack = false;
+  std::map<std::uint64_t, ModelDelivery> delivered;  // in flight, or nacked with a delay
+  std::map<std::uint64_t, ModelDelivery> again;      // pending again
+  std::size_t outstanding = 0;
+
+  [[nodiscard]] std::size_t held_out() const { return delivered.size() + again.size(); }
 };
+
+// Every ack-mode subscription takes these: a timeout or nack at the second delivery drops the
+// message. No dead letter: the broker settles timeouts of several queues in an order of its own,
+// and a dead letter's publish would make that order visible.
+AckOptions fuzz_ack_options() {
+  AckOptions options;
+  options.ack = true;
+  options.ack_wait = milliseconds(1000);
+  options.max_deliveries = 2;
+  options.max_in_flight = 2;
+  return options;
+}
+const AckOptions kAckOptions = fuzz_ack_options();
 
 struct ModelSubscription {
   std::string id;
@@ -191,7 +220,9 @@ class Model {
     const std::string_view pattern = kPatterns[in.next(std::size(kPatterns))];
     const auto group = kGroups[in.next(std::size(kGroups))];
     const std::string id = "s" + std::to_string(subscriptions_.size());
-    const auto status = broker_.subscribe(id, pattern, group);
+    const bool ack = in.next(2) == 0;
+    const auto status =
+        broker_.subscribe(id, pattern, group, ack ? fuzz_ack_options() : AckOptions{});
     if (pattern.size() > limits_.max_subject_length) {
       check(status == SubscribeStatus::subject_too_long, "subscribe subject too long");
       return;
@@ -204,6 +235,13 @@ class Model {
       check(status == SubscribeStatus::invalid_group, "subscribe invalid group");
       return;
     }
+    ModelQueue** shared = group ? &groups_[{std::string(pattern), std::string(*group)}] : nullptr;
+    // A group left by its last member is gone: a new member makes it anew.
+    const bool joins = shared != nullptr && *shared != nullptr && (*shared)->members > 0;
+    if (joins && (*shared)->ack != ack) {
+      check(status == SubscribeStatus::invalid_ack_options, "subscribe with other options");
+      return;
+    }
     if (alive_subscriptions() >= limits_.max_subscriptions) {
       check(status == SubscribeStatus::too_many_subscriptions, "subscribe too many");
       return;
@@ -211,13 +249,15 @@ class Model {
     check(status == SubscribeStatus::ok, "subscribe ok");
     ModelQueue* queue = nullptr;
     if (group) {
-      auto& shared = groups_[{std::string(pattern), std::string(*group)}];
-      if (shared == nullptr) {
-        shared = &queues_.emplace_back();
+      if (!joins) {
+        *shared = &queues_.emplace_back();
       }
-      queue = shared;
+      queue = *shared;
     } else {
       queue = &queues_.emplace_back();
+    }
+    if (queue->members == 0) {
+      queue->ack = ack;
     }
     ++queue->members;
     subscriptions_.push_back({id, std::string(pattern),
@@ -303,8 +343,17 @@ class Model {
     const bool drop_oldest = bound > 0 && limits_.slow_queue_policy == SlowQueuePolicy::drop_oldest;
     if (bound > 0 && !drop_oldest) {
       for (const ModelQueue* queue : matched) {
-        if (queue->messages.size() + texts.size() > bound) {
+        if (queue->messages.size() + queue->held_out() + texts.size() > bound) {
           check(status == PublishStatus::queue_full, "publish queue full");
+          return;
+        }
+      }
+    }
+    // drop-oldest never drops what a consumer holds: when that leaves no room, it refuses.
+    if (drop_oldest) {
+      for (const ModelQueue* queue : matched) {
+        if (queue->held_out() + std::min<std::size_t>(texts.size(), bound) > bound) {
+          check(status == PublishStatus::queue_full, "publish queue full of deliveries");
           return;
         }
       }
@@ -315,10 +364,10 @@ class Model {
     std::uint64_t trimmed = 0;
     for (const ModelQueue* queue : matched) {
       auto& messages = after.emplace_back(queue->messages);
-      for (const auto& text : texts) {
-        messages.push_back({text, clock_.now()});
+      for (std::size_t i = 0; i < texts.size(); ++i) {
+        messages.push_back({texts[i], clock_.now(), published_messages_ + 1 + i});
       }
-      while (drop_oldest && messages.size() > bound) {
+      while (drop_oldest && messages.size() + queue->held_out() > bound) {
         messages.pop_front();
         ++trimmed;
       }
@@ -431,6 +480,98 @@ class Model {
 
   void advance(Input& in) { clock_.advance(kSteps[in.next(std::size(kSteps))]); }
 
+  // ack, nack (now or after a delay) or extend, of receipts handed out lately or made up.
+  void answer(Input& in) {
+    if (subscriptions_.empty()) {
+      return;
+    }
+    ModelSubscription& subscription = subscriptions_[in.next(subscriptions_.size())];
+    const std::size_t kind = in.next(3);
+    std::vector<Receipt> receipts;
+    for (std::size_t count = in.next(3); count > 0; --count) {
+      receipts.push_back(issued_.empty() || in.next(8) == 0
+                             ? Receipt{1 + in.next(8), 1 + static_cast<std::uint32_t>(in.next(2))}
+                             : issued_[in.next(issued_.size())]);
+    }
+    const milliseconds delay = in.next(2) == 0 ? milliseconds(0) : milliseconds(500);
+    const AckResult result =
+        kind == 0   ? broker_.ack(subscription.pattern, subscription.id, receipts)
+        : kind == 1 ? broker_.nack(subscription.pattern, subscription.id, receipts, delay)
+                    : broker_.extend(subscription.pattern, subscription.id, receipts);
+    if (!subscription.alive) {
+      check(result.status == AckStatus::bad_id, "answer bad id");
+      return;
+    }
+    ModelQueue& queue = *subscription.queue;
+    if (!queue.ack) {
+      check(result.status == AckStatus::not_ack_mode, "answer not ack mode");
+      return;
+    }
+    check(result.status == AckStatus::ok, "answer ok");
+    const TimePoint now = clock_.now();
+    subscription.last_active = now;
+    std::size_t applied = 0;
+    std::vector<Receipt> stale;
+    std::vector<std::uint64_t> nacked;
+    for (const Receipt& receipt : receipts) {
+      const auto entry = queue.delivered.find(receipt.seq);
+      if (entry == queue.delivered.end() || !entry->second.outstanding ||
+          entry->second.deliveries != receipt.delivery) {
+        stale.push_back(receipt);
+        continue;
+      }
+      ++applied;
+      if (kind == 0) {
+        queue.delivered.erase(entry);
+        --queue.outstanding;
+        ++acked_;
+      } else if (kind == 1) {
+        entry->second.outstanding = false;
+        --queue.outstanding;
+        ++nacked_;
+        nacked.push_back(receipt.seq);
+      } else {
+        entry->second.deadline = now + kAckOptions.ack_wait;
+      }
+    }
+    for (const std::uint64_t seq : nacked) {
+      if (delay.count() > 0) {
+        queue.delivered[seq].deadline = now + delay;
+      } else {
+        settle(queue, seq);
+      }
+    }
+    check(result.applied == applied, "receipts applied");
+    check(result.stale == stale, "stale receipts");
+    if (kind != 2) {
+      serve_waiters(queue);
+    }
+  }
+
+  // Every delivery past its deadline is pending again (or dropped at max_deliveries); then the
+  // waiting fetches of those queues take what they can.
+  void expire_deliveries() {
+    broker_.expire_deliveries();
+    const TimePoint now = clock_.now();
+    for (auto& queue : queues_) {
+      std::vector<std::uint64_t> due;
+      for (const auto& [seq, delivery] : queue.delivered) {
+        if (delivery.deadline <= now) {
+          due.push_back(seq);
+        }
+      }
+      for (const std::uint64_t seq : due) {
+        if (queue.delivered[seq].outstanding) {
+          --queue.outstanding;
+        }
+        settle(queue, seq);
+      }
+      if (!due.empty()) {
+        serve_waiters(queue);
+      }
+    }
+  }
+
   // Messages first, then idle subscriptions, as the broker's sweep does.
   void expire() {
     broker_.expire();
@@ -472,6 +613,14 @@ class Model {
     check(totals.counters.published == published_messages_, "published counter");
     check(totals.counters.delivered == delivered_, "delivered counter");
     check(totals.counters.duplicates == duplicates_, "duplicates counter");
+    check(totals.counters.acked == acked_, "acked counter");
+    check(totals.counters.nacked == nacked_, "nacked counter");
+    check(totals.counters.redelivered == redelivered_, "redelivered counter");
+    std::uint64_t in_flight = 0;
+    for (const auto& queue : queues_) {
+      in_flight += queue.outstanding;
+    }
+    check(totals.in_flight == in_flight, "in flight");
     for (std::size_t reason = 0; reason < std::size(dropped_); ++reason) {
       check(totals.counters.dropped[reason] == dropped_[reason],
             name_of(static_cast<DropReason>(reason)));
@@ -480,6 +629,9 @@ class Model {
 
  private:
   std::vector<std::string> take(ModelQueue& queue, std::size_t max) {
+    if (queue.ack) {
+      return deliver(queue, max);
+    }
     std::vector<std::string> taken;
     while (taken.size() < max && !queue.messages.empty()) {
       taken.push_back(std::move(queue.messages.front().text));
@@ -487,6 +639,47 @@ class Model {
     }
     delivered_ += taken.size();
     return taken;
+  }
+
+  // Pending-again messages first, then never-delivered ones, each in publish order, up to
+  // max_in_flight outstanding.
+  std::vector<std::string> deliver(ModelQueue& queue, std::size_t max) {
+    std::vector<std::string> taken;
+    std::size_t count = std::min<std::size_t>(max, kAckOptions.max_in_flight - queue.outstanding);
+    const TimePoint deadline = clock_.now() + kAckOptions.ack_wait;
+    const auto hand_out = [&](std::uint64_t seq, std::string text, std::uint32_t before) {
+      taken.push_back(text);
+      queue.delivered[seq] = {std::move(text), before + 1, deadline, true};
+      ++queue.outstanding;
+      issued_.push_back(Receipt{seq, before + 1});
+      if (issued_.size() > 16) {
+        issued_.erase(issued_.begin());
+      }
+      --count;
+    };
+    while (count > 0 && !queue.again.empty()) {
+      auto oldest = queue.again.begin();
+      hand_out(oldest->first, std::move(oldest->second.text), oldest->second.deliveries);
+      queue.again.erase(oldest);
+      ++redelivered_;
+    }
+    while (count > 0 && !queue.messages.empty()) {
+      hand_out(queue.messages.front().seq, std::move(queue.messages.front().text), 0);
+      queue.messages.pop_front();
+      ++delivered_;
+    }
+    return taken;
+  }
+
+  // A delivery no longer outstanding: pending again, or dropped at max_deliveries.
+  void settle(ModelQueue& queue, std::uint64_t seq) {
+    auto entry = queue.delivered.find(seq);
+    if (entry->second.deliveries < kAckOptions.max_deliveries) {
+      queue.again[seq] = std::move(entry->second);
+    } else {
+      ++dropped_[static_cast<std::size_t>(DropReason::max_deliveries)];
+    }
+    queue.delivered.erase(entry);
   }
 
   void drop_expired(ModelQueue& queue) {
@@ -500,8 +693,11 @@ class Model {
   // A member leaves; the last one takes the queue's messages with it.
   void leave(ModelQueue& queue, DropReason reason) {
     if (--queue.members == 0) {
-      dropped_[static_cast<std::size_t>(reason)] += queue.messages.size();
+      dropped_[static_cast<std::size_t>(reason)] += queue.messages.size() + queue.held_out();
       queue.messages.clear();
+      queue.delivered.clear();
+      queue.again.clear();
+      queue.outstanding = 0;
     }
   }
 
@@ -519,15 +715,25 @@ class Model {
     return bytes;
   }
 
+  // A waiting fetch on an ack-mode queue answers deliveries.
   static void expect_messages(const FuzzWaiter& waiter, const std::vector<std::string>& expected) {
-    check(waiter.messages.size() == expected.size(), "message count");
+    const std::size_t count = waiter.ack ? waiter.deliveries.size() : waiter.messages.size();
+    check(count == expected.size(), "message count");
     for (std::size_t i = 0; i < expected.size(); ++i) {
-      check(waiter.messages[i].data() == expected[i], "message order and content");
+      const Message& message = waiter.ack ? waiter.deliveries[i].message : waiter.messages[i];
+      check(message.data() == expected[i], "message order and content");
     }
   }
 
   void serve_waiters(ModelQueue& queue) {
-    while (!queue.waiters.empty() && !queue.messages.empty()) {
+    const auto can_serve = [&queue] {
+      if (!queue.ack) {
+        return !queue.messages.empty();
+      }
+      return (!queue.messages.empty() || !queue.again.empty()) &&
+             queue.outstanding < kAckOptions.max_in_flight;
+    };
+    while (!queue.waiters.empty() && can_serve()) {
       const ModelWaiter waiter = queue.waiters.front();
       queue.waiters.pop_front();
       subscriptions_[waiter.subscription].last_active = clock_.now();
@@ -539,10 +745,11 @@ class Model {
     }
   }
 
+  // Delivered and pending-again messages count as pending.
   [[nodiscard]] std::uint64_t pending_messages() const {
     std::uint64_t count = 0;
     for (const auto& queue : queues_) {
-      count += queue.messages.size();
+      count += queue.messages.size() + queue.held_out();
     }
     return count;
   }
@@ -551,6 +758,11 @@ class Model {
     std::uint64_t bytes = 0;
     for (const auto& queue : queues_) {
       bytes += bytes_of(queue.messages);
+      for (const auto* held : {&queue.delivered, &queue.again}) {
+        for (const auto& [seq, delivery] : *held) {
+          bytes += delivery.text.size();
+        }
+      }
     }
     return bytes;
   }
@@ -564,6 +776,10 @@ class Model {
   std::uint64_t published_messages_ = 0;
   std::uint64_t delivered_ = 0;
   std::uint64_t duplicates_ = 0;
+  std::uint64_t acked_ = 0;
+  std::uint64_t nacked_ = 0;
+  std::uint64_t redelivered_ = 0;
+  std::vector<Receipt> issued_;  // the latest receipts handed out
   // When each (subject, msg_id) was last published.
   std::map<std::pair<std::string, std::string>, TimePoint> seen_;
   std::uint64_t dropped_[static_cast<std::size_t>(DropReason::count)] = {};
@@ -578,7 +794,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Input in(data, size);
   Model model(limits_from(in));
   while (!in.done()) {
-    switch (in.next(8)) {
+    switch (in.next(10)) {
       case 0:
         model.subscribe(in);
         break;
@@ -599,6 +815,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 6:
         model.expire();
+        break;
+      case 7:
+        model.answer(in);
+        break;
+      case 8:
+        model.expire_deliveries();
         break;
       default:
         model.unsubscribe(in);

@@ -667,6 +667,26 @@ TEST(Journal, AFetchAndAckOfTenMessagesTakesFewBytesEach) {
   EXPECT_LE(encoded_size(deliver) + encoded_size(ack) + 16, 10U * 16);
 }
 
+// A batch is bounded by the request body only: 150 000 empty messages with one-byte msg_ids fit
+// in 1 MiB of JSON, and their record must decode, or recovery would refuse the log.
+TEST(Journal, AnIdempotentBatchOfAnySizeDecodes) {
+  const std::vector<Message> batch(150'000, Message::create(""));
+  const std::vector<std::string_view> msg_ids(batch.size(), "k");
+  Record record;
+  record.type = RecordType::publish_ids;
+  record.time = 1;
+  record.seq = 1;
+  record.subject = "a";
+  record.messages = batch;
+  record.msg_ids = msg_ids;
+  std::string bytes;
+  encode(record, bytes);
+  RecordStorage storage;
+  const std::optional<Record> decoded = decode(bytes, storage);
+  ASSERT_TRUE(decoded.has_value());
+  EXPECT_EQ(decoded->msg_ids.size(), batch.size());
+}
+
 TEST(Journal, ACheckpointOfAnotherFormatIsNamedAsSuch) {
   Record record;
   record.type = RecordType::checkpoint;
