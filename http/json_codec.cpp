@@ -366,7 +366,7 @@ std::optional<SubscribeRequest> decode_subscribe(std::string_view body) {
   if (!subject) {
     return std::nullopt;
   }
-  SubscribeRequest request{*subject, std::nullopt, {}, false, false};
+  SubscribeRequest request{*subject, std::nullopt, {}, {}};
   if (const json::value* group = parsed.field("group"); group != nullptr) {
     if (!group->is_string()) {
       return std::nullopt;
