@@ -1421,6 +1421,21 @@ void Broker::checkpoint(JournalSink& sink) const {
   sink.append(end);
 }
 
+namespace {
+
+// Whether `message`, published to `published`, must begin a new checkpoint record after `chunk`
+// (`bytes` of messages published to `chunk_published`): a record stays within its bounds and
+// holds messages of one publish subject, which it names once.
+bool starts_new_record(const std::vector<Message>& chunk, std::uint64_t bytes,
+                       std::string_view chunk_published, const Message& message,
+                       std::string_view published) {
+  return chunk.size() == queue_state_max_messages ||
+         (!chunk.empty() &&
+          (bytes + message.size() > queue_state_max_bytes || published != chunk_published));
+}
+
+}  // namespace
+
 std::uint64_t Broker::checkpoint_queue(const Queue& queue, JournalSink& sink,
                                        std::vector<Message>& chunk) {
   Record record = queue_record(RecordType::queue_state, queue);
@@ -1445,9 +1460,7 @@ std::uint64_t Broker::checkpoint_queue(const Queue& queue, JournalSink& sink,
       const Message& message = queue.at(next);
       const std::string_view published =
           queue.wildcard() ? queue.subject_at(next) : std::string_view();
-      if (chunk.size() == queue_state_max_messages ||
-          (!chunk.empty() &&
-           (bytes + message.size() > queue_state_max_bytes || published != record.published))) {
+      if (starts_new_record(chunk, bytes, record.published, message, published)) {
         flush();
       }
       record.published = published;
@@ -1486,9 +1499,7 @@ std::uint64_t Broker::checkpoint_ack(const Queue& queue, JournalSink& sink,
   const auto add = [&](const Message& message, const SubjectRef& subject, std::uint32_t count) {
     const std::string_view published =
         queue.wildcard() ? queue.published_to(subject) : std::string_view();
-    if (chunk.size() == queue_state_max_messages ||
-        (!chunk.empty() &&
-         (bytes + message.size() > queue_state_max_bytes || published != record.published))) {
+    if (starts_new_record(chunk, bytes, record.published, message, published)) {
       flush();
     }
     record.published = published;
