@@ -108,6 +108,17 @@ TEST(WebSocket, PingsAreAnswered) {
   EXPECT_NE(ws.read().find("\"after\""), std::string::npos);
 }
 
+TEST(WebSocket, TheBrokerPingsSilentClientsAndDropsOnesThatNeverAnswer) {
+  BrokerProcess broker(isolated_arguments({"--broker.idle-timeout=1s"}));
+  WsClient silent(broker.api_port(), "/api/ws?subject=s");  // never reads, so never pongs
+  WsClient answering(broker.api_port(), "/api/ws?subject=s");
+  // Nothing comes for well over the idle-timeout; meanwhile the pending read answers pings.
+  EXPECT_THROW(answering.read(2500ms), RequestFailed);
+  EXPECT_TRUE(stats_reach(broker.api_port(), "\"subscriptions\":1,"));
+  ASSERT_EQ(publish(broker.api_port(), "s", "still here").status, 200U);
+  EXPECT_NE(answering.read().find("\"still here\""), std::string::npos);
+}
+
 TEST(WebSocket, AFrameThatIsNoAckOrNackClosesWith1007AndABinaryOneWith1003) {
   BrokerProcess broker(isolated_arguments({"--broker.max-body-bytes=1024"}));
   for (const std::string_view bad :
