@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <charconv>
 #include <cstdint>
 #include <iterator>
@@ -12,6 +14,7 @@
 #include "broker/subject.hpp"
 #include "http/event_stream.hpp"
 #include "http/json_codec.hpp"
+#include "http/websocket_session.hpp"
 
 namespace gophermq::http {
 namespace asio = boost::asio;
@@ -52,6 +55,12 @@ constexpr Refusal kShuttingDown{status::service_unavailable, "shutting down", st
 constexpr Refusal kRecovering{status::service_unavailable, "recovering", std::nullopt};
 constexpr Refusal kInvalidQuery{status::bad_request, "invalid query", std::nullopt};
 constexpr Refusal kInvalidLastEventId{status::bad_request, "invalid last event id", std::nullopt};
+constexpr Refusal kUpgradeRequired{status::upgrade_required, "websocket upgrade required",
+                                   std::nullopt};
+constexpr Refusal kBadHandshake{status::bad_request, "invalid websocket handshake", std::nullopt};
+constexpr Refusal kBadWebSocketVersion{status::upgrade_required, "unsupported websocket version",
+                                       std::nullopt};
+constexpr Refusal kOriginNotAllowed{status::forbidden, "origin not allowed", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
 // How a status of the service is answered: nullptr for success, else the refusal. Every route maps
@@ -177,6 +186,7 @@ const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/api/stats", verb::get, "GET, HEAD", &ApiHandler::stats},
     {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
     {"/api/stream", verb::get, "GET, HEAD", &ApiHandler::stream},
+    {"/api/ws", verb::get, "GET", &ApiHandler::ws},
 };
 
 std::vector<std::string> ApiHandler::route_labels() {
@@ -463,7 +473,8 @@ void ApiHandler::add_cors(const Request& request, Response& response) const {
   }
 }
 
-asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client) {
+asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(const Request& request,
+                                                                             bool head_only) {
   const auto query = parse_stream_query(request.target());
   if (!query) {
     co_return refuse(kInvalidQuery);
@@ -494,7 +505,6 @@ asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& cli
       !broker::is_valid_subject(*query->subject, broker::SubjectUse::subscribe, max_subject)) {
     co_return refuse(kInvalidSubject);
   }
-  const bool head_only = request.method() == verb::head;
   if (query->id) {
     // An existing subscription: its own subject when the query names none.
     auto subject = co_await service_.subject_of(*query->id);
@@ -527,6 +537,15 @@ asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& cli
     stream.group = query->group;
     stream.ephemeral = true;
   }
+  co_return std::move(stream);
+}
+
+asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client) {
+  const bool head_only = request.method() == verb::head;
+  auto opened = co_await open_stream(request, head_only);
+  if (auto* refused = std::get_if<Response>(&opened)) {
+    co_return std::move(*refused);
+  }
   if (head_only) {
     Response response{status::ok, 11};
     response.set(bhttp::field::content_type, "text/event-stream");
@@ -535,8 +554,68 @@ asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& cli
     co_return response;
   }
   const asio::any_io_executor executor = co_await asio::this_coro::executor;
-  co_return client.take_over(
-      event_stream_session(service_, stream_metrics_, std::move(stream), executor));
+  co_return client.take_over(event_stream_session(
+      service_, stream_metrics_, std::move(std::get<EventStream>(opened)), executor));
+}
+
+asio::awaitable<Response> ApiHandler::ws(const Request& request, Client& client) {
+  if (const std::optional<Response> refused = check_upgrade(request)) {
+    co_return *refused;
+  }
+  if (!origin_allowed(request)) {
+    co_return refuse(kOriginNotAllowed);
+  }
+  auto opened = co_await open_stream(request, /*head_only=*/false);
+  if (auto* refused = std::get_if<Response>(&opened)) {
+    co_return std::move(*refused);
+  }
+  const asio::any_io_executor executor = co_await asio::this_coro::executor;
+  co_return client.take_over_websocket(websocket_session(
+      service_, stream_metrics_, std::move(std::get<EventStream>(opened)), executor));
+}
+
+// What Beast's accept checks, answered here with the API's errors before any subscription is made,
+// so the server's accept of a checked request cannot fail on its content.
+std::optional<Response> ApiHandler::check_upgrade(const Request& request) {
+  const bool upgrade = request.version() >= 11 && request.method() == verb::get &&
+                       bhttp::token_list(request[bhttp::field::connection]).exists("upgrade") &&
+                       bhttp::token_list(request[bhttp::field::upgrade]).exists("websocket");
+  if (!upgrade) {
+    Response response = refuse(kUpgradeRequired);
+    response.set(bhttp::field::upgrade, "websocket");
+    response.set(bhttp::field::connection, "Upgrade");
+    return response;
+  }
+  // A key is 16 random bytes in base64.
+  if (request[bhttp::field::sec_websocket_key].size() != 24 ||
+      request.find(bhttp::field::sec_websocket_version) == request.end()) {
+    return refuse(kBadHandshake);
+  }
+  if (request[bhttp::field::sec_websocket_version] != "13") {
+    Response response = refuse(kBadWebSocketVersion);
+    response.set(bhttp::field::sec_websocket_version, "13");
+    return response;
+  }
+  return std::nullopt;
+}
+
+// Browsers send Origin with every upgrade and apply no CORS to WebSockets, so the broker decides:
+// an origin http.cors-origins allows, the broker's own (the page it served), or no Origin at all
+// (a client that is no browser).
+bool ApiHandler::origin_allowed(const Request& request) const {
+  const auto origin = request.find(bhttp::field::origin);
+  if (origin == request.end() || cors_.allow_origin(origin->value())) {
+    return true;
+  }
+  const std::string_view host = request[bhttp::field::host];
+  const std::string_view value = origin->value();
+  for (const std::string_view scheme : {"http://", "https://"}) {
+    if (!host.empty() && value.size() == scheme.size() + host.size() && value.starts_with(scheme) &&
+        boost::beast::iequals(value.substr(scheme.size()), host)) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace gophermq::http

@@ -3,9 +3,12 @@
 #include <atomic>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
+#include <optional>
 #include <string_view>
+#include <variant>
 
 #include "http/cors.hpp"
+#include "http/event_stream.hpp"
 #include "http/framing.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/limit_metrics.hpp"
@@ -65,6 +68,14 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
   boost::asio::awaitable<Response> stream(const Request& request, Client& client);
+  boost::asio::awaitable<Response> ws(const Request& request, Client& client);
+  // What GET /api/stream and /api/ws serve (API.md §10), with an ephemeral subscription made and
+  // a Last-Event-ID applied; or the refusal.
+  boost::asio::awaitable<std::variant<EventStream, Response>> open_stream(const Request& request,
+                                                                          bool head_only);
+  // The refusal of a request to /api/ws that is no valid WebSocket upgrade.
+  std::optional<Response> check_upgrade(const Request& request);
+  [[nodiscard]] bool origin_allowed(const Request& request) const;
 
   // The answer to a CORS preflight (OPTIONS) of `route`.
   Response preflight(const Request& request, const Route& route) const;

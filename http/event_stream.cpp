@@ -71,16 +71,10 @@ class StreamState {
  public:
   StreamState(service::BrokerService& service, metrics::StreamMetrics& metrics, EventStream stream,
               asio::any_io_executor executor)
-      : service_(service),
-        metrics_(metrics),
+      : metrics_(metrics),
         stream_(std::move(stream)),
-        executor_(std::move(executor)),
+        ephemeral_(service, stream_, std::move(executor)),
         puller_(service, stream_.subject, stream_.id) {}
-  ~StreamState() {
-    if (stream_.ephemeral && !removed_) {
-      asio::co_spawn(executor_, unsubscribe(service_, stream_.subject, stream_.id), asio::detached);
-    }
-  }
   StreamState(const StreamState&) = delete;
   StreamState& operator=(const StreamState&) = delete;
 
@@ -92,21 +86,11 @@ class StreamState {
       // Cancelled by the shutdown: the stream ends as when its client goes.
     }
     metrics_.closed();
-    // The shutdown's cancellation is for the stream, not for tidying up after it.
     co_await asio::this_coro::reset_cancellation_state();
-    if (stream_.ephemeral) {
-      removed_ = true;
-      co_await unsubscribe(service_, stream_.subject, stream_.id);
-    }
+    co_await ephemeral_.remove();
   }
 
  private:
-  // Copies, not references: the removal may outlive the state.
-  static asio::awaitable<void> unsubscribe(service::BrokerService& service, std::string subject,
-                                           std::string id) {
-    co_await service.unsubscribe(subject, id);
-  }
-
   asio::awaitable<void> push(Channel& channel) {
     std::string head = event_stream_head(stream_.extra_head);
     if (stream_.ephemeral) {
@@ -156,23 +140,12 @@ class StreamState {
   }
 
   asio::awaitable<bool> write(Channel& channel, const std::string& bytes) {
-    const auto written = co_await (channel.write(asio::buffer(bytes)) || count_if_slow());
+    const auto written = co_await (channel.write(asio::buffer(bytes)) || count_if_slow(metrics_));
     const boost::beast::error_code error = std::get<0>(written);
     if (error == boost::beast::error::timeout) {
       metrics_.write_timed_out();
     }
     co_return !error;
-  }
-
-  // Counts a slow-reader wait once a write has taken kSlowWrite, while it still waits, so a
-  // reader that stalled for good shows before its write-timeout ends it. Never completes: the
-  // write's completion cancels it.
-  asio::awaitable<void> count_if_slow() {
-    asio::steady_timer timer(co_await asio::this_coro::executor, kSlowWrite);
-    co_await timer.async_wait(asio::use_awaitable);
-    metrics_.slow_reader_wait();
-    timer.expires_at(asio::steady_timer::time_point::max());
-    co_await timer.async_wait(asio::use_awaitable);
   }
 
   // A stream's client sends nothing after its request: reading only tells when it is gone (its
@@ -187,15 +160,53 @@ class StreamState {
     }
   }
 
-  service::BrokerService& service_;
   metrics::StreamMetrics& metrics_;
   EventStream stream_;
-  asio::any_io_executor executor_;
+  EphemeralSubscription ephemeral_;
   StreamPuller puller_;
-  bool removed_ = false;
 };
 
 }  // namespace
+
+asio::awaitable<void> count_if_slow(metrics::StreamMetrics& metrics) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, kSlowWrite);
+  co_await timer.async_wait(asio::use_awaitable);
+  metrics.slow_reader_wait();
+  timer.expires_at(asio::steady_timer::time_point::max());
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+namespace {
+
+// Copies, not references: the removal may outlive the session.
+asio::awaitable<void> unsubscribe(service::BrokerService& service, std::string subject,
+                                  std::string id) {
+  co_await service.unsubscribe(subject, id);
+}
+
+}  // namespace
+
+EphemeralSubscription::EphemeralSubscription(service::BrokerService& service,
+                                             const EventStream& stream,
+                                             asio::any_io_executor executor)
+    : service_(service),
+      subject_(stream.subject),
+      id_(stream.id),
+      executor_(std::move(executor)),
+      pending_(stream.ephemeral) {}
+
+EphemeralSubscription::~EphemeralSubscription() {
+  if (pending_) {
+    asio::co_spawn(executor_, unsubscribe(service_, subject_, id_), asio::detached);
+  }
+}
+
+asio::awaitable<void> EphemeralSubscription::remove() {
+  if (pending_) {
+    pending_ = false;
+    co_await unsubscribe(service_, subject_, id_);
+  }
+}
 
 std::optional<StreamQuery> parse_stream_query(std::string_view target) {
   StreamQuery query;

@@ -58,6 +58,11 @@ class StreamPuller {
   std::string id_;
 };
 
+// Counts a slow-reader wait once a push write has waited long for its client, while it still
+// waits, so a reader that stalled for good shows before its write-timeout ends it. Never
+// completes: race it with the write (awaitable operator ||), whose completion cancels it.
+boost::asio::awaitable<void> count_if_slow(metrics::StreamMetrics& metrics);
+
 // What an event stream serves, once the handler has checked the request and, for an ephemeral
 // stream, made its subscription.
 struct EventStream {
@@ -76,6 +81,29 @@ struct EventStream {
 // `executor` runs that removal in the last case.
 Session event_stream_session(service::BrokerService& service, metrics::StreamMetrics& metrics,
                              EventStream stream, boost::asio::any_io_executor executor);
+
+// Removes a push session's ephemeral subscription when it ends: by remove() when the session ran,
+// otherwise (it never got to run) from the destructor, on `executor`. Nothing for a subscription
+// the session did not make.
+class EphemeralSubscription {
+ public:
+  EphemeralSubscription(service::BrokerService& service, const EventStream& stream,
+                        boost::asio::any_io_executor executor);
+  ~EphemeralSubscription();
+  EphemeralSubscription(const EphemeralSubscription&) = delete;
+  EphemeralSubscription& operator=(const EphemeralSubscription&) = delete;
+
+  // Call with the cancellation state reset: the shutdown's cancellation is for the stream, not
+  // for tidying up after it.
+  boost::asio::awaitable<void> remove();
+
+ private:
+  service::BrokerService& service_;
+  std::string subject_;
+  std::string id_;
+  boost::asio::any_io_executor executor_;
+  bool pending_;
+};
 
 // The head of an event stream's answer, `extra_head` (header lines) included.
 std::string event_stream_head(std::string_view extra_head);

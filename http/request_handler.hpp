@@ -7,7 +7,9 @@
 #include <boost/beast/http/status.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <string>
 #include <string_view>
 #include <tuple>
 
@@ -50,6 +52,35 @@ class Channel {
 // starts afterwards throws.
 using Session = std::function<boost::asio::awaitable<void>(Channel&)>;
 
+// A connection taken over by a WebSocket session: the server accepted the upgrade over its own
+// stream (plain TCP or, later, TLS) and frames the messages. Pings are answered while a read is
+// pending, and a client silent for half the idle-timeout is pinged. The operations ignore the
+// session's cancellation, so a session the shutdown cancelled can still close with a code; the
+// server's drain deadline drops the connection regardless.
+class WebSocketChannel {
+ public:
+  struct Message {
+    boost::beast::error_code error;  // the socket ended, or was closed with a code
+    std::string data;
+    bool text = true;
+  };
+
+  virtual ~WebSocketChannel() = default;
+
+  // The next whole message, at most broker.max-body-bytes: a larger one or a protocol violation
+  // closes the connection (1009, 1002) and reads an error, as does the end of a close handshake.
+  virtual boost::asio::awaitable<Message> read() = 0;
+  // Writes one text message within the server's write-timeout; one that times out or fails drops
+  // the connection, so the pending read ends too. At most one write at a time.
+  virtual boost::asio::awaitable<boost::beast::error_code> write(std::string_view text) = 0;
+  // Sends a close frame once a write in progress is done, and waits for the client's within the
+  // write-timeout. Write nothing afterwards.
+  virtual boost::asio::awaitable<boost::beast::error_code> close(std::uint16_t code,
+                                                                 std::string_view reason) = 0;
+};
+
+using WebSocketSession = std::function<boost::asio::awaitable<void>(WebSocketChannel&)>;
+
 // The far end of a connection, for a handler that waits long and should stop when nobody is left
 // to answer.
 class Client {
@@ -65,6 +96,9 @@ class Client {
   // The server then reads no more requests from it and writes nothing itself, but still counts it
   // toward max-connections, and ends the session on shutdown.
   [[nodiscard]] virtual Response take_over(Session session) = 0;
+  // The same for a WebSocket upgrade (the handler checked it is one): the server accepts it with
+  // the request it read, then runs `session`.
+  [[nodiscard]] virtual Response take_over_websocket(WebSocketSession session) = 0;
 };
 
 // What a listener serves. The server owns connections and framing; the handler turns requests

@@ -14,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/stream_traits.hpp>
@@ -21,8 +22,11 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <cerrno>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +39,7 @@ namespace gophermq::http {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
 using boost::asio::ip::tcp;
 
 namespace {
@@ -266,7 +271,8 @@ struct Server::Connection : Client {
   // Reaches a taken-over connection's session, whose timers and operations the stream's own
   // cancel() would not all reach.
   asio::cancellation_signal cancellation;
-  Session session;  // set by take_over
+  Session session;                     // set by take_over
+  WebSocketSession websocket_session;  // set by take_over_websocket
 };
 
 namespace {
@@ -354,6 +360,93 @@ class StreamChannel final : public Channel {
   std::chrono::milliseconds write_timeout_;
 };
 
+// A limit as Beast's WebSocket timeouts take it, in nanoseconds: one of centuries, which they could
+// not hold, means none.
+websocket::stream_base::duration websocket_duration(std::chrono::milliseconds limit) {
+  constexpr auto kNever = std::chrono::hours(24 * 365 * 100);
+  if (limit >= kNever) {
+    return websocket::stream_base::none();
+  }
+  return std::chrono::duration_cast<websocket::stream_base::duration>(limit);
+}
+
+// A WebSocket over the stream of a taken-over connection. Its operations carry no cancellation
+// slot: Beast fails a WebSocket whose read or write is cancelled, and a session the shutdown
+// cancelled must still be able to send its close frame.
+template <class Stream>
+class StreamWebSocket final : public WebSocketChannel {
+ public:
+  StreamWebSocket(Stream& stream, std::chrono::milliseconds write_timeout)
+      : ws_(stream), write_timeout_(write_timeout), write_timer_(stream.get_executor()) {}
+  ~StreamWebSocket() override { watch_->writing = false; }
+  StreamWebSocket(const StreamWebSocket&) = delete;
+  StreamWebSocket& operator=(const StreamWebSocket&) = delete;
+
+  websocket::stream<Stream&>& socket() { return ws_; }
+
+  asio::awaitable<Message> read() override {
+    Message message;
+    beast::flat_buffer buffer;
+    auto [error, bytes] = co_await ws_.async_read(buffer, unbound());
+    message.error = error;
+    message.text = ws_.got_text();
+    message.data = beast::buffers_to_string(buffer.data());
+    co_return message;
+  }
+
+  asio::awaitable<beast::error_code> write(std::string_view text) override {
+    const std::uint64_t number = ++watch_->writes;
+    write_timer_.expires_after(write_timeout_);
+    // Beast's WebSocket has no write timeout of its own: dropping the connection ends the write.
+    // The handler may run after the write completed, or after this channel is gone: it acts only
+    // while its own write is pending.
+    write_timer_.async_wait([this, watch = watch_, number](const beast::error_code& error) {
+      if (!error && watch->writing && watch->writes == number) {
+        watch->timed_out = true;
+        beast::get_lowest_layer(ws_).cancel();
+      }
+    });
+    ws_.text(true);
+    watch_->writing = true;
+    auto [error, written] = co_await ws_.async_write(asio::buffer(text), unbound());
+    watch_->writing = false;
+    write_timer_.cancel();
+    if (watch_->timed_out) {
+      co_return beast::error::timeout;
+    }
+    if (error) {
+      beast::get_lowest_layer(ws_).cancel();
+    }
+    co_return error;
+  }
+
+  asio::awaitable<beast::error_code> close(std::uint16_t code, std::string_view reason) override {
+    auto [error] = co_await ws_.async_close(
+        websocket::close_reason(static_cast<websocket::close_code>(code),
+                                beast::string_view(reason.data(), reason.size())),
+        unbound());
+    co_return error;
+  }
+
+ private:
+  // No cancellation slot: the operation ignores its coroutine's cancellation.
+  static auto unbound() {
+    return asio::bind_cancellation_slot(asio::cancellation_slot(), kUseTuple);
+  }
+
+  // Shared with the write timer's handler, which may outlive the channel.
+  struct WriteWatch {
+    std::uint64_t writes = 0;
+    bool writing = false;
+    bool timed_out = false;
+  };
+
+  websocket::stream<Stream&> ws_;
+  std::chrono::milliseconds write_timeout_;
+  asio::steady_timer write_timer_;
+  std::shared_ptr<WriteWatch> watch_ = std::make_shared<WriteWatch>();
+};
+
 }  // namespace
 
 // One connection: requests are read (read_request) and answered (respond) in turn until either
@@ -422,6 +515,11 @@ class Server::StreamConnection final : public Connection {
 
   Response take_over(Session new_session) override {
     session = std::move(new_session);
+    return Response{kTakenOver, 11};
+  }
+
+  Response take_over_websocket(WebSocketSession new_session) override {
+    websocket_session = std::move(new_session);
     return Response{kTakenOver, 11};
   }
 
@@ -534,7 +632,11 @@ class Server::StreamConnection final : public Connection {
         co_return !error && keep_alive;
       }
     }
-    co_await run_session();
+    if (websocket_session) {
+      co_await run_websocket(request);
+    } else {
+      co_await run_session();
+    }
     co_return false;
   }
 
@@ -549,6 +651,43 @@ class Server::StreamConnection final : public Connection {
     co_await asio::co_spawn(
         stream_.get_executor(), [&]() { return session(channel); },
         asio::bind_cancellation_slot(cancellation.slot(), kUseTuple));
+    cancellation.slot().clear();
+  }
+
+  // Accepts the WebSocket upgrade `request` over this connection's stream and runs the session a
+  // handler took the connection over with, as run_session does.
+  asio::awaitable<void> run_websocket(const Request& request) {
+    if (server_.stopping_) {
+      co_return;
+    }
+    // RFC 6455 has the client wait for the server's handshake before it sends a frame: bytes
+    // behind the upgrade request are no WebSocket.
+    if (buffer_.size() > 0) {
+      co_await refuse(server_.handler_.reject(request, bhttp::status::bad_request,
+                                              "data before the WebSocket handshake"));
+      co_return;
+    }
+    taken_over = true;
+    StreamWebSocket<Stream> channel(stream_, server_.limits_.write_timeout);
+    auto& ws = channel.socket();
+    // The WebSocket keeps its own time: the handshake and close get the write-timeout, and a
+    // client silent for half the idle-timeout is pinged, then dropped when the other half passes
+    // without a frame from it (a pong will do), which also ends a reader stalled for good.
+    beast::get_lowest_layer(stream_).expires_never();
+    websocket::stream_base::timeout timeouts{};
+    timeouts.handshake_timeout = websocket_duration(server_.limits_.write_timeout);
+    timeouts.idle_timeout = websocket_duration(server_.limits_.idle_timeout);
+    timeouts.keep_alive_pings = true;
+    ws.set_option(timeouts);
+    ws.read_message_max(server_.limits_.max_body_bytes);
+    ws.auto_fragment(false);
+    auto [error] = co_await ws.async_accept(
+        request, asio::bind_cancellation_slot(cancellation.slot(), kUseTuple));
+    if (!error) {
+      co_await asio::co_spawn(
+          stream_.get_executor(), [&]() { return websocket_session(channel); },
+          asio::bind_cancellation_slot(cancellation.slot(), kUseTuple));
+    }
     cancellation.slot().clear();
   }
 

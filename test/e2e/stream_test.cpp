@@ -173,17 +173,6 @@ bool stats_reach(std::uint16_t port, std::string_view needle,
          std::string::npos;
 }
 
-double metric(std::uint16_t port, std::string_view name) {
-  const std::string body = HttpClient(port).get("/metrics").body;
-  const std::string line = "\n" + std::string(name) + " ";
-  const auto at = body.find(line);
-  if (at == std::string::npos) {
-    ADD_FAILURE() << "no metric " << name;
-    return -1;
-  }
-  return std::stod(body.substr(at + line.size()));
-}
-
 TEST(Stream, EphemeralStreamFramesEventsByteForByteAndConsumesThem) {
   BrokerProcess broker(isolated_arguments());
   RawConnection stream(broker.api_port());

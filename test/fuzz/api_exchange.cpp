@@ -30,6 +30,7 @@ class StayingClient final : public http::Client {
   }
   // No route of the API takes its connection over yet: a handler that does is a finding.
   http::Response take_over(http::Session /*session*/) override { std::abort(); }
+  http::Response take_over_websocket(http::WebSocketSession /*session*/) override { std::abort(); }
 
  private:
   asio::any_io_executor executor_;

@@ -157,6 +157,17 @@ std::string metric_line(std::string_view line) {
   return "\n" + std::string(line) + "\n";
 }
 
+double metric(std::uint16_t port, std::string_view name) {
+  const std::string body = HttpClient(port).get("/metrics").body;
+  const std::string line = "\n" + std::string(name) + " ";
+  const auto at = body.find(line);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "no metric " << name;
+    return -1;
+  }
+  return std::stod(body.substr(at + line.size()));
+}
+
 std::string poll_until_contains(HttpClient& client, std::string_view target,
                                 std::string_view needle, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -90,6 +90,10 @@ std::string id_of(const HttpResponse& response);
 // follows a newline.
 std::string metric_line(std::string_view line);
 
+// The value of the series `name` (with its labels, as exposed) on the metrics port `port`; a test
+// failure and -1 when there is none.
+double metric(std::uint16_t port, std::string_view name);
+
 // Re-requests GET `target` until the body contains `needle` or `timeout` passes, and returns the
 // last body. For state the broker reaches on its own time (expiry, async delivery, waits begun).
 std::string poll_until_contains(HttpClient& client, std::string_view target,
