@@ -6,6 +6,7 @@ be replaced by it then (DevTools here also keeps each event's parameters, for co
 """
 
 import json
+import os
 import re
 import subprocess
 import threading
@@ -96,10 +97,13 @@ def page_target(devtools_port):
 
 def start_broker(binary, *arguments):
     """The broker on a free port of 127.0.0.1, and that port."""
+    # The broker reads GOPHERMQ_* variables as settings, and an unknown one (the test's own
+    # GOPHERMQ_SCREENSHOTS) would stop it: it gets its settings from `arguments` only.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GOPHERMQ_")}
     broker = subprocess.Popen(
         [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
          "--monitoring.enable=false", "--threads=2", *arguments],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
     try:
         port = int(read_line_matching(broker.stderr, r"listener=api address=\S+ port=(\d+)",
                                       time.monotonic() + DEADLINE_SECONDS).group(1))
