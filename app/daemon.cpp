@@ -167,7 +167,7 @@ int run_daemon(const config::Config& config) {
 
   metrics::LimitMetrics limit_metrics(registry);
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait, config.stream_heartbeat,
-                       http::CorsPolicy(config.cors_origins));
+                       http::CorsPolicy(config.cors_origins), config.console);
   http::MetricsEndpoint metrics(service, registry, started);
   // Both listeners draw on one budget: it bounds the memory of the process.
   http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);

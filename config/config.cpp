@@ -534,6 +534,8 @@ const std::vector<Setting>& settings_table() {
      "call the API from; empty: no CORS headers",
      [](Config& c, const std::string& v) { c.cors_origins = to_origins("http.cors-origins", v); },
      [](const Config& c) { return join_origins(c.cors_origins); }},
+    flag("http.console", [](auto& c) -> auto& { return c.console; },
+         "serve the built-in web console at GET /"),
     {"storage.dir", "directory of the write-ahead log; empty keeps everything in memory only",
      [](Config& c, const std::string& v) { c.storage.dir = v; },
      [](const Config& c) { return c.storage.dir; }},

@@ -35,6 +35,8 @@ struct Config {
   std::chrono::milliseconds stream_heartbeat{15'000};
   // Origins browsers may call the API from, or "*"; empty: no CORS headers.
   std::vector<std::string> cors_origins;
+  // Serve the built-in web console at GET / (API.md §10).
+  bool console = true;
   unsigned threads = 0;  // 0: one per core
   storage::Options storage;
 

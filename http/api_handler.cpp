@@ -195,19 +195,21 @@ std::vector<std::string> ApiHandler::route_labels() {
     labels.emplace_back(route.path);
   }
   labels.emplace_back("unmatched");  // the label of every unknown path, so the set stays bounded
+  labels.emplace_back("console");
   return labels;
 }
 
 ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
                        metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
-                       std::chrono::milliseconds stream_heartbeat, CorsPolicy cors)
+                       std::chrono::milliseconds stream_heartbeat, CorsPolicy cors, bool console)
     : service_(service),
       metrics_(registry, route_labels()),
       limit_metrics_(limit_metrics),
       max_wait_(max_wait),
       stream_metrics_(registry, limit_metrics),
       stream_heartbeat_(stream_heartbeat),
-      cors_(std::move(cors)) {}
+      cors_(std::move(cors)),
+      console_(console) {}
 
 Response json_response(status code, std::string body) {
   Response response{code, 11};
@@ -237,6 +239,16 @@ std::size_t ApiHandler::route_index(const Route* route) {
 asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   const auto started = std::chrono::steady_clock::now();
   const Route* route = find_route(request.target());
+  if (route == nullptr && console_) {
+    if (const ConsoleAsset* asset = find_console_asset(path_of(request.target()));
+        asset != nullptr) {
+      Response response = serve_console(request, *asset);
+      // The label after "unmatched" in route_labels().
+      metrics_.record(std::size(kRoutes) + 1, response.result_int(),
+                      std::chrono::steady_clock::now() - started);
+      co_return response;
+    }
+  }
   Response response;
   if (route == nullptr) {
     response = refuse(kNotFound);
@@ -257,6 +269,15 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   metrics_.record(route_index(route), taken_over ? 200U : response.result_int(),
                   std::chrono::steady_clock::now() - started);
   co_return response;
+}
+
+Response ApiHandler::serve_console(const Request& request, const ConsoleAsset& asset) {
+  if (request.method() != verb::get && request.method() != verb::head) {
+    Response response = refuse(kMethodNotAllowed);
+    response.set(bhttp::field::allow, "GET, HEAD");
+    return response;
+  }
+  return console_response(request, asset);
 }
 
 Response ApiHandler::reject(const Request& request, status code, std::string_view message) {

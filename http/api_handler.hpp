@@ -7,6 +7,7 @@
 #include <string_view>
 #include <variant>
 
+#include "http/console.hpp"
 #include "http/cors.hpp"
 #include "http/event_stream.hpp"
 #include "http/framing.hpp"
@@ -23,11 +24,12 @@ namespace gophermq::http {
 class ApiHandler final : public RequestHandler {
  public:
   // `max_wait` caps the wait_ms of a fetch; `stream_heartbeat` is how often an event stream
-  // sends a comment; `cors` the origins browsers may call from.
+  // sends a comment; `cors` the origins browsers may call from; `console` serves the web console
+  // at GET /.
   ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
              metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
              std::chrono::milliseconds stream_heartbeat = std::chrono::seconds(15),
-             CorsPolicy cors = {});
+             CorsPolicy cors = {}, bool console = false);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
@@ -83,6 +85,9 @@ class ApiHandler final : public RequestHandler {
   [[nodiscard]] std::string cors_head(const Request& request) const;
   void add_cors(const Request& request, Response& response) const;
 
+  // A GET or HEAD of a console file; its requests are counted under one route label, "console".
+  Response serve_console(const Request& request, const ConsoleAsset& asset);
+
   // Every refused request is answered here, and counted against its limit.
   Response refuse(const Refusal& refusal);
 
@@ -95,6 +100,7 @@ class ApiHandler final : public RequestHandler {
   metrics::StreamMetrics stream_metrics_;
   const std::chrono::milliseconds stream_heartbeat_;
   const CorsPolicy cors_;
+  const bool console_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};
 };

@@ -45,12 +45,12 @@ def missing():
 
 
 class DevTools:
-    """One DevTools protocol connection to a page target."""
+    """One DevTools protocol connection to a page target; keeps every event it receives."""
 
     def __init__(self, url):
         self.socket = websocket.create_connection(url, timeout=DEADLINE_SECONDS)
         self.next_id = 0
-        self.events = []  # events that came while a call waited for its answer
+        self.events = []  # (method, params), in arrival order
 
     def call(self, method, **params):
         self.next_id += 1
@@ -62,15 +62,18 @@ class DevTools:
                     raise RuntimeError(f"{method}: {answer['error']}")
                 return answer["result"]
             if "method" in answer:
-                self.events.append(answer["method"])
+                self.events.append((answer["method"], answer.get("params", {})))
 
     def wait_for_event(self, method):
         """Waits for the event `method` (the socket's timeout bounds the wait)."""
-        while method not in self.events:
+        while True:
+            for index, (name, params) in enumerate(self.events):
+                if name == method:
+                    del self.events[index]
+                    return params
             message = json.loads(self.socket.recv())
             if "method" in message:
-                self.events.append(message["method"])
-        self.events.remove(method)
+                self.events.append((message["method"], message.get("params", {})))
 
     def evaluate(self, expression):
         """The value of `expression`, awaited when it is a promise."""
@@ -79,6 +82,9 @@ class DevTools:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def close(self):
+        self.socket.close()
 
 
 def read_line_matching(stream, pattern, deadline):
@@ -104,11 +110,13 @@ def _start_page_server(directory):
     return server
 
 
-def _start_chromium(profile):
+def start_chromium(profile):
+    """Headless Chromium with its DevTools on a free port, and that port."""
     process = subprocess.Popen(
         [chromium_path(), "--headless=new", "--no-sandbox", "--disable-gpu",
-         "--disable-dev-shm-usage", "--no-first-run", "--remote-debugging-port=0",
-         "--remote-allow-origins=*", f"--user-data-dir={profile}", "about:blank"],
+         "--disable-dev-shm-usage", "--no-first-run", "--hide-scrollbars",
+         "--remote-debugging-port=0", "--remote-allow-origins=*", f"--user-data-dir={profile}",
+         "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     port = int(read_line_matching(process.stderr, r"DevTools listening on ws://[^:]+:(\d+)/",
                                   time.monotonic() + DEADLINE_SECONDS).group(1))
@@ -117,16 +125,31 @@ def _start_chromium(profile):
     return process, port
 
 
-def _start_broker(binary, page_origin, arguments):
-    process = subprocess.Popen(
+def page_target(devtools_port):
+    """The DevTools address of the browser's page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{devtools_port}/json/list") as answer:
+        targets = json.load(answer)
+    return next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page")
+
+
+def start_broker(binary, *arguments):
+    """The broker on a free port of 127.0.0.1, and that port."""
+    # The broker reads GOPHERMQ_* variables as settings, and an unknown one (the test's own
+    # GOPHERMQ_SCREENSHOTS) would stop it: it gets its settings from `arguments` only.
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GOPHERMQ_")}
+    broker = subprocess.Popen(
         [binary, "broker", "--broker.host=127.0.0.1", "--broker.port=0",
-         "--monitoring.enable=false", "--threads=2", f"--http.cors-origins={page_origin}",
-         *arguments],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    port = int(read_line_matching(process.stderr, r"listener=api address=\S+ port=(\d+)",
-                                  time.monotonic() + DEADLINE_SECONDS).group(1))
-    threading.Thread(target=process.stderr.read, daemon=True).start()
-    return process, port
+         "--monitoring.enable=false", "--threads=2", *arguments],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
+    try:
+        port = int(read_line_matching(broker.stderr, r"listener=api address=\S+ port=(\d+)",
+                                      time.monotonic() + DEADLINE_SECONDS).group(1))
+    except Exception:
+        broker.kill()
+        broker.wait()
+        raise
+    threading.Thread(target=broker.stderr.read, daemon=True).start()
+    return broker, port
 
 
 class Session:
@@ -139,9 +162,7 @@ class Session:
 
     def open_page(self, path):
         """Loads page_origin/path in the browser's page and returns its DevTools connection."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.devtools_port}/json/list") as answer:
-            targets = json.load(answer)
-        page = DevTools(next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"))
+        page = DevTools(page_target(self.devtools_port))
         page.call("Page.enable")
         page.call("Page.navigate", url=f"{self.page_origin}/{path}")
         page.wait_for_event("Page.loadEventFired")
@@ -155,10 +176,11 @@ def session(binary, page_directory, broker_arguments=()):
     with tempfile.TemporaryDirectory() as scratch:
         page_server = _start_page_server(page_directory)
         page_origin = f"http://127.0.0.1:{page_server.server_address[1]}"
-        broker, broker_port = _start_broker(binary, page_origin, broker_arguments)
+        broker, broker_port = start_broker(binary, f"--http.cors-origins={page_origin}",
+                                           *broker_arguments)
         browser = None
         try:
-            browser, devtools_port = _start_chromium(os.path.join(scratch, "profile"))
+            browser, devtools_port = start_chromium(os.path.join(scratch, "profile"))
             yield Session(page_origin, broker_port, devtools_port)
         finally:
             if browser is not None:
@@ -236,3 +258,21 @@ class CuttableProxy:
     def close(self):
         self.listener.close()
         self.cut()
+
+
+class Api:
+    """The broker's JSON API, as a test's own client beside the browser."""
+
+    def __init__(self, port):
+        self.base = f"http://127.0.0.1:{port}"
+
+    def post(self, path, body):
+        request = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
+                                         method="POST")
+        with urllib.request.urlopen(request, timeout=DEADLINE_SECONDS) as answer:
+            assert answer.status == 200, answer.status
+            return json.load(answer)
+
+    def get(self, path):
+        with urllib.request.urlopen(self.base + path, timeout=DEADLINE_SECONDS) as answer:
+            return json.load(answer)

@@ -149,7 +149,11 @@ TEST_F(Accepted, AbsoluteFormTargetIsRoutedByItsPath) {
   const auto stats = client.get("HTTPS://broker.example/api/stats?limit=0");
   EXPECT_EQ(stats.status, 200U);
   EXPECT_EQ(stats.body.find("{\"subjects\":[],"), 0U);
-  EXPECT_EQ(client.get("http://broker.example").status, 404U);  // the path `/`
+  // The path `/`: the web console's page.
+  const auto page = client.get("http://broker.example");
+  EXPECT_EQ(page.status, 200U);
+  EXPECT_EQ(page.header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(client.get("http://broker.example/nothing").status, 404U);
 }
 
 TEST_F(Accepted, EmptyLinesBeforeTheRequestLineAreIgnored) {

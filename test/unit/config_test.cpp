@@ -74,6 +74,13 @@ TEST(Config, CorsOriginsAreTrimmedAndEachMustBeAnOrigin) {
   }
 }
 
+TEST(Config, ConsoleIsOnUnlessTurnedOff) {
+  EXPECT_TRUE(load_config({}).console);
+  EXPECT_FALSE(load_config({"--http.console=false"}).console);
+  EXPECT_FALSE(load_config({}, {"GOPHERMQ_HTTP_CONSOLE=false"}).console);
+  expect_error({"broker", "--http.console=maybe"}, {}, "http.console");
+}
+
 TEST(Config, StreamHeartbeatIsAPositiveDuration) {
   EXPECT_EQ(load_config({}).stream_heartbeat, std::chrono::seconds(15));
   EXPECT_EQ(load_config({"--broker.stream-heartbeat=250ms"}).stream_heartbeat,
@@ -118,6 +125,7 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"logger.level", "error"},
       {"broker.stream-heartbeat", "33s"},
       {"http.cors-origins", "https://a.example,http://b.example:8080"},
+      {"http.console", "false"},
   };
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());
