@@ -696,8 +696,10 @@ class Server::StreamConnection final : public Connection {
   std::array<asio::const_buffer, 2> serialize(Response& response, bool keep_alive, bool head_only) {
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    if (response.result() == bhttp::status::no_content) {
-      response.erase(bhttp::field::content_length);  // RFC 9110 forbids it on a 204
+    // RFC 9110 forbids it on a 204, and on a 304 it would have to be the full answer's length.
+    if (response.result() == bhttp::status::no_content ||
+        response.result() == bhttp::status::not_modified) {
+      response.erase(bhttp::field::content_length);
     }
     write_head(response, head);
     beast::get_lowest_layer(stream_).expires_after(server_.limits_.write_timeout);

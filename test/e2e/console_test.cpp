@@ -110,6 +110,7 @@ TEST_F(Console, IfNoneMatchWithTheETagIs304WithoutBody) {
       const auto response = get_with(client, asset.path, "If-None-Match: " + header + "\r\n");
       EXPECT_EQ(response.status, 304U) << asset.path << " " << header;
       EXPECT_EQ(response.body, "") << header;
+      EXPECT_FALSE(response.has_header("content-length")) << header;
       EXPECT_EQ(response.header("etag"), etag) << header;
       EXPECT_EQ(response.header("cache-control"), "no-cache") << header;
     }
