@@ -403,7 +403,11 @@ PublishStatus Broker::publish_with(std::string_view subject, std::span<const Mes
   // A batch takes consecutive numbers, the messages it never stores included, so a gap in what a
   // queue holds always means a drop.
   const std::uint64_t first_stored = last_seq_ + 1 + never_stored;
-  const SubjectRef published_to = subject_names_.intern(subject);
+  // Only a wildcard queue keeps the published subject: interning it for exact queues alone would
+  // insert and erase a table entry on every publish.
+  const bool any_wildcard =
+      std::ranges::any_of(matched_, [](const Queue* queue) { return queue->wildcard(); });
+  const SubjectRef published_to = any_wildcard ? subject_names_.intern(subject) : SubjectRef();
   for (std::size_t i = 0; i < matched_.size(); ++i) {
     if (drop_oldest) {
       drop_front(*matched_[i], drops_[i], DropReason::queue_full);

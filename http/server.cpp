@@ -25,6 +25,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <cerrno>
+#include <charconv>
 #include <exception>
 #include <memory>
 #include <optional>
@@ -190,19 +191,24 @@ bool expects_continue(const Request& request) {
 // in one gather write costs a fraction of Beast's serializer, whose nested buffer views took more
 // instructions than the rest of a publish.
 void write_head(const Response& response, std::string& out) {
+  using namespace std::string_view_literals;
   out.clear();
-  out.append(response.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
-  out.append(std::to_string(response.result_int()));
+  out.append(response.version() == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv);
+  // Beast keeps a status code below 1000.
+  std::array<char, 3> status{};
+  const auto written =
+      std::to_chars(status.data(), status.data() + status.size(), response.result_int());
+  out.append(status.data(), written.ptr);
   out.push_back(' ');
   out.append(response.reason());
-  out.append("\r\n");
+  out.append("\r\n"sv);
   for (const auto& field : response) {
     out.append(field.name_string());
-    out.append(": ");
+    out.append(": "sv);
     out.append(field.value());
-    out.append("\r\n");
+    out.append("\r\n"sv);
   }
-  out.append("\r\n");
+  out.append("\r\n"sv);
 }
 
 }  // namespace
