@@ -14,7 +14,7 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
 # client that drives it for the browser test (ctest -L browser).
 TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev \
                  chromium python3-websocket
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 30
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
         format-check bench-delivery bench-compare bench-memory bench-storage soak clean
