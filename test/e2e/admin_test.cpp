@@ -201,6 +201,28 @@ TEST_F(Admin, PurgeDropsPendingMessagesOfMatchingSubjects) {
   EXPECT_NE(client->get("/api/stats").body.find("\"purged\":4"), std::string::npos);
 }
 
+// In ack mode a purge takes what waits to be delivered; what is in flight stays, and its receipt
+// still acks it.
+TEST_F(Admin, PurgeLeavesInFlightMessagesToTheirReceipts) {
+  const std::string id = subscribe("jobs", R"(,"ack":true)");
+  publish("jobs", "first");
+  publish("jobs", "second");
+  const HttpResponse fetched_one =
+      client->post("/api/fetch", fetch_body("jobs", id, R"(,"max":1)"));
+  const std::regex receipt_field(R"re("receipt":"([^"]+)")re");
+  std::smatch receipt;
+  ASSERT_TRUE(std::regex_search(fetched_one.body, receipt, receipt_field)) << fetched_one.body;
+  EXPECT_EQ(client->post("/api/admin/purge", R"({"id":")" + id + "\"}").body, "{\"purged\":1}\n");
+  EXPECT_NE(client->get("/api/admin/subscriptions").body.find("\"in_flight\":1,\"pending\":0"),
+            std::string::npos);
+  const HttpResponse acked =
+      client->post("/api/ack", R"({"subject":"jobs","id":")" + id + R"(","receipts":[")" +
+                                   receipt.str(1) + "\"]}");
+  EXPECT_EQ(acked.body, "{\"acked\":1,\"stale\":[],\"status\":\"ok\"}\n");
+  EXPECT_EQ(client->post("/api/fetch", fetch_body("jobs", id)).body,
+            "{\"id\":\"" + id + "\",\"messages\":[],\"subject\":\"jobs\"}\n");
+}
+
 TEST_F(Admin, PurgeRefusesWhatNamesNoTarget) {
   const auto refused = [this](std::string_view body, unsigned status, std::string_view message) {
     const HttpResponse response = client->post("/api/admin/purge", body);
