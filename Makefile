@@ -11,9 +11,10 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libgtest-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files; headless Chromium and the DevTools
-# client that drives it for the browser test (ctest -L browser).
+# client that drives it for the browser test (ctest -L browser); the JSON Schema validator of the
+# OpenAPI contract test (ctest -L openapi).
 TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev \
-                 chromium python3-websocket
+                 chromium python3-websocket python3-jsonschema
 FUZZ_SECONDS ?= 30
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
@@ -22,8 +23,10 @@ FUZZ_SECONDS ?= 30
 deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES)"
 
+# Node.js and npm run the OpenAPI linter; a node already installed (from elsewhere) is kept.
 test-deps:
 	@$(MAKE) --no-print-directory install-missing WANTED="$(PACKAGES) $(TEST_PACKAGES)"
+	@command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory install-missing WANTED="nodejs npm"
 
 install-missing:
 	@missing=$$(for p in $(WANTED); do \

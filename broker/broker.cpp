@@ -1,6 +1,7 @@
 #include "broker/broker.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -148,6 +149,53 @@ std::size_t Queue::expired(TimePoint now, std::chrono::milliseconds ttl) const {
   return expired;
 }
 
+template <typename Choose>
+QueueChange Queue::remove_if(Choose chosen, std::vector<std::uint64_t>& seqs) {
+  const std::size_t size = messages_.size();
+  std::vector<bool> kept(size);
+  QueueChange removed;
+  for (std::size_t i = 0; i < size; ++i) {
+    const Message& message = messages_[i];
+    kept[i] = !chosen(message, subject_at(i));
+    if (!kept[i]) {
+      seqs.push_back(message.seq());
+      ++removed.messages;
+      removed.bytes += message.size();
+    }
+  }
+  if (removed.messages == 0) {
+    return removed;
+  }
+  LazyDeque<Message> messages;
+  LazyDeque<SubjectRef> subjects;
+  for (std::size_t i = 0; i < size; ++i) {
+    if (kept[i]) {
+      messages.push_back(messages_[i]);
+      if (wildcard_) {
+        subjects.push_back(subjects_[i]);
+      }
+    }
+  }
+  // Each run keeps its stamp for the messages of it that stay, so none expires earlier or later.
+  LazyDeque<Stamp> stamps;
+  std::size_t index = 0;
+  stamps_.for_each_until([&](const Stamp& stamp) {
+    const auto first = kept.begin() + static_cast<std::ptrdiff_t>(index);
+    const auto staying = static_cast<std::size_t>(
+        std::count(first, first + static_cast<std::ptrdiff_t>(stamp.count), true));
+    index += stamp.count;
+    if (staying > 0) {
+      stamps.push_back(Stamp{stamp.published, staying});
+    }
+    return true;
+  });
+  messages_ = std::move(messages);
+  subjects_ = std::move(subjects);
+  stamps_ = std::move(stamps);
+  bytes_ -= removed.bytes;
+  return removed;
+}
+
 std::string_view name_of(DropReason reason) {
   switch (reason) {
     case DropReason::unsubscribe:
@@ -160,6 +208,8 @@ std::string_view name_of(DropReason reason) {
       return "queue_full";
     case DropReason::max_deliveries:
       return "max_deliveries";
+    case DropReason::purged:
+      return "purged";
     case DropReason::count:
       break;
   }
@@ -877,6 +927,179 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view subject, std::string_view
   return UnsubscribeStatus::ok;
 }
 
+namespace {
+
+// The admin calls' check of a pattern, in unsubscribe's order.
+AdminStatus check_pattern(std::string_view pattern, std::size_t max_length) {
+  if (pattern.size() > max_length) {
+    return AdminStatus::subject_too_long;
+  }
+  return is_valid_subject(pattern, SubjectUse::subscribe, max_length)
+             ? AdminStatus::ok
+             : AdminStatus::invalid_subject;
+}
+
+}  // namespace
+
+SubscriptionList Broker::list_subscriptions(std::string_view pattern, std::size_t limit) const {
+  SubscriptionList list;
+  list.status = check_pattern(pattern, limits_.max_subject_length);
+  if (list.status != AdminStatus::ok) {
+    return list;
+  }
+  std::vector<const Subscription*> within;
+  for (const auto& [id, subscription] : subscriptions_) {
+    if (pattern_within(subscription.subject, pattern)) {
+      within.push_back(&subscription);
+    }
+  }
+  const auto by_id = [](const Subscription* a, const Subscription* b) { return a->id < b->id; };
+  list.truncated = within.size() > limit;
+  if (list.truncated) {
+    std::partial_sort(within.begin(), within.begin() + static_cast<std::ptrdiff_t>(limit),
+                      within.end(), by_id);
+    within.resize(limit);
+  } else {
+    std::sort(within.begin(), within.end(), by_id);
+  }
+  const TimePoint now = clock_.now();
+  list.subscriptions.reserve(within.size());
+  for (const Subscription* subscription : within) {
+    const Queue& queue = *subscription->queue;
+    const std::uint64_t in_flight = queue.ack() != nullptr ? queue.ack()->outstanding : 0;
+    SubscriptionInfo& info = list.subscriptions.emplace_back();
+    info.id = subscription->id;
+    info.subject = subscription->subject;
+    info.group = subscription->group;
+    info.ack = queue.ack() != nullptr;
+    info.pending = queue.held() - in_flight;
+    info.in_flight = in_flight;
+    // A clock that went back reads as no idle time rather than as a wrapped one.
+    if (subscription->waiting == 0 && now > subscription->last_active) {
+      info.idle =
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - subscription->last_active);
+    }
+  }
+  return list;
+}
+
+UnsubscribeStatus Broker::unsubscribe(std::string_view id) {
+  const auto found = subscriptions_.find(id);
+  if (found == subscriptions_.end()) {
+    return UnsubscribeStatus::bad_id;
+  }
+  remove_subscription(found->second, DropReason::unsubscribe);
+  return UnsubscribeStatus::ok;
+}
+
+PurgeResult Broker::purge(std::string_view pattern) {
+  PurgeResult result;
+  result.status = check_pattern(pattern, limits_.max_subject_length);
+  if (result.status != AdminStatus::ok) {
+    return result;
+  }
+  const auto matched = [pattern](std::string_view subject) {
+    return pattern_within(subject, pattern);
+  };
+  for_each_queue([&](Queue& queue) {
+    const bool all = pattern_within(queue.topic().name, pattern);
+    // A queue of a literal subject holds only messages published to it.
+    if (all || queue.wildcard()) {
+      result.purged += purge_queue(queue, all, matched);
+    }
+  });
+  return result;
+}
+
+PurgeResult Broker::purge_subscription(std::string_view id) {
+  const auto found = subscriptions_.find(id);
+  if (found == subscriptions_.end()) {
+    return PurgeResult{AdminStatus::bad_id, 0};
+  }
+  return PurgeResult{AdminStatus::ok, purge_queue(*found->second.queue, true,
+                                                  [](std::string_view) { return true; })};
+}
+
+template <typename Choose>
+std::uint64_t Broker::purge_queue(Queue& queue, bool all, Choose chosen) {
+  seqs_.clear();
+  if (AckQueue* state = queue.ack(); state != nullptr) {
+    for (auto entry = state->again.begin(); entry != state->again.end();) {
+      if (!all && !chosen(queue.published_to(entry->second.subject))) {
+        ++entry;
+        continue;
+      }
+      seqs_.push_back(entry->first);
+      shrank(queue, QueueChange{1, entry->second.message.size()});
+      entry = state->again.erase(entry);
+    }
+  }
+  std::size_t dropped = 0;
+  if (all) {
+    dropped = queue.size();
+    drop_front(queue, dropped, DropReason::purged);
+  } else {
+    shrank(queue, queue.remove_if([&chosen](const Message& /*message*/,
+                                            std::string_view subject) { return chosen(subject); },
+                                  seqs_));
+  }
+  counters_.dropped[static_cast<std::size_t>(DropReason::purged)] += seqs_.size();
+  journal_purge(queue);
+  return dropped + seqs_.size();
+}
+
+void Broker::journal_purge(const Queue& queue) {
+  if (journal_ == nullptr || seqs_.empty()) {
+    return;
+  }
+  std::ranges::sort(seqs_);
+  Record record = queue_record(RecordType::purge, queue);
+  record.reason = static_cast<std::uint8_t>(DropReason::purged);
+  for (std::size_t first = 0; first < seqs_.size(); first += purge_record_seqs) {
+    record.numbers = std::span<const std::uint64_t>(seqs_).subspan(
+        first, std::min(purge_record_seqs, seqs_.size() - first));
+    journal_->append(record);
+  }
+}
+
+bool Broker::replay_purge(const Record& record) {
+  Queue* queue = find_queue(record);
+  const std::span<const std::uint64_t> seqs = record.numbers;
+  if (queue == nullptr || record.reason != static_cast<std::uint8_t>(DropReason::purged) ||
+      seqs.empty() || std::ranges::adjacent_find(seqs, std::greater_equal<>()) != seqs.end()) {
+    return false;
+  }
+  const auto named = [seqs](std::uint64_t seq) { return std::ranges::binary_search(seqs, seq); };
+  AckQueue* state = queue->ack();
+  std::size_t found = 0;
+  if (state != nullptr) {
+    found += static_cast<std::size_t>(std::ranges::count_if(
+        state->again, [&named](const auto& entry) { return named(entry.first); }));
+  }
+  queue->for_each_until([&](const Message& message) {
+    found += named(message.seq()) ? 1 : 0;
+    return true;
+  });
+  if (found != seqs.size()) {
+    return false;
+  }
+  if (state != nullptr) {
+    for (const std::uint64_t seq : seqs) {
+      if (const auto again = state->again.find(seq); again != state->again.end()) {
+        shrank(*queue, QueueChange{1, again->second.message.size()});
+        state->again.erase(again);
+      }
+    }
+  }
+  std::vector<std::uint64_t> removed;
+  shrank(*queue,
+         queue->remove_if([&named](const Message& message,
+                                   std::string_view /*subject*/) { return named(message.seq()); },
+                          removed));
+  counters_.dropped[static_cast<std::size_t>(DropReason::purged)] += seqs.size();
+  return true;
+}
+
 void Broker::remove_subscription(Subscription& subscription, DropReason reason) {
   wake_waiters_of(*subscription.queue, &subscription);
   Topic& topic = *subscription.topic;
@@ -1136,6 +1359,8 @@ bool Broker::replay(const Record& record) {
       return replay_answer(record);
     case RecordType::settle:
       return replay_settle(record);
+    case RecordType::purge:
+      return replay_purge(record);
     case RecordType::ack_state:
       return replay_ack_state(record);
     case RecordType::dedupe_state: {

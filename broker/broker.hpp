@@ -97,11 +97,12 @@ enum class DropReason : std::size_t {
   subscriber_ttl,
   unsubscribe,
   max_deliveries,  // nacked or timed out at max_deliveries, without a dead_letter subject
+  purged,          // by an operator (Broker::purge)
   count
 };
 inline constexpr DropReason drop_reasons_by_name[] = {
-    DropReason::max_deliveries, DropReason::message_ttl, DropReason::queue_full,
-    DropReason::subscriber_ttl, DropReason::unsubscribe};
+    DropReason::max_deliveries, DropReason::message_ttl,    DropReason::purged,
+    DropReason::queue_full,     DropReason::subscriber_ttl, DropReason::unsubscribe};
 static_assert(std::size(drop_reasons_by_name) == static_cast<std::size_t>(DropReason::count));
 std::string_view name_of(DropReason reason);
 
@@ -147,6 +148,34 @@ struct Fetched {
 
   [[nodiscard]] bool empty() const noexcept { return messages.empty() && deliveries.empty(); }
   [[nodiscard]] std::size_t size() const noexcept { return messages.size() + deliveries.size(); }
+};
+
+// One subscription as the admin listing shows it. `pending` counts its queue's messages waiting
+// to be handed out (a group's queue for a grouped one), `in_flight` those delivered and not yet
+// answered (ack mode). `idle` is the time since its last fetch or stream activity; zero while a
+// fetch waits on it.
+struct SubscriptionInfo {
+  std::string id;
+  std::string subject;
+  std::string group;  // empty when ungrouped
+  bool ack = false;
+  std::uint64_t pending = 0;
+  std::uint64_t in_flight = 0;
+  std::chrono::milliseconds idle{0};
+};
+
+// The admin calls' statuses: a pattern that is no valid subscribe subject, or an unknown id.
+enum class AdminStatus { ok, invalid_subject, subject_too_long, bad_id };
+
+struct SubscriptionList {
+  AdminStatus status = AdminStatus::ok;
+  std::vector<SubscriptionInfo> subscriptions;  // sorted by id
+  bool truncated = false;                       // more subscriptions lie within the pattern
+};
+
+struct PurgeResult {
+  AdminStatus status = AdminStatus::ok;
+  std::uint64_t purged = 0;
 };
 
 struct Subscription;
@@ -327,6 +356,11 @@ class Queue {
       return true;
     });
   }
+  // Removes the messages `chosen(message, subject)` returns true for, `subject` being the one the
+  // message was published to; the others keep their order and publish stamps. The removed ones'
+  // seqs are appended to `seqs`, rising.
+  template <typename Choose>
+  QueueChange remove_if(Choose chosen, std::vector<std::uint64_t>& seqs);
   // The message `index` places from the oldest; index < size().
   [[nodiscard]] const Message& at(std::size_t index) const { return messages_[index]; }
   // Visits the messages oldest first while `function` returns true.
@@ -490,6 +524,21 @@ class Broker {
 
   UnsubscribeStatus unsubscribe(std::string_view subject, std::string_view id);
 
+  // Operators' calls (the admin endpoints). Each takes a subject pattern or an id, whoever made
+  // the subscription.
+  // The subscriptions whose pattern lies within `pattern` (pattern_within), the `limit` lowest
+  // ids of them, sorted by id.
+  [[nodiscard]] SubscriptionList list_subscriptions(std::string_view pattern,
+                                                    std::size_t limit) const;
+  // Removes the subscription as unsubscribe does, knowing only its id.
+  UnsubscribeStatus unsubscribe(std::string_view id);
+  // Drops, from every queue, the pending messages (never delivered, or pending again after a
+  // delivery) published to a subject `pattern` matches; in-flight ones stay. Counted and
+  // journaled as drops for DropReason::purged.
+  PurgeResult purge(std::string_view pattern);
+  // The same for every pending message of the queue of subscription `id`.
+  PurgeResult purge_subscription(std::string_view id);
+
   // Drops messages older than message-ttl and removes subscriptions idle for subscriber-ttl.
   void expire();
 
@@ -601,6 +650,13 @@ class Broker {
                              std::span<const std::string_view> msg_ids,
                              std::optional<TimePoint> at);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
+  // Purges the queue's pending messages `chosen(subject)` returns true for, by the subject each
+  // was published to; `all` when every one is chosen. Returns how many.
+  template <typename Choose>
+  std::uint64_t purge_queue(Queue& queue, bool all, Choose chosen);
+  // Journals the purge of `seqs_` from the queue, in records of at most purge_record_seqs.
+  void journal_purge(const Queue& queue);
+  bool replay_purge(const Record& record);
   void drop_expired_messages(Queue& queue, TimePoint now);
   void serve_waiters(Queue& queue);
   template <typename Function>

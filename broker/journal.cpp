@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <limits>
 
 #include "broker/broker.hpp"
@@ -168,6 +169,7 @@ Shape shape_of(RecordType type) {
     case RecordType::extend:
       return {.naming = Naming::subscription, .time = true, .numbers = true};
     case RecordType::settle:
+    case RecordType::purge:
       return {.naming = Naming::queue, .reason = true, .subject = true, .numbers = true};
     case RecordType::publish_ids:
       return {.time = true,
@@ -229,6 +231,12 @@ bool valid_numbers(const Record& record) {
            std::ranges::all_of(record.numbers, [](std::uint64_t deliveries) {
              return deliveries >= 1 && deliveries <= std::numeric_limits<std::uint32_t>::max();
            });
+  }
+  if (record.type == RecordType::purge &&
+      (record.numbers.empty() || record.numbers.size() > purge_record_seqs ||
+       std::ranges::adjacent_find(record.numbers, std::greater_equal<>()) !=
+           record.numbers.end())) {
+    return false;
   }
   return (record.type != RecordType::settle || !record.numbers.empty()) &&
          std::ranges::all_of(record.numbers,
@@ -347,7 +355,7 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
   std::uint8_t flags = 0;
   std::uint64_t count = 0;
   if (!reader.get_byte(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
-      type > static_cast<std::uint8_t>(RecordType::dedupe_state) ||
+      type > static_cast<std::uint8_t>(RecordType::purge) ||
       (type == static_cast<std::uint8_t>(RecordType::checkpoint) &&
        (!reader.get_byte(format) || format != log_format)) ||
       !reader.get_byte(flags) || !reader.get_time(record.time) || !reader.get_varint(record.seq) ||

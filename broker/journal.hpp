@@ -45,7 +45,12 @@ enum class RecordType : std::uint8_t {
   ack_state = 16,     // the queue; messages: delivered ones, each with its seq; numbers: their
                       // delivery counts; published: as queue_state
   dedupe_state = 17,  // subject; time: when its msg_ids were published there
+  purge = 18,         // the queue, named as by drop; reason: purged; numbers: the seqs of the
+                      // pending messages an operator purged from it, rising
 };
+
+// A purge record names at most this many seqs: a large purge is written as several records.
+inline constexpr std::size_t purge_record_seqs = 65536;
 
 // A queue_state record holds at most this many messages, and more than this many message bytes
 // only when it holds a single message: a long queue is written as several records.
@@ -113,7 +118,8 @@ class JournalSink {
 
 // The version of the encoding below, written in every checkpoint record (and so at the start of
 // every log file); version 1 wrote fixed-width fields and no version.
-// Version 2 had no ack-mode records and no published subject in queue_state.
+// Version 2 had no ack-mode records and no published subject in queue_state. Version 3 logs
+// written before purge records existed read the same: the type only adds to them.
 inline constexpr std::uint8_t log_format = 3;
 
 // Appends the record's bytes: its type (one byte); for a checkpoint, log_format (one byte); the

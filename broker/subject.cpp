@@ -35,4 +35,25 @@ bool is_valid_group(std::string_view group, std::size_t max_length) noexcept {
          group.find('.') == std::string_view::npos && !is_wildcard(group);
 }
 
+bool pattern_within(std::string_view inner, std::string_view outer) noexcept {
+  while (true) {
+    const std::size_t inner_dot = inner.find('.');
+    const std::size_t outer_dot = outer.find('.');
+    const std::string_view inner_token = inner.substr(0, inner_dot);
+    const std::string_view outer_token = outer.substr(0, outer_dot);
+    if (outer_token == kTrailingWildcard) {
+      return true;  // `inner` has at least this token left, and `>` takes one or more
+    }
+    if (inner_token == kTrailingWildcard ||
+        (outer_token != kSingleTokenWildcard && inner_token != outer_token)) {
+      return false;  // `inner` matches a subject `outer` does not, or none `outer` does
+    }
+    if (inner_dot == std::string_view::npos || outer_dot == std::string_view::npos) {
+      return inner_dot == outer_dot;
+    }
+    inner.remove_prefix(inner_dot + 1);
+    outer.remove_prefix(outer_dot + 1);
+  }
+}
+
 }  // namespace gophermq::broker

@@ -18,6 +18,10 @@ inline constexpr std::string_view kTrailingWildcard = ">";
 // A queue group name is a single literal token.
 [[nodiscard]] bool is_valid_group(std::string_view group, std::size_t max_length) noexcept;
 
+// Whether every subject `inner` matches is also matched by `outer`; both valid subscribe patterns
+// (a literal subject is a pattern that matches itself, so this is also whether `outer` matches it).
+[[nodiscard]] bool pattern_within(std::string_view inner, std::string_view outer) noexcept;
+
 // Calls visit(token) for each `.`-separated token, in order.
 template <typename Visitor>
 void for_each_token(std::string_view subject, Visitor&& visit) {

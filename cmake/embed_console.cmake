@@ -2,12 +2,18 @@
 # its web console from the binary alone. Run at build time (cmake -P) by the gophermq_runtime
 # target whenever a console file changes.
 #
-# In: CONSOLE_DIR (the console/ directory), OUTPUT (the .cpp to write).
+# In: CONSOLE_DIR (the console/ directory), OUTPUT (the .cpp to write), EXTRA_FILES (optional:
+# more files, by full path, served the same way, such as docs/openapi.yaml).
 # index.html is served at "/", every other file at "/<name>". Each gets a strong ETag from its
 # SHA-256, so a browser revalidates with If-None-Match and a new binary changes it.
 
 file(GLOB files RELATIVE "${CONSOLE_DIR}" "${CONSOLE_DIR}/*")
 list(SORT files)
+set(sources "")
+foreach(name IN LISTS files)
+  list(APPEND sources "${CONSOLE_DIR}/${name}")
+endforeach()
+list(APPEND sources ${EXTRA_FILES})
 
 set(line_of_bytes "")
 foreach(byte RANGE 1 16)
@@ -17,7 +23,8 @@ endforeach()
 set(arrays "")
 set(entries "")
 set(index 0)
-foreach(name IN LISTS files)
+foreach(source IN LISTS sources)
+  get_filename_component(name "${source}" NAME)
   if(name MATCHES "\\.html$")
     set(type "text/html; charset=utf-8")
   elseif(name MATCHES "\\.css$")
@@ -26,20 +33,22 @@ foreach(name IN LISTS files)
     set(type "text/javascript; charset=utf-8")
   elseif(name MATCHES "\\.svg$")
     set(type "image/svg+xml")
+  elseif(name MATCHES "\\.yaml$")
+    set(type "application/yaml")
   else()
-    message(FATAL_ERROR "console/${name}: no content type for this kind of file; add one to ${CMAKE_CURRENT_LIST_FILE}")
+    message(FATAL_ERROR "${source}: no content type for this kind of file; add one to ${CMAKE_CURRENT_LIST_FILE}")
   endif()
   if(name STREQUAL "index.html")
     set(path "/")
   else()
     set(path "/${name}")
   endif()
-  file(READ "${CONSOLE_DIR}/${name}" hex HEX)
-  file(SHA256 "${CONSOLE_DIR}/${name}" digest)
+  file(READ "${source}" hex HEX)
+  file(SHA256 "${source}" digest)
   string(SUBSTRING "${digest}" 0 32 digest)
   string(LENGTH "${hex}" hex_length)
   if(hex_length EQUAL 0)
-    message(FATAL_ERROR "console/${name} is empty")
+    message(FATAL_ERROR "${source} is empty")
   endif()
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," bytes "${hex}")
   # Sixteen bytes a line, so the generated source stays readable (CMake's regex has no {n}).

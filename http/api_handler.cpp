@@ -136,15 +136,19 @@ const Refusal* refusal_in(const Answer<Status> (&answers)[Size], Status status) 
 
 constexpr std::size_t kDefaultStatsRows = 100;
 constexpr std::size_t kMaxStatsRows = 1000;
+// GET /api/admin/subscriptions: an answer never grows without bound.
+constexpr std::size_t kDefaultAdminRows = 1000;
+constexpr std::size_t kMaxAdminRows = 10000;
 
-// `limit` from the query string of GET /api/stats: 0..kMaxStatsRows, default kDefaultStatsRows.
-std::optional<std::size_t> stats_limit(std::string_view target) {
+// `limit` from the query string of a GET: 0..`most`, `fallback` when absent.
+std::optional<std::size_t> query_limit(std::string_view target, std::size_t fallback,
+                                       std::size_t most) {
   const auto query_start = target.find('?');
   if (query_start == std::string_view::npos) {
-    return kDefaultStatsRows;
+    return fallback;
   }
   std::string_view query = target.substr(query_start + 1);
-  std::optional<std::size_t> limit = kDefaultStatsRows;
+  std::optional<std::size_t> limit = fallback;
   while (!query.empty()) {
     const auto end = query.find('&');
     const std::string_view pair = query.substr(0, end);
@@ -156,13 +160,23 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
     std::size_t value = 0;
     const auto [rest, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
     if (digits.empty() || error != std::errc{} || rest != digits.data() + digits.size() ||
-        value > kMaxStatsRows) {
+        value > most) {
       return std::nullopt;
     }
     limit = value;
   }
   return limit;
 }
+
+// `limit` of GET /api/stats: 0..kMaxStatsRows, default kDefaultStatsRows.
+std::optional<std::size_t> stats_limit(std::string_view target) {
+  return query_limit(target, kDefaultStatsRows, kMaxStatsRows);
+}
+
+constexpr Answer<broker::AdminStatus> kAdminAnswers[] = {
+    {broker::AdminStatus::ok, nullptr},
+    {broker::AdminStatus::bad_id, &kBadId},
+};
 
 }  // namespace
 
@@ -187,6 +201,9 @@ const ApiHandler::Route ApiHandler::kRoutes[] = {
     {"/ready", verb::get, "GET, HEAD", &ApiHandler::ready},
     {"/api/stream", verb::get, "GET, HEAD", &ApiHandler::stream},
     {"/api/ws", verb::get, "GET", &ApiHandler::ws},
+    {"/api/admin/subscriptions", verb::get, "GET, HEAD", &ApiHandler::admin_subscriptions},
+    {"/api/admin/unsubscribe", verb::post, "POST", &ApiHandler::admin_unsubscribe},
+    {"/api/admin/purge", verb::post, "POST", &ApiHandler::admin_purge},
 };
 
 std::vector<std::string> ApiHandler::route_labels() {
@@ -239,7 +256,8 @@ std::size_t ApiHandler::route_index(const Route* route) {
 asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
   const auto started = std::chrono::steady_clock::now();
   const Route* route = find_route(request.target());
-  if (route == nullptr && console_) {
+  // The OpenAPI description is embedded with the console's files, and served without it too.
+  if (route == nullptr && (console_ || path_of(request.target()) == "/openapi.yaml")) {
     if (const ConsoleAsset* asset = find_console_asset(path_of(request.target()));
         asset != nullptr) {
       Response response = serve_console(request, *asset);
@@ -435,6 +453,53 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
     co_return refuse(*refused);
   }
   co_return json_response(status::ok, encode_status_ok());
+}
+
+asio::awaitable<Response> ApiHandler::admin_subscriptions(const Request& request,
+                                                          Client& /*client*/) {
+  const auto query = parse_stream_query(request.target());
+  if (!query) {
+    co_return refuse(kInvalidQuery);
+  }
+  const auto limit = query_limit(request.target(), kDefaultAdminRows, kMaxAdminRows);
+  if (!limit) {
+    co_return refuse(kInvalidLimit);
+  }
+  const broker::SubscriptionList list = co_await service_.list_subscriptions(
+      query->subject.value_or(std::string(broker::kTrailingWildcard)), *limit);
+  if (const Refusal* refused = refusal_in(kAdminAnswers, list.status); refused != nullptr) {
+    co_return refuse(*refused);
+  }
+  co_return json_response(status::ok, encode_subscription_list(list));
+}
+
+asio::awaitable<Response> ApiHandler::admin_unsubscribe(const Request& request,
+                                                        Client& /*client*/) {
+  const auto body = decode_admin(request.body());
+  if (!body) {
+    co_return refuse(kInvalidBody);
+  }
+  // A missing id names no subscription, as on /api/unsubscribe.
+  const auto result = co_await service_.remove_subscription(body->id.value_or(std::string()));
+  if (const Refusal* refused = refusal_in(kUnsubscribeAnswers, result); refused != nullptr) {
+    co_return refuse(*refused);
+  }
+  co_return json_response(status::ok, encode_status_ok());
+}
+
+asio::awaitable<Response> ApiHandler::admin_purge(const Request& request, Client& /*client*/) {
+  const auto body = decode_admin(request.body());
+  // One purge names one target: a subject pattern or a subscription.
+  if (!body || (body->subject && body->id)) {
+    co_return refuse(kInvalidBody);
+  }
+  const broker::PurgeResult result =
+      body->id ? co_await service_.purge_subscription(*body->id)
+               : co_await service_.purge(body->subject.value_or(std::string()));
+  if (const Refusal* refused = refusal_in(kAdminAnswers, result.status); refused != nullptr) {
+    co_return refuse(*refused);
+  }
+  co_return json_response(status::ok, encode_purged(result.purged));
 }
 
 asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*client*/) {

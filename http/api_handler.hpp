@@ -68,6 +68,10 @@ class ApiHandler final : public RequestHandler {
                                                    const Request& request);
   boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
   boost::asio::awaitable<Response> stats(const Request& request, Client& client);
+  // The operator's endpoints (docs/api.md, Admin).
+  boost::asio::awaitable<Response> admin_subscriptions(const Request& request, Client& client);
+  boost::asio::awaitable<Response> admin_unsubscribe(const Request& request, Client& client);
+  boost::asio::awaitable<Response> admin_purge(const Request& request, Client& client);
   boost::asio::awaitable<Response> ready(const Request& request, Client& client);
   boost::asio::awaitable<Response> stream(const Request& request, Client& client);
   boost::asio::awaitable<Response> ws(const Request& request, Client& client);

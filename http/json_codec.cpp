@@ -461,6 +461,23 @@ std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body) {
   return decode_subject_and_id(ParsedObject(body));
 }
 
+std::optional<AdminRequest> decode_admin(std::string_view body) {
+  const ParsedObject parsed(body);
+  if (!parsed.valid()) {
+    return std::nullopt;
+  }
+  AdminRequest request;
+  for (auto [key, field] : {std::pair{"subject", &request.subject}, std::pair{"id", &request.id}}) {
+    if (const json::value* value = parsed.field(key); value != nullptr) {
+      if (!value->is_string()) {
+        return std::nullopt;
+      }
+      *field = std::string(value->get_string());
+    }
+  }
+  return request;
+}
+
 std::optional<ReceiptsRequest> decode_receipts(std::string_view body, bool delay) {
   const ParsedObject parsed(body);
   const auto subject_and_id = decode_subject_and_id(parsed);
@@ -700,6 +717,44 @@ std::string encode_fetched(broker::FetchedMessages&& messages, std::string_view 
     json.string(messages.front().data());
   }
   json.end_array().key("id").string(id).key("subject").string(subject).end_object();
+  return std::move(json).finish();
+}
+
+std::string encode_subscription_list(const broker::SubscriptionList& list) {
+  // About 150 bytes a row besides its strings.
+  std::size_t size = 64;
+  for (const broker::SubscriptionInfo& row : list.subscriptions) {
+    size += 150 + row.id.size() + row.subject.size() + row.group.size();
+  }
+  JsonWriter json(size);
+  json.begin_object().key("subscriptions").begin_array();
+  for (const broker::SubscriptionInfo& row : list.subscriptions) {
+    json.begin_object();
+    if (row.ack) {
+      json.key("ack").boolean(true);
+    }
+    if (!row.group.empty()) {
+      json.key("group").string(row.group);
+    }
+    json.key("id")
+        .string(row.id)
+        .key("idle_ms")
+        .number(static_cast<std::uint64_t>(row.idle.count()))
+        .key("in_flight")
+        .number(row.in_flight)
+        .key("pending")
+        .number(row.pending)
+        .key("subject")
+        .string(row.subject)
+        .end_object();
+  }
+  json.end_array().key("truncated").boolean(list.truncated).end_object();
+  return std::move(json).finish();
+}
+
+std::string encode_purged(std::uint64_t purged) {
+  JsonWriter json(24);
+  json.begin_object().key("purged").number(purged).end_object();
   return std::move(json).finish();
 }
 

@@ -68,6 +68,12 @@ struct SubscriptionRequest {
   std::string id;
 };
 
+// The admin calls' bodies: a subject pattern, an id, or (purge) either; nullopt for an absent one.
+struct AdminRequest {
+  std::optional<std::string> subject;
+  std::optional<std::string> id;
+};
+
 std::optional<SubscribeRequest> decode_subscribe(std::string_view body);
 std::optional<PublishRequest> decode_publish(std::string_view body);
 std::optional<PublishRequest> decode_publish_batch(std::string_view body);
@@ -75,6 +81,7 @@ std::optional<FetchRequest> decode_fetch(std::string_view body);
 std::optional<SubscriptionRequest> decode_unsubscribe(std::string_view body);
 // `delay` allows delay_ms (nack).
 std::optional<ReceiptsRequest> decode_receipts(std::string_view body, bool delay);
+std::optional<AdminRequest> decode_admin(std::string_view body);
 
 // Response bodies: compact JSON with keys in lexicographic order and one trailing newline, escaped
 // exactly as Go's encoding/json does it (HTML-safe), so clients of the original that compare bytes
@@ -145,6 +152,10 @@ std::string encode_batch_published(std::size_t count, std::size_t duplicates);
 // The answer to ack, nack or extend; `verb` is acked, nacked or extended.
 std::string encode_receipts_answer(std::string_view verb, std::size_t applied,
                                    const std::vector<std::string>& stale);
+// GET /api/admin/subscriptions: "ack" only in ack mode, "group" only when grouped.
+std::string encode_subscription_list(const broker::SubscriptionList& list);
+// POST /api/admin/purge.
+std::string encode_purged(std::uint64_t purged);
 // GET /api/stats. Drop reasons are listed by name.
 std::string encode_stats(const broker::Totals& totals,
                          const std::vector<broker::SubjectStats>& subjects,

@@ -500,6 +500,26 @@ asio::awaitable<broker::UnsubscribeStatus> BrokerService::unsubscribe(const std:
       true, [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
 }
 
+asio::awaitable<broker::SubscriptionList> BrokerService::list_subscriptions(
+    const std::string& pattern, std::size_t limit) {
+  return on_broker(false, [this, &pattern = pattern, limit] {
+    return broker_.list_subscriptions(pattern, limit);
+  });
+}
+
+asio::awaitable<broker::UnsubscribeStatus> BrokerService::remove_subscription(
+    const std::string& id) {
+  return on_broker(true, [this, &id = id] { return broker_.unsubscribe(id); });
+}
+
+asio::awaitable<broker::PurgeResult> BrokerService::purge(const std::string& pattern) {
+  return on_broker(true, [this, &pattern = pattern] { return broker_.purge(pattern); });
+}
+
+asio::awaitable<broker::PurgeResult> BrokerService::purge_subscription(const std::string& id) {
+  return on_broker(true, [this, &id = id] { return broker_.purge_subscription(id); });
+}
+
 asio::awaitable<ServiceSnapshot> BrokerService::snapshot(std::size_t top_subjects) {
   return on_broker(false, [this, top_subjects] {
     ServiceSnapshot snapshot;

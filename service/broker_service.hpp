@@ -138,6 +138,13 @@ class BrokerService {
       std::chrono::milliseconds wait = std::chrono::milliseconds(0), bool meta = false);
   boost::asio::awaitable<broker::UnsubscribeStatus> unsubscribe(const std::string& subject,
                                                                 const std::string& id);
+  // The admin calls (Broker::list_subscriptions, unsubscribe by id, purge, purge_subscription).
+  // Removals are answered once their records are on disk, as unsubscribe's are.
+  boost::asio::awaitable<broker::SubscriptionList> list_subscriptions(const std::string& pattern,
+                                                                      std::size_t limit);
+  boost::asio::awaitable<broker::UnsubscribeStatus> remove_subscription(const std::string& id);
+  boost::asio::awaitable<broker::PurgeResult> purge(const std::string& pattern);
+  boost::asio::awaitable<broker::PurgeResult> purge_subscription(const std::string& id);
   // Totals, and the `top_subjects` subjects with the most pending messages.
   boost::asio::awaitable<ServiceSnapshot> snapshot(std::size_t top_subjects = 0);
 

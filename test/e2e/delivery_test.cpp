@@ -156,7 +156,7 @@ TEST_F(Delivery, StatsShowTotalsAndTheBusiestSubjects) {
       R"(\{"groups":0,"in_flight":0,"pending_bytes":0,"pending_messages":0,"subject":"quiet",)"
       R"("subscriptions":1\}\],)"
       R"("totals":\{"delivered_messages":0,)"
-      R"("dropped_messages":\{"max_deliveries":0,"message_ttl":0,"queue_full":0,"subscriber_ttl":0,)"
+      R"("dropped_messages":\{"max_deliveries":0,"message_ttl":0,"purged":0,"queue_full":0,"subscriber_ttl":0,)"
       R"("unsubscribe":0\},"in_flight":0,)"
       R"("pending_bytes":6,"pending_messages":4,"published_messages":2,"subjects":2,)"
       R"("subscriptions":3,"waiting_fetches":0\},"uptime_seconds":\d+\}\n)");

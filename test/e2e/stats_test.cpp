@@ -118,8 +118,8 @@ TEST(Stats, ManySubjectsAreRankedByPendingThenNameWithTotalsInStep) {
   EXPECT_EQ(most.substr(0, rows(subjects, 1000).size()), rows(subjects, 1000));
   const std::string totals =
       "\"totals\":{\"delivered_messages\":" + std::to_string(delivered) +
-      ",\"dropped_messages\":{\"max_deliveries\":0,\"message_ttl\":0,\"queue_full\":0,\"subscriber_"
-      "ttl\":0,"
+      ",\"dropped_messages\":{\"max_deliveries\":0,\"message_ttl\":0,\"purged\":0,"
+      "\"queue_full\":0,\"subscriber_ttl\":0,"
       "\"unsubscribe\":" +
       std::to_string(dropped) + "},\"in_flight\":0,\"pending_bytes\":" + std::to_string(pending) +
       ",\"pending_messages\":" + std::to_string(pending) +

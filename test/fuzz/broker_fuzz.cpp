@@ -478,6 +478,26 @@ class Model {
     leave(queue, DropReason::unsubscribe);
   }
 
+  // An operator's purge of a subscription's queue (Broker::purge_subscription): what waits to be
+  // handed out goes, what is in flight (nacked with a delay included) stays.
+  void purge(Input& in) {
+    if (subscriptions_.empty()) {
+      return;
+    }
+    const ModelSubscription& subscription = subscriptions_[in.next(subscriptions_.size())];
+    const PurgeResult result = broker_.purge_subscription(subscription.id);
+    if (!subscription.alive) {
+      check(result.status == AdminStatus::bad_id, "purge bad id");
+      return;
+    }
+    ModelQueue& queue = *subscription.queue;
+    const std::size_t pending = queue.messages.size() + queue.again.size();
+    check(result.status == AdminStatus::ok && result.purged == pending, "purge count");
+    dropped_[static_cast<std::size_t>(DropReason::purged)] += pending;
+    queue.messages.clear();
+    queue.again.clear();
+  }
+
   void advance(Input& in) { clock_.advance(kSteps[in.next(std::size(kSteps))]); }
 
   // ack, nack (now or after a delay) or extend, of receipts handed out lately or made up.
@@ -794,7 +814,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Input in(data, size);
   Model model(limits_from(in));
   while (!in.done()) {
-    switch (in.next(10)) {
+    switch (in.next(11)) {
       case 0:
         model.subscribe(in);
         break;
@@ -822,8 +842,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 8:
         model.expire_deliveries();
         break;
-      default:
+      case 9:
         model.unsubscribe(in);
+        break;
+      default:
+        model.purge(in);
         break;
     }
     model.check_totals();

@@ -144,7 +144,7 @@ TEST(JsonEncoding, StatsListRowsTotalsAndEveryDropReason) {
             R"("subject":"a\"b","subscriptions":2},{"groups":0,"in_flight":0,"pending_bytes":0,)"
             R"("pending_messages":0,"subject":"c","subscriptions":0}],"totals":{)"
             R"("delivered_messages":4,"dropped_messages":{"max_deliveries":6,"message_ttl":0,)"
-            R"("queue_full":3,"subscriber_ttl":0,"unsubscribe":0},"in_flight":1,)"
+            R"("purged":0,"queue_full":3,"subscriber_ttl":0,"unsubscribe":0},"in_flight":1,)"
             R"("pending_bytes":2,"pending_messages":1,"published_messages":5,)"
             R"("subjects":1,"subscriptions":2,"waiting_fetches":1},"uptime_seconds":9})"
             "\n");
