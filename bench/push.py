@@ -26,12 +26,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from broker_process import BrokerProcess  # noqa: E402
-
-
-def cpu_list(name, default):
-    text = os.environ.get(name)
-    return {int(cpu) for cpu in text.split(",")} if text else default
+from broker_process import PinnedCpus  # noqa: E402
 
 
 def main():
@@ -46,27 +41,19 @@ def main():
     cases = [("sse-1", "sse", 1), (f"sse-{wide}", "sse", wide), ("ws-1", "ws", 1)]
     if only := os.environ.get("CASES"):
         cases = [case for case in cases if case[0] in only.split(",")]
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        sys.exit("push.py needs at least 2 CPUs: the broker and its client must not share one")
-    half = len(cpus) // 2
-    server_cpus = cpu_list("SERVER_CPUS", set(cpus[:half]))
-    client_cpus = cpu_list("CLIENT_CPUS", set(cpus[half:]))
+    cpus = PinnedCpus("push.py")
+    server_cpus, client_cpus = cpus.server, cpus.client
 
     def run_case(name, mode, streams):
-        os.sched_setaffinity(0, server_cpus)
-        try:
-            broker = BrokerProcess(os.path.join(build, "gophermq"), [
-                f"--broker.max-connections={streams + 100}",
-                "--broker.max-pending=100000000", "--broker.max-pending-bytes=17179869184"])
-        finally:
-            os.sched_setaffinity(0, set(cpus))
+        broker = cpus.start_broker(os.path.join(build, "gophermq"), [
+            f"--broker.max-connections={streams + 100}",
+            "--broker.max-pending=100000000", "--broker.max-pending-bytes=17179869184"])
         try:
             completed = subprocess.run(
-                ["taskset", "-c", ",".join(map(str, sorted(client_cpus))),
-                 os.path.join(build, "bench", "gophermq_push_bench"), "--port",
-                 str(broker.ports["api"]), "--mode", mode, "--streams", str(streams),
-                 *[arg for name, value in settings.items() for arg in (f"--{name}", value)]],
+                cpus.client_command(
+                    os.path.join(build, "bench", "gophermq_push_bench"), "--port",
+                    str(broker.ports["api"]), "--mode", mode, "--streams", str(streams),
+                    *[arg for name, value in settings.items() for arg in (f"--{name}", value)]),
                 capture_output=True, text=True, timeout=120)
         finally:
             status = broker.stop()
