@@ -28,15 +28,10 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from broker_process import BrokerProcess  # noqa: E402
+from broker_process import PinnedCpus  # noqa: E402
 
 CASES = [("plain", None, []), ("ack", None, ["--ack"]),
          ("plain-always", "always", []), ("ack-always", "always", ["--ack"])]
-
-
-def cpu_list(name, default):
-    text = os.environ.get(name)
-    return {int(cpu) for cpu in text.split(",")} if text else default
 
 
 def main():
@@ -48,12 +43,8 @@ def main():
     publishers = os.environ.get("PUBLISHERS", "4")
     consumers = os.environ.get("CONSUMERS", "4")
     fetch_max = os.environ.get("MAX", "10")
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        sys.exit("ack.py needs at least 2 CPUs: the broker and its client must not share one")
-    half = len(cpus) // 2
-    server_cpus = cpu_list("SERVER_CPUS", set(cpus[:half]))
-    client_cpus = cpu_list("CLIENT_CPUS", set(cpus[half:]))
+    cpus = PinnedCpus("ack.py")
+    server_cpus, client_cpus = cpus.server, cpus.client
     storage_root = tempfile.mkdtemp(prefix="gophermq-ack-bench-",
                                     dir=os.environ.get("STORAGE_PARENT", "/var/tmp"))
     file_system = subprocess.run(["df", "--output=fstype", storage_root], capture_output=True,
@@ -68,19 +59,14 @@ def main():
             extra += [f"--storage.dir={storage_root}/{name}-{round_}", f"--storage.fsync={fsync}"]
         # What the previous case left dirty is written now, not during this case's fdatasyncs.
         os.sync()
-        # The broker inherits the mask, so it sizes its threads from the server CPUs.
-        os.sched_setaffinity(0, server_cpus)
-        try:
-            broker = BrokerProcess(os.path.join(build, "gophermq"), extra)
-        finally:
-            os.sched_setaffinity(0, set(cpus))
+        broker = cpus.start_broker(os.path.join(build, "gophermq"), extra)
         try:
             out = subprocess.run(
-                ["taskset", "-c", ",".join(map(str, sorted(client_cpus))),
-                 os.path.join(build, "bench", "gophermq-bench"), "--port",
-                 str(broker.ports["api"]), "--mode", "consume", "--connections", publishers,
-                 "--subscribers", consumers, "--max", fetch_max, "--threads",
-                 str(len(client_cpus)), "--duration", duration, "--json", *options],
+                cpus.client_command(
+                    os.path.join(build, "bench", "gophermq-bench"), "--port",
+                    str(broker.ports["api"]), "--mode", "consume", "--connections", publishers,
+                    "--subscribers", consumers, "--max", fetch_max, "--threads",
+                    str(len(client_cpus)), "--duration", duration, "--json", *options),
                 capture_output=True, text=True).stdout
         finally:
             broker.stop()

@@ -1,9 +1,42 @@
 """The broker as a child process for the bench scripts: on loopback, its ports picked by the kernel
 and read back from its log."""
+import os
 import re
 import signal
 import subprocess
 import threading
+
+
+class PinnedCpus:
+    """The CPUs a bench gives the broker and its client, apart: the first half of this process's
+    CPUs and the rest, or SERVER_CPUS and CLIENT_CPUS (comma-separated CPU numbers)."""
+
+    def __init__(self, script):
+        self.all = sorted(os.sched_getaffinity(0))
+        if len(self.all) < 2:
+            raise SystemExit(f"{script} needs at least 2 CPUs: the broker and its client must "
+                             "not share one")
+        half = len(self.all) // 2
+        self.server = self._from_environment("SERVER_CPUS", set(self.all[:half]))
+        self.client = self._from_environment("CLIENT_CPUS", set(self.all[half:]))
+
+    @staticmethod
+    def _from_environment(name, default):
+        text = os.environ.get(name)
+        return {int(cpu) for cpu in text.split(",")} if text else default
+
+    def start_broker(self, binary, extra):
+        """The broker on the server CPUs; it inherits the mask, so it sizes its threads from
+        them."""
+        os.sched_setaffinity(0, self.server)
+        try:
+            return BrokerProcess(binary, extra)
+        finally:
+            os.sched_setaffinity(0, set(self.all))
+
+    def client_command(self, *command):
+        """`command` run on the client CPUs."""
+        return ["taskset", "-c", ",".join(map(str, sorted(self.client))), *command]
 
 
 class BrokerProcess:

@@ -227,8 +227,8 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
 }
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
-                                  std::optional<std::string_view> group,
-                                  const AckOptions& options) {
+                                  std::optional<std::string_view> group, const AckOptions& options,
+                                  bool ephemeral) {
   if (subject.size() > limits_.max_subject_length) {
     return SubscribeStatus::subject_too_long;
   }
@@ -264,6 +264,7 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
     return SubscribeStatus::too_many_subscriptions;
   }
   Subscription& added = add_subscription(id, subject, group, clock_.now());
+  added.ephemeral = ephemeral;
   if (existing == nullptr) {
     added.queue->set_ack_options(options);
   }
@@ -287,6 +288,7 @@ Record Broker::subscribe_record(const Subscription& subscription) {
   Record record;
   record.type = RecordType::subscribe;
   record.grouped = !subscription.own_queue;
+  record.ephemeral = subscription.ephemeral;
   record.time = to_record_time(subscription.last_active);
   record.subject = subscription.subject;
   record.id = subscription.id;
@@ -1233,6 +1235,15 @@ void Broker::journal_answer(RecordType type, const Subscription& subscription) {
 }
 
 void Broker::recovered() {
+  std::vector<std::string_view> ephemeral;
+  for (const auto& [id, subscription] : subscriptions_) {
+    if (subscription.ephemeral) {
+      ephemeral.push_back(id);
+    }
+  }
+  for (const std::string_view id : ephemeral) {
+    remove_subscription(subscriptions_.find(id)->second, DropReason::unsubscribe);
+  }
   for_each_queue([this](Queue& queue) {
     AckQueue* state = queue.ack();
     if (state == nullptr || state->options.max_deliveries == 0) {
@@ -1461,6 +1472,7 @@ bool Broker::replay_subscribe(const Record& record) {
       record.id, record.subject,
       record.grouped ? std::optional<std::string_view>(record.group) : std::nullopt,
       from_record_time(record.time));
+  added.ephemeral = record.ephemeral;
   if (existing == nullptr) {
     added.queue->set_ack_options(options);
   }
@@ -1828,6 +1840,9 @@ std::string Broker::dump() const {
   for (const auto& [id, subscription] : by_id) {
     out << "subscription " << id << ' ' << subscription->subject << " group " << subscription->group
         << " active " << to_record_time(subscription->last_active);
+    if (subscription->ephemeral) {
+      out << " ephemeral";
+    }
     if (subscription->own_queue) {
       queue_state(*subscription->own_queue);
     } else {

@@ -395,6 +395,7 @@ struct Subscription : boost::intrusive::list_base_hook<> {
   std::unique_ptr<Queue> own_queue;  // set when ungrouped
   TimePoint last_active;
   std::size_t waiting = 0;  // fetches waiting on it; a waiting subscription is not idle
+  bool ephemeral = false;   // a push stream's: it cannot outlive the process that served it
 };
 
 // Every subscription sharing one subject pattern, and the queue of each of its groups. The hooks
@@ -448,9 +449,11 @@ class Broker {
   // With `options.ack` the queue is in ack mode (API.md §9): a fetch delivers instead of removing,
   // and a message stays queued, in flight, until acked. The options must pass is_valid and, for a
   // group that exists, equal the group's: otherwise invalid_ack_options, changing nothing. Plain
-  // options (the default) behave exactly as the overload above.
+  // options (the default) behave exactly as the overload above. An `ephemeral` subscription is a
+  // push stream's (API.md §10): journaled as such, so recovery removes it (recovered()).
   SubscribeStatus subscribe(std::string_view id, std::string_view subject,
-                            std::optional<std::string_view> group, const AckOptions& options);
+                            std::optional<std::string_view> group, const AckOptions& options,
+                            bool ephemeral = false);
   // The options of the subscription's queue; null when it does not exist.
   [[nodiscard]] const AckOptions* ack_options(std::string_view subject, std::string_view id) const;
 
@@ -558,6 +561,8 @@ class Broker {
   // max_deliveries is dead-lettered or dropped now, as its timeout would have, instead of being
   // delivered again. Replay keeps nothing in flight, so a crash loop cannot reset deliveries.
   // Replay of the same log followed by this call always ends in the same state.
+  // Ephemeral subscriptions are removed first, their messages with them, as unsubscribe would:
+  // the streams that made them ended with the process.
   void recovered();
 
   // Reports the whole state to `sink` as a snapshot: a checkpoint record, a subscribe record per

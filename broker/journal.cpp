@@ -113,6 +113,11 @@ class Reader {
 // type; the format (checkpoint only); reason and grouped.
 constexpr std::size_t kByteFields = 2;
 
+// The bit of the reason-and-grouped byte that marks an ephemeral subscription: a reason is below
+// DropReason::count, far from reaching it, so format 3 logs written before it never set it.
+constexpr unsigned kEphemeralFlag = 0x80U;
+static_assert((static_cast<unsigned>(DropReason::count) << 1U) <= kEphemeralFlag);
+
 // How a record names what it changes.
 enum class Naming {
   nothing,       // no id, no group
@@ -135,12 +140,13 @@ struct Shape {
   bool numbers = false;
   bool msg_ids = false;
   bool options = false;
+  bool ephemeral = false;  // may be set
 };
 
 Shape shape_of(RecordType type) {
   switch (type) {
     case RecordType::subscribe:
-      return {.naming = Naming::subscriber, .time = true, .subject = true};
+      return {.naming = Naming::subscriber, .time = true, .subject = true, .ephemeral = true};
     case RecordType::unsubscribe:
       return {.naming = Naming::subscription, .reason = true};
     case RecordType::publish:
@@ -161,7 +167,11 @@ Shape shape_of(RecordType type) {
     case RecordType::checkpoint_end:
       return {.count = true};
     case RecordType::subscribe_ack:
-      return {.naming = Naming::subscriber, .time = true, .subject = true, .options = true};
+      return {.naming = Naming::subscriber,
+              .time = true,
+              .subject = true,
+              .options = true,
+              .ephemeral = true};
     case RecordType::deliver:
       return {.naming = Naming::subscription, .time = true, .count = true, .numbers = true};
     case RecordType::ack:
@@ -207,7 +217,7 @@ bool named_as(Naming naming, const Record& record) {
 
 bool fits(const Shape& shape, const Record& record) {
   const auto reasons = static_cast<std::uint8_t>(DropReason::count);
-  return named_as(shape.naming, record) &&
+  return named_as(shape.naming, record) && (shape.ephemeral || !record.ephemeral) &&
          (shape.reason ? record.reason < reasons : record.reason == 0) &&
          (shape.time || record.time == 0) &&
          (shape.seq ? record.seq <= Message::max_seq : record.seq == 0) &&
@@ -268,7 +278,8 @@ void encode(const Record& record, std::string& out) {
   if (record.type == RecordType::checkpoint) {
     put_byte(out, log_format);
   }
-  put_byte(out, static_cast<unsigned>(record.reason << 1U) | (record.grouped ? 1U : 0U));
+  put_byte(out, static_cast<unsigned>(record.reason << 1U) | (record.grouped ? 1U : 0U) |
+                    (record.ephemeral ? kEphemeralFlag : 0U));
   put_varint(out, time_bits(record.time));
   put_varint(out, record.seq);
   put_varint(out, record.count);
@@ -364,7 +375,8 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
     return std::nullopt;
   }
   record.type = static_cast<RecordType>(type);
-  record.reason = static_cast<std::uint8_t>(flags >> 1U);
+  record.ephemeral = (flags & kEphemeralFlag) != 0;
+  record.reason = static_cast<std::uint8_t>((flags & ~kEphemeralFlag) >> 1U);
   record.grouped = (flags & 1U) == 1U;
   const Shape shape = shape_of(record.type);
   // A message takes at least its length byte, and a numbered one its seq byte too.

@@ -16,7 +16,7 @@ namespace gophermq::broker {
 // The kinds of state change the core reports; the values are written to disk, so they never
 // change meaning.
 enum class RecordType : std::uint8_t {
-  subscribe = 1,    // id, subject, group when grouped; time: its first activity
+  subscribe = 1,    // id, subject, group when grouped; time: its first activity; ephemeral
   unsubscribe = 2,  // id; reason: unsubscribe or subscriber_ttl (its messages left in drops)
   publish = 3,      // subject, the stored messages; seq: the batch's first number; count: how
                     // many of the batch's oldest no queue stored (queue_full); time: the stamp
@@ -72,6 +72,9 @@ struct Record {
   RecordType type = RecordType::subscribe;
   std::uint8_t reason = 0;  // a DropReason for unsubscribe and drop
   bool grouped = false;
+  // subscribe and subscribe_ack: made for a push stream (API.md §10), so it ends with the stream
+  // and recovery removes it; a log written before this flag has none set.
+  bool ephemeral = false;
   std::int64_t time = 0;  // the broker clock in nanoseconds, where replay needs a time
   std::uint64_t seq = 0;
   std::uint64_t count = 0;
@@ -123,12 +126,12 @@ class JournalSink {
 inline constexpr std::uint8_t log_format = 3;
 
 // Appends the record's bytes: its type (one byte); for a checkpoint, log_format (one byte); the
-// reason shifted left by one, or'd with grouped (one byte); time (as its 64 bits), seq and count;
-// then subject, id and group, each as its length and the bytes; the message count and each
-// message as its length and the bytes, a queue_state or ack_state message preceded by its seq.
-// Then, only for the types that have them: published (its length and bytes); numbers (their
-// count, then each); msg_ids (their count, then each as its length and bytes); options
-// (ack_wait_ms, max_deliveries, max_in_flight, dead_letter). Every number and length is an
+// reason shifted left by one, or'd with grouped and with 0x80 when ephemeral (one byte); time (as
+// its 64 bits), seq and count; then subject, id and group, each as its length and the bytes; the
+// message count and each message as its length and the bytes, a queue_state or ack_state message
+// preceded by its seq. Then, only for the types that have them: published (its length and bytes);
+// numbers (their count, then each); msg_ids (their count, then each as its length and bytes);
+// options (ack_wait_ms, max_deliveries, max_in_flight, dead_letter). Every number and length is an
 // unsigned LEB128 varint, so the records of version 2's types cost what they did.
 void encode(const Record& record, std::string& out);
 
@@ -142,10 +145,10 @@ void encode(const Record& record, std::string& out);
 // The record encoded in `bytes`, its strings viewing `bytes`, what else it views in `storage`;
 // nullopt when the bytes are not exactly one record the core could have written: a known type,
 // only the fields that type uses set (the others zero or empty), varints in their shortest form
-// that fit 64 bits, a checkpoint in log_format, a group exactly when grouped, a
-// reason that is a DropReason, sequence numbers that fit a Message, a queue_state or ack_state
-// within its bounds, valid msg_ids and AckOptions in range. What it allocates is bounded by the
-// size of `bytes`.
+// that fit 64 bits, a checkpoint in log_format, a group exactly when grouped, ephemeral only
+// on a subscribe or subscribe_ack, a reason that is a DropReason, sequence numbers that fit a
+// Message, a queue_state or ack_state within its bounds, valid msg_ids and AckOptions in range.
+// What it allocates is bounded by the size of `bytes`.
 [[nodiscard]] std::optional<Record> decode(std::string_view bytes, RecordStorage& storage);
 
 }  // namespace gophermq::broker

@@ -612,7 +612,7 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
     }
     if (!head_only) {
       const service::Subscribed subscribed =
-          co_await service_.subscribe(*query->subject, query->group);
+          co_await service_.subscribe_ephemeral(*query->subject, query->group);
       if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
           refused != nullptr) {
         co_return refuse(*refused);

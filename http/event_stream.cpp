@@ -65,29 +65,14 @@ std::optional<std::string> decode_component(std::string_view text) {
   return decoded;
 }
 
-// Owns what a stream's session needs beyond the connection, shared by the copies of the Session
-// function; its destructor removes an ephemeral subscription the session did not get to remove.
-class StreamState {
+// A stream's session, shared by the copies of the Session function; its destructor removes an
+// ephemeral subscription the session did not get to remove.
+class StreamState final : public PushStream {
  public:
-  StreamState(service::BrokerService& service, metrics::StreamMetrics& metrics, EventStream stream,
-              asio::any_io_executor executor)
-      : metrics_(metrics),
-        stream_(std::move(stream)),
-        ephemeral_(service, stream_, std::move(executor)),
-        puller_(service, stream_.subject, stream_.id) {}
-  StreamState(const StreamState&) = delete;
-  StreamState& operator=(const StreamState&) = delete;
+  using PushStream::PushStream;
 
   asio::awaitable<void> run(Channel& channel) {
-    metrics_.opened();
-    try {
-      co_await (push(channel) || watch_client(channel));
-    } catch (const std::exception&) {
-      // Cancelled by the shutdown: the stream ends as when its client goes.
-    }
-    metrics_.closed();
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await ephemeral_.remove();
+    return serve(push(channel) || watch_client(channel));
   }
 
  private:
@@ -140,12 +125,7 @@ class StreamState {
   }
 
   asio::awaitable<bool> write(Channel& channel, const std::string& bytes) {
-    const auto written = co_await (channel.write(asio::buffer(bytes)) || count_if_slow(metrics_));
-    const boost::beast::error_code error = std::get<0>(written);
-    if (error == boost::beast::error::timeout) {
-      metrics_.write_timed_out();
-    }
-    co_return !error;
+    return written(channel.write(asio::buffer(bytes)));
   }
 
   // A stream's client sends nothing after its request: reading only tells when it is gone (its
@@ -159,15 +139,10 @@ class StreamState {
       }
     }
   }
-
-  metrics::StreamMetrics& metrics_;
-  EventStream stream_;
-  EphemeralSubscription ephemeral_;
-  StreamPuller puller_;
 };
 
-}  // namespace
-
+// Counts a slow-reader wait once a write has waited kSlowWrite, while it still waits. Never
+// completes: the write it races cancels it.
 asio::awaitable<void> count_if_slow(metrics::StreamMetrics& metrics) {
   asio::steady_timer timer(co_await asio::this_coro::executor, kSlowWrite);
   co_await timer.async_wait(asio::use_awaitable);
@@ -175,8 +150,6 @@ asio::awaitable<void> count_if_slow(metrics::StreamMetrics& metrics) {
   timer.expires_at(asio::steady_timer::time_point::max());
   co_await timer.async_wait(asio::use_awaitable);
 }
-
-namespace {
 
 // Copies, not references: the removal may outlive the session.
 asio::awaitable<void> unsubscribe(service::BrokerService& service, std::string subject,
@@ -206,6 +179,15 @@ asio::awaitable<void> EphemeralSubscription::remove() {
     pending_ = false;
     co_await unsubscribe(service_, subject_, id_);
   }
+}
+
+asio::awaitable<bool> PushStream::written(asio::awaitable<boost::beast::error_code> write) {
+  const auto result = co_await (std::move(write) || count_if_slow(metrics_));
+  const boost::beast::error_code error = std::get<0>(result);
+  if (error == boost::beast::error::timeout) {
+    metrics_.write_timed_out();
+  }
+  co_return !error;
 }
 
 std::optional<StreamQuery> parse_stream_query(std::string_view target) {

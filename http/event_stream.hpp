@@ -3,12 +3,16 @@
 #include <algorithm>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/core/error.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "http/request_handler.hpp"
 #include "metrics/stream_metrics.hpp"
@@ -58,11 +62,6 @@ class StreamPuller {
   std::string id_;
 };
 
-// Counts a slow-reader wait once a push write has waited long for its client, while it still
-// waits, so a reader that stalled for good shows before its write-timeout ends it. Never
-// completes: race it with the write (awaitable operator ||), whose completion cancels it.
-boost::asio::awaitable<void> count_if_slow(metrics::StreamMetrics& metrics);
-
 // What an event stream serves, once the handler has checked the request and, for an ephemeral
 // stream, made its subscription.
 struct EventStream {
@@ -103,6 +102,49 @@ class EphemeralSubscription {
   std::string id_;
   boost::asio::any_io_executor executor_;
   bool pending_;
+};
+
+// What every push session (event stream, WebSocket) holds beyond its connection, and how it
+// runs: counted as an open stream, ended as when its client goes when the shutdown cancels it,
+// and its ephemeral subscription removed once it ends.
+class PushStream {
+ public:
+  PushStream(service::BrokerService& service, metrics::StreamMetrics& metrics, EventStream stream,
+             boost::asio::any_io_executor executor)
+      : metrics_(metrics),
+        stream_(std::move(stream)),
+        ephemeral_(service, stream_, std::move(executor)),
+        puller_(service, stream_.subject, stream_.id) {}
+  PushStream(const PushStream&) = delete;
+  PushStream& operator=(const PushStream&) = delete;
+
+ protected:
+  ~PushStream() = default;
+
+  // Runs `session`: the session's reads and writes, raced.
+  template <typename Result>
+  boost::asio::awaitable<void> serve(boost::asio::awaitable<Result> session) {
+    metrics_.opened();
+    try {
+      co_await std::move(session);
+    } catch (const std::exception&) {
+      // Cancelled by the shutdown: the stream ends as when its client goes.
+    }
+    metrics_.closed();
+    // The shutdown's cancellation is for the stream, not for tidying up after it.
+    co_await boost::asio::this_coro::reset_cancellation_state();
+    co_await ephemeral_.remove();
+  }
+
+  // Awaits a write to the client, counting a slow-reader wait once it has waited long for the
+  // client to read (while it still waits, so a reader that stalled for good shows before its
+  // write-timeout ends it) and a write-timeout if it ended by one. False when it failed.
+  boost::asio::awaitable<bool> written(boost::asio::awaitable<boost::beast::error_code> write);
+
+  metrics::StreamMetrics& metrics_;
+  EventStream stream_;
+  EphemeralSubscription ephemeral_;
+  StreamPuller puller_;
 };
 
 // The head of an event stream's answer, `extra_head` (header lines) included.

@@ -653,6 +653,9 @@ class Server::StreamConnection final : public Connection {
       co_return;
     }
     taken_over = true;
+    // No request is read into it again: keeping what a first read reserved would cost every open
+    // stream kFirstReadBytes. Bytes behind the request stay, for the session to read first.
+    buffer_.shrink_to_fit();
     StreamChannel<Stream> channel(stream_, buffer_, server_.limits_.write_timeout);
     co_await asio::co_spawn(
         stream_.get_executor(), [&]() { return session(channel); },
@@ -674,6 +677,7 @@ class Server::StreamConnection final : public Connection {
       co_return;
     }
     taken_over = true;
+    buffer_.shrink_to_fit();  // empty, and never read into again: as in run_session
     StreamWebSocket<Stream> channel(stream_, server_.limits_.write_timeout);
     auto& ws = channel.socket();
     // The WebSocket keeps its own time: the handshake and close get the write-timeout, and a

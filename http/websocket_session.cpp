@@ -11,7 +11,6 @@
 #include <memory>
 #include <string_view>
 #include <utility>
-#include <variant>
 
 #include "http/json_codec.hpp"
 
@@ -33,31 +32,17 @@ constexpr Close kBinaryFrame{websocket::close_code::unknown_data, "binary frames
 constexpr Close kInvalidFrame{websocket::close_code::bad_payload,
                               "a frame is {\"ack\":[receipts]} or {\"nack\":[receipts]}"};
 
-// Owns what a WebSocket session needs beyond the connection, shared by the copies of the
-// WebSocketSession function. Both coroutines run on the connection's executor, one thread, so
-// `closing_` needs no lock.
-class WebSocketState {
+// A WebSocket session, shared by the copies of the WebSocketSession function. Both coroutines run
+// on the connection's executor, one thread, so `closing_` needs no lock.
+class WebSocketState final : public PushStream {
  public:
   WebSocketState(service::BrokerService& service, metrics::StreamMetrics& metrics,
                  EventStream stream, asio::any_io_executor executor)
-      : service_(service),
-        metrics_(metrics),
-        stream_(std::move(stream)),
-        ephemeral_(service, stream_, std::move(executor)),
-        puller_(service, stream_.subject, stream_.id) {}
+      : PushStream(service, metrics, std::move(stream), std::move(executor)), service_(service) {}
 
   asio::awaitable<void> run(WebSocketChannel& channel) {
-    metrics_.opened();
-    try {
-      // Reads and writes run at once: acks arrive while a write waits for the client.
-      co_await (push(channel) || receive(channel));
-    } catch (const std::exception&) {
-      // Cancelled by the shutdown, the close already sent: the session ends as when its client
-      // goes.
-    }
-    metrics_.closed();
-    co_await asio::this_coro::reset_cancellation_state();
-    co_await ephemeral_.remove();
+    // Reads and writes run at once: acks arrive while a write waits for the client.
+    return serve(push(channel) || receive(channel));
   }
 
  private:
@@ -86,23 +71,29 @@ class WebSocketState {
       if (batch.status != broker::FetchStatus::ok) {
         co_return kSubscriptionEnded;
       }
-      for (const broker::Delivery& delivery : batch.deliveries) {
-        if (closing_) {
-          co_return std::nullopt;
-        }
-        std::string frame = encode_delivery(delivery, batch.ack);
-        frame.pop_back();  // the newline every encoded body ends with: a frame is the object alone
-        const auto written = co_await (channel.write(frame) || count_if_slow(metrics_));
-        const boost::beast::error_code error = std::get<0>(written);
-        if (error) {
-          if (error == boost::beast::error::timeout) {
-            metrics_.write_timed_out();
-          }
-          co_return std::nullopt;
-        }
-        metrics_.pushed(1);
+      // The batch's frames go out back to back, one write at a time, and are timed as one write:
+      // one race against the slow-reader count per batch, not per frame.
+      if (!co_await written(write_batch(channel, batch)) || closing_) {
+        co_return std::nullopt;
       }
     }
+  }
+
+  // Stops early, without an error, once the session is closing.
+  asio::awaitable<boost::beast::error_code> write_batch(WebSocketChannel& channel,
+                                                        const service::FetchResult& batch) {
+    for (const broker::Delivery& delivery : batch.deliveries) {
+      if (closing_) {
+        break;
+      }
+      std::string frame = encode_delivery(delivery, batch.ack);
+      frame.pop_back();  // the newline every encoded body ends with: a frame is the object alone
+      if (const boost::beast::error_code error = co_await channel.write(frame)) {
+        co_return error;
+      }
+      metrics_.pushed(1);
+    }
+    co_return boost::beast::error_code{};
   }
 
   // Applies the client's ack and nack frames until the socket ends: the client's close, or ours
@@ -141,10 +132,6 @@ class WebSocketState {
   }
 
   service::BrokerService& service_;
-  metrics::StreamMetrics& metrics_;
-  EventStream stream_;
-  EphemeralSubscription ephemeral_;
-  StreamPuller puller_;
   bool closing_ = false;
 };
 

@@ -349,14 +349,28 @@ asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
                                                      const std::optional<std::string>& group,
                                                      const broker::AckOptions& options) {
+  return subscribe_with(subject, group, options, /*ephemeral=*/false);
+}
+
+asio::awaitable<Subscribed> BrokerService::subscribe_ephemeral(
+    const std::string& subject, const std::optional<std::string>& group) {
+  static const broker::AckOptions plain;
+  return subscribe_with(subject, group, plain, /*ephemeral=*/true);
+}
+
+asio::awaitable<Subscribed> BrokerService::subscribe_with(const std::string& subject,
+                                                          const std::optional<std::string>& group,
+                                                          const broker::AckOptions& options,
+                                                          bool ephemeral) {
   return on_broker(true, [this, id = new_subscription_id(), &subject = subject, &group = group,
-                          &options = options]() mutable {
+                          &options = options, ephemeral]() mutable {
     const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
-    Subscribed result{broker_.subscribe(id, subject, group_view, options), std::move(id)};
+    Subscribed result{broker_.subscribe(id, subject, group_view, options, ephemeral),
+                      std::move(id)};
     // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
     while (result.status == broker::SubscribeStatus::duplicate_id) {
       result.id = new_subscription_id();
-      result.status = broker_.subscribe(result.id, subject, group_view, options);
+      result.status = broker_.subscribe(result.id, subject, group_view, options, ephemeral);
     }
     return result;
   });

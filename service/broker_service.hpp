@@ -110,6 +110,9 @@ class BrokerService {
   boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
                                                const std::optional<std::string>& group,
                                                const broker::AckOptions& options);
+  // A push stream's own subscription (API.md §10), plain and ephemeral: recovery removes it.
+  boost::asio::awaitable<Subscribed> subscribe_ephemeral(const std::string& subject,
+                                                         const std::optional<std::string>& group);
   boost::asio::awaitable<broker::PublishStatus> publish(
       const std::string& subject, const std::vector<broker::Message>& messages);
   // Idempotent publish (API.md §9): `msg_ids` empty or one per message.
@@ -178,6 +181,10 @@ class BrokerService {
   [[nodiscard]] std::uint64_t async_queue_depth() const noexcept { return async_depth_.load(); }
 
  private:
+  boost::asio::awaitable<Subscribed> subscribe_with(const std::string& subject,
+                                                    const std::optional<std::string>& group,
+                                                    const broker::AckOptions& options,
+                                                    bool ephemeral);
   struct AsyncItem {
     std::string subject;
     broker::Message message;

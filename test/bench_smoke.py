@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """Smoke test of gophermq-bench against the real broker: every mode runs for a second and must
 report answered requests, no errors and (where the mode fetches) delivered messages, in valid
-JSON. No timing is asserted: the figures depend on the machine.
+JSON. Then the push benchmarks (bench/push.py, push_memory.py and, where Chromium and Debian's
+python3-websocket are installed, push_latency.py) run for a fraction of a second each and must
+report pushed messages. No timing is asserted: the figures depend on the machine.
 
-Usage: bench_smoke.py BROKER BENCH
+Usage: bench_smoke.py BROKER BENCH (BROKER's directory is the build directory)
 """
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+
+BENCH_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench")
+SYSTEM_PYTHON = "/usr/bin/python3"
 
 FETCHING_MODES = {"pubfetch", "fanout", "longpoll", "consume"}
 # Each mode with the extra options it is also run with.
@@ -53,6 +60,44 @@ def run_mode(bench, port, mode, *extra):
     return f"{mode}: {', '.join(problems)}: {result}" if problems else None
 
 
+def run_script(script, environment, *arguments, python=sys.executable):
+    """The JSON object a push benchmark prints last, or the problem."""
+    completed = subprocess.run(
+        [python, os.path.join(BENCH_DIR, script), *arguments], capture_output=True, text=True,
+        timeout=90, env={**os.environ, **environment})
+    if completed.returncode != 0:
+        return None, f"{script}: exit {completed.returncode}: {completed.stderr.strip()}"
+    return json.loads(completed.stdout.splitlines()[-1]), None
+
+
+def push_benchmarks(build):
+    """The problems of the push benchmarks' shortest runs."""
+    problems = []
+    quick = {"ROUNDS": "1", "DURATION": "0.3", "WARMUP": "0.1", "WIDE": "20"}
+    result, problem = run_script("push.py", quick, build)
+    if problem is None and not all(result["median_pushed_per_second"].get(case, 0) > 0
+                                   for case in ("sse-1", "sse-20", "ws-1")):
+        problem = f"push.py: nothing pushed: {result}"
+    problems.append(problem)
+    for mode in ("sse", "ws"):
+        result, problem = run_script("push_memory.py", {}, build, "50", mode)
+        if problem is None and (result["streams"] != 50 or result["broker_exit"] != 0):
+            problem = f"push_memory.py {mode}: {result}"
+        problems.append(problem)
+    latency_ready = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import websocket"], capture_output=True).returncode == 0
+    if shutil.which("chromium") and latency_ready:
+        result, problem = run_script("push_latency.py", {"RATE": "200", "DURATION": "0.5"},
+                                     build, python=SYSTEM_PYTHON)
+        if problem is None and not (result["messages"] == 100
+                                    and result["p50_ms"] <= result["p99_ms"]):
+            problem = f"push_latency.py: {result}"
+        problems.append(problem)
+    else:
+        print("push_latency.py not run: chromium or python3-websocket is not installed")
+    return [problem for problem in problems if problem is not None]
+
+
 def main():
     broker, port = start_broker(sys.argv[1])
     try:
@@ -67,6 +112,7 @@ def main():
         status = broker.wait(timeout=30)
     if status != 0:
         failures.append(f"broker exit status {status}")
+    failures += push_benchmarks(os.path.dirname(os.path.abspath(sys.argv[1])))
     for failure in failures:
         print(failure)
     return 1 if failures else 0

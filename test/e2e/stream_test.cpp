@@ -23,6 +23,7 @@
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/sanitizers.hpp"
+#include "support/temp_files.hpp"
 
 namespace gophermq::test {
 namespace {
@@ -575,6 +576,48 @@ TEST(Stream, SigtermEndsStreamsPromptlyAndTheBrokerExitsZero) {
   EXPECT_EQ(broker.wait_for_exit(10s), 0);
   // Well within the shutdown-timeout: the streams did not hold the drain.
   EXPECT_LT(std::chrono::steady_clock::now() - signalled, 5s);
+}
+
+// An ephemeral stream's subscription is journaled as such: after kill -9 the restarted broker
+// has dropped it, and its id, plain or grouped, is a bad id, while a lasting subscription
+// made beside it keeps its message.
+TEST(Stream, AfterAKillTheRestartedBrokerHasNoEphemeralSubscription) {
+  TempDir dir;
+  const auto arguments = isolated_arguments({"--storage.dir=" + dir.string()});
+  std::string lasting;
+  std::vector<std::string> ephemeral;
+  {
+    BrokerProcess broker(arguments);
+    HttpClient client(broker.api_port());
+    lasting = id_of(client.post("/api/subscribe", R"({"subject":"s"})"));
+    RawConnection plain(broker.api_port());
+    plain.send(stream_request("?subject=s"));
+    ASSERT_TRUE(plain.read_until("}\n\n"));
+    RawConnection grouped(broker.api_port());
+    grouped.send(stream_request("?subject=jobs&group=w"));
+    ASSERT_TRUE(grouped.read_until("}\n\n"));
+    ephemeral = {subscribed_id(plain.received()), subscribed_id(grouped.received())};
+    ASSERT_EQ(publish(broker.api_port(), "s", "kept").status, 200U);
+    ASSERT_TRUE(plain.read_until("\"kept\""));
+    EXPECT_NE(stats(broker.api_port()).find("\"subscriptions\":3,"), std::string::npos);
+    broker.send_signal(SIGKILL);
+    ASSERT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
+  }
+  BrokerProcess restarted(arguments);
+  const std::string after = stats(restarted.api_port());
+  EXPECT_NE(after.find("\"subscriptions\":1,"), std::string::npos) << after;
+  EXPECT_EQ(after.find("jobs"), std::string::npos) << after;
+  for (const std::string& id : ephemeral) {
+    HttpClient client(restarted.api_port());
+    client.send_raw(stream_request("?id=" + id));
+    const HttpResponse refused = client.read_response();
+    EXPECT_EQ(refused.status, 404U) << id;
+    EXPECT_EQ(refused.body, "{\"message\":\"bad id\"}\n");
+  }
+  HttpClient client(restarted.api_port());
+  EXPECT_NE(client.post("/api/fetch", "{\"subject\":\"s\",\"id\":\"" + lasting + "\"}")
+                .body.find("\"data\":[\"kept\"]"),
+            std::string::npos);
 }
 
 TEST(Cors, AllowedOriginsGetTheHeadersAndPreflightsOthersGetNone) {

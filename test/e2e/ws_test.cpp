@@ -17,6 +17,7 @@
 #include "support/broker_process.hpp"
 #include "support/http_client.hpp"
 #include "support/sanitizers.hpp"
+#include "support/temp_files.hpp"
 #include "support/ws_client.hpp"
 
 namespace gophermq::test {
@@ -161,6 +162,25 @@ TEST(WebSocket, AnEphemeralSubscriptionIsRemovedWhenItsClientGoes) {
   }
   EXPECT_TRUE(stats_reach(broker.api_port(), "\"subscriptions\":0,"));
   EXPECT_EQ(publish(broker.api_port(), "gone", "x").status, 404U);
+}
+
+// A socket's own subscription is journaled as ephemeral: the broker restarted after kill -9 no
+// longer has it, so a publish to its subject finds nobody.
+TEST(WebSocket, AfterAKillTheRestartedBrokerHasNoEphemeralSubscription) {
+  TempDir dir;
+  const auto arguments = isolated_arguments({"--storage.dir=" + dir.string()});
+  {
+    BrokerProcess broker(arguments);
+    WsClient ws(broker.api_port(), "/api/ws?subject=w&group=g");
+    ASSERT_EQ(publish(broker.api_port(), "w", "pushed").status, 200U);
+    EXPECT_NE(ws.read().find("\"pushed\""), std::string::npos);
+    broker.send_signal(SIGKILL);
+    ASSERT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
+  }
+  BrokerProcess restarted(arguments);
+  EXPECT_NE(HttpClient(restarted.api_port()).get("/api/stats").body.find("\"subscriptions\":0,"),
+            std::string::npos);
+  EXPECT_EQ(publish(restarted.api_port(), "w", "x").status, 404U);
 }
 
 TEST(WebSocket, LastEventIdInTheQueryAcksUpToItAndRedeliversTheRest) {

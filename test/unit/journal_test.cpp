@@ -583,6 +583,107 @@ TEST(Journal, RecordsSurviveTheirEncoding) {
   EXPECT_FALSE(decode(bytes, messages).has_value());
 }
 
+// A push stream's subscription carries its flag through the encoding; no other record may, and a
+// subscribe written before the flag (format 3 as it was) decodes as a lasting one.
+TEST(Journal, OnlySubscribesCarryTheEphemeralFlag) {
+  RecordStorage storage;
+  for (const RecordType type : {RecordType::subscribe, RecordType::subscribe_ack}) {
+    Record record;
+    record.type = type;
+    record.ephemeral = true;
+    record.grouped = true;
+    record.time = 9;
+    record.subject = "a.>";
+    record.id = "e";
+    record.group = "g";
+    if (type == RecordType::subscribe_ack) {
+      record.options = {
+          .ack_wait_ms = 30'000, .max_deliveries = 0, .max_in_flight = 5, .dead_letter = {}};
+    }
+    std::string bytes;
+    encode(record, bytes);
+    EXPECT_EQ(encoded_size(record), bytes.size());
+    const std::optional<Record> decoded = decode(bytes, storage);
+    ASSERT_TRUE(decoded.has_value());
+    EXPECT_TRUE(decoded->ephemeral);
+    EXPECT_TRUE(decoded->grouped);
+    EXPECT_EQ(decoded->reason, 0U);
+    bytes[1] = static_cast<char>(static_cast<unsigned char>(bytes[1]) & 0x7FU);
+    const std::optional<Record> lasting = decode(bytes, storage);
+    ASSERT_TRUE(lasting.has_value());
+    EXPECT_FALSE(lasting->ephemeral);
+  }
+  Record unsubscribe;
+  unsubscribe.type = RecordType::unsubscribe;
+  unsubscribe.reason = static_cast<std::uint8_t>(DropReason::unsubscribe);
+  unsubscribe.id = "e";
+  std::string bytes;
+  encode(unsubscribe, bytes);
+  ASSERT_TRUE(decode(bytes, storage).has_value());
+  bytes[1] = static_cast<char>(static_cast<unsigned char>(bytes[1]) | 0x80U);
+  EXPECT_FALSE(decode(bytes, storage).has_value());
+}
+
+// Recovery removes the subscriptions of push streams, from the journal and from a checkpoint
+// alike, with their messages, as unsubscribe would: a member of a group leaves it, the group and
+// the lasting subscriptions stay as they were.
+TEST(Journal, RecoveryRemovesEphemeralSubscriptions) {
+  const ManualClock clock;
+  const Limits limits;
+  Broker broker(limits, clock);
+  RecordingSink sink;
+  broker.set_journal(&sink);
+  ASSERT_EQ(broker.subscribe("d", "a", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("e1", "a", std::nullopt, AckOptions{}, /*ephemeral=*/true),
+            SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("g1", "a.>", "g"), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("e2", "a.>", "g", AckOptions{}, /*ephemeral=*/true),
+            SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("e3", "b", "h", AckOptions{}, /*ephemeral=*/true),
+            SubscribeStatus::ok);
+  const std::vector<Message> batch = {Message::create("m1"), Message::create("m2")};
+  ASSERT_EQ(broker.publish("a", batch), PublishStatus::ok);
+  ASSERT_EQ(broker.publish("b", batch), PublishStatus::ok);
+  RecordingSink taken;
+  broker.checkpoint(taken);
+  ASSERT_EQ(broker.subscribe("e4", "a", std::nullopt, AckOptions{}, /*ephemeral=*/true),
+            SubscribeStatus::ok);
+  ASSERT_EQ(broker.publish("a.c", batch), PublishStatus::ok);
+  const std::size_t journaled = sink.records.size();
+
+  for (const std::string_view id : {"e1", "e2", "e4"}) {
+    ASSERT_EQ(broker.unsubscribe(id == "e2" ? "a.>" : "a", id), UnsubscribeStatus::ok);
+  }
+  ASSERT_EQ(broker.unsubscribe("b", "e3"), UnsubscribeStatus::ok);
+  const std::string expected = broker.dump();
+  ASSERT_EQ(expected.find("ephemeral"), std::string::npos);
+
+  const auto restart = [&limits](const std::vector<std::string>& records) {
+    const ManualClock elsewhere;
+    Broker copy(limits, elsewhere);
+    RecordStorage storage;
+    for (const std::string& bytes : records) {
+      const std::optional<Record> record = decode(bytes, storage);
+      EXPECT_TRUE(record.has_value() && copy.apply(*record));
+    }
+    EXPECT_NE(copy.dump().find("ephemeral"), std::string::npos);
+    copy.recovered();
+    return copy.dump();
+  };
+  const std::vector<std::string> journal(
+      sink.records.begin(), sink.records.begin() + static_cast<std::ptrdiff_t>(journaled));
+  EXPECT_EQ(restart(journal), expected);
+  std::vector<std::string> from_checkpoint = taken.records;
+  const auto after = std::find_if(sink.records.begin(), sink.records.end(), [](const auto& bytes) {
+    RecordStorage storage;
+    const std::optional<Record> record = decode(bytes, storage);
+    return record && record->id == "e4";
+  });
+  from_checkpoint.insert(from_checkpoint.end(), after,
+                         sink.records.begin() + static_cast<std::ptrdiff_t>(journaled));
+  EXPECT_EQ(restart(from_checkpoint), expected);
+}
+
 // A fetch record, as the bytes of its fields: type, flags, time, seq, count, then three empty
 // strings and no messages.
 std::string fetch_bytes(std::string_view time, std::string_view count) {
