@@ -178,8 +178,9 @@ Table Table::parse(std::string_view text) {
     }
     const auto digest = parse_hex(fields[1]);
     if (!digest) {
-      fail(number,
-           "bad hex: the SHA-256 of the token must be 64 hex digits, not " + quoted(fields[1]));
+      // The field is not repeated: it may be a token pasted in the wrong place.
+      fail(number, "bad hex: the SHA-256 of the token must be 64 hex digits (got " +
+                       std::to_string(fields[1].size()) + " characters)");
     }
     Entry entry{*digest, Principal{std::string(fields[0]), {}, {}, false}};
     for (std::size_t i = 2; i < fields.size(); ++i) {
@@ -231,6 +232,11 @@ const Principal* Table::find(std::string_view token) const noexcept {
     found |= (std::uintptr_t{0} - equal) & reinterpret_cast<std::uintptr_t>(&entry.principal);
   }
   return reinterpret_cast<const Principal*>(found);
+}
+
+bool is_token_of(const Digest& digest, std::string_view token) {
+  const Digest presented = sha256(token);
+  return CRYPTO_memcmp(digest.data(), presented.data(), digest.size()) == 0;
 }
 
 std::string mint_token() {

@@ -72,6 +72,9 @@ class Table {
   std::vector<Entry> entries_;
 };
 
+// Whether `token` hashes to `digest`, compared in constant time (monitoring.token).
+[[nodiscard]] bool is_token_of(const Digest& digest, std::string_view token);
+
 // A new token: 32 bytes from OpenSSL's CSPRNG as unpadded base64url (43 characters).
 [[nodiscard]] std::string mint_token();
 // The hex of a digest, as an auth.file line holds it.

@@ -126,6 +126,8 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"broker.stream-heartbeat", "33s"},
       {"http.cors-origins", "https://a.example,http://b.example:8080"},
       {"http.console", "false"},
+      {"monitoring.token", "s3cret-token"},
+      {"auth.file", "/etc/gophermq/tokens"},
   };
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());
