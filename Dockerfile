@@ -7,11 +7,12 @@ FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
-      libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
+      libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./
 COPY app app
+COPY auth auth
 COPY bench bench
 COPY broker broker
 COPY config config
@@ -30,6 +31,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libboost-json1.81.0 libboost-program-options1.81.0 libprometheus-cpp-core1.0 libyaml-cpp0.7 \
+      libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gophermq \
  && install -d -o gophermq -g gophermq -m 0700 /var/lib/gophermq

@@ -8,7 +8,7 @@ BROKER_ARGS ?=
 
 PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
-            libgtest-dev
+            libgtest-dev libssl-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files; headless Chromium and the DevTools
 # client that drives it for the browser test (ctest -L browser); the JSON Schema validator of the

@@ -14,11 +14,13 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include "app/auth_file.hpp"
 #include "app/cpus.hpp"
 #include "http/api_handler.hpp"
 #include "http/metrics_endpoint.hpp"
@@ -166,9 +168,25 @@ int run_daemon(const config::Config& config) {
       std::move(storage));
 
   metrics::LimitMetrics limit_metrics(registry);
+  // Access control (API.md §11): a file that cannot be used stops the start, as a bad setting does.
+  metrics::AuthMetrics auth_metrics(registry);
+  std::optional<auth::Keyring> keyring;
+  if (!config.auth_file.empty()) {
+    try {
+      keyring.emplace(read_auth_file(config.auth_file));
+    } catch (const std::exception& error) {
+      std::cerr << "gophermq: auth.file: " << error.what() << "\n";
+      return 2;
+    }
+  }
+  std::optional<auth::Digest> metrics_token;
+  if (!config.monitoring_token.empty()) {
+    metrics_token = auth::sha256(config.monitoring_token);
+  }
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait, config.stream_heartbeat,
-                       http::CorsPolicy(config.cors_origins), config.console);
-  http::MetricsEndpoint metrics(service, registry, started);
+                       http::CorsPolicy(config.cors_origins), config.console,
+                       keyring ? &*keyring : nullptr, &auth_metrics);
+  http::MetricsEndpoint metrics(service, registry, started, metrics_token, &auth_metrics);
   // Both listeners draw on one budget: it bounds the memory of the process.
   http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);
   std::optional<http::Server> api_server;
@@ -184,6 +202,11 @@ int run_daemon(const config::Config& config) {
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");
     return 1;
+  }
+
+  std::optional<AuthReload> auth_reload;
+  if (keyring) {
+    auth_reload.emplace(control, config.auth_file, *keyring);
   }
 
   asio::signal_set signals(control, SIGINT, SIGTERM);
@@ -227,6 +250,9 @@ int run_daemon(const config::Config& config) {
         },
         [&](const std::exception_ptr&) {
           signals.cancel();
+          if (auth_reload) {
+            auth_reload->stop();
+          }
           workers.finish();
           core.finish();
         });

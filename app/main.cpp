@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "app/daemon.hpp"
+#include "auth/auth.hpp"
 #include "config/config.hpp"
 
 extern char** environ;
@@ -27,11 +28,41 @@ std::string one_line(std::string_view text) {
   return line;
 }
 
+// `gophermq token NAME [PERMISSION...]`: a new token, and the auth.file line that grants it.
+int mint(const std::vector<std::string>& arguments) {
+  using namespace gophermq;
+  if (arguments.size() < 2 || !auth::is_valid_name(arguments[1])) {
+    std::cerr << "gophermq: usage: gophermq token NAME [PERMISSION...] with NAME 1 to 64 of "
+                 "A-Z a-z 0-9 _ - .\n";
+    return 2;
+  }
+  std::string line = arguments[1];
+  for (std::size_t i = 2; i < arguments.size(); ++i) {
+    if (!auth::parse_permission(arguments[i])) {
+      std::cerr << "gophermq: invalid permission \"" << one_line(arguments[i])
+                << "\" (pub:PATTERN, sub:PATTERN or admin)\n";
+      return 2;
+    }
+  }
+  const std::string token = auth::mint_token();
+  line += " " + auth::to_hex(auth::sha256(token));
+  for (std::size_t i = 2; i < arguments.size(); ++i) {
+    line += " " + arguments[i];
+  }
+  // The token on the first line alone, so a script can take it with `head -1`; it is shown once
+  // and stored nowhere.
+  std::cout << token << "\n# add to auth.file, then reload (SIGHUP):\n" << line << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace gophermq;
   const std::vector<std::string> arguments(argv + 1, argv + argc);
+  if (!arguments.empty() && arguments.front() == "token") {
+    return mint(arguments);
+  }
   std::vector<std::string> environment;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     environment.emplace_back(*entry);

@@ -228,7 +228,7 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
 
 SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
                                   std::optional<std::string_view> group, const AckOptions& options,
-                                  bool ephemeral) {
+                                  std::string_view owner, bool ephemeral) {
   if (subject.size() > limits_.max_subject_length) {
     return SubscribeStatus::subject_too_long;
   }
@@ -268,10 +268,28 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (existing == nullptr) {
     added.queue->set_ack_options(options);
   }
+  added.owner = owner;
   if (journal_ != nullptr) {
     journal_->append(subscribe_record(added));
+    if (!added.owner.empty()) {
+      journal_->append(owner_record(added));
+    }
   }
   return SubscribeStatus::ok;
+}
+
+bool Broker::may_use(std::string_view id, std::string_view caller) const {
+  const auto found = subscriptions_.find(id);
+  return found != subscriptions_.end() &&
+         (caller.empty() || found->second.owner.empty() || found->second.owner == caller);
+}
+
+Record Broker::owner_record(const Subscription& subscription) {
+  Record record;
+  record.type = RecordType::owner;
+  record.id = subscription.id;
+  record.owner = subscription.owner;
+  return record;
 }
 
 const AckOptions* Broker::ack_options(std::string_view subject, std::string_view id) const {
@@ -1342,6 +1360,14 @@ bool Broker::replay(const Record& record) {
     case RecordType::subscribe:
     case RecordType::subscribe_ack:
       return replay_subscribe(record);
+    case RecordType::owner: {
+      const auto found = subscriptions_.find(record.id);
+      if (found == subscriptions_.end() || record.owner.empty() || !found->second.owner.empty()) {
+        return false;
+      }
+      found->second.owner = record.owner;
+      return true;
+    }
     case RecordType::unsubscribe: {
       const auto found = subscriptions_.find(record.id);
       if (found == subscriptions_.end() || record.reason >= reason_count) {
@@ -1641,6 +1667,10 @@ void Broker::checkpoint(JournalSink& sink) const {
   for (const Subscription& subscription : by_activity_) {
     sink.append(subscribe_record(subscription));
     ++records;
+    if (!subscription.owner.empty()) {
+      sink.append(owner_record(subscription));
+      ++records;
+    }
   }
   std::vector<Message> chunk;
   for (const Subscription& subscription : by_activity_) {
@@ -1842,6 +1872,9 @@ std::string Broker::dump() const {
         << " active " << to_record_time(subscription->last_active);
     if (subscription->ephemeral) {
       out << " ephemeral";
+    }
+    if (!subscription->owner.empty()) {
+      out << " owner " << subscription->owner;
     }
     if (subscription->own_queue) {
       queue_state(*subscription->own_queue);

@@ -390,6 +390,8 @@ struct Subscription : boost::intrusive::list_base_hook<> {
   std::string_view id;  // the key it is stored under in the broker
   std::string subject;
   std::string group;
+  // The name of the token that made it (API.md §11); empty when made without access control.
+  std::string owner;
   Topic* topic = nullptr;
   Queue* queue = nullptr;
   std::unique_ptr<Queue> own_queue;  // set when ungrouped
@@ -449,11 +451,17 @@ class Broker {
   // With `options.ack` the queue is in ack mode (API.md §9): a fetch delivers instead of removing,
   // and a message stays queued, in flight, until acked. The options must pass is_valid and, for a
   // group that exists, equal the group's: otherwise invalid_ack_options, changing nothing. Plain
-  // options (the default) behave exactly as the overload above. An `ephemeral` subscription is a
-  // push stream's (API.md §10): journaled as such, so recovery removes it (recovered()).
+  // options (the default) behave exactly as the overload above. `owner` is the name of the token
+  // that made it (empty: nobody, access control off). An `ephemeral` subscription is a push
+  // stream's (API.md §10): journaled as such, so recovery removes it (recovered()).
   SubscribeStatus subscribe(std::string_view id, std::string_view subject,
                             std::optional<std::string_view> group, const AckOptions& options,
-                            bool ephemeral = false);
+                            std::string_view owner = {}, bool ephemeral = false);
+  // The ownership rule (API.md §11): whether `caller` may use subscription `id`. A caller with no
+  // name (access control off) may use any; a subscription with no owner (made while it was off)
+  // serves any caller; otherwise only its owner. False for an id that does not exist, so a caller
+  // cannot tell someone else's subscription from none.
+  [[nodiscard]] bool may_use(std::string_view id, std::string_view caller) const;
   // The options of the subscription's queue; null when it does not exist.
   [[nodiscard]] const AckOptions* ack_options(std::string_view subject, std::string_view id) const;
 
@@ -596,6 +604,8 @@ class Broker {
   bool published_ref(const Queue& queue, const Record& record, SubjectRef& out);
   // The subscribe record of `subscription`, active at its last activity.
   static Record subscribe_record(const Subscription& subscription);
+  // Its owner record; only for a subscription that has an owner.
+  static Record owner_record(const Subscription& subscription);
   // A record of `type` naming `queue`.
   static Record queue_record(RecordType type, const Queue& queue);
   // Reports the queue's pending messages as queue_state records, gathering each in `chunk`;

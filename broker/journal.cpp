@@ -141,6 +141,7 @@ struct Shape {
   bool msg_ids = false;
   bool options = false;
   bool ephemeral = false;  // may be set
+  bool owner = false;
 };
 
 Shape shape_of(RecordType type) {
@@ -197,6 +198,8 @@ Shape shape_of(RecordType type) {
               .numbers = true};
     case RecordType::dedupe_state:
       return {.time = true, .subject = true, .msg_ids = true};
+    case RecordType::owner:
+      return {.naming = Naming::subscription, .owner = true};
   }
   return {};
 }
@@ -223,7 +226,8 @@ bool fits(const Shape& shape, const Record& record) {
          (shape.seq ? record.seq <= Message::max_seq : record.seq == 0) &&
          (shape.count || record.count == 0) && (shape.subject || record.subject.empty()) &&
          (shape.published || record.published.empty()) &&
-         (shape.numbers || record.numbers.empty()) && (shape.msg_ids || record.msg_ids.empty());
+         (shape.numbers || record.numbers.empty()) && (shape.msg_ids || record.msg_ids.empty()) &&
+         (shape.owner || record.owner.empty());
 }
 
 bool valid_options(const RecordAckOptions& options) {
@@ -315,6 +319,9 @@ void encode(const Record& record, std::string& out) {
     put_varint(out, record.options.max_in_flight);
     put_text(out, record.options.dead_letter);
   }
+  if (shape.owner) {
+    put_text(out, record.owner);
+  }
 }
 
 std::size_t encoded_size(const Record& record) noexcept {
@@ -345,6 +352,9 @@ std::size_t encoded_size(const Record& record) noexcept {
     size += varint_size(record.options.ack_wait_ms) + varint_size(record.options.max_deliveries) +
             varint_size(record.options.max_in_flight) + text_size(record.options.dead_letter);
   }
+  if (shape.owner) {
+    size += text_size(record.owner);
+  }
   return size;
 }
 
@@ -366,7 +376,7 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
   std::uint8_t flags = 0;
   std::uint64_t count = 0;
   if (!reader.get_byte(type) || type < static_cast<std::uint8_t>(RecordType::subscribe) ||
-      type > static_cast<std::uint8_t>(RecordType::purge) ||
+      type > static_cast<std::uint8_t>(RecordType::owner) ||
       (type == static_cast<std::uint8_t>(RecordType::checkpoint) &&
        (!reader.get_byte(format) || format != log_format)) ||
       !reader.get_byte(flags) || !reader.get_time(record.time) || !reader.get_varint(record.seq) ||
@@ -442,6 +452,11 @@ std::optional<Record> decode(std::string_view bytes, RecordStorage& storage) {
        !reader.get_varint(record.options.max_deliveries) ||
        !reader.get_varint(record.options.max_in_flight) ||
        !reader.get_text(record.options.dead_letter) || !valid_options(record.options))) {
+    return std::nullopt;
+  }
+  // A token's name is at most 64 bytes (auth::is_valid_name).
+  if (shape.owner && (!reader.get_text(record.owner) || record.owner.empty() ||
+                      record.owner.size() > 64 || record.id.empty())) {
     return std::nullopt;
   }
   if (!reader.done() || !valid_numbers(record) || !valid_msg_ids(record)) {

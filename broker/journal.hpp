@@ -47,6 +47,9 @@ enum class RecordType : std::uint8_t {
   dedupe_state = 17,  // subject; time: when its msg_ids were published there
   purge = 18,         // the queue, named as by drop; reason: purged; numbers: the seqs of the
                       // pending messages an operator purged from it, rising
+  // Right after the subscribe (or subscribe_ack) record of a subscription made with access
+  // control on (API.md §11), live and in checkpoints; a log without them reads as before.
+  owner = 19,  // id; owner: the name of the token that made it
 };
 
 // A purge record names at most this many seqs: a large purge is written as several records.
@@ -89,6 +92,7 @@ struct Record {
   std::span<const std::uint64_t> numbers;
   std::span<const std::string_view> msg_ids;  // publish_ids, dedupe_state
   RecordAckOptions options;                   // subscribe_ack
+  std::string_view owner;                     // owner
 };
 
 // Where decode keeps what a Record views besides its bytes.
@@ -131,8 +135,9 @@ inline constexpr std::uint8_t log_format = 3;
 // message count and each message as its length and the bytes, a queue_state or ack_state message
 // preceded by its seq. Then, only for the types that have them: published (its length and bytes);
 // numbers (their count, then each); msg_ids (their count, then each as its length and bytes);
-// options (ack_wait_ms, max_deliveries, max_in_flight, dead_letter). Every number and length is an
-// unsigned LEB128 varint, so the records of version 2's types cost what they did.
+// options (ack_wait_ms, max_deliveries, max_in_flight, dead_letter); owner (its length and bytes).
+// Every number and length is an unsigned LEB128 varint, so the records of version 2's types cost
+// what they did.
 void encode(const Record& record, std::string& out);
 
 // How many bytes encode appends for `record`.

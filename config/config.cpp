@@ -557,6 +557,19 @@ const std::vector<Setting>& settings_table() {
        c.monitoring = to_endpoint("monitoring.port", v, c.monitoring.host);
      },
      [](const Config& c) { return show_endpoint(c.monitoring); }},
+    {"monitoring.token", "bearer token /metrics requires (Authorization: Bearer ...); empty: none",
+     [](Config& c, const std::string& v) {
+       // The message never repeats the value: it is a secret.
+       if (!std::ranges::all_of(v, [](char ch) { return ch > ' ' && ch < '\x7f'; })) {
+         throw ConfigError("monitoring.token: only visible ASCII characters, no spaces");
+       }
+       c.monitoring_token = v;
+     },
+     [](const Config& c) { return c.monitoring_token; }},
+    {"auth.file", "file of API tokens and their permissions (NAME SHA256-HEX PERMISSION... per "
+     "line); empty: no access control",
+     [](Config& c, const std::string& v) { c.auth_file = v; },
+     [](const Config& c) { return c.auth_file; }},
     choice<LogLevel>("logger.level", [](auto& c) -> auto& { return c.log_level; },
                      {{"debug", LogLevel::debug}, {"info", LogLevel::info},
                       {"warn", LogLevel::warn}, {"warning", LogLevel::warn},
@@ -609,6 +622,7 @@ std::string help_text(const po::options_description& options) {
   std::ostringstream text;
   text
       << "Usage: gophermq broker [options]\n"
+         "       gophermq token NAME [PERMISSION...]\n"
          "       gophermq --version\n\n"
          "Runs the GopherMQ HTTP message broker.\n\n"
       << options

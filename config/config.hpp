@@ -42,6 +42,10 @@ struct Config {
 
   bool monitoring_enable = true;
   Endpoint monitoring{"0.0.0.0", 9001};
+  std::string monitoring_token;  // empty: /metrics is open
+
+  // The tokens of the API and what each may do (API.md §11); empty: the API is open.
+  std::string auth_file;
 
   LogLevel log_level = LogLevel::info;
 };

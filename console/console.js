@@ -7,20 +7,29 @@ const STATS_SUBJECTS = 50;
 // The tail keeps this many rows, so a busy subject cannot grow the page without bound.
 const TAIL_ROWS = 500;
 
-// The bearer token for access control (API.md §11). The console is open while the broker is
-// open; when §11 is built, this is the one place that asks for the token and keeps it.
+// The bearer token for access control (API.md §11), asked for when the broker answers 401 and
+// kept for this tab only (sessionStorage): it is gone when the tab closes.
+const TOKEN_KEY = "gophermq-token";
+
 function bearerToken() {
-  return "";
+  return sessionStorage.getItem(TOKEN_KEY) || "";
+}
+
+function askForToken() {
+  $("token-form").hidden = false;
+  $("token-input").focus();
 }
 
 // Every API call goes through here, so credentials are added in one place.
-function api(path, options = {}) {
+async function api(path, options = {}) {
   const headers = new Headers(options.headers || {});
   const token = bearerToken();
   if (token) {
     headers.set("Authorization", `Bearer ${token}`);
   }
-  return fetch(path, { ...options, headers, cache: "no-store" });
+  const answer = await fetch(path, { ...options, headers, cache: "no-store" });
+  if (answer.status === 401) askForToken();
+  return answer;
 }
 
 // EventSource cannot send headers; §11 takes the token as a query parameter on streams.
@@ -232,7 +241,13 @@ function stopTail(text = "stopped") {
 async function explainRefusal(url) {
   try {
     const answer = await api(url, { method: "HEAD" });
-    const reasons = { 400: "invalid subject", 429: "too many subscriptions", 503: "broker shutting down" };
+    const reasons = {
+      400: "invalid subject",
+      401: "token needed",
+      403: "not permitted for this token",
+      429: "too many subscriptions",
+      503: "broker shutting down",
+    };
     return reasons[answer.status] || `HTTP ${answer.status}`;
   } catch (error) {
     return "broker unreachable";
@@ -269,6 +284,13 @@ function startTail(event) {
 
 // ---- Start -------------------------------------------------------------------------------------
 
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("token-input").value.trim());
+  $("token-input").value = "";
+  $("token-form").hidden = true;
+  refreshStats();
+});
 $("publish-form").addEventListener("submit", publish);
 $("tail-form").addEventListener("submit", startTail);
 $("tail-stop").addEventListener("click", () => stopTail());

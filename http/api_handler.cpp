@@ -61,6 +61,8 @@ constexpr Refusal kBadHandshake{status::bad_request, "invalid websocket handshak
 constexpr Refusal kBadWebSocketVersion{status::upgrade_required, "unsupported websocket version",
                                        std::nullopt};
 constexpr Refusal kOriginNotAllowed{status::forbidden, "origin not allowed", std::nullopt};
+constexpr Refusal kUnauthorized{status::unauthorized, "unauthorized", std::nullopt};
+constexpr Refusal kForbidden{status::forbidden, "forbidden", std::nullopt};
 constexpr Refusal kInternal{status::internal_server_error, "internal server error", std::nullopt};
 
 // How a status of the service is answered: nullptr for success, else the refusal. Every route maps
@@ -178,7 +180,133 @@ constexpr Answer<broker::AdminStatus> kAdminAnswers[] = {
     {broker::AdminStatus::bad_id, &kBadId},
 };
 
+int hex_digit(char c) noexcept {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+// The access_token query parameter, percent-decoded; nullopt when absent, empty or badly escaped.
+std::optional<std::string> access_token_of(std::string_view target) {
+  const std::size_t start = target.find('?');
+  std::string_view query =
+      start == std::string_view::npos ? std::string_view{} : target.substr(start + 1);
+  while (!query.empty()) {
+    const std::size_t end = query.find('&');
+    const std::string_view pair = query.substr(0, end);
+    query = end == std::string_view::npos ? std::string_view{} : query.substr(end + 1);
+    if (!pair.starts_with("access_token=")) {
+      continue;
+    }
+    const std::string_view raw = pair.substr(13);
+    std::string token;
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      if (raw[i] != '%') {
+        token.push_back(raw[i]);
+        continue;
+      }
+      const int high = i + 2 < raw.size() ? hex_digit(raw[i + 1]) : -1;
+      const int low = i + 2 < raw.size() ? hex_digit(raw[i + 2]) : -1;
+      if (high < 0 || low < 0) {
+        return std::nullopt;
+      }
+      token.push_back(static_cast<char>(high * 16 + low));
+      i += 2;
+    }
+    return token.empty() ? std::nullopt : std::optional<std::string>(std::move(token));
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::string_view> bearer_token(const Request& request) {
+  const auto header = request.find(bhttp::field::authorization);
+  if (header == request.end()) {
+    return std::nullopt;
+  }
+  std::string_view value = header->value();
+  constexpr std::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() ||
+      !boost::beast::iequals(value.substr(0, kScheme.size()), kScheme) ||
+      (value[kScheme.size()] != ' ' && value[kScheme.size()] != '\t')) {
+    return std::nullopt;
+  }
+  value.remove_prefix(kScheme.size());
+  const std::size_t first = value.find_first_not_of(" \t");
+  if (first == std::string_view::npos) {
+    return std::nullopt;
+  }
+  value.remove_prefix(first);
+  return value.substr(0, value.find_last_not_of(" \t") + 1);
+}
+
+Response ApiHandler::refuse_access(metrics::AuthFailure reason) {
+  auth_metrics_->failed(reason);
+  if (reason == metrics::AuthFailure::forbidden) {
+    return refuse(kForbidden);
+  }
+  Response response = refuse(kUnauthorized);
+  response.set(bhttp::field::www_authenticate, "Bearer");
+  return response;
+}
+
+std::optional<Response> ApiHandler::authenticate(const Request& request, Caller& caller) {
+  const std::string_view path = path_of(request.target());
+  if (keyring_ == nullptr || !path.starts_with("/api/")) {
+    return std::nullopt;
+  }
+  std::optional<std::string_view> token = bearer_token(request);
+  // EventSource and the browser's WebSocket cannot set a header; elsewhere a token in the query
+  // string is no credential (it would end up in proxies' and browsers' histories).
+  std::string from_query;
+  if (!token && (path == "/api/stream" || path == "/api/ws")) {
+    if (auto given = access_token_of(request.target())) {
+      from_query = std::move(*given);
+      token = from_query;
+    }
+  }
+  if (!token) {
+    return refuse_access(metrics::AuthFailure::missing);
+  }
+  caller.table = keyring_->current();
+  caller.principal = caller.table->find(*token);
+  if (caller.principal == nullptr) {
+    return refuse_access(metrics::AuthFailure::unknown);
+  }
+  // A prefix, so every route under /api/admin/ needs admin, whoever adds it.
+  const bool admin_route =
+      path == "/api/stats" || path == "/api/admin" || path.starts_with("/api/admin/");
+  if (admin_route && !caller.principal->admin) {
+    return refuse_access(metrics::AuthFailure::forbidden);
+  }
+  return std::nullopt;
+}
+
+std::optional<Response> ApiHandler::forbidden(const Caller& caller, broker::SubjectUse use,
+                                              std::string_view subject) {
+  if (caller.principal == nullptr) {
+    return std::nullopt;
+  }
+  const std::size_t max = service_.limits().max_subject_length;
+  if (subject.size() > max || !broker::is_valid_subject(subject, use, max)) {
+    return std::nullopt;
+  }
+  const bool allowed = use == broker::SubjectUse::publish
+                           ? caller.principal->may_publish(subject)
+                           : caller.principal->may_subscribe(subject);
+  if (allowed) {
+    return std::nullopt;
+  }
+  return refuse_access(metrics::AuthFailure::forbidden);
+}
 
 Response ApiHandler::refuse(const Refusal& refusal) {
   if (refusal.limit) {
@@ -218,7 +346,8 @@ std::vector<std::string> ApiHandler::route_labels() {
 
 ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
                        metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
-                       std::chrono::milliseconds stream_heartbeat, CorsPolicy cors, bool console)
+                       std::chrono::milliseconds stream_heartbeat, CorsPolicy cors, bool console,
+                       const auth::Keyring* keyring, metrics::AuthMetrics* auth_metrics)
     : service_(service),
       metrics_(registry, route_labels()),
       limit_metrics_(limit_metrics),
@@ -226,7 +355,9 @@ ApiHandler::ApiHandler(service::BrokerService& service, prometheus::Registry& re
       stream_metrics_(registry, limit_metrics),
       stream_heartbeat_(stream_heartbeat),
       cors_(std::move(cors)),
-      console_(console) {}
+      console_(console),
+      keyring_(keyring),
+      auth_metrics_(auth_metrics) {}
 
 Response json_response(status code, std::string body) {
   Response response{code, 11};
@@ -268,11 +399,18 @@ asio::awaitable<Response> ApiHandler::handle(Request& request, Client& client) {
     }
   }
   Response response;
-  if (route == nullptr) {
+  // A browser sends a CORS preflight without credentials; it answers nothing but the headers.
+  const bool preflight_request =
+      route != nullptr && request.method() == verb::options && cors_.enabled();
+  Caller caller;
+  if (std::optional<Response> refused =
+          preflight_request ? std::nullopt : authenticate(request, caller)) {
+    response = std::move(*refused);
+  } else if (route == nullptr) {
     response = refuse(kNotFound);
   } else if (request.method() == route->method ||
              (route->method == verb::get && request.method() == verb::head)) {
-    response = co_await (this->*route->endpoint)(request, client);
+    response = co_await (this->*route->endpoint)(request, client, caller);
   } else if (request.method() == verb::options && cors_.enabled()) {
     response = preflight(request, *route);
   } else {
@@ -307,7 +445,8 @@ Response ApiHandler::reject(const Request& request, status code, std::string_vie
   return response;
 }
 
-asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/) {
+asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& /*client*/,
+                                                const Caller& caller) {
   auto body = decode_subscribe(request.body());
   if (!body) {
     co_return refuse(kInvalidBody);
@@ -316,8 +455,11 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
   if (body->given.any() && !body->ack.ack) {
     co_return refuse(kInvalidAckOptions);
   }
+  if (auto refused = forbidden(caller, broker::SubjectUse::subscribe, body->subject)) {
+    co_return std::move(*refused);
+  }
   const service::Subscribed subscribed =
-      co_await service_.subscribe(body->subject, body->group, body->ack);
+      co_await service_.subscribe(body->subject, body->group, body->ack, caller.owner());
   if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
       refused != nullptr) {
     co_return refuse(*refused);
@@ -328,23 +470,31 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
                                 : encode_subscribed(subscribed.id, body->subject, body->group));
 }
 
-asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/) {
-  return publish_on(PublishRoute::single, request);
+asio::awaitable<Response> ApiHandler::publish(const Request& request, Client& /*client*/,
+                                              const Caller& caller) {
+  return publish_on(PublishRoute::single, request, caller);
 }
 
-asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Client& /*client*/) {
-  return publish_on(PublishRoute::async, request);
+asio::awaitable<Response> ApiHandler::publish_async(const Request& request, Client& /*client*/,
+                                                    const Caller& caller) {
+  return publish_on(PublishRoute::async, request, caller);
 }
 
-asio::awaitable<Response> ApiHandler::publish_batch(const Request& request, Client& /*client*/) {
-  return publish_on(PublishRoute::batch, request);
+asio::awaitable<Response> ApiHandler::publish_batch(const Request& request, Client& /*client*/,
+                                                    const Caller& caller) {
+  return publish_on(PublishRoute::batch, request, caller);
 }
 
-asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Request& request) {
+asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Request& request,
+                                                 const Caller& caller) {
   auto body = route == PublishRoute::batch ? decode_publish_batch(request.body())
                                            : decode_publish(request.body());
   if (!body) {
     co_return refuse(kInvalidBody);
+  }
+  // A batch names one subject for all its messages: permitted, all of it may be stored.
+  if (auto refused = forbidden(caller, broker::SubjectUse::publish, body->subject)) {
+    co_return std::move(*refused);
   }
   const bool idempotent = !body->msg_ids.empty();
   if (route == PublishRoute::async) {
@@ -382,7 +532,8 @@ asio::awaitable<Response> ApiHandler::publish_on(PublishRoute route, const Reque
           : encode_published(result.duplicates > 0));
 }
 
-asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client) {
+asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& client,
+                                            const Caller& caller) {
   auto body = decode_fetch(request.body());
   if (!body) {
     co_return refuse(kInvalidBody);
@@ -392,11 +543,13 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
       std::min<std::uint64_t>(body->wait_ms, static_cast<std::uint64_t>(max_wait_.count())));
   service::FetchResult result;
   if (wait.count() == 0) {
-    result = co_await service_.fetch(body->subject, body->id, max, wait, body->meta);
+    result =
+        co_await service_.fetch(body->subject, body->id, max, wait, body->meta, caller.owner());
   } else {
     // Racing the client's hangup ends a wait nobody will read, and leaves its messages queued.
-    auto outcome = co_await (service_.fetch(body->subject, body->id, max, wait, body->meta) ||
-                             client.hangup());
+    auto outcome =
+        co_await (service_.fetch(body->subject, body->id, max, wait, body->meta, caller.owner()) ||
+                  client.hangup());
     if (outcome.index() == 1) {
       co_return Response{kClientGone, 11};
     }
@@ -413,20 +566,24 @@ asio::awaitable<Response> ApiHandler::fetch(const Request& request, Client& clie
                           encode_fetched(std::move(result.messages), body->id, body->subject));
 }
 
-asio::awaitable<Response> ApiHandler::ack(const Request& request, Client& /*client*/) {
-  return answer_receipts(service::ReceiptsVerb::ack, request);
+asio::awaitable<Response> ApiHandler::ack(const Request& request, Client& /*client*/,
+                                          const Caller& caller) {
+  return answer_receipts(service::ReceiptsVerb::ack, request, caller);
 }
 
-asio::awaitable<Response> ApiHandler::nack(const Request& request, Client& /*client*/) {
-  return answer_receipts(service::ReceiptsVerb::nack, request);
+asio::awaitable<Response> ApiHandler::nack(const Request& request, Client& /*client*/,
+                                           const Caller& caller) {
+  return answer_receipts(service::ReceiptsVerb::nack, request, caller);
 }
 
-asio::awaitable<Response> ApiHandler::extend(const Request& request, Client& /*client*/) {
-  return answer_receipts(service::ReceiptsVerb::extend, request);
+asio::awaitable<Response> ApiHandler::extend(const Request& request, Client& /*client*/,
+                                             const Caller& caller) {
+  return answer_receipts(service::ReceiptsVerb::extend, request, caller);
 }
 
 asio::awaitable<Response> ApiHandler::answer_receipts(service::ReceiptsVerb verb,
-                                                      const Request& request) {
+                                                      const Request& request,
+                                                      const Caller& caller) {
   const auto body = decode_receipts(request.body(), verb == service::ReceiptsVerb::nack);
   if (!body) {
     co_return refuse(kInvalidBody);
@@ -434,7 +591,8 @@ asio::awaitable<Response> ApiHandler::answer_receipts(service::ReceiptsVerb verb
   const service::ReceiptsResult result = co_await service_.answer_receipts(
       verb, body->subject, body->id, body->receipts,
       std::chrono::milliseconds(static_cast<std::int64_t>(
-          std::min<std::uint64_t>(body->delay_ms, std::numeric_limits<std::int64_t>::max()))));
+          std::min<std::uint64_t>(body->delay_ms, std::numeric_limits<std::int64_t>::max()))),
+      caller.owner());
   if (const Refusal* refused = refusal_in(kReceiptsAnswers, result.status); refused != nullptr) {
     co_return refuse(*refused);
   }
@@ -443,12 +601,13 @@ asio::awaitable<Response> ApiHandler::answer_receipts(service::ReceiptsVerb verb
                                                              result.applied, result.stale));
 }
 
-asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client& /*client*/) {
+asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client& /*client*/,
+                                                  const Caller& caller) {
   auto body = decode_unsubscribe(request.body());
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  const auto result = co_await service_.unsubscribe(body->subject, body->id);
+  const auto result = co_await service_.unsubscribe(body->subject, body->id, caller.owner());
   if (const Refusal* refused = refusal_in(kUnsubscribeAnswers, result); refused != nullptr) {
     co_return refuse(*refused);
   }
@@ -456,7 +615,8 @@ asio::awaitable<Response> ApiHandler::unsubscribe(const Request& request, Client
 }
 
 asio::awaitable<Response> ApiHandler::admin_subscriptions(const Request& request,
-                                                          Client& /*client*/) {
+                                                          Client& /*client*/,
+                                                          const Caller& /*caller*/) {
   const auto query = parse_stream_query(request.target());
   if (!query) {
     co_return refuse(kInvalidQuery);
@@ -474,7 +634,8 @@ asio::awaitable<Response> ApiHandler::admin_subscriptions(const Request& request
 }
 
 asio::awaitable<Response> ApiHandler::admin_unsubscribe(const Request& request,
-                                                        Client& /*client*/) {
+                                                        Client& /*client*/,
+                                                        const Caller& /*caller*/) {
   const auto body = decode_admin(request.body());
   if (!body) {
     co_return refuse(kInvalidBody);
@@ -487,7 +648,8 @@ asio::awaitable<Response> ApiHandler::admin_unsubscribe(const Request& request,
   co_return json_response(status::ok, encode_status_ok());
 }
 
-asio::awaitable<Response> ApiHandler::admin_purge(const Request& request, Client& /*client*/) {
+asio::awaitable<Response> ApiHandler::admin_purge(const Request& request, Client& /*client*/,
+                                                  const Caller& /*caller*/) {
   const auto body = decode_admin(request.body());
   // One purge names one target: a subject pattern or a subscription.
   if (!body || (body->subject && body->id)) {
@@ -502,7 +664,8 @@ asio::awaitable<Response> ApiHandler::admin_purge(const Request& request, Client
   co_return json_response(status::ok, encode_purged(result.purged));
 }
 
-asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*client*/) {
+asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*client*/,
+                                            const Caller& /*caller*/) {
   const auto limit = stats_limit(request.target());
   if (!limit) {
     co_return refuse(kInvalidLimit);
@@ -514,7 +677,8 @@ asio::awaitable<Response> ApiHandler::stats(const Request& request, Client& /*cl
                                                    static_cast<std::uint64_t>(uptime.count())));
 }
 
-asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/) {
+asio::awaitable<Response> ApiHandler::ready(const Request& /*request*/, Client& /*client*/,
+                                            const Caller& /*caller*/) {
   if (!accepting_.load(std::memory_order_relaxed)) {
     co_return refuse(kShuttingDown);
   }
@@ -560,7 +724,8 @@ void ApiHandler::add_cors(const Request& request, Response& response) const {
 }
 
 asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(const Request& request,
-                                                                             bool head_only) {
+                                                                             bool head_only,
+                                                                             const Caller& caller) {
   const auto query = parse_stream_query(request.target());
   if (!query) {
     co_return refuse(kInvalidQuery);
@@ -593,7 +758,7 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
   }
   if (query->id) {
     // An existing subscription: its own subject when the query names none.
-    auto subject = co_await service_.subject_of(*query->id);
+    auto subject = co_await service_.subject_of(*query->id, caller.owner());
     if (!subject || (query->subject && *query->subject != *subject)) {
       co_return refuse(kBadId);
     }
@@ -601,7 +766,7 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
     stream.id = *query->id;
     if (last_event_id && !head_only) {
       const broker::ResumeResult resumed =
-          co_await service_.resume(stream.subject, stream.id, *last_event_id);
+          co_await service_.resume(stream.subject, stream.id, *last_event_id, caller.owner());
       if (resumed.status == broker::AckStatus::bad_id) {
         co_return refuse(kBadId);
       }
@@ -610,9 +775,12 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
     if (!query->subject) {
       co_return refuse(kInvalidSubject);  // §2: a missing subject is an invalid one
     }
+    if (auto refused = forbidden(caller, broker::SubjectUse::subscribe, *query->subject)) {
+      co_return std::move(*refused);
+    }
     if (!head_only) {
       const service::Subscribed subscribed =
-          co_await service_.subscribe_ephemeral(*query->subject, query->group);
+          co_await service_.subscribe_ephemeral(*query->subject, query->group, caller.owner());
       if (const Refusal* refused = refusal_in(kSubscribeAnswers, subscribed.status);
           refused != nullptr) {
         co_return refuse(*refused);
@@ -626,9 +794,10 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
   co_return std::move(stream);
 }
 
-asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client) {
+asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client,
+                                             const Caller& caller) {
   const bool head_only = request.method() == verb::head;
-  auto opened = co_await open_stream(request, head_only);
+  auto opened = co_await open_stream(request, head_only, caller);
   if (auto* refused = std::get_if<Response>(&opened)) {
     co_return std::move(*refused);
   }
@@ -644,14 +813,15 @@ asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& cli
       service_, stream_metrics_, std::move(std::get<EventStream>(opened)), executor));
 }
 
-asio::awaitable<Response> ApiHandler::ws(const Request& request, Client& client) {
+asio::awaitable<Response> ApiHandler::ws(const Request& request, Client& client,
+                                         const Caller& caller) {
   if (const std::optional<Response> refused = check_upgrade(request)) {
     co_return *refused;
   }
   if (!origin_allowed(request)) {
     co_return refuse(kOriginNotAllowed);
   }
-  auto opened = co_await open_stream(request, /*head_only=*/false);
+  auto opened = co_await open_stream(request, /*head_only=*/false, caller);
   if (auto* refused = std::get_if<Response>(&opened)) {
     co_return std::move(*refused);
   }

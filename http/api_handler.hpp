@@ -3,15 +3,19 @@
 #include <atomic>
 #include <boost/beast/http/verb.hpp>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <variant>
 
+#include "auth/keyring.hpp"
+#include "broker/subject.hpp"
 #include "http/console.hpp"
 #include "http/cors.hpp"
 #include "http/event_stream.hpp"
 #include "http/framing.hpp"
 #include "http/request_handler.hpp"
+#include "metrics/auth_metrics.hpp"
 #include "metrics/limit_metrics.hpp"
 #include "metrics/request_metrics.hpp"
 #include "metrics/stream_metrics.hpp"
@@ -19,17 +23,34 @@
 
 namespace gophermq::http {
 
+// Who made a request (API.md §11); no principal when access control is off.
+struct Caller {
+  std::shared_ptr<const auth::Table> table;  // keeps `principal` alive for the request
+  const auth::Principal* principal = nullptr;
+
+  // The owner of the subscriptions the caller makes: its token's name, or nobody.
+  [[nodiscard]] std::string_view owner() const noexcept {
+    return principal != nullptr ? std::string_view(principal->name) : std::string_view();
+  }
+};
+
+// The token of an `Authorization: Bearer TOKEN` header; nullopt when there is none, the scheme is
+// another or the token is empty.
+std::optional<std::string_view> bearer_token(const Request& request);
+
 // The broker's HTTP API: decodes each request, asks the BrokerService, encodes the answer, and
 // records the request's route, status and latency. It keeps no broker state of its own.
 class ApiHandler final : public RequestHandler {
  public:
   // `max_wait` caps the wait_ms of a fetch; `stream_heartbeat` is how often an event stream
   // sends a comment; `cors` the origins browsers may call from; `console` serves the web console
-  // at GET /.
+  // at GET /. With a `keyring` (auth.file set) every /api/ request needs a token the keyring
+  // holds, and refusals are counted in `auth_metrics`, which must then be given too.
   ApiHandler(service::BrokerService& service, prometheus::Registry& registry,
              metrics::LimitMetrics& limit_metrics, std::chrono::milliseconds max_wait,
              std::chrono::milliseconds stream_heartbeat = std::chrono::seconds(15),
-             CorsPolicy cors = {}, bool console = false);
+             CorsPolicy cors = {}, bool console = false, const auth::Keyring* keyring = nullptr,
+             metrics::AuthMetrics* auth_metrics = nullptr);
 
   boost::asio::awaitable<Response> handle(Request& request, Client& client) override;
   Response reject(const Request& request, boost::beast::http::status status,
@@ -39,7 +60,8 @@ class ApiHandler final : public RequestHandler {
   void stop_accepting() noexcept { accepting_.store(false, std::memory_order_relaxed); }
 
  private:
-  using Endpoint = boost::asio::awaitable<Response> (ApiHandler::*)(const Request&, Client&);
+  using Endpoint = boost::asio::awaitable<Response> (ApiHandler::*)(const Request&, Client&,
+                                                                    const Caller&);
 
   struct Route {
     std::string_view path;
@@ -55,30 +77,47 @@ class ApiHandler final : public RequestHandler {
   static std::size_t route_index(const Route* route);
   static std::vector<std::string> route_labels();
 
-  boost::asio::awaitable<Response> subscribe(const Request& request, Client& client);
-  boost::asio::awaitable<Response> publish(const Request& request, Client& client);
-  boost::asio::awaitable<Response> publish_async(const Request& request, Client& client);
-  boost::asio::awaitable<Response> publish_batch(const Request& request, Client& client);
-  boost::asio::awaitable<Response> fetch(const Request& request, Client& client);
-  boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client);
-  boost::asio::awaitable<Response> ack(const Request& request, Client& client);
-  boost::asio::awaitable<Response> nack(const Request& request, Client& client);
-  boost::asio::awaitable<Response> extend(const Request& request, Client& client);
+  boost::asio::awaitable<Response> subscribe(const Request& request, Client& client,
+                                             const Caller& caller);
+  boost::asio::awaitable<Response> publish(const Request& request, Client& client,
+                                           const Caller& caller);
+  boost::asio::awaitable<Response> publish_async(const Request& request, Client& client,
+                                                 const Caller& caller);
+  boost::asio::awaitable<Response> publish_batch(const Request& request, Client& client,
+                                                 const Caller& caller);
+  boost::asio::awaitable<Response> fetch(const Request& request, Client& client,
+                                         const Caller& caller);
+  boost::asio::awaitable<Response> unsubscribe(const Request& request, Client& client,
+                                               const Caller& caller);
+  boost::asio::awaitable<Response> ack(const Request& request, Client& client,
+                                       const Caller& caller);
+  boost::asio::awaitable<Response> nack(const Request& request, Client& client,
+                                        const Caller& caller);
+  boost::asio::awaitable<Response> extend(const Request& request, Client& client,
+                                          const Caller& caller);
   boost::asio::awaitable<Response> answer_receipts(service::ReceiptsVerb verb,
-                                                   const Request& request);
-  boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request);
-  boost::asio::awaitable<Response> stats(const Request& request, Client& client);
-  // The operator's endpoints (docs/api.md, Admin).
-  boost::asio::awaitable<Response> admin_subscriptions(const Request& request, Client& client);
-  boost::asio::awaitable<Response> admin_unsubscribe(const Request& request, Client& client);
-  boost::asio::awaitable<Response> admin_purge(const Request& request, Client& client);
-  boost::asio::awaitable<Response> ready(const Request& request, Client& client);
-  boost::asio::awaitable<Response> stream(const Request& request, Client& client);
-  boost::asio::awaitable<Response> ws(const Request& request, Client& client);
+                                                   const Request& request, const Caller& caller);
+  boost::asio::awaitable<Response> publish_on(PublishRoute route, const Request& request,
+                                              const Caller& caller);
+  boost::asio::awaitable<Response> stats(const Request& request, Client& client,
+                                         const Caller& caller);
+  // The operator's endpoints (docs/api.md, Admin); access control lets only `admin` reach them.
+  boost::asio::awaitable<Response> admin_subscriptions(const Request& request, Client& client,
+                                                       const Caller& caller);
+  boost::asio::awaitable<Response> admin_unsubscribe(const Request& request, Client& client,
+                                                     const Caller& caller);
+  boost::asio::awaitable<Response> admin_purge(const Request& request, Client& client,
+                                               const Caller& caller);
+  boost::asio::awaitable<Response> ready(const Request& request, Client& client,
+                                         const Caller& caller);
+  boost::asio::awaitable<Response> stream(const Request& request, Client& client,
+                                          const Caller& caller);
+  boost::asio::awaitable<Response> ws(const Request& request, Client& client, const Caller& caller);
   // What GET /api/stream and /api/ws serve (API.md §10), with an ephemeral subscription made and
   // a Last-Event-ID applied; or the refusal.
   boost::asio::awaitable<std::variant<EventStream, Response>> open_stream(const Request& request,
-                                                                          bool head_only);
+                                                                          bool head_only,
+                                                                          const Caller& caller);
   // The refusal of a request to /api/ws that is no valid WebSocket upgrade.
   std::optional<Response> check_upgrade(const Request& request);
   [[nodiscard]] bool origin_allowed(const Request& request) const;
@@ -95,6 +134,15 @@ class ApiHandler final : public RequestHandler {
   // Every refused request is answered here, and counted against its limit.
   Response refuse(const Refusal& refusal);
 
+  // Access control at the edge (API.md §11): who `request` comes from, into `caller`, or the
+  // 401 or 403 it gets. Nothing to check without a keyring or outside /api/.
+  std::optional<Response> authenticate(const Request& request, Caller& caller);
+  // The 403 when the caller may not publish to (or subscribe to) `subject`; nullopt when it may,
+  // or when the subject is invalid: the broker refuses that as it always has.
+  std::optional<Response> forbidden(const Caller& caller, broker::SubjectUse use,
+                                    std::string_view subject);
+  Response refuse_access(metrics::AuthFailure reason);
+
   static const Route kRoutes[];
 
   service::BrokerService& service_;
@@ -105,6 +153,8 @@ class ApiHandler final : public RequestHandler {
   const std::chrono::milliseconds stream_heartbeat_;
   const CorsPolicy cors_;
   const bool console_;
+  const auth::Keyring* const keyring_;
+  metrics::AuthMetrics* const auth_metrics_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::atomic<bool> accepting_{true};
 };

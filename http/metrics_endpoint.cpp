@@ -10,8 +10,14 @@ namespace asio = boost::asio;
 namespace bhttp = boost::beast::http;
 
 MetricsEndpoint::MetricsEndpoint(service::BrokerService& service, prometheus::Registry& registry,
-                                 std::chrono::system_clock::time_point started)
-    : service_(service), registry_(registry), started_(started) {}
+                                 std::chrono::system_clock::time_point started,
+                                 std::optional<auth::Digest> token,
+                                 metrics::AuthMetrics* auth_metrics)
+    : service_(service),
+      registry_(registry),
+      started_(started),
+      token_(token),
+      auth_metrics_(auth_metrics) {}
 
 asio::awaitable<Response> MetricsEndpoint::handle(Request& request, Client& /*client*/) {
   if (path_of(request.target()) != "/metrics") {
@@ -21,6 +27,15 @@ asio::awaitable<Response> MetricsEndpoint::handle(Request& request, Client& /*cl
     Response response = error_response(bhttp::status::method_not_allowed, "Method Not Allowed");
     response.set(bhttp::field::allow, "GET, HEAD");
     co_return response;
+  }
+  if (token_) {
+    const std::optional<std::string_view> token = bearer_token(request);
+    if (!token || !auth::is_token_of(*token_, *token)) {
+      auth_metrics_->failed(token ? metrics::AuthFailure::unknown : metrics::AuthFailure::missing);
+      Response response = error_response(bhttp::status::unauthorized, "unauthorized");
+      response.set(bhttp::field::www_authenticate, "Bearer");
+      co_return response;
+    }
   }
   const service::ServiceSnapshot snapshot = co_await service_.snapshot();
   std::vector<prometheus::MetricFamily> families = registry_.Collect();

@@ -22,6 +22,20 @@ namespace asio = boost::asio;
 
 namespace {
 
+// What the broker answers a call naming a subscription it does not have: for one the caller may
+// not use, the same, so nobody learns that someone else's exists (API.md §11).
+template <typename Status>
+Status as_unknown(std::string_view subject, const broker::Limits& limits) {
+  if (subject.size() > limits.max_subject_length) {
+    return Status::subject_too_long;
+  }
+  if (!broker::is_valid_subject(subject, broker::SubjectUse::subscribe,
+                                limits.max_subject_length)) {
+    return Status::invalid_subject;
+  }
+  return Status::bad_id;
+}
+
 template <typename Result>
 struct CompletionOf {
   using type = void(Result);
@@ -348,29 +362,30 @@ asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
 
 asio::awaitable<Subscribed> BrokerService::subscribe(const std::string& subject,
                                                      const std::optional<std::string>& group,
-                                                     const broker::AckOptions& options) {
-  return subscribe_with(subject, group, options, /*ephemeral=*/false);
+                                                     const broker::AckOptions& options,
+                                                     std::string_view owner) {
+  return subscribe_with(subject, group, options, owner, /*ephemeral=*/false);
 }
 
 asio::awaitable<Subscribed> BrokerService::subscribe_ephemeral(
-    const std::string& subject, const std::optional<std::string>& group) {
+    const std::string& subject, const std::optional<std::string>& group, std::string_view owner) {
   static const broker::AckOptions plain;
-  return subscribe_with(subject, group, plain, /*ephemeral=*/true);
+  return subscribe_with(subject, group, plain, owner, /*ephemeral=*/true);
 }
 
 asio::awaitable<Subscribed> BrokerService::subscribe_with(const std::string& subject,
                                                           const std::optional<std::string>& group,
                                                           const broker::AckOptions& options,
-                                                          bool ephemeral) {
+                                                          std::string_view owner, bool ephemeral) {
   return on_broker(true, [this, id = new_subscription_id(), &subject = subject, &group = group,
-                          &options = options, ephemeral]() mutable {
+                          &options = options, owner, ephemeral]() mutable {
     const auto group_view = group ? std::optional<std::string_view>(*group) : std::nullopt;
-    Subscribed result{broker_.subscribe(id, subject, group_view, options, ephemeral),
+    Subscribed result{broker_.subscribe(id, subject, group_view, options, owner, ephemeral),
                       std::move(id)};
     // 122 random bits make a clash a once-in-the-universe event; a new draw settles it.
     while (result.status == broker::SubscribeStatus::duplicate_id) {
       result.id = new_subscription_id();
-      result.status = broker_.subscribe(result.id, subject, group_view, options, ephemeral);
+      result.status = broker_.subscribe(result.id, subject, group_view, options, owner, ephemeral);
     }
     return result;
   });
@@ -392,12 +407,13 @@ asio::awaitable<broker::PublishResult> BrokerService::publish(
   });
 }
 
-asio::awaitable<ReceiptsResult> BrokerService::answer_receipts(ReceiptsVerb verb,
-                                                               const std::string& subject,
-                                                               const std::string& id,
-                                                               const std::vector<std::string>& sent,
-                                                               std::chrono::milliseconds delay) {
-  return on_broker(true, [this, verb, &subject = subject, &id = id, &sent = sent, delay] {
+asio::awaitable<ReceiptsResult> BrokerService::answer_receipts(
+    ReceiptsVerb verb, const std::string& subject, const std::string& id,
+    const std::vector<std::string>& sent, std::chrono::milliseconds delay, std::string_view owner) {
+  return on_broker(true, [this, verb, &subject = subject, &id = id, &sent = sent, delay, owner] {
+    if (!broker_.may_use(id, owner)) {
+      return ReceiptsResult{as_unknown<broker::AckStatus>(subject, limits_), 0, {}};
+    }
     std::vector<broker::Receipt> receipts;
     receipts.reserve(sent.size());
     for (const std::string& text : sent) {
@@ -435,25 +451,36 @@ asio::awaitable<ReceiptsResult> BrokerService::answer_receipts(ReceiptsVerb verb
 
 asio::awaitable<broker::ResumeResult> BrokerService::resume(const std::string& subject,
                                                             const std::string& id,
-                                                            std::uint64_t last_seq) {
-  return on_broker(true, [this, &subject = subject, &id = id, last_seq] {
+                                                            std::uint64_t last_seq,
+                                                            std::string_view owner) {
+  return on_broker(true, [this, &subject = subject, &id = id, last_seq, owner] {
+    if (!broker_.may_use(id, owner)) {
+      return broker::ResumeResult{as_unknown<broker::AckStatus>(subject, limits_)};
+    }
     return broker_.resume(subject, id, last_seq);
   });
 }
 
-asio::awaitable<std::optional<std::string>> BrokerService::subject_of(const std::string& id) {
-  return on_broker(false, [this, &id = id] { return broker_.subject_of(id); });
+asio::awaitable<std::optional<std::string>> BrokerService::subject_of(const std::string& id,
+                                                                      std::string_view owner) {
+  return on_broker(false, [this, &id = id, owner] {
+    return broker_.may_use(id, owner) ? broker_.subject_of(id) : std::nullopt;
+  });
 }
 
 asio::awaitable<FetchResult> BrokerService::fetch(const std::string& subject, const std::string& id,
                                                   std::size_t max, std::chrono::milliseconds wait,
-                                                  bool meta) {
+                                                  bool meta, std::string_view owner) {
   if (wait.count() > 0) {
-    return wait_for_messages(subject, id, max, wait, meta);
+    return wait_for_messages(subject, id, max, wait, meta, owner);
   }
-  return on_broker(false, [this, &subject = subject, &id = id, max, meta] {
+  return on_broker(false, [this, &subject = subject, &id = id, max, meta, owner] {
     broker::Fetched fetched;
     FetchResult result;
+    if (!broker_.may_use(id, owner)) {
+      result.status = as_unknown<broker::FetchStatus>(subject, limits_);
+      return result;
+    }
     result.status = broker_.fetch(subject, id, max, meta, fetched);
     result.messages = std::move(fetched.messages);
     result.deliveries = std::move(fetched.deliveries);
@@ -466,9 +493,9 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
                                                               const std::string& id,
                                                               std::size_t max,
                                                               std::chrono::milliseconds wait,
-                                                              bool meta) {
+                                                              bool meta, std::string_view owner) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(FetchResult)>(
-      [this, &subject, &id, max, wait, meta](auto handler) {
+      [this, &subject, &id, max, wait, meta, owner](auto handler) {
         auto pending =
             std::make_shared<PendingFetch>(broker_strand_, log_.get(), std::move(handler));
         if (pending->slot().is_connected()) {
@@ -481,9 +508,11 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
             });
           });
         }
-        asio::post(broker_strand_, [this, pending, &subject, &id, max, wait, meta] {
+        asio::post(broker_strand_, [this, pending, &subject, &id, max, wait, meta, owner] {
           broker::FetchStatus status = broker::FetchStatus::ok;
-          if (waits_allowed_) {
+          if (!broker_.may_use(id, owner)) {
+            status = as_unknown<broker::FetchStatus>(subject, limits_);
+          } else if (waits_allowed_) {
             status = broker_.fetch_or_wait(subject, id, max, *pending, meta);
           } else {
             broker::Fetched fetched;
@@ -509,9 +538,12 @@ asio::awaitable<FetchResult> BrokerService::wait_for_messages(const std::string&
 }
 
 asio::awaitable<broker::UnsubscribeStatus> BrokerService::unsubscribe(const std::string& subject,
-                                                                      const std::string& id) {
-  return on_broker(
-      true, [this, &subject = subject, &id = id] { return broker_.unsubscribe(subject, id); });
+                                                                      const std::string& id,
+                                                                      std::string_view owner) {
+  return on_broker(true, [this, &subject = subject, &id = id, owner] {
+    return broker_.may_use(id, owner) ? broker_.unsubscribe(subject, id)
+                                      : as_unknown<broker::UnsubscribeStatus>(subject, limits_);
+  });
 }
 
 asio::awaitable<broker::SubscriptionList> BrokerService::list_subscriptions(

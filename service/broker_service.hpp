@@ -106,13 +106,19 @@ class BrokerService {
   // the kernel's CSPRNG.
   boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
                                                const std::optional<std::string>& group);
-  // `options` must outlive the call (API.md §9 ack mode when options.ack).
+  // `options` must outlive the call (API.md §9 ack mode when options.ack). The subscription
+  // belongs to `owner`, a token's name (API.md §11; empty: nobody).
+  //
+  // Every call below that names a subscription takes the caller's `owner` last: a subscription
+  // the caller may not use (Broker::may_use) is answered exactly as one that does not exist.
   boost::asio::awaitable<Subscribed> subscribe(const std::string& subject,
                                                const std::optional<std::string>& group,
-                                               const broker::AckOptions& options);
+                                               const broker::AckOptions& options,
+                                               std::string_view owner = {});
   // A push stream's own subscription (API.md §10), plain and ephemeral: recovery removes it.
   boost::asio::awaitable<Subscribed> subscribe_ephemeral(const std::string& subject,
-                                                         const std::optional<std::string>& group);
+                                                         const std::optional<std::string>& group,
+                                                         std::string_view owner = {});
   boost::asio::awaitable<broker::PublishStatus> publish(
       const std::string& subject, const std::vector<broker::Message>& messages);
   // Idempotent publish (API.md §9): `msg_ids` empty or one per message.
@@ -123,14 +129,15 @@ class BrokerService {
   boost::asio::awaitable<ReceiptsResult> answer_receipts(
       ReceiptsVerb verb, const std::string& subject, const std::string& id,
       const std::vector<std::string>& receipts,
-      std::chrono::milliseconds delay = std::chrono::milliseconds(0));
+      std::chrono::milliseconds delay = std::chrono::milliseconds(0), std::string_view owner = {});
   // A stream's Last-Event-ID (API.md §10): acks what is in flight up to `last_seq`, redelivers
   // the rest (Broker::resume).
   boost::asio::awaitable<broker::ResumeResult> resume(const std::string& subject,
-                                                      const std::string& id,
-                                                      std::uint64_t last_seq);
+                                                      const std::string& id, std::uint64_t last_seq,
+                                                      std::string_view owner = {});
   // The subject pattern of subscription `id`, for a stream that names only the id.
-  boost::asio::awaitable<std::optional<std::string>> subject_of(const std::string& id);
+  boost::asio::awaitable<std::optional<std::string>> subject_of(const std::string& id,
+                                                                std::string_view owner = {});
   // With a `wait` above zero and nothing pending, the fetch waits for the first publish to its
   // queue, for `wait` to pass, or for unsubscribe or shutdown, without holding a thread or the
   // strand. Cancelling the awaiting operation (the client went away) ends the wait and leaves
@@ -138,9 +145,11 @@ class BrokerService {
   // With `meta` (or on an ack-mode queue) the messages come as deliveries.
   boost::asio::awaitable<FetchResult> fetch(
       const std::string& subject, const std::string& id, std::size_t max,
-      std::chrono::milliseconds wait = std::chrono::milliseconds(0), bool meta = false);
+      std::chrono::milliseconds wait = std::chrono::milliseconds(0), bool meta = false,
+      std::string_view owner = {});
   boost::asio::awaitable<broker::UnsubscribeStatus> unsubscribe(const std::string& subject,
-                                                                const std::string& id);
+                                                                const std::string& id,
+                                                                std::string_view owner = {});
   // The admin calls (Broker::list_subscriptions, unsubscribe by id, purge, purge_subscription).
   // Removals are answered once their records are on disk, as unsubscribe's are.
   boost::asio::awaitable<broker::SubscriptionList> list_subscriptions(const std::string& pattern,
@@ -184,7 +193,7 @@ class BrokerService {
   boost::asio::awaitable<Subscribed> subscribe_with(const std::string& subject,
                                                     const std::optional<std::string>& group,
                                                     const broker::AckOptions& options,
-                                                    bool ephemeral);
+                                                    std::string_view owner, bool ephemeral);
   struct AsyncItem {
     std::string subject;
     broker::Message message;
@@ -195,7 +204,8 @@ class BrokerService {
 
   boost::asio::awaitable<FetchResult> wait_for_messages(const std::string& subject,
                                                         const std::string& id, std::size_t max,
-                                                        std::chrono::milliseconds wait, bool meta);
+                                                        std::chrono::milliseconds wait, bool meta,
+                                                        std::string_view owner);
   // The work on the broker, at once when the caller is on the strand's thread and shares it
   // (StrandThread::shared_with_callers), else through run_on(broker_strand_). With storage on, the
   // caller resumes once the records the work appended are written to the log; with `durable`,

@@ -94,7 +94,7 @@ const std::vector<std::string_view> kMsgIds = {"k1", "k2", "k3", "k4", "k5", "k6
 
 // One valid record of every type, as the core writes them.
 std::vector<Record> one_of_each(std::span<const Message> batch, std::span<const Message> state) {
-  std::vector<Record> records(17);
+  std::vector<Record> records(19);
   records[0].type = RecordType::subscribe;
   records[0].grouped = true;
   records[0].time = 5;
@@ -155,6 +155,14 @@ std::vector<Record> one_of_each(std::span<const Message> batch, std::span<const 
   records[16].time = 11;
   records[16].subject = "a.b";
   records[16].msg_ids = std::span(kMsgIds).first(2);
+  records[17].type = RecordType::owner;
+  records[17].id = "s1";
+  records[17].owner = "alice";
+  records[18].type = RecordType::purge;
+  records[18].reason = static_cast<std::uint8_t>(DropReason::purged);
+  records[18].subject = "a";
+  records[18].id = "s2";
+  records[18].numbers = kSeqs;
   return records;
 }
 
@@ -295,6 +303,10 @@ TEST(Checkpoint, DecodeRefusesRecordsTheCoreCouldNotHaveWritten) {
     wrong.emplace_back(std::move(what), record);
   };
   add("subscribe with a reason", 0, [](Record& r) { r.reason = 1; });
+  add("owner without an owner", 17, [](Record& r) { r.owner = ""; });
+  add("owner without an id", 17, [](Record& r) { r.id = ""; });
+  add("owner with a subject", 17, [](Record& r) { r.subject = "a"; });
+  add("owner of 65 bytes", 17, [&](Record& r) { r.owner = std::string_view(half).substr(0, 65); });
   add("subscribe grouped without a group", 0, [](Record& r) { r.group = ""; });
   add("subscribe with a group, not grouped", 0, [](Record& r) { r.grouped = false; });
   add("subscribe with messages", 0, [&](Record& r) { r.messages = batch; });
@@ -589,6 +601,53 @@ TEST(Checkpoint, SubscriptionsResumeTheirActivity) {
   FetchedMessages out;
   EXPECT_EQ(copy.fetch("a", "old", 1, out), FetchStatus::bad_id);
   EXPECT_EQ(copy.fetch("a", "new", 1, out), FetchStatus::ok);
+}
+
+// API.md §11: a subscription belongs to the token that made it, across a checkpoint and the
+// records after it.
+TEST(Checkpoint, OwnersSurviveACheckpointAndTheJournal) {
+  ManualClock clock;
+  Broker broker(Limits{}, clock);
+  Records journal;
+  broker.set_journal(&journal);
+  ASSERT_EQ(broker.subscribe("before", "a", std::nullopt, AckOptions{}, "alice"),
+            SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("open", "a", std::nullopt), SubscribeStatus::ok);
+  Records checkpoint;
+  broker.checkpoint(checkpoint);
+  ASSERT_EQ(broker.subscribe("after", "a", "g", AckOptions{}, "bob"), SubscribeStatus::ok);
+  EXPECT_NE(broker.dump().find("owner alice"), std::string::npos);
+
+  std::vector<RecordStorage> storage;
+  Broker copy(Limits{}, clock);
+  for (const Record& record : checkpoint.decoded(storage)) {
+    ASSERT_TRUE(copy.apply(record)) << static_cast<int>(record.type);
+  }
+  std::vector<RecordStorage> later;
+  const std::vector<Record> records = journal.decoded(later);
+  ASSERT_EQ(records.size(), 5U);  // subscribe, owner; subscribe; then subscribe, owner
+  EXPECT_EQ(records[1].type, RecordType::owner);
+  EXPECT_EQ(records[1].owner, "alice");
+  EXPECT_EQ(records[2].type, RecordType::subscribe);
+  ASSERT_TRUE(copy.apply(records[3]));
+  ASSERT_TRUE(copy.apply(records[4]));
+  EXPECT_EQ(copy.dump(), broker.dump());
+
+  for (const Broker* core : {&broker, &copy}) {
+    EXPECT_TRUE(core->may_use("before", "alice"));
+    EXPECT_FALSE(core->may_use("before", "bob"));
+    EXPECT_TRUE(core->may_use("before", ""));   // access control off
+    EXPECT_TRUE(core->may_use("open", "bob"));  // made while it was off
+    EXPECT_TRUE(core->may_use("after", "bob"));
+    EXPECT_FALSE(core->may_use("after", "alice"));
+    EXPECT_FALSE(core->may_use("none", "alice"));
+    EXPECT_FALSE(core->may_use("none", ""));
+  }
+  // An owner record needs its subscription, and only one owner.
+  EXPECT_FALSE(copy.apply(records[1]));
+  Record stray = records[1];
+  stray.id = "none";
+  EXPECT_FALSE(copy.apply(stray));
 }
 
 TEST(Checkpoint, ApplyTakesACheckpointOnlyOnAnEmptyCore) {

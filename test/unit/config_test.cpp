@@ -74,6 +74,24 @@ TEST(Config, CorsOriginsAreTrimmedAndEachMustBeAnOrigin) {
   }
 }
 
+TEST(Config, AccessControlKeysAreOffByDefaultAndTheTokenIsNeverRepeated) {
+  EXPECT_TRUE(load_config({}).auth_file.empty());
+  EXPECT_TRUE(load_config({}).monitoring_token.empty());
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_AUTH_FILE=/etc/gophermq/tokens"}).auth_file,
+            "/etc/gophermq/tokens");
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_MONITORING_TOKEN=s3cret"}).monitoring_token, "s3cret");
+  for (const std::string bad : {"has space", "tab\tbed", "new\nline", "caf\xc3\xa9"}) {
+    try {
+      load_config({"--monitoring.token=" + bad});
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const ConfigError& error) {
+      const std::string what = error.what();
+      EXPECT_NE(what.find("monitoring.token"), std::string::npos) << what;
+      EXPECT_EQ(what.find(bad), std::string::npos) << what;
+    }
+  }
+}
+
 TEST(Config, ConsoleIsOnUnlessTurnedOff) {
   EXPECT_TRUE(load_config({}).console);
   EXPECT_FALSE(load_config({"--http.console=false"}).console);
@@ -126,6 +144,8 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"broker.stream-heartbeat", "33s"},
       {"http.cors-origins", "https://a.example,http://b.example:8080"},
       {"http.console", "false"},
+      {"monitoring.token", "s3cret-token"},
+      {"auth.file", "/etc/gophermq/tokens"},
   };
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());
