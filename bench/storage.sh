@@ -116,19 +116,27 @@ record() {
   echo "$1 $2 $5 $round" >>"$work/results"
 }
 
+# Context switches of every thread of the broker since it started, voluntary and not.
+context_switches() {
+  cat /proc/"$broker_pid"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'
+}
+
 # One gophermq-bench case on a fresh broker: NAME FSYNC_MODE RATE_FIELD BENCH_OPTIONS...
-# With storage, also how the group commit went: fdatasyncs per second, their mean duration, and
-# messages published per fdatasync (warm-up included).
+# Prints the broker's context switches per published message (warm-up included), which the load
+# of other processes on the machine does not change much, unlike the rates. With storage, also how
+# the group commit went: fdatasyncs per second, their mean duration, and messages published per
+# fdatasync.
 throughput_case() {
   local name=$1 mode=$2 field=$3
   shift 3
   start_broker "$mode"
-  local out syncs=0 sync_seconds=0 published=0
+  local out syncs=0 sync_seconds=0 published=0 switches
   out=$(bench --duration "$duration" "$@")
+  switches=$(context_switches)
+  published=$(metric gophermq_published_messages_total)
   if [ "$mode" != memory ]; then
     syncs=$(metric gophermq_storage_fsync_seconds_count)
     sync_seconds=$(metric gophermq_storage_fsync_seconds_sum)
-    published=$(metric gophermq_published_messages_total)
   fi
   stop_broker
   local rate p50 p99 errors
@@ -139,6 +147,11 @@ print(r[sys.argv[2]], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
       r["failed"] + r["transport_errors"])' "$out" "$field")"
   record "$name" "$rate" "$([ "$field" = published_per_second ] && echo msg/s || echo req/s)" \
     "$p50" "$p99" "$errors"
+  python3 -c '
+import sys
+switches, published = map(float, sys.argv[1:])
+print(" " * 22, f"{switches / max(published, 1):14.3f} context switches per message")' \
+    "$switches" "$published"
   if [ "$mode" != memory ]; then
     python3 -c '
 import sys

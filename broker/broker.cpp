@@ -1917,7 +1917,7 @@ std::string Broker::dump() const {
 Totals Broker::totals() const {
   return Totals{pending_messages_, pending_bytes_,   subscriptions_.size(),
                 topics_.size(),    waiting_fetches_, counters_,
-                in_flight_};
+                in_flight_,        dedupe_.size(),   dedupe_.bytes()};
 }
 
 void Broker::enter_ranking(std::pair<const std::string, Topic>& entry) {

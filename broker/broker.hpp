@@ -125,7 +125,9 @@ struct Totals {
   std::size_t subjects = 0;
   std::size_t waiting_fetches = 0;
   Counters counters;
-  std::uint64_t in_flight = 0;  // delivered, not yet acked; also counted as pending
+  std::uint64_t in_flight = 0;     // delivered, not yet acked; also counted as pending
+  std::uint64_t dedupe_ids = 0;    // msg_ids in the dedupe window
+  std::uint64_t dedupe_bytes = 0;  // the subjects and msg_ids it holds
 };
 
 // One subscription pattern, as GET /api/stats shows it.

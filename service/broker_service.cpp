@@ -94,15 +94,6 @@ std::optional<asio::io_context::executor_type> shared_thread_of(
   return *context;
 }
 
-// A checkpoint holds each pending message of each queue with its length and seq, and a record
-// per subscription; the allowance per subscription covers its id, subject and group.
-std::uint64_t checkpoint_bytes_estimate(const broker::Totals& totals) {
-  constexpr std::uint64_t kPerMessage = 12;
-  constexpr std::uint64_t kPerSubscription = 160;
-  return totals.pending_bytes + kPerMessage * totals.pending_messages +
-         kPerSubscription * totals.subscriptions;
-}
-
 // random_generator_pure reads every UUID from the kernel (getrandom); Boost's mt19937-based
 // generator would make ids that one leaked state predicts, and the id is the subscriber's
 // credential.
@@ -112,6 +103,20 @@ std::string new_subscription_id() {
 }
 
 }  // namespace
+
+// A checkpoint holds each pending message of each queue with its length and seq, a delivery count
+// for each in flight, a record per subscription and the dedupe window's msg_ids. The allowance
+// per subscription covers its id, subject and group; the one per msg_id its length and, at worst,
+// a record of its own (the window's entries share one only when stamped at the same instant).
+std::uint64_t checkpoint_bytes_estimate(const broker::Totals& totals) {
+  constexpr std::uint64_t kPerMessage = 12;
+  constexpr std::uint64_t kPerDelivery = 5;
+  constexpr std::uint64_t kPerSubscription = 160;
+  constexpr std::uint64_t kPerMsgId = 24;
+  return totals.pending_bytes + kPerMessage * totals.pending_messages +
+         kPerDelivery * totals.in_flight + kPerSubscription * totals.subscriptions +
+         totals.dedupe_bytes + kPerMsgId * totals.dedupe_ids;
+}
 
 std::string_view name_of(AsyncFailure failure) {
   switch (failure) {

@@ -88,6 +88,10 @@ struct Heartbeat {
 // thread), so a call made on it runs on the broker at once instead of posting there and back.
 enum class StrandThread { own, shared_with_callers };
 
+// About how many bytes a checkpoint of a broker with these totals takes in the log, at least as
+// many as it does: the log decides with it whether a checkpoint fits under storage.max-bytes.
+std::uint64_t checkpoint_bytes_estimate(const broker::Totals& totals);
+
 // Owns the Broker on one strand and is the only way in: each call hops onto the broker strand,
 // runs there, and resumes the caller on its own executor, so the broker needs no lock.
 // Async publishes go through a second, dedicated worker strand that batches them into the broker

@@ -13,8 +13,9 @@ namespace {
 // Whether a new file may wait, after a lack of room, before the log tries again.
 constexpr std::chrono::milliseconds kRetryPrepare{100};
 
-// The longest a sync waits for more publishes to join it: well under a fast disk's fdatasync.
-constexpr std::chrono::microseconds kGatherLimit{250};
+// The most a buffer is held for the end of a sync round (Log::hold_for_sync): beyond it, writing
+// now takes work off the write that starts the next round.
+constexpr std::size_t kHoldBytes = 1024 * 1024;
 
 // Recovery reads at most about this many files after the checkpoint.
 constexpr std::uint64_t kFilesPerCheckpoint = 4;
@@ -39,7 +40,6 @@ Log::Log(const asio::any_io_executor& strand, const Options& options,
       hooks_(std::move(hooks)),
       headroom_(options.file_bytes / 16),
       next_index_(next_file),
-      gather_timer_(strand),
       interval_timer_(strand),
       writer_(*directory_) {
   for (const std::uint64_t file : directory_->list()) {
@@ -203,33 +203,27 @@ void Log::schedule_submit() {
   });
 }
 
-bool Log::gather_more() {
-  if (options_.fsync != FsyncMode::always || synced_waits_.empty() ||
-      synced_waits_.size() >= last_sync_batch_ || checkpointing_ || closing_) {
-    return false;
-  }
-  if (!gathering_) {
-    gathering_ = true;
-    gather_timer_.expires_after(kGatherLimit);
-    gather_timer_.async_wait([this](const boost::system::error_code&) {
-      gathering_ = false;
-      last_sync_batch_ = 0;  // what came in time is the batch
-      maybe_sync();
-    });
-  }
-  return true;
-}
-
 void Log::submit() {
   if (in_flight_) {
     return;
   }
   maybe_checkpoint();
-  flush_buffer();
-  if (!ops_.empty()) {
-    write_ops();
+  if (!hold_for_sync()) {
+    flush_buffer();
+    if (!ops_.empty()) {
+      write_ops();
+    }
   }
   maybe_sync();
+}
+
+bool Log::hold_for_sync() {
+  if (options_.fsync != FsyncMode::always || !written_waits_.empty() || closing_ || !ops_.empty() ||
+      buffer_.size() >= kHoldBytes) {
+    return false;
+  }
+  const std::lock_guard lock(schedule_mutex_);
+  return schedule_.running();
 }
 
 void Log::write_ops() {
@@ -239,9 +233,20 @@ void Log::write_ops() {
   asio::post(writer_context_, [this, request = std::move(request)]() mutable {
     try {
       WriteProgress progress = writer_.perform(std::move(request), hooks_.fsync_observed);
+      // The next round starts here when one is asked for: the strand is not on the way.
+      std::optional<SyncJob> job;
+      {
+        const std::lock_guard lock(schedule_mutex_);
+        schedule_.wrote(progress.written, progress.dirtied, progress.synced);
+        job = schedule_.start();
+      }
+      progress.dirtied.clear();
       asio::post(strand_, [this, progress = std::move(progress)]() mutable {
         on_progress(std::move(progress));
       });
+      if (job) {
+        run_sync(std::move(*job));
+      }
     } catch (const std::exception& error) {
       hooks_.fatal(error.what());
     }
@@ -249,47 +254,67 @@ void Log::write_ops() {
 }
 
 void Log::maybe_sync() {
-  if (sync_in_flight_ || synced_ >= written_) {
-    return;
+  std::uint64_t wanted = synced_waits_.empty() ? 0 : synced_waits_.back().position;
+  if (sync_wanted_ || closing_) {
+    wanted = appended_;
   }
-  const bool waited_for = !synced_waits_.empty() && synced_waits_.front().position <= written_;
-  if (!sync_wanted_ && !waited_for && !closing_) {
-    return;
-  }
-  if (waited_for && gather_more()) {
-    return;
-  }
-  sync_in_flight_ = true;
   sync_wanted_ = false;
-  // Through the writer's queue: the job is taken after every write up to `end` is done.
-  asio::post(writer_context_, [this, end = written_] {
-    try {
-      auto job = std::make_shared<SyncJob>(writer_.take_dirty(end));
-      asio::post(sync_context_, [this, job] {
-        try {
-          Writer::sync(*job, hooks_.fsync_observed);
-          asio::post(strand_, [this, end = job->end] { on_synced(end); });
-        } catch (const std::exception& error) {
-          hooks_.fatal(error.what());
+  if (wanted <= requested_ || wanted <= synced_) {
+    return;
+  }
+  requested_ = wanted;
+  std::optional<SyncJob> job;
+  {
+    const std::lock_guard lock(schedule_mutex_);
+    schedule_.request(wanted);
+    job = schedule_.start();
+  }
+  if (job) {
+    run_sync(std::move(*job));
+  }
+}
+
+void Log::run_sync(SyncJob job) {
+  asio::post(sync_context_, [this, job = std::move(job)]() mutable {
+    for (;;) {
+      try {
+        Writer::sync(job, hooks_.fsync_observed);
+      } catch (const std::exception& error) {
+        {
+          const std::lock_guard lock(schedule_mutex_);
+          schedule_.fail();
         }
-      });
-    } catch (const std::exception& error) {
-      hooks_.fatal(error.what());
+        hooks_.fatal(error.what());
+        return;
+      }
+      std::optional<SyncJob> next;
+      {
+        const std::lock_guard lock(schedule_mutex_);
+        schedule_.finish();
+        next = schedule_.start();
+      }
+      // One post per round, however many publishes it answers. After finish(): a strand that
+      // finds no round running writes what it held for this one.
+      asio::post(strand_, [this, end = job.end] { on_synced(end); });
+      if (!next) {
+        return;
+      }
+      job = std::move(*next);
     }
   });
 }
 
 void Log::on_synced(std::uint64_t end) {
-  sync_in_flight_ = false;
   synced_ = std::max(synced_, end);
   complete_waits();
   finish_close_when_done();
+  submit();  // what was held for this round
   maybe_sync();
 }
 
 void Log::finish_close_when_done() {
-  if (!closed_ || in_flight_ || sync_in_flight_ || written_ != appended_ || synced_ != written_ ||
-      !ops_.empty() || !buffer_.empty()) {
+  if (!closed_ || in_flight_ || written_ != appended_ || synced_ != written_ || !ops_.empty() ||
+      !buffer_.empty()) {
     return;
   }
   auto done = std::move(*closed_);
@@ -300,8 +325,7 @@ void Log::finish_close_when_done() {
 void Log::on_progress(WriteProgress progress) {
   in_flight_ = false;
   written_ = progress.written;
-  if (progress.checkpointed) {
-    // RemoveBefore synced every file first.
+  if (progress.synced) {
     synced_ = std::max(synced_, progress.written);
   }
   for (const auto& [file, length] : progress.sealed) {
@@ -338,19 +362,14 @@ void Log::on_progress(WriteProgress progress) {
 
 void Log::complete_waits() {
   const auto complete = [](std::deque<Wait>& waits, std::uint64_t reached) {
-    std::size_t completed = 0;
     while (!waits.empty() && waits.front().position <= reached) {
       auto done = std::move(waits.front().done);
       waits.pop_front();
       std::move(done)();
-      ++completed;
     }
-    return completed;
   };
   complete(written_waits_, written_);
-  if (const std::size_t synced = complete(synced_waits_, synced_); synced > 0) {
-    last_sync_batch_ = synced;
-  }
+  complete(synced_waits_, synced_);
 }
 
 void Log::when_written(std::uint64_t position, bool durable, Callback done) {
@@ -360,9 +379,8 @@ void Log::when_written(std::uint64_t position, bool durable, Callback done) {
     return;
   }
   (sync ? synced_waits_ : written_waits_).push_back({position, std::move(done)});
-  if (gathering_ && synced_waits_.size() >= last_sync_batch_) {
-    gather_timer_.cancel();  // its handler submits
-    return;
+  if (sync) {
+    maybe_sync();  // at once, even while a write is in flight: its end may be all this needs
   }
   schedule_submit();
 }
@@ -396,7 +414,6 @@ LogFigures Log::figures() const noexcept {
 void Log::close(Callback done) {
   closing_ = true;
   interval_timer_.cancel();
-  gather_timer_.cancel();
   closed_.emplace(std::move(done));
   finish_close_when_done();
   if (closed_) {

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -98,12 +99,17 @@ class Log final : public broker::JournalSink {
   [[nodiscard]] bool checkpoint_frees_files() const;
   void schedule_submit();
   void submit();
+  // Whether to keep the buffer on the strand until the sync round under way ends: with fsync
+  // always and nothing waiting for a write alone, what is appended during a round can only be
+  // synced by the next one, so it goes to the writer in one write when the round ends, instead of
+  // a write (and a wake of the writer) for every few publishes.
+  bool hold_for_sync();
   // Hands ops_ to the writer.
   void write_ops();
-  // Starts a sync of what is written when one is wanted and none is running.
+  // Asks for a sync up to what the waiting publishes (or the interval, or close) need.
   void maybe_sync();
-  // Whether to hold the next sync back a moment for more publishes to join it.
-  bool gather_more();
+  // Runs `job` and the rounds due after it on the sync thread; from any thread.
+  void run_sync(SyncJob job);
   void on_synced(std::uint64_t end);
   void finish_close_when_done();
   void on_progress(WriteProgress progress);
@@ -138,8 +144,8 @@ class Log final : public broker::JournalSink {
   std::uint64_t appended_ = 0;
   std::uint64_t written_ = 0;
   std::uint64_t synced_ = 0;
+  std::uint64_t requested_ = 0;  // the highest sync asked of schedule_
   bool in_flight_ = false;       // a write request is with the writer
-  bool sync_in_flight_ = false;  // a sync job is with the sync thread
   bool submit_scheduled_ = false;
   bool sync_wanted_ = false;
   bool closing_ = false;
@@ -154,15 +160,12 @@ class Log final : public broker::JournalSink {
   std::uint64_t checkpoint_file_ = 0;   // where the last checkpoint starts
   bool in_checkpoint_ = false;          // records are being appended by the checkpoint
 
-  // Group commit under a steady load: a sync that leaves as soon as the last one is done takes
-  // only the publishes that came in during it, and the clients it answers come back a moment too
-  // late for the next, so they split into two halves taking turns. Waiting a little for as many
-  // publishes as the last sync took keeps them in one batch: one fsync where there were two.
-  std::size_t last_sync_batch_ = 0;
-  bool gathering_ = false;
-  boost::asio::steady_timer gather_timer_;
   boost::asio::steady_timer interval_timer_;
   std::string scratch_;  // one record's encoding, reused
+
+  // Shared by the strand, the writer and the sync thread.
+  std::mutex schedule_mutex_;
+  SyncSchedule schedule_;
 
   // Writes and file changes on one thread, fdatasync on another, so a fetch's record is written
   // (all a fetch waits for) while an earlier publish's sync is still going on.

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace gophermq::storage {
@@ -17,7 +18,46 @@ Overloaded(Visitors...) -> Overloaded<Visitors...>;
 
 }  // namespace
 
-Writer::OpenFile& Writer::open_file(std::uint64_t file) {
+void SyncSchedule::wrote(std::uint64_t end, const std::vector<SharedFile>& files, bool synced) {
+  written_ = std::max(written_, end);
+  if (synced) {
+    covered_ = std::max(covered_, end);
+    dirty_.clear();
+    return;
+  }
+  for (const SharedFile& file : files) {
+    if (std::find(dirty_.begin(), dirty_.end(), file) == dirty_.end()) {
+      dirty_.push_back(file);
+    }
+  }
+}
+
+void SyncSchedule::request(std::uint64_t position) {
+  requested_ = std::max(requested_, position);
+}
+
+std::optional<SyncJob> SyncSchedule::start() {
+  if (running_ || failed_ || requested_ <= covered_ || written_ <= covered_) {
+    return std::nullopt;
+  }
+  running_ = true;
+  covered_ = written_;
+  SyncJob job;
+  job.files.swap(dirty_);
+  job.end = written_;
+  return job;
+}
+
+void SyncSchedule::finish() {
+  running_ = false;
+}
+
+void SyncSchedule::fail() {
+  running_ = false;
+  failed_ = true;
+}
+
+const SharedFile& Writer::open_file(std::uint64_t file) {
   auto found = open_.find(file);
   if (found == open_.end()) {
     // A file the log did not prepare in this process: only the one recovery left behind.
@@ -26,28 +66,30 @@ Writer::OpenFile& Writer::open_file(std::uint64_t file) {
     if (handle.get() < 0) {
       throw_errno("open", path);
     }
-    found = open_.emplace(file, OpenFile{std::move(handle), std::move(path)}).first;
+    found =
+        open_
+            .emplace(file, std::make_shared<OpenFile>(OpenFile{std::move(handle), std::move(path)}))
+            .first;
   }
   return found->second;
 }
 
 WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_observed) {
   WriteProgress progress;
-  const auto sync_dirty = [&] {
-    for (const std::uint64_t file : dirty_) {
-      const auto started = std::chrono::steady_clock::now();
-      const OpenFile& open = open_file(file);
-      sync_data(open.handle.get(), open.path);
-      fsync_observed(std::chrono::steady_clock::now() - started);
-    }
-    dirty_.clear();
+  const auto sync_file = [&](const OpenFile& open) {
+    const auto started = std::chrono::steady_clock::now();
+    sync_data(open.handle.get(), open.path);
+    fsync_observed(std::chrono::steady_clock::now() - started);
   };
   for (WriteOp& op : request.ops) {
     std::visit(Overloaded{
                    [&](WriteBytes& write) {
-                     const OpenFile& open = open_file(write.file);
-                     write_all_at(open.handle.get(), write.bytes, write.offset, open.path);
-                     dirty_.insert(write.file);
+                     const SharedFile& open = open_file(write.file);
+                     write_all_at(open->handle.get(), write.bytes, write.offset, open->path);
+                     if (std::find(progress.dirtied.begin(), progress.dirtied.end(), open) ==
+                         progress.dirtied.end()) {
+                       progress.dirtied.push_back(open);
+                     }
                    },
                    [&](const PrepareFile& prepare) {
                      std::error_code no_room;
@@ -55,26 +97,27 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
                      FileHandle handle = create_reserved(path, prepare.bytes, no_room);
                      if (!no_room) {
                        directory_.sync();
-                       open_.emplace(prepare.file, OpenFile{std::move(handle), std::move(path)});
+                       open_.emplace(prepare.file, std::make_shared<OpenFile>(OpenFile{
+                                                       std::move(handle), std::move(path)}));
                      }
                      progress.prepared.emplace_back(prepare.file, !no_room);
                    },
                    [&](const SealFile& seal) {
-                     const OpenFile& open = open_file(seal.file);
-                     truncate_file(open.handle.get(), seal.length, open.path);
-                     sync_data(open.handle.get(), open.path);
-                     dirty_.erase(seal.file);
+                     const SharedFile open = open_file(seal.file);
+                     truncate_file(open->handle.get(), seal.length, open->path);
+                     sync_file(*open);
+                     std::erase(progress.dirtied, open);
                      open_.erase(seal.file);
                      progress.sealed.emplace_back(seal.file, seal.length);
                    },
                    [&](const RemoveBefore& remove) {
-                     // Every open file, not only those written since the last sync job was
-                     // taken: that job may still be running, and the checkpoint must be on disk
-                     // before what it replaces goes.
+                     // Every open file, not only those this request wrote: a round of the sync
+                     // thread may still be running, and the checkpoint must be on disk before what
+                     // it replaces goes.
                      for (const auto& entry : open_) {
-                       dirty_.insert(entry.first);
+                       sync_file(*entry.second);
                      }
-                     sync_dirty();
+                     progress.dirtied.clear();
                      for (const std::uint64_t file : directory_.list()) {
                        if (file >= remove.file) {
                          break;
@@ -90,28 +133,14 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
                op);
   }
   progress.written = request.end;
+  progress.synced = progress.checkpointed && progress.dirtied.empty();
   return progress;
 }
 
-SyncJob Writer::take_dirty(std::uint64_t end) {
-  SyncJob job;
-  job.end = end;
-  for (const std::uint64_t file : dirty_) {
-    const OpenFile& open = open_file(file);
-    FileHandle copy(::fcntl(open.handle.get(), F_DUPFD_CLOEXEC, 0));
-    if (copy.get() < 0) {
-      throw_errno("duplicate the descriptor of", open.path);
-    }
-    job.files.emplace_back(open.path, std::move(copy));
-  }
-  dirty_.clear();
-  return job;
-}
-
-void Writer::sync(SyncJob& job, const FsyncObserved& fsync_observed) {
-  for (auto& [path, file] : job.files) {
+void Writer::sync(const SyncJob& job, const FsyncObserved& fsync_observed) {
+  for (const SharedFile& file : job.files) {
     const auto started = std::chrono::steady_clock::now();
-    sync_data(file.get(), path);
+    sync_data(file->handle.get(), file->path);
     fsync_observed(std::chrono::steady_clock::now() - started);
   }
 }

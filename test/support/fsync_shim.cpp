@@ -7,9 +7,14 @@
 //                          fd of the directory) is tracked by name; the fd is forgotten on close.
 //   GOPHERMQ_SHIM_STATE    rewritten atomically (tmp + rename) after each successful fsync or
 //                          fdatasync of a tracked file or of the directory, and whenever a tracked
-//                          file appears, shrinks or goes: one line per file,
-//                          `name durable_length name_durable(0|1)`. Written empty at start, so a
-//                          previous process's state never applies.
+//                          file appears, shrinks or goes, or a write makes a synced file dirty:
+//                          one line per file, `name durable_length name_durable(0|1)
+//                          written_end durable_since`. Written empty at start, so a previous
+//                          process's state never applies. written_end is as of that rewrite: above
+//                          durable_length exactly when the file holds bytes no sync covered.
+//                          durable_since is the CLOCK_MONOTONIC time (ns) at which the sync that
+//                          made durable_length durable began: whatever the process had written to
+//                          the file before then is durable (0: no such time is known).
 //   GOPHERMQ_SHIM_CONTROL  a file re-read when it changes (checked at each tracked write, fsync,
 //                          fdatasync and fallocate): `eio-fsync` makes every fsync/fdatasync of a
 //                          tracked file or the directory fail with EIO; `enospc` makes fallocate on
@@ -41,6 +46,7 @@
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -69,6 +75,7 @@ struct File {
   unsigned long long created = 0;  // the generation it was created or renamed in
   off_t written_end = 0;
   off_t durable = 0;
+  long long durable_since = 0;  // CLOCK_MONOTONIC ns
   char name[kNameMax] = {};
 };
 
@@ -112,6 +119,12 @@ int real_openat(int dirfd, const char* path, int flags, mode_t mode) {
 int real_close(int fd) {
   static const auto function = next<Close>("close");
   return function(fd);
+}
+
+long long monotonic_now() {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<long long>(now.tv_sec) * 1000000000LL + now.tv_nsec;
 }
 
 [[noreturn]] void fail(const char* what) {
@@ -240,8 +253,9 @@ void write_state() {
     if (file.unlinked) continue;
     char line[kNameMax + 64];
     const int length =
-        std::snprintf(line, sizeof line, "%s %lld %d\n", file.name,
-                      static_cast<long long>(file.durable), file.name_durable ? 1 : 0);
+        std::snprintf(line, sizeof line, "%s %lld %d %lld %lld\n", file.name,
+                      static_cast<long long>(file.durable), file.name_durable ? 1 : 0,
+                      static_cast<long long>(file.written_end), file.durable_since);
     if (real_write(fd, line, static_cast<std::size_t>(length)) != length) {
       fail("cannot write the state file");
     }
@@ -358,12 +372,18 @@ void record_write(int fd, int slot, off_t start, ssize_t done) {
   const off_t end = start < 0 ? ::lseek(fd, 0, SEEK_CUR) : start + done;
   pthread_mutex_lock(&lock);
   File& file = files[file_of(slot)];
+  const bool was_clean = file.written_end <= file.durable;
   if (end > file.written_end) file.written_end = end;
   if ((slot & kSyncFlag) != 0) {
     file.durable = file.written_end;
+    file.durable_since = monotonic_now();
     write_state();
   } else if (end - done < file.durable) {
+    // What was durable is overwritten: bytes written before any known time may be lost.
     file.durable = end - done;
+    file.durable_since = 0;
+    write_state();
+  } else if (was_clean && file.written_end > file.durable) {
     write_state();
   }
   pthread_mutex_unlock(&lock);
@@ -396,6 +416,7 @@ int tracked_sync(int fd, Sync real) {
   pthread_mutex_lock(&lock);
   const off_t target = slot == kDirectorySlot ? 0 : files[file_of(slot)].written_end;
   const unsigned long long seen = generation;
+  const long long began = monotonic_now();
   pthread_mutex_unlock(&lock);
   const int result = real(fd);
   if (result != 0) return result;
@@ -409,6 +430,7 @@ int tracked_sync(int fd, Sync real) {
     File& file = files[file_of(slot)];
     const off_t reached = target < file.written_end ? target : file.written_end;
     if (reached > file.durable) file.durable = reached;
+    if (reached >= file.durable && began > file.durable_since) file.durable_since = began;
   }
   write_state();
   pthread_mutex_unlock(&lock);

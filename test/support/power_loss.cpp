@@ -54,6 +54,12 @@ std::vector<DurableFile> read_shim_state(const fs::path& state) {
       throw std::runtime_error("bad shim state line: " + line);
     }
     file.name_durable = name_durable == 1;
+    file.written_end = file.durable_length;
+    long long since = 0;
+    // States written by hand in tests may leave out the last two fields.
+    if (fields >> file.written_end >> since) {
+      file.durable_since = std::chrono::steady_clock::time_point(std::chrono::nanoseconds(since));
+    }
     files.push_back(file);
   }
   return files;
@@ -67,6 +73,15 @@ PowerLossReport simulate_power_loss(const fs::path& dir, const fs::path& state, 
     const fs::path path = dir / file.name;
     if (!fs::exists(path)) continue;
     const std::uint64_t size = fs::file_size(path);
+    const bool lost_written =
+        !file.name_durable ? file.written_end > 0 : file.written_end > file.durable_length;
+    if (lost_written) {
+      const auto since =
+          file.name_durable ? file.durable_since : std::chrono::steady_clock::time_point{};
+      report.lost_writes_after =
+          report.lost_writes ? std::min(report.lost_writes_after, since) : since;
+      report.lost_writes = true;
+    }
     if (!file.name_durable) {
       fs::remove(path);
       ++report.files_deleted;

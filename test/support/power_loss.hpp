@@ -2,6 +2,7 @@
 // durable: what the page cache held but no fsync covered is gone.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <random>
@@ -15,6 +16,10 @@ struct DurableFile {
   std::string name;
   std::uint64_t durable_length = 0;
   bool name_durable = false;
+  std::uint64_t written_end = 0;  // above durable_length: bytes no sync covered
+  // When the sync that made durable_length durable began, on the steady clock; the epoch when
+  // unknown.
+  std::chrono::steady_clock::time_point durable_since{};
 };
 
 // The shim's state file; an absent file is an empty state.
@@ -33,6 +38,11 @@ struct PowerLossReport {
   std::size_t files_deleted = 0;
   std::uint64_t bytes_lost = 0;
   std::string newest;  // the newest .wal file left, whose tail was treated
+  // Whether written bytes were lost, and if so the earliest durable_since of the files that lost
+  // some (the epoch when a file lost its name or never synced): the process had written every
+  // byte it wrote before then durably, so a write answered before then cannot be among the lost.
+  bool lost_writes = false;
+  std::chrono::steady_clock::time_point lost_writes_after{};
 };
 
 // Applies the state to `dir`: tracked files whose name was not durable are deleted, the others cut

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "storage/frame.hpp"
 #include "support/broker_calls.hpp"
 #include "support/temp_files.hpp"
 
@@ -514,6 +515,37 @@ Limits without_expiry() {
 }
 
 // /ready answers 503 until this turns true: after the log is recovered, before any call is served.
+// Counts the bytes a checkpoint takes in the log: each record framed.
+class CheckpointSize final : public JournalSink {
+ public:
+  void append(const Record& record) override {
+    bytes += storage::frame_header_bytes + encoded_size(record);
+  }
+  std::uint64_t bytes = 0;
+};
+
+TEST(BrokerServiceStorage, TheCheckpointEstimateCoversPendingInFlightAndDedupeState) {
+  Broker broker{Limits{}};
+  AckOptions ack;
+  ack.ack = true;
+  ASSERT_EQ(broker.subscribe("plain", "t.a", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("acked", "t.a", std::nullopt, ack), SubscribeStatus::ok);
+  for (int n = 0; n < 500; ++n) {
+    const std::string id = "msg-id-" + std::to_string(n) + std::string(40, 'x');
+    const std::string_view ids[] = {id};
+    const Message message = Message::create("sixteen bytes..." + std::to_string(n % 10));
+    ASSERT_EQ(broker.publish("t.a", {&message, 1}, ids).status, PublishStatus::ok);
+  }
+  Fetched fetched;
+  ASSERT_EQ(broker.fetch("t.a", "acked", 300, false, fetched), FetchStatus::ok);
+  ASSERT_EQ(broker.totals().in_flight, 300u);
+  CheckpointSize size;
+  broker.checkpoint(size);
+  const std::uint64_t estimate = service::checkpoint_bytes_estimate(broker.totals());
+  EXPECT_GE(estimate, size.bytes);
+  EXPECT_LE(estimate, 2 * size.bytes) << "an estimate that large refuses checkpoints that fit";
+}
+
 TEST(BrokerServiceStorage, IsReadyOnlyOnceTheLogIsRecoveredAndServesWhatItHeld) {
   const test::TempDir dir;
   const service::Storage storage{{dir.string()},

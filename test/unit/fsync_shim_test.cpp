@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -97,6 +98,24 @@ TEST_F(FsyncShim, AFileIsDurableUpToWhatWasWrittenWhenItsFdatasyncBegan) {
          "fdatasync:a.wal", "pwrite:a.wal:100:50"});
   EXPECT_EQ(state_text(), "a.wal 100 1\n");
   EXPECT_EQ(fs::file_size(dir_ / "a.wal"), 150u);
+}
+
+TEST_F(FsyncShim, TheStateTellsWhenTheLastSyncBeganAndWhetherWritesFollowedIt) {
+  const auto before = std::chrono::steady_clock::now();
+  probe({"opendir", "create:a.wal", "fsyncdir", "pwrite:a.wal:0:100", "fdatasync:a.wal"});
+  const auto after = std::chrono::steady_clock::now();
+  auto files = read_shim_state(state());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].written_end, 100u);
+  EXPECT_GE(files[0].durable_since, before);
+  EXPECT_LE(files[0].durable_since, after);
+  // A write after the sync changes no durable length, but the state shows the file dirty.
+  probe({"open:a.wal", "fdatasync:a.wal", "pwrite:a.wal:100:20"});
+  files = read_shim_state(state());
+  ASSERT_EQ(files.size(), 1u);
+  EXPECT_EQ(files[0].durable_length, 100u);
+  EXPECT_EQ(files[0].written_end, 120u);
+  EXPECT_GT(files[0].durable_since, after);
 }
 
 TEST_F(FsyncShim, FsyncAndPwritevCountAsFdatasyncAndPwrite) {

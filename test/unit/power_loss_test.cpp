@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -97,6 +98,38 @@ TEST_F(PowerLoss, GarbageFollowsTheDurableEnd) {
   EXPECT_EQ(after.substr(0, 7), "durable");
   EXPECT_GE(after.size(), 8u);
   EXPECT_LE(after.size(), 7u + 4096u);
+}
+
+TEST_F(PowerLoss, WritesAreLostOnlyAfterTheLastSyncOfAFileThatLostBytesBegan) {
+  file("00000000000000000001.wal", "0123456789");
+  file("00000000000000000002.wal", "abcdefgh");
+  file("00000000000000000003.wal", "xyz");
+  // 1 lost written bytes past its sync at 5000 ns; 2 is clean since 9000 ns; 3 is reserved space
+  // that nothing wrote.
+  state(
+      "00000000000000000001.wal 4 1 10 5000\n00000000000000000002.wal 8 1 8 9000\n"
+      "00000000000000000003.wal 0 1 0 0\n");
+  const auto report = lose_power(LostTail::cut);
+  EXPECT_TRUE(report.lost_writes);
+  EXPECT_EQ(report.lost_writes_after,
+            std::chrono::steady_clock::time_point(std::chrono::nanoseconds(5000)));
+}
+
+TEST_F(PowerLoss, AFileWhoseNameWasNotDurableLostEverythingItsProcessWrote) {
+  file("00000000000000000001.wal", "0123456789");
+  file("00000000000000000002.wal", "new");
+  state("00000000000000000001.wal 4 1 10 5000\n00000000000000000002.wal 3 0 3 7000\n");
+  const auto report = lose_power(LostTail::cut);
+  EXPECT_TRUE(report.lost_writes);
+  EXPECT_EQ(report.lost_writes_after, std::chrono::steady_clock::time_point{});
+}
+
+TEST_F(PowerLoss, NoWriteIsLostWhenEveryWrittenByteWasSynced) {
+  file("00000000000000000001.wal", std::string(100, 'r'));
+  state("00000000000000000001.wal 10 1 10 5000\n");
+  const auto report = lose_power(LostTail::cut);
+  EXPECT_FALSE(report.lost_writes);
+  EXPECT_EQ(report.bytes_lost, 90u);  // reserved space past the data, not written bytes
 }
 
 TEST_F(PowerLoss, ABadStateLineIsAnError) {

@@ -9,6 +9,7 @@
 #include "storage/files.hpp"
 #include "storage/frame.hpp"
 #include "storage/recovery.hpp"
+#include "storage/writer.hpp"
 #include "support/temp_files.hpp"
 
 namespace gophermq::storage {
@@ -247,6 +248,67 @@ TEST_F(Recovery, ALogWithoutACheckpointIsRefused) {
   write_file(1, subscribe("s1", "a"));
   broker::Broker broker({});
   EXPECT_THROW(recover_into(broker), CorruptLog);
+}
+
+SharedFile file_named(const std::string& name) {
+  return std::make_shared<OpenFile>(OpenFile{FileHandle(), name});
+}
+
+TEST(SyncSchedule, ARoundStartsOnlyWhenAskedForAndSomethingUncoveredIsWritten) {
+  SyncSchedule schedule;
+  const SharedFile a = file_named("a");
+  schedule.wrote(100, {a}, false);
+  EXPECT_FALSE(schedule.start()) << "nothing asked for a sync";
+  schedule.request(150);
+  const auto job = schedule.start();
+  ASSERT_TRUE(job);
+  // What is written when the round starts, not what was asked: the rest needs the next round.
+  EXPECT_EQ(job->end, 100u);
+  EXPECT_EQ(job->files, std::vector<SharedFile>{a});
+  schedule.finish();
+  EXPECT_FALSE(schedule.start()) << "nothing written beyond the last round";
+  schedule.wrote(150, {a}, false);
+  const auto next = schedule.start();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->end, 150u);
+}
+
+TEST(SyncSchedule, OneRoundAtATimeAndTheNextTakesWhatWasWrittenMeanwhile) {
+  SyncSchedule schedule;
+  const SharedFile a = file_named("a");
+  const SharedFile b = file_named("b");
+  schedule.request(1000);
+  schedule.wrote(100, {a}, false);
+  ASSERT_TRUE(schedule.start());
+  schedule.wrote(200, {a}, false);
+  schedule.wrote(300, {b, a}, false);
+  EXPECT_FALSE(schedule.start()) << "a second round while one runs";
+  schedule.finish();
+  const auto next = schedule.start();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->end, 300u);
+  // Each file once, however often it was written.
+  EXPECT_EQ(next->files, (std::vector<SharedFile>{a, b}));
+}
+
+TEST(SyncSchedule, WhatTheWriterSyncedItselfNeedsNoRound) {
+  SyncSchedule schedule;
+  schedule.request(100);
+  schedule.wrote(100, {file_named("a")}, true);
+  EXPECT_FALSE(schedule.start());
+  EXPECT_EQ(schedule.covered(), 100u);
+}
+
+TEST(SyncSchedule, AFailedRoundIsNeverRetried) {
+  SyncSchedule schedule;
+  schedule.request(100);
+  schedule.wrote(100, {file_named("a")}, false);
+  ASSERT_TRUE(schedule.start());
+  schedule.fail();
+  schedule.wrote(200, {file_named("a")}, false);
+  schedule.request(200);
+  EXPECT_FALSE(schedule.start());
+  EXPECT_FALSE(schedule.running());
 }
 
 TEST(Directory, ASecondBrokerCannotTakeTheSameDirectory) {
