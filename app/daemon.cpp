@@ -23,6 +23,7 @@
 #include "http/api_handler.hpp"
 #include "http/metrics_endpoint.hpp"
 #include "http/server.hpp"
+#include "http/tls.hpp"
 #include "service/broker_service.hpp"
 
 namespace gophermq::app {
@@ -124,6 +125,23 @@ void announce_ready(const config::Config& config, unsigned threads,
   sd_notify(0, "READY=1");
 }
 
+// On each SIGHUP the certificates are read anew for the connections that follow; open ones keep
+// theirs. Files that cannot be used are logged and the certificates in use stay.
+void watch_tls_reload(asio::signal_set& signal, http::TlsContext& tls) {
+  signal.async_wait([&signal, &tls](const boost::system::error_code& error, int) {
+    if (error) {
+      return;
+    }
+    if (const auto failure = tls.reload()) {
+      log(LogLevel::error,
+          "msg=\"tls reload failed, keeping the old certificates\" error=\"" + *failure + "\"");
+    } else {
+      log(LogLevel::info, "msg=\"tls reloaded\"");
+    }
+    watch_tls_reload(signal, tls);
+  });
+}
+
 }  // namespace
 
 int run_daemon(const config::Config& config) {
@@ -169,21 +187,38 @@ int run_daemon(const config::Config& config) {
   http::ApiHandler api(service, registry, limit_metrics, config.max_wait, config.stream_heartbeat,
                        http::CorsPolicy(config.cors_origins), config.console);
   http::MetricsEndpoint metrics(service, registry, started);
+  std::optional<http::TlsContext> tls;
+  if (config.tls.enabled()) {
+    try {
+      tls.emplace(config.tls, registry);
+    } catch (const http::TlsError& error) {
+      // A setting the operator must fix, like those config::load refuses.
+      log(LogLevel::error, std::string("msg=\"cannot use tls\" error=\"") + error.what() + "\"");
+      return 2;
+    }
+  }
+  const http::TlsContext* api_tls = tls ? &*tls : nullptr;
+  const http::TlsContext* metrics_tls = config.monitoring_tls ? api_tls : nullptr;
   // Both listeners draw on one budget: it bounds the memory of the process.
   http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);
   std::optional<http::Server> api_server;
   std::optional<http::Server> metrics_server;
   try {
     api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
-                       config.server, limit_metrics, receive_budget);
+                       config.server, limit_metrics, receive_budget, api_tls);
     if (config.monitoring_enable) {
       metrics_server.emplace(control.get_executor(), workers.executors(),
                              endpoint_of(config.monitoring), metrics, config.server, limit_metrics,
-                             receive_budget);
+                             receive_budget, metrics_tls);
     }
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");
     return 1;
+  }
+
+  asio::signal_set reload_tls_signal(control, SIGHUP);
+  if (tls) {
+    watch_tls_reload(reload_tls_signal, *tls);
   }
 
   asio::signal_set signals(control, SIGINT, SIGTERM);
@@ -227,6 +262,7 @@ int run_daemon(const config::Config& config) {
         },
         [&](const std::exception_ptr&) {
           signals.cancel();
+          reload_tls_signal.cancel();
           workers.finish();
           core.finish();
         });
@@ -240,11 +276,13 @@ int run_daemon(const config::Config& config) {
   workers.start();
   api_server->start();
   log(LogLevel::info,
-      "msg=listening listener=api address=" + describe(api_server->local_endpoint()));
+      "msg=listening listener=api address=" + describe(api_server->local_endpoint()) +
+          (api_tls != nullptr ? " tls=true" : ""));
   if (metrics_server) {
     metrics_server->start();
     log(LogLevel::info,
-        "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
+        "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()) +
+            (metrics_tls != nullptr ? " tls=true" : ""));
   }
   control.run();
   log(LogLevel::info, "msg=stopped");

@@ -40,8 +40,11 @@ struct Config {
   unsigned threads = 0;  // 0: one per core
   storage::Options storage;
 
+  http::TlsFiles tls;
+
   bool monitoring_enable = true;
   Endpoint monitoring{"0.0.0.0", 9001};
+  bool monitoring_tls = false;  // the metrics port uses `tls` too
 
   LogLevel log_level = LogLevel::info;
 };
