@@ -2,12 +2,15 @@
 #   docker build -t gophermq .
 #   docker run -p 8082:8082 -p 9001:9001 -v gophermq-data:/var/lib/gophermq gophermq \
 #     broker --config /etc/gophermq/gophermq.yaml
+# TLS: mount the certificate and key read-only and name them with GOPHERMQ_TLS_CERT__FILE and
+# GOPHERMQ_TLS_KEY__FILE (docs/operations.md, "TLS certificates"); without them it serves HTTP.
 
 FROM debian:bookworm AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
       libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
+      libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md ./
@@ -30,6 +33,7 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libboost-json1.81.0 libboost-program-options1.81.0 libprometheus-cpp-core1.0 libyaml-cpp0.7 \
+      libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin gophermq \
  && install -d -o gophermq -g gophermq -m 0700 /var/lib/gophermq

@@ -8,12 +8,13 @@ BROKER_ARGS ?=
 
 PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
             libboost-program-options1.81-dev prometheus-cpp-dev libsystemd-dev libyaml-cpp-dev \
-            libgtest-dev
+            libssl-dev libgtest-dev
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files; headless Chromium and the DevTools
-# client that drives it for the browser test (ctest -L browser).
+# client that drives it for the browser test (ctest -L browser); curl and the openssl CLI for
+# the TLS test.
 TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev \
-                 chromium python3-websocket
+                 chromium python3-websocket curl openssl
 FUZZ_SECONDS ?= 60
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \
