@@ -2,6 +2,8 @@
 #   docker build -t gophermq .
 #   docker run -p 8082:8082 -p 9001:9001 -v gophermq-data:/var/lib/gophermq gophermq \
 #     broker --config /etc/gophermq/gophermq.yaml
+# TLS: mount the certificate and key read-only and name them with GOPHERMQ_TLS_CERT__FILE and
+# GOPHERMQ_TLS_KEY__FILE (docs/operations.md, "TLS certificates"); without them it serves HTTP.
 
 FROM debian:bookworm AS build
 RUN apt-get update \

@@ -12,9 +12,9 @@ PACKAGES := g++ cmake make pkg-config libboost1.81-dev libboost-json1.81-dev \
 # What the tests run besides the broker: a real Prometheus and promtool, systemd-analyze, and
 # Python's YAML reader for the compose and provisioning files; headless Chromium and the DevTools
 # client that drives it for the browser test (ctest -L browser); the JSON Schema validator of the
-# OpenAPI contract test (ctest -L openapi).
+# OpenAPI contract test (ctest -L openapi); curl and the openssl CLI for the TLS test.
 TEST_PACKAGES := clang-format prometheus systemd python3 python3-yaml clang libclang-rt-14-dev \
-                 chromium python3-websocket python3-jsonschema
+                 chromium python3-websocket python3-jsonschema curl openssl
 FUZZ_SECONDS ?= 30
 
 .PHONY: deps test-deps install-missing build run-broker test test-plain test-asan test-tsan \

@@ -25,6 +25,7 @@
 #include "http/api_handler.hpp"
 #include "http/metrics_endpoint.hpp"
 #include "http/server.hpp"
+#include "http/tls.hpp"
 #include "service/broker_service.hpp"
 
 namespace gophermq::app {
@@ -126,6 +127,23 @@ void announce_ready(const config::Config& config, unsigned threads,
   sd_notify(0, "READY=1");
 }
 
+// On each SIGHUP the certificates are read anew for the connections that follow; open ones keep
+// theirs. Files that cannot be used are logged and the certificates in use stay.
+void watch_tls_reload(asio::signal_set& signal, http::TlsContext& tls) {
+  signal.async_wait([&signal, &tls](const boost::system::error_code& error, int) {
+    if (error) {
+      return;
+    }
+    if (const auto failure = tls.reload()) {
+      log(LogLevel::error,
+          "msg=\"tls reload failed, keeping the old certificates\" error=\"" + *failure + "\"");
+    } else {
+      log(LogLevel::info, "msg=\"tls reloaded\"");
+    }
+    watch_tls_reload(signal, tls);
+  });
+}
+
 }  // namespace
 
 int run_daemon(const config::Config& config) {
@@ -187,17 +205,29 @@ int run_daemon(const config::Config& config) {
                        http::CorsPolicy(config.cors_origins), config.console,
                        keyring ? &*keyring : nullptr, &auth_metrics);
   http::MetricsEndpoint metrics(service, registry, started, metrics_token, &auth_metrics);
+  std::optional<http::TlsContext> tls;
+  if (config.tls.enabled()) {
+    try {
+      tls.emplace(config.tls, registry);
+    } catch (const http::TlsError& error) {
+      // A setting the operator must fix, like those config::load refuses.
+      log(LogLevel::error, std::string("msg=\"cannot use tls\" error=\"") + error.what() + "\"");
+      return 2;
+    }
+  }
+  const http::TlsContext* api_tls = tls ? &*tls : nullptr;
+  const http::TlsContext* metrics_tls = config.monitoring_tls ? api_tls : nullptr;
   // Both listeners draw on one budget: it bounds the memory of the process.
   http::ReceiveBudget receive_budget(config.server.max_receiving_bytes);
   std::optional<http::Server> api_server;
   std::optional<http::Server> metrics_server;
   try {
     api_server.emplace(control.get_executor(), workers.executors(), endpoint_of(config.api), api,
-                       config.server, limit_metrics, receive_budget);
+                       config.server, limit_metrics, receive_budget, api_tls);
     if (config.monitoring_enable) {
       metrics_server.emplace(control.get_executor(), workers.executors(),
                              endpoint_of(config.monitoring), metrics, config.server, limit_metrics,
-                             receive_budget);
+                             receive_budget, metrics_tls);
     }
   } catch (const std::exception& error) {
     log(LogLevel::error, std::string("msg=\"cannot listen\" error=\"") + error.what() + "\"");
@@ -207,6 +237,10 @@ int run_daemon(const config::Config& config) {
   std::optional<AuthReload> auth_reload;
   if (keyring) {
     auth_reload.emplace(control, config.auth_file, *keyring);
+  }
+  asio::signal_set reload_tls_signal(control, SIGHUP);
+  if (tls) {
+    watch_tls_reload(reload_tls_signal, *tls);
   }
 
   asio::signal_set signals(control, SIGINT, SIGTERM);
@@ -253,6 +287,7 @@ int run_daemon(const config::Config& config) {
           if (auth_reload) {
             auth_reload->stop();
           }
+          reload_tls_signal.cancel();
           workers.finish();
           core.finish();
         });
@@ -266,11 +301,13 @@ int run_daemon(const config::Config& config) {
   workers.start();
   api_server->start();
   log(LogLevel::info,
-      "msg=listening listener=api address=" + describe(api_server->local_endpoint()));
+      "msg=listening listener=api address=" + describe(api_server->local_endpoint()) +
+          (api_tls != nullptr ? " tls=true" : ""));
   if (metrics_server) {
     metrics_server->start();
     log(LogLevel::info,
-        "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()));
+        "msg=listening listener=metrics address=" + describe(metrics_server->local_endpoint()) +
+            (metrics_tls != nullptr ? " tls=true" : ""));
   }
   control.run();
   log(LogLevel::info, "msg=stopped");

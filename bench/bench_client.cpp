@@ -1,7 +1,9 @@
 #include "bench_client.hpp"
 
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <tuple>
 #include <utility>
 
 namespace gophermq::bench {
@@ -9,7 +11,16 @@ namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(10);
 
+std::shared_ptr<asio::ssl::context> tls_context;
+
 }  // namespace
+
+void use_tls(const std::string& ca_file) {
+  auto context = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  context->load_verify_file(ca_file);
+  context->set_verify_mode(asio::ssl::verify_peer);
+  tls_context = std::move(context);
+}
 
 Connection::Connection(asio::any_io_executor executor)
     : stream_(std::move(executor)), request_{http::verb::post, "/", 11} {
@@ -22,6 +33,10 @@ asio::awaitable<beast::error_code> Connection::connect(const tcp::endpoint& endp
   auto [error] = co_await stream_.async_connect(endpoint, kUseTuple);
   if (!error) {
     stream_.socket().set_option(tcp::no_delay(true), error);
+  }
+  if (!error && tls_context) {
+    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *tls_context);
+    std::tie(error) = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUseTuple);
   }
   co_return error;
 }
@@ -42,16 +57,25 @@ asio::awaitable<Answer> Connection::get(std::string_view target) {
 }
 
 asio::awaitable<Answer> Connection::exchange(std::chrono::milliseconds extra_wait) {
+  if (tls_) {
+    return exchange_over(*tls_, extra_wait);
+  }
+  return exchange_over(stream_, extra_wait);
+}
+
+template <class Stream>
+asio::awaitable<Answer> Connection::exchange_over(Stream& stream,
+                                                  std::chrono::milliseconds extra_wait) {
   request_.prepare_payload();
   stream_.expires_after(kRequestTimeout + extra_wait);
   Answer answer;
-  if (auto [error, sent] = co_await http::async_write(stream_, request_, kUseTuple); error) {
+  if (auto [error, sent] = co_await http::async_write(stream, request_, kUseTuple); error) {
     answer.error = error;
     answer.received = Clock::now();
     co_return answer;
   }
   http::response<http::string_body> response;
-  auto [error, received] = co_await http::async_read(stream_, buffer_, response, kUseTuple);
+  auto [error, received] = co_await http::async_read(stream, buffer_, response, kUseTuple);
   answer.received = Clock::now();
   answer.error = error;
   answer.status = response.result_int();

@@ -10,7 +10,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -30,6 +32,10 @@ struct Answer {
   Clock::time_point received;  // when the answer was read, or the error seen
 };
 
+// From now on every Connection of the process speaks TLS, trusting the CAs in `ca_file` (PEM).
+// Throws when the file cannot be used.
+void use_tls(const std::string& ca_file);
+
 class Connection {
  public:
   explicit Connection(asio::any_io_executor executor);
@@ -44,8 +50,11 @@ class Connection {
 
  private:
   asio::awaitable<Answer> exchange(std::chrono::milliseconds extra_wait);
+  template <class Stream>
+  asio::awaitable<Answer> exchange_over(Stream& stream, std::chrono::milliseconds extra_wait);
 
   beast::tcp_stream stream_;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream&>> tls_;  // set by connect() under use_tls
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
 };

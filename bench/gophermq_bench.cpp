@@ -71,6 +71,7 @@ struct Options {
   double rate = 0;   // requests per second over all connections; 0: as fast as answers come
   bool ack = false;  // consume: ack-mode subscriptions, every fetch answer's receipts acked
   bool json = false;
+  std::string tls_ca;  // set: https, trusting this CA
 };
 
 // What one connection saw during the measured window.
@@ -496,7 +497,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
       "answers come (longpoll: 1000)")(
       "ack", po::bool_switch(&options.ack),
       "consume: ack-mode subscriptions, each fetch's receipts acked in one request")(
-      "json", po::bool_switch(&options.json), "print one JSON object");
+      "json", po::bool_switch(&options.json), "print one JSON object")(
+      "tls-ca", po::value(&options.tls_ca),
+      "speak TLS (https) to the broker, trusting the CA certificates in this PEM file");
   po::variables_map values;
   po::store(po::parse_command_line(argc, argv, described), values);
   po::notify(values);
@@ -581,6 +584,9 @@ int run_bench(int argc, char** argv) {
     const std::optional<Options> options = parse_options(argc, argv);
     if (!options) {
       return 0;
+    }
+    if (!options->tls_ca.empty()) {
+      use_tls(options->tls_ca);
     }
     asio::io_context resolving;
     const tcp::endpoint endpoint =

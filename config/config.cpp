@@ -550,6 +550,15 @@ const std::vector<Setting>& settings_table() {
            k64, "most bytes the log takes on disk; publishes beyond get 507"),
     number("storage.file-bytes", [](auto& c) -> auto& { return c.storage.file_bytes; }, 4096,
            k32, "size of one log file, reserved when it is created"),
+    {"tls.cert-file", "PEM certificate (and chain) of the API port; with tls.key-file turns on TLS",
+     [](Config& c, const std::string& v) { c.tls.cert_file = v; },
+     [](const Config& c) { return c.tls.cert_file; }},
+    {"tls.key-file", "PEM private key of tls.cert-file",
+     [](Config& c, const std::string& v) { c.tls.key_file = v; },
+     [](const Config& c) { return c.tls.key_file; }},
+    {"tls.client-ca-file", "PEM CA certificates; set: clients must show a certificate they signed",
+     [](Config& c, const std::string& v) { c.tls.client_ca_file = v; },
+     [](const Config& c) { return c.tls.client_ca_file; }},
     flag("monitoring.enable", [](auto& c) -> auto& { return c.monitoring_enable; },
          "serve Prometheus metrics"),
     {"monitoring.port", "metrics port as 9001, :9001 or host:9001",
@@ -570,6 +579,8 @@ const std::vector<Setting>& settings_table() {
      "line); empty: no access control",
      [](Config& c, const std::string& v) { c.auth_file = v; },
      [](const Config& c) { return c.auth_file; }},
+    flag("monitoring.tls", [](auto& c) -> auto& { return c.monitoring_tls; },
+         "serve the metrics port over TLS with the tls.* files"),
     choice<LogLevel>("logger.level", [](auto& c) -> auto& { return c.log_level; },
                      {{"debug", LogLevel::debug}, {"info", LogLevel::info},
                       {"warn", LogLevel::warn}, {"warning", LogLevel::warn},
@@ -637,6 +648,20 @@ std::string help_text(const po::options_description& options) {
          "  monitoring:\n"
          "    port: \":9001\"\n";
   return text.str();
+}
+
+// The files themselves are read when the daemon starts; here only whether they go together.
+void check_tls(const Config& config) {
+  const http::TlsFiles& tls = config.tls;
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    throw ConfigError("tls.cert-file and tls.key-file must be set together");
+  }
+  if (!tls.enabled() && !tls.client_ca_file.empty()) {
+    throw ConfigError("tls.client-ca-file needs tls.cert-file and tls.key-file");
+  }
+  if (!tls.enabled() && config.monitoring_tls) {
+    throw ConfigError("monitoring.tls needs tls.cert-file and tls.key-file");
+  }
 }
 
 }  // namespace
@@ -790,6 +815,7 @@ Invocation load(const std::vector<std::string>& arguments,
     // One file is written while the next is reserved, so less could store nothing.
     throw ConfigError("storage.max-bytes must be at least twice storage.file-bytes");
   }
+  check_tls(invocation.config);
   return invocation;
 }
 

@@ -40,12 +40,15 @@ struct Config {
   unsigned threads = 0;  // 0: one per core
   storage::Options storage;
 
+  http::TlsFiles tls;
+
   bool monitoring_enable = true;
   Endpoint monitoring{"0.0.0.0", 9001};
   std::string monitoring_token;  // empty: /metrics is open
 
   // The tokens of the API and what each may do (API.md §11); empty: the API is open.
   std::string auth_file;
+  bool monitoring_tls = false;  // the metrics port uses `tls` too
 
   LogLevel log_level = LogLevel::info;
 };

@@ -11,6 +11,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -22,7 +23,9 @@
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <cerrno>
 #include <charconv>
@@ -41,7 +44,9 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace websocket = boost::beast::websocket;
+namespace ssl = boost::asio::ssl;
 using boost::asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -63,6 +68,8 @@ constexpr std::size_t kMaxReadBytes = 64 * 1024;
 constexpr std::size_t kBurstBytes = 4 * 1024 * 1024;
 // Likewise for connections: each leaves freed buffers behind in the allocator's arenas.
 constexpr std::size_t kBurstConnections = 256;
+// The most a closing TLS connection waits for its close_notify to be answered.
+constexpr std::chrono::seconds kCloseNotifyTime{1};
 
 // glibc keeps freed memory in its arenas, where fragmentation keeps it from going back to the
 // system by itself, so RSS would stay at a burst's peak.
@@ -136,6 +143,52 @@ void close_now(beast::tcp_stream& stream) {
   beast::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
   stream.socket().close(ignored);
+}
+
+// The TLS handshake, within `limit`; a plain stream has none.
+asio::awaitable<beast::error_code> handshake(beast::tcp_stream& /*stream*/,
+                                             std::chrono::milliseconds /*limit*/) {
+  co_return beast::error_code{};
+}
+
+asio::awaitable<beast::error_code> handshake(TlsStream& stream, std::chrono::milliseconds limit) {
+  beast::get_lowest_layer(stream).expires_after(limit);
+  auto [error] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
+  co_return error;
+}
+
+// A TLS connection ends with a close_notify, waiting at most `limit` (and kCloseNotifyTime) for
+// the client's: a client that just drops the connection must not hold a coroutine long.
+asio::awaitable<void> close_notify(beast::tcp_stream& /*stream*/,
+                                   std::chrono::milliseconds /*limit*/) {
+  co_return;
+}
+
+bool has_pending_input(TlsStream& stream) {
+  return SSL_pending(stream.native_handle()) > 0 || has_pending_input(stream.next_layer());
+}
+
+bool connection_broken(TlsStream& stream) {
+  return connection_broken(stream.next_layer());
+}
+
+asio::awaitable<beast::error_code> wait_readable(TlsStream& stream) {
+  return wait_readable(stream.next_layer());
+}
+
+asio::awaitable<void> close_notify(TlsStream& stream, std::chrono::milliseconds limit) {
+  beast::get_lowest_layer(stream).expires_after(
+      std::min<std::chrono::milliseconds>(limit, kCloseNotifyTime));
+  co_await stream.async_shutdown(kUseTuple);
+  co_await end_sending(stream.next_layer());
+}
+
+asio::awaitable<void> end_sending(TlsStream& stream) {
+  return close_notify(stream, kCloseNotifyTime);
+}
+
+void close_now(TlsStream& stream) {
+  close_now(stream.next_layer());
 }
 
 // Parses what is already buffered. With keep-alive and small bodies the whole request is usually
@@ -477,10 +530,23 @@ class Server::StreamConnection final : public Connection {
   StreamConnection(const StreamConnection&) = delete;
   StreamConnection& operator=(const StreamConnection&) = delete;
 
+  asio::awaitable<void> run() {
+    // A client that sends nothing, or stalls in the handshake, is cut off like one that stalls in
+    // a request's head. The shutdown cancels a handshake under way, as it closes idle connections.
+    const beast::error_code error = co_await handshake(stream_, server_.limits_.header_timeout);
+    if (error) {
+      server_.count_timeout(error, metrics::Limit::header_timeout);
+      server_.tls_->handshake_failed(error);
+      co_return;
+    }
+    co_await serve_requests();
+    co_await close_notify(stream_, server_.limits_.write_timeout);
+  }
+
   // Per request: wait for its first bytes, read it, answer it. Only the slow parts (a request not
   // yet all here, a refusal, the handler) are coroutines of their own: on the common path of a
   // request read whole in one go, each frame more would cost a publish an allocation.
-  asio::awaitable<void> run() {
+  asio::awaitable<void> serve_requests() {
     while (true) {
       if (buffer_.size() == 0) {
         if (!begin_idle()) {
@@ -755,13 +821,15 @@ class Server::StreamConnection final : public Connection {
 
 Server::Server(asio::any_io_executor control, std::vector<asio::any_io_executor> workers,
                const tcp::endpoint& endpoint, RequestHandler& handler, ServerLimits limits,
-               metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget)
+               metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget,
+               const TlsContext* tls)
     : control_(std::move(control)),
       acceptor_(control_),
       handler_(handler),
       limits_(limits),
       limit_metrics_(limit_metrics),
       receive_budget_(receive_budget),
+      tls_(tls),
       all_closed_(control_) {
   for (auto& executor : workers) {
     workers_.push_back(std::make_unique<Worker>());
@@ -811,7 +879,12 @@ void Server::start_connection(tcp::socket socket, Worker& worker) {
     if (refusing < kMaxLingeringRefusals) {
       ++refusing_;
       ++open_connections_;
-      asio::co_spawn(worker.executor, refuse(beast::tcp_stream(std::move(socket))), asio::detached);
+      if (tls_ != nullptr) {
+        asio::co_spawn(worker.executor, refuse_tls(std::move(socket)), asio::detached);
+      } else {
+        asio::co_spawn(worker.executor, refuse(beast::tcp_stream(std::move(socket))),
+                       asio::detached);
+      }
     }
     return;
   }
@@ -819,6 +892,10 @@ void Server::start_connection(tcp::socket socket, Worker& worker) {
   socket.set_option(tcp::no_delay(true), ignored);
   if (++open_connections_ >= kBurstConnections) {
     connection_burst_ = true;
+  }
+  if (tls_ != nullptr) {
+    asio::co_spawn(worker.executor, serve_tls(std::move(socket), worker), asio::detached);
+    return;
   }
   asio::co_spawn(worker.executor, serve(beast::tcp_stream(std::move(socket)), worker),
                  asio::detached);
@@ -847,6 +924,22 @@ asio::awaitable<void> Server::refuse(Stream stream) {
   connection_closed();
 }
 
+// The 503 goes over TLS, so the refused client needs its handshake, bounded like the answer.
+asio::awaitable<void> Server::refuse_tls(tcp::socket socket) {
+  const std::shared_ptr<ssl::context> context = tls_->current();
+  TlsStream stream(beast::tcp_stream(std::move(socket)), *context);
+  beast::get_lowest_layer(stream).expires_after(kRefusalWriteTimeout);
+  auto [error] = co_await stream.async_handshake(ssl::stream_base::server, kUseTuple);
+  if (error) {
+    tls_->handshake_failed(error);
+    close_now(stream);
+    --refusing_;
+    connection_closed();
+    co_return;
+  }
+  co_await refuse(std::move(stream));
+}
+
 void Server::accept_backlog() {
   beast::error_code error;
   acceptor_.non_blocking(true, error);
@@ -863,6 +956,12 @@ template <class Stream>
 asio::awaitable<void> Server::serve(Stream stream, Worker& worker) {
   StreamConnection<Stream> connection(*this, worker, std::move(stream));
   co_await connection.run();
+}
+
+asio::awaitable<void> Server::serve_tls(tcp::socket socket, Worker& worker) {
+  // The connection holds on to the context it began with, whatever reloads happen meanwhile.
+  const std::shared_ptr<ssl::context> context = tls_->current();
+  co_await serve(TlsStream(beast::tcp_stream(std::move(socket)), *context), worker);
 }
 
 void Server::count_timeout(const beast::error_code& error, metrics::Limit limit) {

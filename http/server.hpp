@@ -14,6 +14,7 @@
 
 #include "http/request_handler.hpp"
 #include "http/server_limits.hpp"
+#include "http/tls.hpp"
 #include "metrics/limit_metrics.hpp"
 
 namespace gophermq::http {
@@ -42,12 +43,14 @@ class ReceiveBudget {
 // (one io_context, one thread each); each connection is one coroutine that stays on its worker, so
 // a connection's state is never shared between threads. A handler may take a connection over for
 // a long-lived answer (Client::take_over); the server keeps counting it and ends it on shutdown
-// through the connection's cancellation signal.
+// through the connection's cancellation signal. With a TlsContext every connection is TLS: its
+// handshake must complete within header-timeout, and the same limits hold for what follows.
 class Server {
  public:
   Server(boost::asio::any_io_executor control, std::vector<boost::asio::any_io_executor> workers,
          const boost::asio::ip::tcp::endpoint& endpoint, RequestHandler& handler,
-         ServerLimits limits, metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget);
+         ServerLimits limits, metrics::LimitMetrics& limit_metrics, ReceiveBudget& receive_budget,
+         const TlsContext* tls = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -74,7 +77,7 @@ class Server {
  private:
   // What the shutdown sees of a connection, whatever its stream.
   struct Connection;
-  // One connection's coroutine over a stream type: tcp_stream today, an ssl_stream over it later.
+  // One connection's coroutine over a stream type: tcp_stream, or an ssl_stream over it.
   template <class Stream>
   class StreamConnection;
   class Reservation;
@@ -89,8 +92,10 @@ class Server {
   void start_connection(boost::asio::ip::tcp::socket socket, Worker& worker);
   template <class Stream>
   boost::asio::awaitable<void> refuse(Stream stream);
+  boost::asio::awaitable<void> refuse_tls(boost::asio::ip::tcp::socket socket);
   template <class Stream>
   boost::asio::awaitable<void> serve(Stream stream, Worker& worker);
+  boost::asio::awaitable<void> serve_tls(boost::asio::ip::tcp::socket socket, Worker& worker);
   void count_timeout(const boost::beast::error_code& error, metrics::Limit limit);
   void close_connections(bool waiting_only);
   void close_connections(Worker& worker, bool waiting_only);
@@ -104,6 +109,7 @@ class Server {
   ServerLimits limits_;
   metrics::LimitMetrics& limit_metrics_;
   ReceiveBudget& receive_budget_;
+  const TlsContext* tls_;
   std::size_t next_worker_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> open_connections_{0};

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <string>
 
 namespace gophermq::http {
 
@@ -18,6 +19,15 @@ struct ServerLimits {
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds read_timeout{30'000};
   std::chrono::milliseconds write_timeout{30'000};
+};
+
+// The PEM files a TLS listener is built from (tls.* keys); no cert_file means plain HTTP.
+struct TlsFiles {
+  std::string cert_file;  // the certificate, optionally followed by its chain
+  std::string key_file;
+  std::string client_ca_file;  // set: clients must show a certificate this CA signed
+
+  [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
 };
 
 }  // namespace gophermq::http

@@ -146,7 +146,14 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
       {"http.console", "false"},
       {"monitoring.token", "s3cret-token"},
       {"auth.file", "/etc/gophermq/tokens"},
+      {"tls.cert-file", "/etc/c.pem"},
+      {"tls.key-file", "/etc/k.pem"},
+      {"tls.client-ca-file", "/etc/ca.pem"},
+      {"monitoring.tls", "true"},
   };
+  // Keys valid only with others set: each is loaded with these as well.
+  const std::vector<std::pair<std::string, std::string>> tls_files = {{"tls.cert-file", "/c.pem"},
+                                                                      {"tls.key-file", "/k.pem"}};
   const auto defaults = settings_of(Config{});
   ASSERT_EQ(defaults.size(), samples.size());
   for (const auto& sample : samples) {
@@ -157,8 +164,21 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
     });
     ASSERT_NE(entry, expected.end()) << key;
     ASSERT_NE(entry->second, value) << key;
+    std::vector<std::string> arguments;
+    if (key.starts_with("tls.") || key == "monitoring.tls") {
+      for (const auto& [file_key, file] : tls_files) {
+        if (file_key == key) {
+          continue;
+        }
+        arguments.push_back("--" + file_key + "=" + file);
+        std::find_if(expected.begin(), expected.end(), [&](const auto& setting) {
+          return setting.first == file_key;
+        })->second = file;
+      }
+    }
     entry->second = value;
-    EXPECT_EQ(settings_of(load_config({"--" + key + "=" + value})), expected) << key;
+    arguments.push_back("--" + key + "=" + value);
+    EXPECT_EQ(settings_of(load_config(arguments)), expected) << key;
   }
   EXPECT_EQ(load_config({"--broker.slow-queue-policy=drop-oldest"}).broker.slow_queue_policy,
             broker::SlowQueuePolicy::drop_oldest);
@@ -415,6 +435,24 @@ TEST(Config, ConfigYamlInTheWorkingDirectoryIsReadWhenPresent) {
   EXPECT_EQ(load_config({}, {"GOPHERMQ_CONFIG=" + other.path()}).broker.max_pending, 8U);
   directory.write("config.yaml", "broker:\n  nope: 1\n");
   expect_error({"broker"}, {}, "config file config.yaml line 2: unknown key broker.nope");
+}
+
+TEST(Config, TlsFilesGoTogether) {
+  EXPECT_FALSE(load_config({}).tls.enabled());
+  const Config tls = load_config({"--tls.cert-file", "c.pem", "--tls.key-file", "k.pem",
+                                  "--tls.client-ca-file", "ca.pem", "--monitoring.tls", "true"});
+  EXPECT_TRUE(tls.tls.enabled());
+  EXPECT_EQ(tls.tls.client_ca_file, "ca.pem");
+  EXPECT_TRUE(tls.monitoring_tls);
+  const Config from_environment =
+      load_config({}, {"GOPHERMQ_TLS_CERT__FILE=c.pem", "GOPHERMQ_TLS_KEY__FILE=k.pem"});
+  EXPECT_EQ(from_environment.tls.key_file, "k.pem");
+
+  expect_error({"broker", "--tls.cert-file", "c.pem"}, {}, "must be set together");
+  expect_error({"broker", "--tls.key-file", "k.pem"}, {}, "must be set together");
+  expect_error({"broker"}, {"GOPHERMQ_TLS_KEY__FILE=k.pem"}, "must be set together");
+  expect_error({"broker", "--tls.client-ca-file", "ca.pem"}, {}, "tls.client-ca-file needs");
+  expect_error({"broker", "--monitoring.tls", "true"}, {}, "monitoring.tls needs");
 }
 
 TEST(Config, HelpAndVersionNeedNoCommand) {
