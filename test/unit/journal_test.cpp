@@ -634,19 +634,19 @@ TEST(Journal, RecoveryRemovesEphemeralSubscriptions) {
   RecordingSink sink;
   broker.set_journal(&sink);
   ASSERT_EQ(broker.subscribe("d", "a", std::nullopt), SubscribeStatus::ok);
-  ASSERT_EQ(broker.subscribe("e1", "a", std::nullopt, AckOptions{}, /*ephemeral=*/true),
+  ASSERT_EQ(broker.subscribe("e1", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
             SubscribeStatus::ok);
   ASSERT_EQ(broker.subscribe("g1", "a.>", "g"), SubscribeStatus::ok);
-  ASSERT_EQ(broker.subscribe("e2", "a.>", "g", AckOptions{}, /*ephemeral=*/true),
+  ASSERT_EQ(broker.subscribe("e2", "a.>", "g", AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
             SubscribeStatus::ok);
-  ASSERT_EQ(broker.subscribe("e3", "b", "h", AckOptions{}, /*ephemeral=*/true),
+  ASSERT_EQ(broker.subscribe("e3", "b", "h", AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
             SubscribeStatus::ok);
   const std::vector<Message> batch = {Message::create("m1"), Message::create("m2")};
   ASSERT_EQ(broker.publish("a", batch), PublishStatus::ok);
   ASSERT_EQ(broker.publish("b", batch), PublishStatus::ok);
   RecordingSink taken;
   broker.checkpoint(taken);
-  ASSERT_EQ(broker.subscribe("e4", "a", std::nullopt, AckOptions{}, /*ephemeral=*/true),
+  ASSERT_EQ(broker.subscribe("e4", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
             SubscribeStatus::ok);
   ASSERT_EQ(broker.publish("a.c", batch), PublishStatus::ok);
   const std::size_t journaled = sink.records.size();
