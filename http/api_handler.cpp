@@ -633,8 +633,7 @@ asio::awaitable<Response> ApiHandler::admin_subscriptions(const Request& request
   co_return json_response(status::ok, encode_subscription_list(list));
 }
 
-asio::awaitable<Response> ApiHandler::admin_unsubscribe(const Request& request,
-                                                        Client& /*client*/,
+asio::awaitable<Response> ApiHandler::admin_unsubscribe(const Request& request, Client& /*client*/,
                                                         const Caller& /*caller*/) {
   const auto body = decode_admin(request.body());
   if (!body) {

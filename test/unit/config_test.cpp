@@ -166,14 +166,14 @@ TEST(Config, EveryKeyStoresIntoItsOwnField) {
     ASSERT_NE(entry->second, value) << key;
     std::vector<std::string> arguments;
     if (key.starts_with("tls.") || key == "monitoring.tls") {
-      for (const auto& [file_key, file] : tls_files) {
-        if (file_key == key) {
+      for (const auto& tls_file : tls_files) {
+        if (tls_file.first == key) {
           continue;
         }
-        arguments.push_back("--" + file_key + "=" + file);
+        arguments.push_back("--" + tls_file.first + "=" + tls_file.second);
         std::find_if(expected.begin(), expected.end(), [&](const auto& setting) {
-          return setting.first == file_key;
-        })->second = file;
+          return setting.first == tls_file.first;
+        })->second = tls_file.second;
       }
     }
     entry->second = value;

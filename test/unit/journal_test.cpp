@@ -634,8 +634,9 @@ TEST(Journal, RecoveryRemovesEphemeralSubscriptions) {
   RecordingSink sink;
   broker.set_journal(&sink);
   ASSERT_EQ(broker.subscribe("d", "a", std::nullopt), SubscribeStatus::ok);
-  ASSERT_EQ(broker.subscribe("e1", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
-            SubscribeStatus::ok);
+  ASSERT_EQ(
+      broker.subscribe("e1", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
+      SubscribeStatus::ok);
   ASSERT_EQ(broker.subscribe("g1", "a.>", "g"), SubscribeStatus::ok);
   ASSERT_EQ(broker.subscribe("e2", "a.>", "g", AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
             SubscribeStatus::ok);
@@ -646,8 +647,9 @@ TEST(Journal, RecoveryRemovesEphemeralSubscriptions) {
   ASSERT_EQ(broker.publish("b", batch), PublishStatus::ok);
   RecordingSink taken;
   broker.checkpoint(taken);
-  ASSERT_EQ(broker.subscribe("e4", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
-            SubscribeStatus::ok);
+  ASSERT_EQ(
+      broker.subscribe("e4", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
+      SubscribeStatus::ok);
   ASSERT_EQ(broker.publish("a.c", batch), PublishStatus::ok);
   const std::size_t journaled = sink.records.size();
 
