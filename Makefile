@@ -90,7 +90,7 @@ soak: build
 	python3 bench/soak.py $(BUILD_DIR)/gophermq --duration $(SOAK_SECONDS)
 
 format-check: test-deps
-	clang-format --dry-run -Werror $$(find app bench broker config http metrics service storage test -name '*.cpp' -o -name '*.hpp')
+	clang-format --dry-run -Werror $$(find app auth bench broker config http metrics service storage test -name '*.cpp' -o -name '*.hpp')
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan
