@@ -180,51 +180,6 @@ constexpr Answer<broker::AdminStatus> kAdminAnswers[] = {
     {broker::AdminStatus::bad_id, &kBadId},
 };
 
-int hex_digit(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-// The access_token query parameter, percent-decoded; nullopt when absent, empty or badly escaped.
-std::optional<std::string> access_token_of(std::string_view target) {
-  const std::size_t start = target.find('?');
-  std::string_view query =
-      start == std::string_view::npos ? std::string_view{} : target.substr(start + 1);
-  while (!query.empty()) {
-    const std::size_t end = query.find('&');
-    const std::string_view pair = query.substr(0, end);
-    query = end == std::string_view::npos ? std::string_view{} : query.substr(end + 1);
-    if (!pair.starts_with("access_token=")) {
-      continue;
-    }
-    const std::string_view raw = pair.substr(13);
-    std::string token;
-    for (std::size_t i = 0; i < raw.size(); ++i) {
-      if (raw[i] != '%') {
-        token.push_back(raw[i]);
-        continue;
-      }
-      const int high = i + 2 < raw.size() ? hex_digit(raw[i + 1]) : -1;
-      const int low = i + 2 < raw.size() ? hex_digit(raw[i + 2]) : -1;
-      if (high < 0 || low < 0) {
-        return std::nullopt;
-      }
-      token.push_back(static_cast<char>(high * 16 + low));
-      i += 2;
-    }
-    return token.empty() ? std::nullopt : std::optional<std::string>(std::move(token));
-  }
-  return std::nullopt;
-}
-
 }  // namespace
 
 std::optional<std::string_view> bearer_token(const Request& request) {
@@ -268,8 +223,9 @@ std::optional<Response> ApiHandler::authenticate(const Request& request, Caller&
   // string is no credential (it would end up in proxies' and browsers' histories).
   std::string from_query;
   if (!token && (path == "/api/stream" || path == "/api/ws")) {
-    if (auto given = access_token_of(request.target())) {
-      from_query = std::move(*given);
+    if (auto query = parse_stream_query(request.target());
+        query && query->access_token && !query->access_token->empty()) {
+      from_query = std::move(*query->access_token);
       token = from_query;
     }
   }

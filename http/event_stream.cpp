@@ -212,6 +212,8 @@ std::optional<StreamQuery> parse_stream_query(std::string_view target) {
       field = &query.group;
     } else if (name == "last_event_id") {
       field = &query.last_event_id;
+    } else if (name == "access_token") {
+      field = &query.access_token;
     } else {
       continue;
     }

@@ -20,12 +20,14 @@
 
 namespace gophermq::http {
 
-// The parameters of GET /api/stream, percent-decoded; absent ones are nullopt.
+// The parameters of GET /api/stream and /api/ws, percent-decoded; absent ones are nullopt.
 struct StreamQuery {
   std::optional<std::string> subject;
   std::optional<std::string> id;
   std::optional<std::string> group;
   std::optional<std::string> last_event_id;
+  // The credential of a stream opened by a browser, which cannot send a header (API.md §11).
+  std::optional<std::string> access_token;
 };
 
 // nullopt when the query is malformed: a bad percent escape, or a known parameter given twice.

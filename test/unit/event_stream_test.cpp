@@ -21,6 +21,9 @@ TEST(StreamQueryTest, DecodesKnownParametersAndIgnoresOthers) {
   EXPECT_EQ(query->group, std::optional<std::string>("w1"));
   EXPECT_EQ(query->id, std::nullopt);
   EXPECT_EQ(query->last_event_id, std::optional<std::string>("7"));
+  EXPECT_EQ(parse_stream_query("/api/ws?access_token=a%2Db_c")->access_token,
+            std::optional<std::string>("a-b_c"));
+  EXPECT_EQ(parse_stream_query("/api/ws?access_token=a&access_token=b"), std::nullopt);
   const auto bare = parse_stream_query("/api/stream");
   ASSERT_TRUE(bare);
   EXPECT_EQ(bare->subject, std::nullopt);
