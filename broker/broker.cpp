@@ -991,6 +991,7 @@ SubscriptionList Broker::list_subscriptions(std::string_view pattern, std::size_
     info.id = subscription->id;
     info.subject = subscription->subject;
     info.group = subscription->group;
+    info.owner = subscription->owner;
     info.ack = queue.ack() != nullptr;
     info.pending = queue.held() - in_flight;
     info.in_flight = in_flight;

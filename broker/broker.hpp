@@ -160,6 +160,7 @@ struct SubscriptionInfo {
   std::string id;
   std::string subject;
   std::string group;  // empty when ungrouped
+  std::string owner;  // the name of the token that made it; empty when made without access control
   bool ack = false;
   std::uint64_t pending = 0;
   std::uint64_t in_flight = 0;

@@ -724,7 +724,7 @@ std::string encode_subscription_list(const broker::SubscriptionList& list) {
   // About 150 bytes a row besides its strings.
   std::size_t size = 64;
   for (const broker::SubscriptionInfo& row : list.subscriptions) {
-    size += 150 + row.id.size() + row.subject.size() + row.group.size();
+    size += 150 + row.id.size() + row.subject.size() + row.group.size() + row.owner.size();
   }
   JsonWriter json(size);
   json.begin_object().key("subscriptions").begin_array();
@@ -741,12 +741,11 @@ std::string encode_subscription_list(const broker::SubscriptionList& list) {
         .key("idle_ms")
         .number(static_cast<std::uint64_t>(row.idle.count()))
         .key("in_flight")
-        .number(row.in_flight)
-        .key("pending")
-        .number(row.pending)
-        .key("subject")
-        .string(row.subject)
-        .end_object();
+        .number(row.in_flight);
+    if (!row.owner.empty()) {
+      json.key("owner").string(row.owner);
+    }
+    json.key("pending").number(row.pending).key("subject").string(row.subject).end_object();
   }
   json.end_array().key("truncated").boolean(list.truncated).end_object();
   return std::move(json).finish();

@@ -109,6 +109,45 @@ with open(os.path.join(root, "systemd/gophermq.service.in")) as f:
 check(re.search(r"^StateDirectory=gophermq$", unit, re.M), "the unit has StateDirectory=gophermq")
 check(storage_dir == "/var/lib/gophermq", "the shipped storage.dir is the unit's state directory")
 
+# The secured override (docker-compose.secured.yml): every variable it sets is a documented key,
+# the broker's TLS files and auth.file are in what it mounts, Prometheus runs the secured scrape
+# config, and the CA and token files that config names are mounted into Prometheus. ./secrets is
+# the operator's, so only the repository's own sources must exist.
+secured = load_yaml("docker-compose.secured.yml")
+check(set(secured["services"]) <= set(services), "the override only changes services of the stack")
+with open(os.path.join(root, "README.md")) as f:
+    documented_keys = set(re.findall(r"^\| `([a-z.-]+)` \|", f.read(), re.M))
+secured_mounts = {}
+for name, service in secured["services"].items():
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if not source.startswith("./secrets"):
+            check(os.path.exists(os.path.join(root, source)), f"{name} mounts missing {source}")
+        secured_mounts[target] = source
+environment = secured["services"]["gophermq"]["environment"]
+for variable in environment:
+    key = variable.removeprefix("GOPHERMQ_").lower().replace("__", "-").replace("_", ".")
+    check(key in documented_keys, f"{variable} is no key of the README's table ({key})")
+for key in ["auth.file", "monitoring.token", "monitoring.tls", "tls.cert-file", "tls.key-file"]:
+    variable = "GOPHERMQ_" + key.upper().replace("-", "__").replace(".", "_")
+    check(variable in environment, f"the secured override does not set {key}")
+for variable in ["GOPHERMQ_AUTH_FILE", "GOPHERMQ_TLS_CERT__FILE", "GOPHERMQ_TLS_KEY__FILE"]:
+    path = environment.get(variable, "")
+    check(any(path.startswith(target + "/") for target in secured_mounts),
+          f"{variable} {path} is not in a mounted directory")
+check(secured_mounts.get("/etc/prometheus/prometheus.yml")
+      == "./metrics/prometheus/prometheus-secured.yml", "Prometheus runs the secured config")
+secured_scrape = load_yaml("metrics/prometheus/prometheus-secured.yml")["scrape_configs"][0]
+check(secured_scrape["scheme"] == "https", "the secured scrape uses https")
+check(secured_scrape["authorization"]["type"] == "Bearer", "the secured scrape sends a bearer token")
+for path in [secured_scrape["tls_config"]["ca_file"],
+             secured_scrape["authorization"]["credentials_file"]]:
+    check(path in secured_mounts, f"the secured scrape reads {path}, which is not mounted")
+check([t for c in secured_scrape["static_configs"] for t in c["targets"]] == targets,
+      "the secured scrape has the plain one's targets")
+check(re.search(r"^ExecReload=/bin/kill -HUP \$MAINPID$", unit, re.M),
+      "systemctl reload sends SIGHUP, which reloads tokens and certificates")
+
 for failure in failures:
     print("FAIL:", failure)
 sys.exit(1 if failures else 0)

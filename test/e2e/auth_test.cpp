@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/json/parse.hpp>
 #include <csignal>
 #include <cstdint>
 #include <fstream>
@@ -193,6 +194,20 @@ TEST_F(AuthTest, AnotherTokensSubscriptionIsABadId) {
   EXPECT_NE(fetched.body.find("\"m\""), std::string::npos) << fetched.body;
   EXPECT_EQ(post("/api/unsubscribe", R"({"subject":"orders.>","id":")" + id + "\"}", kAlice).status,
             200U);
+}
+
+TEST_F(AuthTest, TheAdminListNamesTheTokenThatOwnsEachSubscription) {
+  const std::string alices = subscribe_as(kAlice, "orders.eu");
+  const std::string bobs = subscribe_as(kBob, "orders.us", R"(,"group":"g")");
+  const auto listed = get_with(*client, "/api/admin/subscriptions", bearer(kRoot));
+  ASSERT_EQ(listed.status, 200U) << listed.body;
+  const auto rows = boost::json::parse(listed.body).at("subscriptions").as_array();
+  ASSERT_EQ(rows.size(), 2U) << listed.body;
+  for (const auto& row : rows) {
+    const auto& id = row.at("id").as_string();
+    EXPECT_EQ(row.at("owner").as_string(), id == alices ? "alice" : "bob") << listed.body;
+    EXPECT_TRUE(id == alices || id == bobs) << listed.body;
+  }
 }
 
 TEST(AuthStorage, OwnershipSurvivesARestart) {

@@ -1,6 +1,7 @@
 // A real Prometheus (Debian's `prometheus`) scrapes the real broker with the shipped scrape config,
 // and every PromQL expression of the shipped Grafana dashboard must return data, above 0 wherever
-// the generated traffic moves it.
+// the generated traffic moves it. A secured broker (monitoring.token, monitoring.tls) is scraped
+// with the shipped secured scrape config: up with the right token, down with 401 with a wrong one.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -8,6 +9,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -250,6 +252,106 @@ TEST(Observability, PrometheusScrapesTheBrokerAndEveryDashboardQueryReturnsData)
   }
   EXPECT_EQ(dashboard_queries().size(), 33U);
   fs::remove_all(scratch);
+}
+
+// Runs a shell command (the openssl CLI), its output discarded; empty when it succeeded.
+std::string run_quietly(const std::string& command) {
+  const int status = std::system((command + " >/dev/null 2>&1").c_str());
+  return status == 0 ? std::string() : "failed (" + std::to_string(status) + "): " + command;
+}
+
+// A throwaway CA and a certificate it signed for 127.0.0.1 (ca.pem, server.pem, server.key in
+// `dir`), made with the openssl CLI as test/e2e/tls_test.py makes them.
+void make_certificates(const fs::path& dir) {
+  const std::string d = dir.string() + "/";
+  const std::string new_key = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+  std::ofstream(dir / "server.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+  for (const auto& command : {"openssl req -x509" + new_key + " -keyout " + d + "ca.key -out " + d +
+                                  "ca.pem -days 2 -subj /CN=gophermq-test-ca",
+                              "openssl req" + new_key + " -keyout " + d + "server.key -out " + d +
+                                  "server.csr -subj /CN=localhost",
+                              "openssl x509 -req -in " + d + "server.csr -CA " + d +
+                                  "ca.pem -CAkey " + d + "ca.key -CAcreateserial -out " + d +
+                                  "server.pem -days 2 -extfile " + d + "server.ext"}) {
+    ASSERT_EQ(run_quietly(command), "");
+  }
+}
+
+// The first sample of an instant query, or -1 when it has none yet.
+double sample_of(HttpClient& api, const std::string& query) {
+  const auto answer = boost::json::parse(api.get("/api/v1/query?query=" + url_encode(query)).body);
+  const auto& result = answer.at("data").at("result").as_array();
+  if (result.empty()) {
+    return -1;
+  }
+  return std::stod(std::string(result.at(0).at("value").as_array().at(1).as_string()));
+}
+
+// lastError of the active target of `job`, or "unscraped" before its first scrape ends.
+std::string last_error_of(HttpClient& api, std::string_view job) {
+  const auto answer = boost::json::parse(api.get("/api/v1/targets?state=active").body);
+  for (const auto& target : answer.at("data").at("activeTargets").as_array()) {
+    if (target.at("labels").at("job").as_string() == job &&
+        target.at("health").as_string() != "unknown") {
+      return std::string(target.at("lastError").as_string());
+    }
+  }
+  return "unscraped";
+}
+
+TEST(Observability, PrometheusScrapesASecuredBrokerOverTlsWithTheBearerToken) {
+  const TempDir scratch;
+  make_certificates(scratch.path());
+  ASSERT_FALSE(testing::Test::HasFatalFailure());
+  std::ofstream(scratch.path() / "monitoring.token") << "scrape-secret\n";
+  std::ofstream(scratch.path() / "wrong.token") << "not-the-scrape-secret\n";
+  const std::string dir = scratch.string() + "/";
+  BrokerProcess broker(isolated_arguments(
+      {"--tls.cert-file=" + dir + "server.pem", "--tls.key-file=" + dir + "server.key",
+       "--monitoring.tls=true", "--monitoring.token=scrape-secret"}));
+
+  // The shipped job as it is, and a copy of it that presents a token the broker does not know.
+  std::string config =
+      read_file(fs::path(GOPHERMQ_SOURCE_DIR) / "metrics/prometheus/prometheus-secured.yml");
+  replace_all(config, "gophermq:9001", "127.0.0.1:" + std::to_string(broker.metrics_port()));
+  replace_all(config, "scrape_interval: 5s", "scrape_interval: 1s");
+  replace_all(config, "/etc/prometheus/gophermq/", dir);
+  const auto job_start = config.find("  - job_name: gophermq");
+  ASSERT_NE(job_start, std::string::npos) << config;
+  std::string wrong_job = config.substr(job_start);
+  replace_all(wrong_job, "job_name: gophermq", "job_name: gophermq-wrong-token");
+  replace_all(wrong_job, dir + "monitoring.token", dir + "wrong.token");
+  ASSERT_NE(wrong_job.find(dir + "wrong.token"), std::string::npos) << wrong_job;
+  config += wrong_job;
+  std::ofstream(scratch.path() / "prometheus.yml") << config;
+
+  const std::uint16_t port = free_port();
+  BrokerProcess prometheus(
+      GOPHERMQ_PROMETHEUS,
+      {"--config.file=" + dir + "prometheus.yml", "--storage.tsdb.path=" + dir + "data",
+       "--web.listen-address=127.0.0.1:" + std::to_string(port)});
+  prometheus.wait_for_log("Server is ready to receive web requests");
+  HttpClient api(port);
+
+  // The refused scrapes show on the broker's own counter, read through the accepted ones.
+  const std::string refusals = R"(gophermq_auth_failures_total{job="gophermq",reason="unknown"})";
+  double up = -1;
+  double refused = -1;
+  double wrong_up = -1;
+  std::string wrong_error;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  do {
+    up = sample_of(api, R"(up{job="gophermq"})");
+    refused = sample_of(api, refusals);
+    wrong_up = sample_of(api, R"(up{job="gophermq-wrong-token"})");
+    wrong_error = last_error_of(api, "gophermq-wrong-token");
+  } while (
+      !(up == 1 && refused > 0 && wrong_up == 0 && wrong_error.find("401") != std::string::npos) &&
+      std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(up, 1) << "last error: " << last_error_of(api, "gophermq");
+  EXPECT_GT(refused, 0);
+  EXPECT_EQ(wrong_up, 0);
+  EXPECT_NE(wrong_error.find("401"), std::string::npos) << wrong_error;
 }
 
 }  // namespace

@@ -185,6 +185,8 @@ CASES = [
     C("auth", "GET", "/api/admin/subscriptions", status=403, headers=READER),
     C("auth", "POST", "/api/admin/unsubscribe", {"id": "x"}, 403, headers=READER),
     C("auth", "POST", "/api/admin/purge", {"subject": ">"}, 403, headers=READER),
+    # An owned subscription, so the admin list below has a row with "owner".
+    C("auth", "POST", "/api/subscribe", {"subject": "other.x"}, headers=READER),
     C("auth", "GET", "/api/admin/subscriptions", headers=ADMIN),
 ]
 

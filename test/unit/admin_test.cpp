@@ -134,6 +134,18 @@ TEST(PatternWithin, AgreesWithEnumeratedSubjects) {
   }
 }
 
+TEST(AdminList, ShowsTheTokenThatOwnsASubscription) {
+  ManualClock clock;
+  Broker broker(Limits{}, clock);
+  ASSERT_EQ(broker.subscribe("a", "orders", std::nullopt, AckOptions{}, "alice"),
+            SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("b", "orders", std::nullopt), SubscribeStatus::ok);
+  const SubscriptionList list = broker.list_subscriptions(">", 10);
+  ASSERT_EQ(list.subscriptions.size(), 2U);
+  EXPECT_EQ(list.subscriptions[0].owner, "alice");
+  EXPECT_EQ(list.subscriptions[1].owner, "");
+}
+
 TEST(AdminList, ListsSubscriptionsWithinThePatternSortedById) {
   ManualClock clock;
   Broker broker(Limits{}, clock);
