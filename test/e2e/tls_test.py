@@ -299,7 +299,10 @@ class Tls(unittest.TestCase):
         rss_before = self.broker.rss_kib()
         garbage_round(400)
         rss_after = self.broker.rss_kib()
-        self.assertLess(rss_after - rss_before, 8 * 1024, "RSS grew by more than 8 MiB")
+        # A sanitizer's allocator keeps freed memory (ASan's quarantine), so there the bound would
+        # measure the sanitizer; the broker must still survive the garbage and answer.
+        if os.environ.get("TEST_UNDER_SANITIZER") != "1":
+            self.assertLess(rss_after - rss_before, 8 * 1024, "RSS grew by more than 8 MiB")
         with self.connect() as conn:
             self.assertEqual(self.request(conn, "GET", "/api/stats")[0], 200)
 
