@@ -74,7 +74,9 @@ TlsContext::TlsContext(TlsFiles files, prometheus::Registry& registry)
 
 std::optional<std::string> TlsContext::reload() {
   try {
-    context_.store(make_tls_context(files_));
+    auto replacement = make_tls_context(files_);
+    const std::scoped_lock lock(mutex_);
+    context_ = std::move(replacement);
   } catch (const TlsError& error) {
     return error.what();
   }

@@ -3,10 +3,10 @@
 #include <prometheus/counter.h>
 #include <prometheus/registry.h>
 
-#include <atomic>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/error.hpp>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -34,8 +34,10 @@ class TlsContext {
   // Throws TlsError.
   TlsContext(TlsFiles files, prometheus::Registry& registry);
 
+  // Under a mutex, as auth::Keyring: GCC 12's std::atomic<std::shared_ptr> is opaque to TSan.
   [[nodiscard]] std::shared_ptr<boost::asio::ssl::context> current() const {
-    return context_.load();
+    const std::scoped_lock lock(mutex_);
+    return context_;
   }
 
   // The error when the files cannot be used now, in which case the current context stays.
@@ -46,7 +48,8 @@ class TlsContext {
 
  private:
   TlsFiles files_;
-  std::atomic<std::shared_ptr<boost::asio::ssl::context>> context_;
+  mutable std::mutex mutex_;
+  std::shared_ptr<boost::asio::ssl::context> context_;
   prometheus::Counter& handshake_failures_;
 };
 
