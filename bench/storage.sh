@@ -121,18 +121,33 @@ context_switches() {
   cat /proc/"$broker_pid"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'
 }
 
+# CPU time the broker's threads have run since it started, in nanoseconds: all of them, and the
+# log's sync thread (named gophermq-sync), whose time is almost all fdatasync.
+cpu_times() {
+  local total=0 sync=0 task run
+  for task in /proc/"$broker_pid"/task/*; do
+    read -r run _ <"$task/schedstat"
+    total=$((total + run))
+    if [ "$(cat "$task/comm")" = gophermq-sync ]; then
+      sync=$((sync + run))
+    fi
+  done
+  echo "$total $sync"
+}
+
 # One gophermq-bench case on a fresh broker: NAME FSYNC_MODE RATE_FIELD BENCH_OPTIONS...
-# Prints the broker's context switches per published message (warm-up included), which the load
-# of other processes on the machine does not change much, unlike the rates. With storage, also how
-# the group commit went: fdatasyncs per second, their mean duration, and messages published per
-# fdatasync.
+# Prints the broker's context switches and CPU time per published message (warm-up included),
+# which the load of other processes on the machine changes much less than the rates. With
+# storage, also how the group commit went: fdatasyncs per second, their mean duration, the sync
+# thread's CPU time per fdatasync, and messages published per fdatasync.
 throughput_case() {
   local name=$1 mode=$2 field=$3
   shift 3
   start_broker "$mode"
-  local out syncs=0 sync_seconds=0 published=0 switches
+  local out syncs=0 sync_seconds=0 published=0 switches cpu_total cpu_sync
   out=$(bench --duration "$duration" "$@")
   switches=$(context_switches)
+  read -r cpu_total cpu_sync <<<"$(cpu_times)"
   published=$(metric gophermq_published_messages_total)
   if [ "$mode" != memory ]; then
     syncs=$(metric gophermq_storage_fsync_seconds_count)
@@ -149,16 +164,18 @@ print(r[sys.argv[2]], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
     "$p50" "$p99" "$errors"
   python3 -c '
 import sys
-switches, published = map(float, sys.argv[1:])
-print(" " * 22, f"{switches / max(published, 1):14.3f} context switches per message")' \
-    "$switches" "$published"
+switches, published, cpu_ns = map(float, sys.argv[1:])
+print(" " * 22, f"{switches / max(published, 1):14.3f} context switches, "
+      f"{cpu_ns / 1000 / max(published, 1):.2f} us of broker CPU per message")' \
+    "$switches" "$published" "$cpu_total"
   if [ "$mode" != memory ]; then
     python3 -c '
 import sys
-syncs, seconds, published, duration = map(float, sys.argv[1:])
+syncs, seconds, published, duration, sync_ns = map(float, sys.argv[1:])
 print(" " * 22, f"{syncs / duration:14.0f} fdatasync/s, mean {1000 * seconds / max(syncs, 1):.3f} ms, "
+      f"{sync_ns / 1000 / max(syncs, 1):.0f} us of sync-thread CPU each, "
       f"{published / max(syncs, 1):.1f} messages per fdatasync")' \
-      "$syncs" "$sync_seconds" "$published" "$duration"
+      "$syncs" "$sync_seconds" "$published" "$duration" "$cpu_sync"
   fi
 }
 

@@ -1,5 +1,7 @@
 #include "storage/log.hpp"
 
+#include <pthread.h>
+
 #include <boost/asio/post.hpp>
 #include <utility>
 
@@ -46,10 +48,12 @@ Log::Log(const asio::any_io_executor& strand, const Options& options,
     files_[file] = std::filesystem::file_size(directory_->file_path(file));
   }
   writer_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "gophermq-write");
     auto guard = asio::make_work_guard(writer_context_);
     writer_context_.run();
   });
   sync_thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "gophermq-sync");
     auto guard = asio::make_work_guard(sync_context_);
     sync_context_.run();
   });

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,23 @@ class Storage : public testing::Test {
     return files;
   }
 };
+
+// Operators find the threads in top -H, perf and gdb by name, and bench/storage.sh reads the
+// sync thread's CPU time by it.
+TEST_F(Storage, TheBrokersThreadsAreNamed) {
+  start();
+  std::multiset<std::string> names;
+  for (const auto& task :
+       fs::directory_iterator("/proc/" + std::to_string(broker->pid()) + "/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_GE(names.count("gophermq-io"), 1U);
+  EXPECT_EQ(names.count("gophermq-write"), 1U);
+  EXPECT_EQ(names.count("gophermq-sync"), 1U);
+}
 
 TEST_F(Storage, ARestartKeepsSubscriptionsAndPendingMessagesInOrder) {
   start();

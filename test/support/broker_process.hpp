@@ -31,6 +31,7 @@ class BrokerProcess {
   [[nodiscard]] std::uint16_t api_port() const { return api_port_; }
   [[nodiscard]] std::uint16_t metrics_port() const { return metrics_port_; }
   [[nodiscard]] const std::string& log() const { return log_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
 
   // Reads the log until a line contains `needle`; throws if the process ends first or `timeout`
   // passes.
