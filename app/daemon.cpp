@@ -58,11 +58,10 @@ class ContextPool {
 
   void start() {
     for (auto& context : contexts_) {
-      threads_.emplace_back([&context] {
-        // Named for top -H, perf and gdb, and for the benchmarks that read per-thread CPU time.
-        pthread_setname_np(pthread_self(), "gophermq-io");
-        context->run();
-      });
+      threads_.emplace_back([&context] { context->run(); });
+      // Named for top -H, perf and gdb, and for the benchmarks that read per-thread CPU time;
+      // from here, so the name is set before the broker reports ready.
+      pthread_setname_np(threads_.back().native_handle(), "gophermq-io");
     }
   }
 

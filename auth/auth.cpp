@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 
 #include "broker/subject.hpp"
@@ -24,31 +25,17 @@ std::string_view next_token(std::string_view& rest) noexcept {
   return token;
 }
 
-int hex_value(char c) noexcept {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 std::optional<Digest> parse_hex(std::string_view hex) noexcept {
   Digest digest{};
   if (hex.size() != digest.size() * 2) {
     return std::nullopt;
   }
   for (std::size_t i = 0; i < digest.size(); ++i) {
-    const int high = hex_value(hex[2 * i]);
-    const int low = hex_value(hex[2 * i + 1]);
-    if (high < 0 || low < 0) {
+    const char* first = hex.data() + 2 * i;
+    const auto [end, error] = std::from_chars(first, first + 2, digest[i], 16);
+    if (error != std::errc() || end != first + 2) {
       return std::nullopt;
     }
-    digest[i] = static_cast<unsigned char>(high * 16 + low);
   }
   return digest;
 }

@@ -652,6 +652,24 @@ AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, 
   return queue->ack();
 }
 
+template <typename Apply>
+void Broker::apply_receipts(Queue& queue, AckQueue& state, std::span<const Receipt> receipts,
+                            AckResult& result, Apply apply) {
+  seqs_.clear();
+  for (const Receipt& receipt : receipts) {
+    const auto entry = state.delivered.find(receipt.seq);
+    if (entry == state.delivered.end() || !entry->second.outstanding ||
+        entry->second.deliveries != receipt.delivery) {
+      result.stale.push_back(receipt);
+      continue;
+    }
+    deadlines_.erase({entry->second.deadline, &queue, receipt.seq});
+    ++result.applied;
+    seqs_.push_back(receipt.seq);
+    apply(entry);
+  }
+}
+
 AckResult Broker::ack(std::string_view subject, std::string_view id,
                       std::span<const Receipt> receipts) {
   AckResult result;
@@ -661,22 +679,12 @@ AckResult Broker::ack(std::string_view subject, std::string_view id,
   if (state == nullptr) {
     return result;
   }
-  seqs_.clear();
-  for (const Receipt& receipt : receipts) {
-    const auto entry = state->delivered.find(receipt.seq);
-    if (entry == state->delivered.end() || !entry->second.outstanding ||
-        entry->second.deliveries != receipt.delivery) {
-      result.stale.push_back(receipt);
-      continue;
-    }
-    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+  apply_receipts(*queue, *state, receipts, result, [&](auto entry) {
     shrank(*queue, QueueChange{1, entry->second.message.size()});
     state->delivered.erase(entry);
     answered(*queue, *state);
     ++counters_.acked;
-    ++result.applied;
-    seqs_.push_back(receipt.seq);
-  }
+  });
   journal_answer(RecordType::ack, *subscription);
   serve_waiters(*queue);
   return result;
@@ -691,22 +699,12 @@ AckResult Broker::nack(std::string_view subject, std::string_view id,
   if (state == nullptr) {
     return result;
   }
-  seqs_.clear();
   const TimePoint now = clock_.now();
-  for (const Receipt& receipt : receipts) {
-    const auto entry = state->delivered.find(receipt.seq);
-    if (entry == state->delivered.end() || !entry->second.outstanding ||
-        entry->second.deliveries != receipt.delivery) {
-      result.stale.push_back(receipt);
-      continue;
-    }
-    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+  apply_receipts(*queue, *state, receipts, result, [&](auto entry) {
     entry->second.outstanding = false;
     answered(*queue, *state);
     ++counters_.nacked;
-    ++result.applied;
-    seqs_.push_back(receipt.seq);
-  }
+  });
   // Journaled before any of them settles: replay finds each nacked message still in the queue.
   journal_answer(RecordType::nack, *subscription);
   // A dead letter's publish may serve waiting fetches, whose deliveries reuse seqs_.
@@ -734,21 +732,11 @@ AckResult Broker::extend(std::string_view subject, std::string_view id,
   if (state == nullptr) {
     return result;
   }
-  seqs_.clear();
   const TimePoint deadline = saturating_add(clock_.now(), state->options.ack_wait);
-  for (const Receipt& receipt : receipts) {
-    const auto entry = state->delivered.find(receipt.seq);
-    if (entry == state->delivered.end() || !entry->second.outstanding ||
-        entry->second.deliveries != receipt.delivery) {
-      result.stale.push_back(receipt);
-      continue;
-    }
-    deadlines_.erase({entry->second.deadline, queue, receipt.seq});
+  apply_receipts(*queue, *state, receipts, result, [&](auto entry) {
     entry->second.deadline = deadline;
-    deadlines_.emplace(deadline, queue, receipt.seq);
-    ++result.applied;
-    seqs_.push_back(receipt.seq);
-  }
+    deadlines_.emplace(deadline, queue, entry->first);
+  });
   journal_answer(RecordType::extend, *subscription);
   return result;
 }

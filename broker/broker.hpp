@@ -635,6 +635,12 @@ class Broker {
   // The ack-mode queue of the subscription; null (with `status` set) when there is none.
   AckQueue* find_ack_queue(std::string_view subject, std::string_view id, AckStatus& status,
                            Queue*& queue, Subscription*& subscription);
+  // The part of ack, nack and extend they share: each receipt that names a delivery still
+  // outstanding (that delivery count, not answered) has its deadline taken off and is handed to
+  // `apply`, with its seq in seqs_ for the journal; the others go to result.stale.
+  template <typename Apply>
+  void apply_receipts(Queue& queue, AckQueue& state, std::span<const Receipt> receipts,
+                      AckResult& result, Apply apply);
   // Ends a delivery no longer outstanding: pending again, or past max_deliveries dead-lettered
   // or dropped.
   void settle(Queue& queue, std::map<std::uint64_t, AckQueue::Delivered>::iterator entry);

@@ -27,19 +27,6 @@ namespace {
 // write into socket buffers with room takes microseconds, even for a whole batch.
 constexpr auto kSlowWrite = std::chrono::milliseconds(50);
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // Percent-decodes a query value; '+' stands for a space, as HTML forms send it.
 std::optional<std::string> decode_component(std::string_view text) {
   std::string decoded;
@@ -53,12 +40,13 @@ std::optional<std::string> decode_component(std::string_view text) {
       if (at + 2 >= text.size()) {
         return std::nullopt;
       }
-      const int high = hex_value(text[at + 1]);
-      const int low = hex_value(text[at + 2]);
-      if (high < 0 || low < 0) {
+      unsigned char byte = 0;
+      const char* first = text.data() + at + 1;
+      const auto [end, error] = std::from_chars(first, first + 2, byte, 16);
+      if (error != std::errc() || end != first + 2) {
         return std::nullopt;
       }
-      decoded.push_back(static_cast<char>(high * 16 + low));
+      decoded.push_back(static_cast<char>(byte));
       at += 2;
     }
   }

@@ -48,15 +48,16 @@ Log::Log(const asio::any_io_executor& strand, const Options& options,
     files_[file] = std::filesystem::file_size(directory_->file_path(file));
   }
   writer_thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "gophermq-write");
     auto guard = asio::make_work_guard(writer_context_);
     writer_context_.run();
   });
   sync_thread_ = std::thread([this] {
-    pthread_setname_np(pthread_self(), "gophermq-sync");
     auto guard = asio::make_work_guard(sync_context_);
     sync_context_.run();
   });
+  // Before the broker reports ready; bench/storage.sh finds the sync thread by its name.
+  pthread_setname_np(writer_thread_.native_handle(), "gophermq-write");
+  pthread_setname_np(sync_thread_.native_handle(), "gophermq-sync");
 }
 
 Log::~Log() {
