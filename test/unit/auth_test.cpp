@@ -163,6 +163,8 @@ TEST(AuthTable, EveryErrorNamesItsLine) {
       {"b " + kHexB.substr(1), "bad hex"},
       {"b " + kHexB + "0", "bad hex"},
       {"b " + kHexB.substr(1) + "g", "bad hex"},
+      {"b +" + kHexB.substr(1), "bad hex"},
+      {"b " + kHexB.substr(0, 10) + " " + kHexB.substr(11), "bad hex"},
       {"b", "no SHA-256"},
       {"b " + kHexB + " publish:x", "unknown permission"},
       {"b " + kHexB + " admin:x", "unknown permission"},

@@ -38,6 +38,7 @@ TEST(StreamQueryTest, DecodesKnownParametersAndIgnoresOthers) {
 TEST(StreamQueryTest, RefusesBadEscapesAndRepeatedParameters) {
   for (const std::string target :
        {"/api/stream?subject=%", "/api/stream?subject=%4", "/api/stream?subject=%g0",
+        "/api/stream?subject=%+1", "/api/stream?subject=%-1", "/api/stream?subject=%0x",
         "/api/stream?id=a&id=b", "/api/stream?subject=a&subject=a"}) {
     EXPECT_EQ(parse_stream_query(target), std::nullopt) << target;
   }
