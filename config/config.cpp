@@ -31,6 +31,8 @@ namespace {
 
 constexpr std::string_view kEnvironmentPrefix = "GOPHERMQ_";
 constexpr const char* kDefaultConfigFile = "config.yaml";
+// The smallest log file: one page.
+constexpr std::uint64_t kMinFileBytes = 4096;
 
 // Abbreviated options (`--thr` for `--threads`) are refused: a later key sharing the prefix would
 // silently change what an old command line means.
@@ -546,10 +548,12 @@ const std::vector<Setting>& settings_table() {
         "when the log reaches the disk: always (before answering), interval or never"),
     duration("storage.fsync-interval", [](auto& c) -> auto& { return c.storage.fsync_interval; },
              true, "how often the log is synced with storage.fsync=interval"),
-    number("storage.max-bytes", [](auto& c) -> auto& { return c.storage.max_bytes; }, 2 * 4096,
-           k64, "most bytes the log takes on disk; publishes beyond get 507"),
-    number("storage.file-bytes", [](auto& c) -> auto& { return c.storage.file_bytes; }, 4096,
-           k32, "size of one log file, reserved when it is created"),
+    number("storage.max-bytes", [](auto& c) -> auto& { return c.storage.max_bytes; },
+           2 * kMinFileBytes, k64, "most bytes the log takes on disk; publishes beyond get 507"),
+    number("storage.file-bytes", [](auto& c) -> auto& { return c.storage.file_bytes; },
+           kMinFileBytes, k32,
+           "size of one log file, reserved when it is created; unset: 64 MiB or a quarter of "
+           "storage.max-bytes, whichever is smaller"),
     {"tls.cert-file", "PEM certificate (and chain) of the API port; with tls.key-file turns on TLS",
      [](Config& c, const std::string& v) { c.tls.cert_file = v; },
      [](const Config& c) { return c.tls.cert_file; }},
@@ -811,7 +815,16 @@ Invocation load(const std::vector<std::string>& arguments,
     invocation.config_file = *file;
   }
   invocation.config = build(settings);
-  if (invocation.config.storage.max_bytes < 2 * invocation.config.storage.file_bytes) {
+  storage::Options& storage = invocation.config.storage;
+  if (!settings.contains("storage.file-bytes")) {
+    // The file size is ours, not the contract's: a storage.max-bytes set alone, however small,
+    // sizes the files to fit four under it instead of refusing to start.
+    storage.file_bytes =
+        std::min(storage.file_bytes,
+                 std::max<std::uint64_t>(kMinFileBytes,
+                                         storage.max_bytes / 4 / kMinFileBytes * kMinFileBytes));
+  }
+  if (storage.max_bytes < 2 * storage.file_bytes) {
     // One file is written while the next is reserved, so less could store nothing.
     throw ConfigError("storage.max-bytes must be at least twice storage.file-bytes");
   }

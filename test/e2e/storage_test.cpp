@@ -236,6 +236,29 @@ TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
   EXPECT_LE(std::stoull(after.substr(at + 24)), 16384U + 4096U) << after.substr(at, 40);
 }
 
+// The contract's key alone (no storage.file-bytes, which is ours): the broker starts, fills up to
+// 507 and takes publishes again once fetches free the log.
+TEST_F(Storage, ASmallMaxBytesAloneBoundsTheLog) {
+  start({"--storage.max-bytes=65536"});
+  const std::string id = subscribe("s");
+  const std::string data(200, 'x');
+  unsigned status = 200;
+  int stored = 0;
+  while (status == 200 && stored < 10000) {
+    status = publish("s", data);
+    stored += status == 200 ? 1 : 0;
+  }
+  EXPECT_EQ(status, 507U);
+  EXPECT_GT(stored, 100);
+  EXPECT_EQ(fetch("s", id, 100000).status, 200U);
+  unsigned again = 507;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (again != 200 && std::chrono::steady_clock::now() < give_up) {
+    again = publish("s", data);
+  }
+  EXPECT_EQ(again, 200U);
+}
+
 TEST_F(Storage, ATornTailIsCutCountedAndLogged) {
   start();
   const std::string id = subscribe("s");

@@ -437,6 +437,23 @@ TEST(Config, ConfigYamlInTheWorkingDirectoryIsReadWhenPresent) {
   expect_error({"broker"}, {}, "config file config.yaml line 2: unknown key broker.nope");
 }
 
+TEST(Config, AStorageMaxBytesAloneSizesTheFilesToFitFourUnderIt) {
+  constexpr std::uint64_t kDefaultFile = 64ULL * 1024 * 1024;
+  EXPECT_EQ(load_config({}).storage.file_bytes, kDefaultFile);
+  EXPECT_EQ(load_config({"--storage.max-bytes", "1048576"}).storage.file_bytes, 262144U);
+  EXPECT_EQ(load_config({}, {"GOPHERMQ_STORAGE_MAX__BYTES=1048576"}).storage.file_bytes, 262144U);
+  // Whole pages, and never below one: the smallest max-bytes holds two.
+  EXPECT_EQ(load_config({"--storage.max-bytes", "100000"}).storage.file_bytes, 24576U);
+  EXPECT_EQ(load_config({"--storage.max-bytes", "8192"}).storage.file_bytes, 4096U);
+  EXPECT_EQ(load_config({"--storage.max-bytes", "1099511627776"}).storage.file_bytes, kDefaultFile);
+  // Given, the file size is kept, and a max-bytes too small for two of them is an error.
+  EXPECT_EQ(load_config({"--storage.max-bytes", "1048576", "--storage.file-bytes", "8192"})
+                .storage.file_bytes,
+            8192U);
+  expect_error({"broker", "--storage.max-bytes", "1048576", "--storage.file-bytes", "1048576"}, {},
+               "storage.max-bytes must be at least twice storage.file-bytes");
+}
+
 TEST(Config, TlsFilesGoTogether) {
   EXPECT_FALSE(load_config({}).tls.enabled());
   const Config tls = load_config({"--tls.cert-file", "c.pem", "--tls.key-file", "k.pem",
