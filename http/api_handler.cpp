@@ -407,12 +407,23 @@ asio::awaitable<Response> ApiHandler::subscribe(const Request& request, Client& 
   if (!body) {
     co_return refuse(kInvalidBody);
   }
-  // An option without "ack": true would be ignored silently; §9 refuses it instead.
-  if (body->given.any() && !body->ack.ack) {
+  // An option without "ack": true would be ignored silently; §9 refuses it instead. So is a value
+  // given that only stands for "not set" (max_deliveries 0, an empty dead_letter): their ranges
+  // start above it.
+  if ((body->given.any() && !body->ack.ack) ||
+      (body->given.max_deliveries && body->ack.max_deliveries == 0) ||
+      (body->given.dead_letter && body->ack.dead_letter.empty())) {
     co_return refuse(kInvalidAckOptions);
   }
   if (auto refused = forbidden(caller, broker::SubjectUse::subscribe, body->subject)) {
     co_return std::move(*refused);
+  }
+  // The broker publishes dead letters on the subscriber's behalf: naming a subject takes the
+  // right to publish to it, or any token could write into any subject through nacks.
+  if (body->given.dead_letter) {
+    if (auto refused = forbidden(caller, broker::SubjectUse::publish, body->ack.dead_letter)) {
+      co_return std::move(*refused);
+    }
   }
   const service::Subscribed subscribed =
       co_await service_.subscribe(body->subject, body->group, body->ack, caller.owner());

@@ -343,7 +343,7 @@ TEST_F(Ack, EachRangeBoundIsAcceptedJustInsideAndRefusedJustOutside) {
   };
   const std::vector<Bound> bounds{
       {"ack_wait_ms", {"1000", "43200000"}, {"999", "43200001", "0", "-1"}},
-      {"max_deliveries", {"1", "1000"}, {"1001", "-1"}},
+      {"max_deliveries", {"1", "1000"}, {"1001", "0", "-1"}},
       {"max_in_flight", {"1", "100000"}, {"0", "100001", "-1"}},
   };
   for (const auto& bound : bounds) {
@@ -378,6 +378,8 @@ TEST_F(Ack, MisplacedAckOptionsAreRefusedAndSubscribeNothing) {
       R"({"subject":"m","ack":true,"max_deliveries":2,"dead_letter":"dlq.*"})",
       R"({"subject":"m","ack":true,"max_deliveries":2,"dead_letter":"dlq.>"})",
       R"({"subject":"m","ack":true,"max_deliveries":2,"dead_letter":">"})",
+      R"({"subject":"m","ack":true,"max_deliveries":2,"dead_letter":""})",
+      R"({"subject":"m","ack":true,"max_deliveries":2,"dead_letter":"a..b"})",
   };
   for (const auto& body : misplaced) {
     const auto answer = post("/api/subscribe", body);

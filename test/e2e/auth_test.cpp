@@ -148,6 +148,10 @@ TEST_F(AuthTest, WhatAPermissionDoesNotCoverGets403AndStoresNothing) {
   expect_forbidden(get_with(*client, "/api/stats", bearer(kAlice)));
   expect_forbidden(get_with(*client, "/api/admin/subscriptions?subject=%3E", bearer(kAlice)));
   expect_forbidden(get_with(*client, "/api/admin", bearer(kAlice)));
+  // A dead letter is a publish by the broker on the subscriber's behalf.
+  expect_forbidden(post(
+      "/api/subscribe",
+      R"({"subject":"orders.x","ack":true,"max_deliveries":1,"dead_letter":"billing"})", kAlice));
   // Nothing of the refused publishes reached the queue.
   const auto fetched =
       post("/api/fetch", R"({"subject":"billing","id":")" + watcher + "\"}", kRoot);
@@ -158,6 +162,12 @@ TEST_F(AuthTest, WhatAPermissionDoesNotCoverGets403AndStoresNothing) {
   // What the permissions do cover.
   EXPECT_EQ(post("/api/subscribe", R"({"subject":"orders.*"})", kAlice).status, 200U);
   EXPECT_EQ(post("/api/subscribe", R"({"subject":"orders.eu.>"})", kAlice).status, 200U);
+  EXPECT_EQ(
+      post("/api/subscribe",
+           R"({"subject":"orders.x","ack":true,"max_deliveries":1,"dead_letter":"orders.dead"})",
+           kAlice)
+          .status,
+      200U);
   EXPECT_EQ(post("/api/publish/batch", R"({"subject":"orders.eu","data":["a"]})", kAlice).status,
             200U);
   EXPECT_EQ(get_with(*client, "/api/stats", bearer(kRoot)).status, 200U);
