@@ -28,12 +28,20 @@ std::string one_line(std::string_view text) {
   return line;
 }
 
+constexpr std::string_view kTokenUsage =
+    "usage: gophermq token NAME [PERMISSION...] with NAME 1 to 64 of A-Z a-z 0-9 _ - . (not "
+    "starting with -), PERMISSION pub:PATTERN, sub:PATTERN or admin\n";
+
 // `gophermq token NAME [PERMISSION...]`: a new token, and the auth.file line that grants it.
 int mint(const std::vector<std::string>& arguments) {
   using namespace gophermq;
-  if (arguments.size() < 2 || !auth::is_valid_name(arguments[1])) {
-    std::cerr << "gophermq: usage: gophermq token NAME [PERMISSION...] with NAME 1 to 64 of "
-                 "A-Z a-z 0-9 _ - .\n";
+  if (arguments.size() >= 2 && (arguments[1] == "--help" || arguments[1] == "-h")) {
+    std::cout << kTokenUsage;
+    return 0;
+  }
+  // A name that looks like an option is a mistyped option, not a name to mint a token for.
+  if (arguments.size() < 2 || !auth::is_valid_name(arguments[1]) || arguments[1].starts_with('-')) {
+    std::cerr << "gophermq: " << kTokenUsage;
     return 2;
   }
   std::string line = arguments[1];

@@ -159,17 +159,26 @@ bool folds_to(std::string_view key, std::string_view name) {
   return at == key.size();
 }
 
+// Go's encoding/json takes up to 10 000 levels of nesting; Boost.JSON's default stops at 32. Its
+// parser keeps its own stack, so depth costs memory the body size limit bounds, not call stack.
+json::parse_options as_deep_as_go() {
+  json::parse_options options;
+  options.max_depth = 10000;
+  return options;
+}
+
 // Parses with a stack buffer as the arena, so a small request body costs no heap allocation.
 class ParsedObject {
  public:
   explicit ParsedObject(std::string_view body) {
     json::error_code error;
-    value_ = json::parse(body, error, json::storage_ptr(&arena_));
+    static const json::parse_options options = as_deep_as_go();
+    value_ = json::parse(body, error, json::storage_ptr(&arena_), options);
     // Valid bodies never pay for the rewrite: only a refused one is looked at again.
     if (error) {
       if (const auto rewritten = as_go_reads_it(body); rewritten) {
         error = {};
-        value_ = json::parse(*rewritten, error, json::storage_ptr(&arena_));
+        value_ = json::parse(*rewritten, error, json::storage_ptr(&arena_), options);
       }
     }
     if (!error && value_.is_object()) {

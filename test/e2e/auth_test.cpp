@@ -378,6 +378,15 @@ TEST(AuthTokenCommand, AMintedTokenWorksOnceItsLineIsInTheFile) {
 
   EXPECT_EQ(run_to_exit({"token", "bad name"}).status, 2);
   EXPECT_EQ(run_to_exit({"token"}).status, 2);
+  // Help is help, and a name that looks like an option mints nothing.
+  for (const char* help : {"--help", "-h"}) {
+    const auto usage = run_to_exit({"token", help});
+    EXPECT_EQ(usage.status, 0) << help;
+    EXPECT_EQ(usage.output.rfind("usage: gophermq token NAME", 0), 0U) << usage.output;
+  }
+  const auto option = run_to_exit({"token", "--name", "admin"});
+  EXPECT_EQ(option.status, 2);
+  EXPECT_EQ(option.output.find("# add to auth.file"), std::string::npos) << option.output;
   const auto bad_permission = run_to_exit({"token", "ci", "sub:a..b"});
   EXPECT_EQ(bad_permission.status, 2);
   EXPECT_NE(bad_permission.output.find("invalid permission"), std::string::npos);

@@ -265,6 +265,17 @@ TEST(JsonDecoding, MissingFieldsAreEmptyAndUnknownOnesIgnored) {
   EXPECT_FALSE(subscribe->group);
 }
 
+// Go's encoding/json takes an unknown field nested up to 10 000 levels deep (the object itself is
+// one), and no deeper.
+TEST(JsonDecoding, UnknownFieldsNestAsDeepAsGoAllows) {
+  const auto nested = [](std::size_t depth) {
+    return R"({"subject":"a","extra":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  };
+  EXPECT_TRUE(decode_publish(nested(32)));
+  EXPECT_TRUE(decode_publish(nested(9999)));
+  EXPECT_FALSE(decode_publish(nested(10000)));
+}
+
 TEST(JsonDecoding, DecodesEscapesAndLongBodies) {
   const std::string big(10000, 'z');
   const auto publish = decode_publish(R"({"subject":"a","data":"x\u00e9\n)" + big + "\"}");
