@@ -211,11 +211,15 @@ const Principal* Table::find(std::string_view token) const noexcept {
   if (EVP_Digest(token.data(), token.size(), digest.data(), &size, EVP_sha256(), nullptr) != 1) {
     return nullptr;
   }
+  return find_digest(digest);
+}
+
+const Principal* Table::find_digest(const Digest& digest) const noexcept {
   // Every entry is compared, and the match is picked without a branch on its result.
   std::uintptr_t found = 0;
   for (const Entry& entry : entries_) {
-    const auto equal =
-        static_cast<std::uintptr_t>(CRYPTO_memcmp(entry.digest.data(), digest.data(), size) == 0);
+    const auto equal = static_cast<std::uintptr_t>(
+        CRYPTO_memcmp(entry.digest.data(), digest.data(), digest.size()) == 0);
     found |= (std::uintptr_t{0} - equal) & reinterpret_cast<std::uintptr_t>(&entry.principal);
   }
   return reinterpret_cast<const Principal*>(found);

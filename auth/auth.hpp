@@ -61,6 +61,8 @@ class Table {
   // digest with every entry's in constant time, so neither the time nor the entry that matched
   // tells an attacker how close a guess was or where in the file a token sits.
   [[nodiscard]] const Principal* find(std::string_view token) const noexcept;
+  // The same for a token's SHA-256, as a stream keeps it to check again after a reload.
+  [[nodiscard]] const Principal* find_digest(const Digest& digest) const noexcept;
 
   [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
 

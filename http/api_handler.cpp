@@ -233,7 +233,8 @@ std::optional<Response> ApiHandler::authenticate(const Request& request, Caller&
     return refuse_access(metrics::AuthFailure::missing);
   }
   caller.table = keyring_->current();
-  caller.principal = caller.table->find(*token);
+  caller.digest = auth::sha256(*token);
+  caller.principal = caller.table->find_digest(caller.digest);
   if (caller.principal == nullptr) {
     return refuse_access(metrics::AuthFailure::unknown);
   }
@@ -689,6 +690,18 @@ void ApiHandler::add_cors(const Request& request, Response& response) const {
   }
 }
 
+void ApiHandler::grant(const Caller& caller, EventStream& stream) const {
+  if (caller.principal != nullptr) {
+    stream.access = std::make_shared<auth::StreamGrant>(*keyring_, caller.table, caller.digest,
+                                                        caller.principal->name, stream.subject);
+  }
+}
+
+// GCC 12 takes the frame's delete for a mismatch with its new once the frame holds a shared_ptr
+// (GCC bug 109224, a false positive fixed in GCC 14): the frame is Asio's, allocated and freed by
+// its awaitable_frame_base.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(const Request& request,
                                                                              bool head_only,
                                                                              const Caller& caller) {
@@ -757,8 +770,10 @@ asio::awaitable<std::variant<EventStream, Response>> ApiHandler::open_stream(con
     stream.group = query->group;
     stream.ephemeral = true;
   }
+  grant(caller, stream);
   co_return std::move(stream);
 }
+#pragma GCC diagnostic pop
 
 asio::awaitable<Response> ApiHandler::stream(const Request& request, Client& client,
                                              const Caller& caller) {

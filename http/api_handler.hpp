@@ -27,6 +27,7 @@ namespace gophermq::http {
 struct Caller {
   std::shared_ptr<const auth::Table> table;  // keeps `principal` alive for the request
   const auth::Principal* principal = nullptr;
+  auth::Digest digest{};  // of the token, which a stream's grant looks up again after a reload
 
   // The owner of the subscriptions the caller makes: its token's name, or nobody.
   [[nodiscard]] std::string_view owner() const noexcept {
@@ -113,6 +114,8 @@ class ApiHandler final : public RequestHandler {
   boost::asio::awaitable<Response> stream(const Request& request, Client& client,
                                           const Caller& caller);
   boost::asio::awaitable<Response> ws(const Request& request, Client& client, const Caller& caller);
+  // Gives the stream the right it keeps to go on after a reload (none without access control).
+  void grant(const Caller& caller, EventStream& stream) const;
   // What GET /api/stream and /api/ws serve (API.md §10), with an ephemeral subscription made and
   // a Last-Event-ID applied; or the refusal.
   boost::asio::awaitable<std::variant<EventStream, Response>> open_stream(const Request& request,

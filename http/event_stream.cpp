@@ -78,9 +78,12 @@ class StreamState final : public PushStream {
     // Saturating: a heartbeat of years must not wrap the clock.
     auto next_ping = broker::saturating_add(std::chrono::steady_clock::now(), stream_.heartbeat);
     while (true) {
+      if (!still_allowed()) {
+        co_return;  // the token was removed or narrowed: the stream ends, its messages stay
+      }
       const auto until_ping = std::chrono::ceil<std::chrono::milliseconds>(
           next_ping - std::chrono::steady_clock::now());
-      service::FetchResult batch = co_await puller_.next(until_ping);
+      service::FetchResult batch = co_await puller_.next(pull_wait(until_ping));
       if (batch.status != broker::FetchStatus::ok) {
         co_return;  // unsubscribed or expired: nothing more will come
       }

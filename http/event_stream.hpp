@@ -9,11 +9,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "auth/keyring.hpp"
 #include "http/request_handler.hpp"
 #include "metrics/stream_metrics.hpp"
 #include "service/broker_service.hpp"
@@ -73,6 +75,7 @@ struct EventStream {
   bool ephemeral = false;  // subscribed for this stream: removed when it ends
   std::string extra_head;  // header lines for the answer's head (CORS), each ending in CRLF
   std::chrono::milliseconds heartbeat{15'000};
+  std::shared_ptr<auth::StreamGrant> access;  // null without access control
 };
 
 // The session that answers GET /api/stream (API.md §10): the head, an `event: subscribed` for an
@@ -136,6 +139,20 @@ class PushStream {
     // The shutdown's cancellation is for the stream, not for tidying up after it.
     co_await boost::asio::this_coro::reset_cancellation_state();
     co_await ephemeral_.remove();
+  }
+
+  // With access control, a pull waits at most this long, and the stream's grant is checked
+  // before each: a reload that removes or narrows its token ends the stream within about this
+  // long, and no pull starts after it noticed.
+  static constexpr std::chrono::milliseconds kAccessCheck{1000};
+
+  // Whether the stream's token still may read it; always without access control.
+  [[nodiscard]] bool still_allowed() const {
+    return !stream_.access || stream_.access->still_allowed();
+  }
+  // How long the next pull may wait, `wanted` at most.
+  [[nodiscard]] std::chrono::milliseconds pull_wait(std::chrono::milliseconds wanted) const {
+    return stream_.access ? std::min(wanted, kAccessCheck) : wanted;
   }
 
   // Awaits a write to the client, counting a slow-reader wait once it has waited long for the

@@ -28,6 +28,7 @@ struct Close {
 
 constexpr Close kSubscriptionEnded{websocket::close_code::normal, "subscription ended"};
 constexpr Close kShuttingDown{websocket::close_code::going_away, "server shutting down"};
+constexpr Close kNotAllowed{websocket::close_code::policy_error, "not allowed"};
 constexpr Close kBinaryFrame{websocket::close_code::unknown_data, "binary frames are not accepted"};
 constexpr Close kInvalidFrame{websocket::close_code::bad_payload,
                               "a frame is {\"ack\":[receipts]} or {\"nack\":[receipts]}"};
@@ -65,9 +66,12 @@ class WebSocketState final : public PushStream {
   // nullopt once a write failed, or the session is closing.
   asio::awaitable<std::optional<Close>> pump(WebSocketChannel& channel) {
     while (true) {
+      if (!still_allowed()) {
+        co_return kNotAllowed;  // the token was removed or narrowed (API.md §10: 1008)
+      }
       // Beast's keep-alive pings keep the socket alive: a pull waits as long as a heartbeat only
       // to bound how long a pull holds the broker's waiter.
-      service::FetchResult batch = co_await puller_.next(stream_.heartbeat);
+      service::FetchResult batch = co_await puller_.next(pull_wait(stream_.heartbeat));
       if (batch.status != broker::FetchStatus::ok) {
         co_return kSubscriptionEnded;
       }

@@ -275,6 +275,48 @@ TEST(AuthStreams, AccessTokenInTheQueryWorksForStreamsAndIsNeverLogged) {
   EXPECT_NE(broker.log().find("msg=stopped"), std::string::npos);
 }
 
+// API.md §10 and §11: a reload that removes a token ends the streams it has open, the WebSocket
+// with 1008; what is published after that stays queued for the subscription.
+TEST(AuthStreams, RemovingATokenEndsItsOpenStreams) {
+  TempFile file(tokens_file());
+  BrokerProcess broker(isolated_arguments({"--auth.file=" + file.path()}));
+  HttpClient api(broker.api_port());
+  const auto subscribe = [&](std::string_view subject) {
+    const auto answer = post_with(api, "/api/subscribe",
+                                  R"({"subject":")" + std::string(subject) + "\"}", bearer(kBob));
+    EXPECT_EQ(answer.status, 200U) << answer.body;
+    return boost::json::parse(answer.body).at("id").as_string();
+  };
+  const std::string sse_id(subscribe("orders.sse"));
+  const std::string ws_id(subscribe("orders.ws"));
+  HttpClient stream(broker.api_port());
+  stream.send_raw("GET /api/stream?id=" + sse_id + "&access_token=" + kBob +
+                  " HTTP/1.1\r\nHost: test\r\n\r\n");
+  EXPECT_EQ(stream.read_response(true).status, 200U);
+  WsClient ws(broker.api_port(), "/api/ws?id=" + ws_id + "&access_token=" + kBob);
+  // Alice's stream of her own subject goes on: only the removed token's streams end.
+  WsClient kept(broker.api_port(), "/api/ws?subject=orders.eu&access_token=" + kAlice);
+
+  write_file(file.path(), tokens_file(/*with_bob=*/false));
+  broker.send_signal(SIGHUP);
+  broker.wait_for_log("auth file reloaded");
+  const auto reason = ws.read_until_closed();
+  ASSERT_TRUE(reason);
+  EXPECT_EQ(reason->code, boost::beast::websocket::close_code::policy_error);
+  EXPECT_TRUE(stream.wait_until_closed());
+
+  for (const char* subject : {"orders.sse", "orders.ws", "orders.eu"}) {
+    const auto published =
+        post_with(api, "/api/publish",
+                  R"({"subject":")" + std::string(subject) + R"(","data":"after"})", bearer(kRoot));
+    EXPECT_EQ(published.status, 200U) << published.body;
+  }
+  EXPECT_NE(kept.read().find("\"after\""), std::string::npos);
+  const auto totals =
+      boost::json::parse(get_with(api, "/api/stats", bearer(kRoot)).body).at("totals");
+  EXPECT_EQ(totals.at("pending_messages").as_int64(), 2) << totals;
+}
+
 TEST(AuthMetricsPort, MonitoringTokenProtectsMetrics) {
   BrokerProcess broker(isolated_arguments({"--monitoring.token=scrape-me"}));
   HttpClient client(broker.metrics_port());
