@@ -329,6 +329,7 @@ Subscription& Broker::add_subscription(std::string_view id, std::string_view sub
   auto entry = subscriptions_.try_emplace(std::string(id)).first;
   Subscription& subscription = entry->second;
   subscription.id = entry->first;
+  subscription.serial = ++subscription_serials_;
   subscription.subject = subject;
   subscription.group = group.value_or("");
   subscription.topic = &topic->second;
@@ -560,15 +561,16 @@ FetchStatus Broker::fetch(std::string_view subject, std::string_view id, std::si
   touch(*subscription, now);
   drop_expired_messages(*subscription->queue, now);
   out.ack = subscription->queue->ack() != nullptr;
-  journal_taken(*subscription, now,
-                take(*subscription->queue, max, meta, out.messages, out.deliveries));
+  journal_taken(
+      *subscription, now,
+      take(*subscription->queue, max, meta, out.messages, out.deliveries, subscription->serial));
   return FetchStatus::ok;
 }
 
 std::size_t Broker::take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
-                         Deliveries& deliveries) {
+                         Deliveries& deliveries, std::uint64_t member) {
   if (queue.ack() != nullptr) {
-    return deliver(queue, max, deliveries);
+    return deliver(queue, max, deliveries, member);
   }
   if (!meta) {
     return take(queue, max, messages);
@@ -582,7 +584,7 @@ std::size_t Broker::take(Queue& queue, std::size_t max, bool meta, FetchedMessag
   return count;
 }
 
-std::size_t Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
+std::size_t Broker::deliver(Queue& queue, std::size_t max, Deliveries& out, std::uint64_t member) {
   AckQueue& state = *queue.ack();
   seqs_.clear();
   const std::size_t room = state.options.max_in_flight - state.outstanding;
@@ -594,8 +596,8 @@ std::size_t Broker::deliver(Queue& queue, std::size_t max, Deliveries& out) {
     out.push_back(Delivery{message, std::string(queue.published_to(published)), deliveries,
                            Receipt{seq, deliveries}});
     state.delivered.insert_or_assign(
-        seq,
-        AckQueue::Delivered{std::move(message), std::move(published), deliveries, deadline, true});
+        seq, AckQueue::Delivered{std::move(message), std::move(published), deliveries, deadline,
+                                 true, member});
     deadlines_.emplace(deadline, &queue, seq);
     ++state.outstanding;
     ++queue.topic().in_flight;
@@ -749,11 +751,12 @@ ResumeResult Broker::resume(std::string_view subject, std::string_view id, std::
   if (state == nullptr) {
     return result;
   }
-  // Through ack and nack, so a resume is recorded and counted as the answers it stands for.
+  // Through ack and nack, so a resume is recorded and counted as the answers it stands for. Only
+  // what went to this subscription: in a group, the other members' deliveries are theirs.
   std::vector<Receipt> read;
   std::vector<Receipt> unread;
   for (const auto& [seq, delivered] : state->delivered) {
-    if (delivered.outstanding) {
+    if (delivered.outstanding && delivered.member == subscription->serial) {
       (seq <= last_seq ? read : unread).push_back(Receipt{seq, delivered.deliveries});
     }
   }
@@ -899,7 +902,8 @@ void Broker::serve_waiters(Queue& queue) {
     touch(*waiter.subscription_, now);
     waiter.ack = queue.ack() != nullptr;
     journal_taken(*waiter.subscription_, now,
-                  take(queue, waiter.max_, waiter.meta_, waiter.messages, waiter.deliveries));
+                  take(queue, waiter.max_, waiter.meta_, waiter.messages, waiter.deliveries,
+                       waiter.subscription_->serial));
     waiter.wake();
   }
 }

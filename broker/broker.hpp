@@ -233,7 +233,8 @@ struct AckQueue {
     SubjectRef subject;
     std::uint32_t deliveries = 0;
     TimePoint deadline;
-    bool outstanding = true;  // false once nacked: its receipt is then stale
+    bool outstanding = true;   // false once nacked: its receipt is then stale
+    std::uint64_t member = 0;  // the serial of the subscription it was handed to
   };
   struct Again {
     Message message;
@@ -401,6 +402,9 @@ struct Subscription : boost::intrusive::list_base_hook<> {
   TimePoint last_active;
   std::size_t waiting = 0;  // fetches waiting on it; a waiting subscription is not idle
   bool ephemeral = false;   // a push stream's: it cannot outlive the process that served it
+  // Unique in this process, unlike an address, which a later subscription may reuse: what a
+  // group's deliveries remember of the member they went to (a resume answers for its own only).
+  std::uint64_t serial = 0;
 };
 
 // Every subscription sharing one subject pattern, and the queue of each of its groups. The hooks
@@ -662,12 +666,12 @@ class Broker {
   // `drop-oldest` (into drops_), and the bytes they free.
   std::uint64_t plan_drops(std::size_t count, std::uint64_t& freed_bytes);
   std::size_t take(Queue& queue, std::size_t max, FetchedMessages& out);
-  // Hands out up to `max` of the queue's messages in any mode (see fetch); returns how many
-  // left the queue's deque.
+  // Hands out up to `max` of the queue's messages in any mode (see fetch) to the subscription
+  // whose serial is `member`; returns how many left the queue's deque.
   std::size_t take(Queue& queue, std::size_t max, bool meta, FetchedMessages& messages,
-                   Deliveries& deliveries);
+                   Deliveries& deliveries, std::uint64_t member);
   // Returns how many never-delivered messages it took; the seqs it redelivered go to seqs_.
-  std::size_t deliver(Queue& queue, std::size_t max, Deliveries& out);
+  std::size_t deliver(Queue& queue, std::size_t max, Deliveries& out, std::uint64_t member);
   // publish, with the msg_ids of an idempotent publish (then journaled as publish_ids) and the
   // time it was taken at (read from the clock when message-ttl needs it, otherwise).
   PublishStatus publish_with(std::string_view subject, std::span<const Message> messages,
@@ -707,6 +711,7 @@ class Broker {
   std::uint64_t pending_messages_ = 0;
   std::uint64_t pending_bytes_ = 0;
   std::uint64_t in_flight_ = 0;
+  std::uint64_t subscription_serials_ = 0;  // the last Subscription::serial given
   std::size_t waiting_fetches_ = 0;
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   JournalSink* journal_ = nullptr;

@@ -54,6 +54,30 @@ TEST(ResumeTest, AcksInFlightUpToTheSeqAndRedeliversTheRestAtOnce) {
   EXPECT_EQ(broker.ack("t", "a", old).stale.size(), 2U);
 }
 
+// API.md §10: "everything in flight to that subscription". In a group, what another member holds
+// stays in flight, and its receipts stay good.
+TEST(ResumeTest, AGroupMemberAnswersOnlyForWhatWentToIt) {
+  Broker broker(Limits{});
+  ASSERT_EQ(broker.subscribe("m1", "t", "w", ack_mode()), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("m2", "t", "w", ack_mode()), SubscribeStatus::ok);
+  ASSERT_EQ(publish(broker, "t", {"a", "b"}), PublishStatus::ok);
+  Deliveries to_m1;
+  ASSERT_EQ(broker.fetch_deliveries("t", "m1", 1, to_m1), FetchStatus::ok);
+  Deliveries to_m2;
+  ASSERT_EQ(broker.fetch_deliveries("t", "m2", 1, to_m2), FetchStatus::ok);
+  ASSERT_EQ(seqs_of(to_m1), std::vector<std::uint64_t>{1});
+  ASSERT_EQ(seqs_of(to_m2), std::vector<std::uint64_t>{2});
+
+  const ResumeResult read_all = broker.resume("t", "m2", 2);
+  EXPECT_EQ(read_all.acked, 1U);
+  EXPECT_EQ(read_all.redelivered, 0U);
+  EXPECT_EQ(broker.totals().in_flight, 1U);
+  const ResumeResult read_none = broker.resume("t", "m2", 0);
+  EXPECT_EQ(read_none.acked + read_none.redelivered, 0U);
+  EXPECT_EQ(broker.ack("t", "m1", std::vector<Receipt>{to_m1[0].receipt}).applied, 1U);
+  EXPECT_EQ(broker.totals().pending_messages, 0U);
+}
+
 TEST(ResumeTest, LeavesPendingAndLaterDeliveriesAloneAndIsIdempotent) {
   Broker broker(Limits{});
   ASSERT_EQ(broker.subscribe("a", "t", std::nullopt, ack_mode()), SubscribeStatus::ok);
