@@ -88,19 +88,16 @@ class RangeCrc {
     }
   }
 
-  [[nodiscard]] std::uint32_t of(std::size_t from, std::size_t to) const {
-    return prefix(to) ^ crc32c_combine(prefix(from), 0, static_cast<std::uint32_t>(to - from));
-  }
-
- private:
-  static constexpr std::uint32_t kBlock = 256;
-
+  // The CRC-32C of bytes[0, end).
   [[nodiscard]] std::uint32_t prefix(std::size_t end) const {
     const std::size_t block = end / kBlock;
     const std::size_t from = block * kBlock;
     return crc32c_combine(prefixes_[block], crc32c(bytes_.substr(from, end - from)),
                           static_cast<std::uint32_t>(end - from));
   }
+
+ private:
+  static constexpr std::uint32_t kBlock = 256;
 
   std::string_view bytes_;
   std::vector<std::uint32_t> prefixes_;
@@ -150,9 +147,11 @@ bool frame_follows(std::string_view bytes, std::size_t bad) {
     if (!crcs) {
       crcs.emplace(bytes.substr(bad));
     }
+    // The checksum of the length bytes and the payload from the prefix checksums P: the shift by
+    // the length of crc(length bytes) ^ P(payload start), then ^ P(payload end).
     const std::size_t payload = at + frame_header_bytes - bad;
-    const auto crc =
-        crc32c_combine(crc32c(bytes.substr(at, 4)), crcs->of(payload, payload + *size), *size);
+    const auto crc = crc32c_combine(crc32c(bytes.substr(at, 4)) ^ crcs->prefix(payload),
+                                    crcs->prefix(payload + *size), *size);
     if (is_frame(at, *size, crc)) {
       return true;
     }
