@@ -28,6 +28,13 @@ inline constexpr std::uint32_t max_frame_payload = 256U * 1024 * 1024;
 [[nodiscard]] std::uint32_t crc32c_table(std::string_view first,
                                          std::string_view second = {}) noexcept;
 
+// The CRC-32C of `a` followed by `b` from crc32c(a), crc32c(b) and the size of `b` (zlib's
+// crc32_combine): the checksum of any piece of a file from the checksums of its prefixes, so that
+// recovery can test a frame at every offset of a damaged file without reading each candidate's
+// payload again. A few products of 32-bit polynomials.
+[[nodiscard]] std::uint32_t crc32c_combine(std::uint32_t crc_a, std::uint32_t crc_b,
+                                           std::uint32_t size_b) noexcept;
+
 // Appends the header for a payload of `size` bytes that the caller appends right after, so the
 // record is encoded in place: `payload_start` is where the payload begins. seal_frame fills in the
 // length and checksum once the payload is there.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,103 @@ std::uint64_t written_bytes_from(std::string_view bytes, std::size_t from) {
   return last - from;
 }
 
+// The checksums of the prefixes of `bytes` at every kBlock bytes: the checksum of any range then
+// costs at most two partial blocks and a few combines, whatever its length.
+class RangeCrc {
+ public:
+  explicit RangeCrc(std::string_view bytes) : bytes_(bytes) {
+    prefixes_.reserve(bytes.size() / kBlock + 1);
+    std::uint32_t crc = 0;
+    prefixes_.push_back(crc);
+    for (std::size_t end = kBlock; end <= bytes.size(); end += kBlock) {
+      crc = crc32c_combine(crc, crc32c(bytes.substr(end - kBlock, kBlock)), kBlock);
+      prefixes_.push_back(crc);
+    }
+  }
+
+  // The CRC-32C of bytes[0, end).
+  [[nodiscard]] std::uint32_t prefix(std::size_t end) const {
+    const std::size_t block = end / kBlock;
+    const std::size_t from = block * kBlock;
+    return crc32c_combine(prefixes_[block], crc32c(bytes_.substr(from, end - from)),
+                          static_cast<std::uint32_t>(end - from));
+  }
+
+ private:
+  static constexpr std::uint32_t kBlock = 256;
+
+  std::string_view bytes_;
+  std::vector<std::uint32_t> prefixes_;
+};
+
+// Whether a frame that a writer could have written (its length fits, its checksum matches and its
+// record decodes) starts anywhere after the first byte of the bad frame at `bad`. The offset
+// right after the bad frame's own length comes first: a flipped payload byte leaves that length
+// right. Then every offset up to the last byte that is not zero: most are rejected by their
+// length alone, and a checksum costs a few hundred bytes whatever the length, so the search stays
+// linear in the file's size even over garbage.
+bool frame_follows(std::string_view bytes, std::size_t bad) {
+  const std::size_t written_end = bad + written_bytes_from(bytes, bad);
+  const auto size_at = [&](std::size_t at) -> std::optional<std::uint32_t> {
+    if (bytes.size() - at < frame_header_bytes) {
+      return std::nullopt;
+    }
+    const std::uint32_t size = frame_detail::read_u32(bytes.data() + at);
+    if (size == 0 || size > max_frame_payload || size > bytes.size() - at - frame_header_bytes) {
+      return std::nullopt;
+    }
+    return size;
+  };
+  broker::RecordStorage scratch;
+  const auto is_frame = [&](std::size_t at, std::uint32_t size, std::uint32_t crc) {
+    return crc == frame_detail::read_u32(bytes.data() + at + 4) &&
+           broker::decode(bytes.substr(at + frame_header_bytes, size), scratch).has_value();
+  };
+  if (const auto bad_size = size_at(bad)) {
+    const std::size_t next = bad + frame_header_bytes + *bad_size;
+    if (next < written_end) {
+      if (const auto size = size_at(next)) {
+        const auto crc =
+            crc32c(bytes.substr(next, 4), bytes.substr(next + frame_header_bytes, *size));
+        if (is_frame(next, *size, crc)) {
+          return true;
+        }
+      }
+    }
+  }
+  std::optional<RangeCrc> crcs;
+  for (std::size_t at = bad + 1; at < written_end; ++at) {
+    const auto size = size_at(at);
+    if (!size) {
+      continue;
+    }
+    if (!crcs) {
+      crcs.emplace(bytes.substr(bad));
+    }
+    // The checksum of the length bytes and the payload from the prefix checksums P: the shift by
+    // the length of crc(length bytes) ^ P(payload start), then ^ P(payload end).
+    const std::size_t payload = at + frame_header_bytes - bad;
+    const auto crc = crc32c_combine(crc32c(bytes.substr(at, 4)) ^ crcs->prefix(payload),
+                                    crcs->prefix(payload + *size), *size);
+    if (is_frame(at, *size, crc)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A bad frame of the newest file is a torn tail only if nothing written follows it: a crash
+// mid-write leaves nothing after the frame it cut. Preallocated zeros where a frame would start
+// are the end of the log, whatever follows them.
+void refuse_if_frames_follow(std::string_view bytes, std::size_t bad,
+                             const std::filesystem::path& path) {
+  if (frame_detail::all_zero(bytes.substr(bad, frame_header_bytes)) || !frame_follows(bytes, bad)) {
+    return;
+  }
+  throw CorruptLog("storage: corrupt record in " + path.string() + " at byte " +
+                   std::to_string(bad));
+}
+
 void cut_file(const Directory& directory, std::uint64_t index, std::uint64_t length) {
   const auto path = directory.file_path(index);
   const FileHandle file(::open(path.c_str(), O_RDWR | O_CLOEXEC));
@@ -114,6 +212,11 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
                                                      : "storage: incomplete checkpoint in ") +
                          directory.file_path(file.index).string() + " at byte " +
                          std::to_string(scan.valid_bytes));
+      }
+      const ScanResult scan =
+          scan_frames(bytes, [](std::string_view, std::size_t) { return true; });
+      if (scan.end == FrameEnd::torn) {
+        refuse_if_frames_follow(bytes, scan.valid_bytes, directory.file_path(file.index));
       }
       report.truncated_bytes += written_bytes_from(bytes, 0);
       directory.remove(file.index);
@@ -184,6 +287,7 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
         throw CorruptLog("storage: corrupt record in " + path + " at byte " +
                          std::to_string(scan.valid_bytes));
       }
+      refuse_if_frames_follow(bytes, scan.valid_bytes, path);
       report.truncated_bytes += written_bytes_from(bytes, scan.valid_bytes);
       cut_file(directory, file.index, scan.valid_bytes);
     }

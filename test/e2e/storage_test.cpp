@@ -305,6 +305,46 @@ TEST_F(Storage, CorruptionInAnOlderFileRefusesTheStart) {
       << run.output;
 }
 
+// The reviewer's case: one flipped byte inside the first of ten answered publishes, the nine
+// frames after it intact, in the newest file. Cutting there would lose ten answered messages.
+TEST_F(Storage, CorruptionInsideTheNewestFileRefusesTheStartAndKeepsEveryFile) {
+  start();
+  subscribe("c.a");
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_EQ(publish("c.a", "message " + std::to_string(i) + " of ten"), 200U);
+  }
+  stop(SIGKILL);
+  const fs::path newest = dir.path() / "00000000000000000001.wal";
+  std::string bytes(fs::file_size(newest), '\0');
+  std::ifstream(newest, std::ios::binary)
+      .read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::optional<std::size_t> first_publish;
+  storage::scan_frames(bytes, [&](std::string_view payload, std::size_t offset) {
+    if (payload.find("message 1 of ten") != std::string_view::npos) {
+      first_publish = offset;
+    }
+    return !first_publish;
+  });
+  ASSERT_TRUE(first_publish);
+  const std::size_t flipped = bytes.find("message 1 of ten") + 3;
+  bytes[flipped] = 'X';
+  std::ofstream(newest, std::ios::binary | std::ios::in)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  const auto before = log_files();
+
+  const auto run = run_to_exit(isolated_arguments({"--storage.dir=" + dir.string()}));
+  EXPECT_EQ(run.status, 1);
+  const std::string line = "storage: corrupt record in " + newest.string() + " at byte " +
+                           std::to_string(*first_publish);
+  EXPECT_NE(run.output.find(line), std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find(line), run.output.rfind(line)) << run.output;
+  EXPECT_EQ(log_files(), before);
+  std::string after(fs::file_size(newest), '\0');
+  std::ifstream(newest, std::ios::binary)
+      .read(after.data(), static_cast<std::streamsize>(after.size()));
+  EXPECT_EQ(after, bytes);
+}
+
 TEST_F(Storage, ALogOfAnOlderFormatRefusesTheStart) {
   // Format 1 wrote a checkpoint as its type, reason 0, grouped 0, time, seq and count in eight
   // bytes each, three four-byte string lengths and a four-byte message count.
