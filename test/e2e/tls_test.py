@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """TLS on the API and metrics ports, through the real binary and real clients.
 
-Usage: tls_test.py PATH_TO_GOPHERMQ
+Usage: tls_test.py PATH_TO_GOPHERMQ [unittest arguments, e.g. a test class]
 
 A throwaway CA, server and client certificates are made with the openssl CLI in a temp dir; curl,
 openssl s_client and Python's ssl module talk to the broker. No step sleeps: each waits for an
