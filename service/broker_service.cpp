@@ -153,7 +153,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
                        });
           };
           arm_deadline_timer();
-          if (log_ == nullptr || log_->end() == before) {
+          if (log_ == nullptr || (!durable && log_->end() == before)) {
             resume();
             return;
           }
@@ -253,7 +253,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool du
   const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
   auto result = function();
   arm_deadline_timer();
-  if (log_ != nullptr && log_->end() != before) {
+  if (log_ != nullptr && (durable || log_->end() != before)) {
     co_await wait_for_log(durable);
   }
   co_return result;

@@ -213,7 +213,10 @@ class BrokerService {
   // The work on the broker, at once when the caller is on the strand's thread and shares it
   // (StrandThread::shared_with_callers), else through run_on(broker_strand_). With storage on, the
   // caller resumes once the records the work appended are written to the log; with `durable`,
-  // synced too (fsync mode always).
+  // synced too (fsync mode always), and then even when it appended nothing: what it answers from
+  // may rest on records still on their way to the disk (a duplicate publish is answered 200 from
+  // the dedupe window, which its original's record, maybe not yet written, put there), so a
+  // durable answer waits for everything appended before it.
   template <typename Function>
   boost::asio::awaitable<std::invoke_result_t<Function>> on_broker(bool durable, Function function);
   [[nodiscard]] bool on_broker_thread() const noexcept;
