@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broker/journal.hpp"
@@ -60,6 +61,29 @@ class Storage : public testing::Test {
 
   unsigned publish(std::string_view subject, std::string_view data) {
     return client->post("/api/publish", publish_body(subject, data)).status;
+  }
+
+  // Publishes `data` to `subject` until a publish is refused or `most` are stored: how many were
+  // stored, and the refusal's status (200 when none came).
+  std::pair<int, unsigned> fill(std::string_view subject, std::string_view data, int most) {
+    unsigned status = 200;
+    int stored = 0;
+    while (status == 200 && stored < most) {
+      status = publish(subject, data);
+      stored += status == 200 ? 1 : 0;
+    }
+    return {stored, status};
+  }
+
+  // Publishes until one is taken: once a checkpoint frees the log, which is disk work a loaded
+  // machine may take its time over, so the bound is a generous time. The last status.
+  unsigned publish_until_taken(std::string_view subject, std::string_view data) {
+    unsigned status = 507;
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (status != 200 && std::chrono::steady_clock::now() < give_up) {
+      status = publish(subject, data);
+    }
+    return status;
   }
 
   HttpResponse fetch(std::string_view subject, std::string_view id, int max = 1000) {
@@ -202,12 +226,7 @@ TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
   start({"--storage.file-bytes=4096", "--storage.max-bytes=16384"});
   const std::string id = subscribe("s");
   const std::string data(200, 'x');
-  unsigned status = 200;
-  int stored = 0;
-  while (status == 200 && stored < 1000) {
-    status = publish("s", data);
-    stored += status == 200 ? 1 : 0;
-  }
+  const int stored = fill("s", data, 1000).first;
   const auto refused = client->post("/api/publish", publish_body("s", data));
   EXPECT_EQ(refused.status, 507U);
   EXPECT_EQ(refused.body, "{\"message\":\"storage full\"}\n");
@@ -220,15 +239,8 @@ TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
   HttpClient metrics(broker->metrics_port());
   const std::string text = metrics.get("/metrics").body;
   EXPECT_NE(text.find(limit_hits("storage.max-bytes", 2)), std::string::npos) << text;
-  // Once a checkpoint lets the old files go, publishes are taken again. The checkpoint is written
-  // and synced, and the next file made, while publishes are refused; a count of attempts would
-  // race that disk work on a loaded machine, so the bound is a generous time.
-  unsigned again = 507;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (again != 200 && std::chrono::steady_clock::now() < give_up) {
-    again = publish("s", data);
-  }
-  EXPECT_EQ(again, 200U);
+  // Once a checkpoint lets the old files go, publishes are taken again.
+  EXPECT_EQ(publish_until_taken("s", data), 200U);
   // Within max-bytes but for the one file a checkpoint may take beyond it to free the others.
   const std::string after = metrics.get("/metrics").body;
   const std::size_t at = after.find("\ngophermq_storage_bytes ");
@@ -241,22 +253,11 @@ TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
 TEST_F(Storage, ASmallMaxBytesAloneBoundsTheLog) {
   start({"--storage.max-bytes=65536"});
   const std::string id = subscribe("s");
-  const std::string data(200, 'x');
-  unsigned status = 200;
-  int stored = 0;
-  while (status == 200 && stored < 10000) {
-    status = publish("s", data);
-    stored += status == 200 ? 1 : 0;
-  }
-  EXPECT_EQ(status, 507U);
+  const auto [stored, refusal] = fill("s", std::string(200, 'x'), 10000);
+  EXPECT_EQ(refusal, 507U);
   EXPECT_GT(stored, 100);
   EXPECT_EQ(fetch("s", id, 100000).status, 200U);
-  unsigned again = 507;
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (again != 200 && std::chrono::steady_clock::now() < give_up) {
-    again = publish("s", data);
-  }
-  EXPECT_EQ(again, 200U);
+  EXPECT_EQ(publish_until_taken("s", "x"), 200U);
 }
 
 TEST_F(Storage, ATornTailIsCutCountedAndLogged) {

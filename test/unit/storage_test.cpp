@@ -45,13 +45,18 @@ TEST(Crc32c, MatchesTheCastagnoliCheckValueAndContinues) {
   EXPECT_EQ(crc32c_table("123456789"), 0xE3069283U);
 }
 
-// Every length around the instruction's eight-byte steps, split anywhere, at every alignment.
-TEST(Crc32c, TheInstructionAgreesWithTheTable) {
-  std::mt19937 random(7);
-  std::string bytes(64, '\0');
+std::string random_bytes(std::size_t size, std::mt19937& random) {
+  std::string bytes(size, '\0');
   for (char& byte : bytes) {
     byte = static_cast<char>(random());
   }
+  return bytes;
+}
+
+// Every length around the instruction's eight-byte steps, split anywhere, at every alignment.
+TEST(Crc32c, TheInstructionAgreesWithTheTable) {
+  std::mt19937 random(7);
+  const std::string bytes = random_bytes(64, random);
   const std::string_view all(bytes);
   for (std::size_t start = 0; start < 8; ++start) {
     for (std::size_t length = 0; start + length <= all.size(); ++length) {
@@ -65,10 +70,7 @@ TEST(Crc32c, TheInstructionAgreesWithTheTable) {
 
 TEST(Crc32c, CombiningTheChecksumsOfTwoPiecesGivesTheChecksumOfBoth) {
   std::mt19937 random(11);
-  std::string bytes(70000, '\0');
-  for (char& byte : bytes) {
-    byte = static_cast<char>(random());
-  }
+  const std::string bytes = random_bytes(70000, random);
   const std::string_view all(bytes);
   for (const std::size_t split : {0UL, 1UL, 7UL, 255UL, 256UL, 4097UL, 69999UL, 70000UL}) {
     const std::string_view first = all.substr(0, split);
