@@ -441,6 +441,30 @@ TEST(Stream, AckModeResumeAcksUpToLastEventIdAndRedeliversTheRestAtOnce) {
                           "\"pending_messages\":0,"));
 }
 
+// API.md §10: a resume acks what is in flight "to that subscription". In a group, what another
+// member fetched stays in flight, and its receipt stays good.
+TEST(Stream, AGroupMembersResumeLeavesAnotherMembersDeliveriesInFlight) {
+  BrokerProcess broker(isolated_arguments());
+  HttpClient client(broker.api_port());
+  const std::string member = R"({"subject":"jobs","group":"w","ack":true,"ack_wait_ms":600000})";
+  const std::string first = id_of(client.post("/api/subscribe", member));
+  const std::string second = id_of(client.post("/api/subscribe", member));
+  ASSERT_EQ(publish(broker.api_port(), "jobs", "a").status, 200U);
+  const HttpResponse fetched =
+      client.post("/api/fetch", R"({"subject":"jobs","id":")" + first + R"("})");
+  const std::size_t at = fetched.body.find("\"receipt\":\"");
+  ASSERT_NE(at, std::string::npos) << fetched.body;
+  const std::size_t from = at + 11;
+  const std::string receipt = fetched.body.substr(from, fetched.body.find('"', from) - from);
+
+  RawConnection stream(broker.api_port());
+  stream.send(stream_request("?subject=jobs&id=" + second, "Last-Event-ID: 1\r\n"));
+  ASSERT_TRUE(stream.read_until("\r\n\r\n"));  // the resume is done before the head
+  const HttpResponse acked = client.post(
+      "/api/ack", R"({"subject":"jobs","id":")" + first + R"(","receipts":[")" + receipt + "\"]}");
+  EXPECT_EQ(acked.body, "{\"acked\":1,\"stale\":[],\"status\":\"ok\"}\n");
+}
+
 TEST(Stream, AnAckModeStreamStopsAtMaxInFlightAndAnAckOverHttpLetsTheNextOneOut) {
   BrokerProcess broker(isolated_arguments());
   HttpClient client(broker.api_port());
