@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <utility>
 
@@ -70,8 +71,9 @@ Log::~Log() {
 void Log::start() {
   // The first file is made before anything else is written: without it there is nowhere to go.
   file_ = next_index_++;
-  ops_.emplace_back(PrepareFile{file_, options_.file_bytes});
-  files_[file_] = options_.file_bytes;
+  capacity_ = std::max(options_.file_bytes, checkpoint_reservation());
+  ops_.emplace_back(PrepareFile{file_, capacity_});
+  files_[file_] = capacity_;
   write_checkpoint();
   prepare_next();
   schedule_interval_sync();
@@ -99,14 +101,18 @@ bool Log::admit(std::string_view subject, std::span<const broker::Message> messa
   record.subject = subject;
   record.messages = messages;
   record.msg_ids = msg_ids;
-  const std::uint64_t bytes = frame_header_bytes + broker::encoded_size(record);
-  if (used_ + bytes + headroom_ <= options_.file_bytes) {
+  const std::uint64_t needed = frame_header_bytes + broker::encoded_size(record) + headroom_;
+  if (used_ + needed <= capacity_) {
     return true;
   }
-  prepare_next();
-  // Without a prepared file, the current one takes the publish beyond its reservation only while
-  // the next is being made, not when the last attempt found no room.
-  return (next_ || !no_room_) && !checkpoint_wanted_;
+  // A write beyond a file's reservation could meet a full disk, which only a file's creation may
+  // do: the publish goes into the prepared next file, or is refused until one is made.
+  if (checkpoint_wanted_ || !next_ || files_[*next_] < needed) {
+    prepare_next(needed);
+    return false;
+  }
+  roll();
+  return true;
 }
 
 void Log::append(const broker::Record& record) {
@@ -119,7 +125,7 @@ void Log::append(const broker::Record& record) {
   broker::encode(stored, scratch_);
   seal_frame(scratch_, payload);
   // A checkpoint stays in one file, however large, so recovery finds it whole at a file's start.
-  if (!in_checkpoint_ && used_ > 0 && used_ + scratch_.size() > options_.file_bytes && next_ &&
+  if (!in_checkpoint_ && used_ > 0 && used_ + scratch_.size() > capacity_ && next_ &&
       !checkpoint_wanted_) {
     roll();
   }
@@ -144,6 +150,7 @@ void Log::roll() {
   flush_buffer();
   ops_.emplace_back(SealFile{file_, used_});
   file_ = *next_;
+  capacity_ = files_[file_];
   next_.reset();
   used_ = 0;
   buffer_offset_ = 0;
@@ -154,24 +161,44 @@ bool Log::checkpoint_frees_files() const {
   return !checkpointing_ && (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_);
 }
 
-void Log::prepare_next() {
-  if (next_ || preparing_ || std::chrono::steady_clock::now() < retry_prepare_at_) {
+bool Log::compaction_frees_room() const {
+  // Only when what a checkpoint keeps leaves room for the next file: otherwise the log is full of
+  // what is pending, and rewriting it would only repeat.
+  return checkpoint_frees_files() &&
+         hooks_.live_bytes() + 2 * options_.file_bytes <= options_.max_bytes;
+}
+
+std::uint64_t Log::checkpoint_reservation() const {
+  // The estimate is about the size; twice the headroom covers its error and the records after it.
+  return hooks_.live_bytes() + 2 * headroom_;
+}
+
+void Log::prepare_next(std::uint64_t bytes) {
+  if (preparing_ || std::chrono::steady_clock::now() < retry_prepare_at_) {
     return;
   }
-  if (figures().bytes + options_.file_bytes > options_.max_bytes) {
-    no_room_ = true;
-    // A checkpoint frees the files before it, and may go beyond max-bytes for one file to do so,
-    // but only when what it keeps leaves room for the next file: otherwise the log is full of
-    // what is pending, and rewriting it would only repeat.
-    if (!checkpoint_frees_files() ||
-        hooks_.live_bytes() + 2 * options_.file_bytes > options_.max_bytes) {
+  bytes = std::max(bytes, options_.file_bytes);
+  if (checkpoint_wanted_) {
+    bytes = std::max(bytes, checkpoint_reservation());
+  }
+  const std::uint64_t prepared = next_ ? files_[*next_] : 0;
+  if (prepared >= bytes) {
+    return;
+  }
+  if (figures().bytes - prepared + bytes > options_.max_bytes) {
+    // A checkpoint frees the files before it, and may go beyond max-bytes for its file to do so.
+    if (!checkpoint_wanted_ && !compaction_frees_room()) {
       return;
     }
     checkpoint_wanted_ = true;
+    bytes = std::max(bytes, checkpoint_reservation());
   }
+  // A prepared file that is too small is still empty: it is made again, larger, under its name.
+  const std::uint64_t file = next_ ? *next_ : next_index_++;
+  next_.reset();
   preparing_ = true;
-  files_[next_index_] = options_.file_bytes;
-  ops_.emplace_back(PrepareFile{next_index_++, options_.file_bytes});
+  files_[file] = bytes;
+  ops_.emplace_back(PrepareFile{file, bytes});
   schedule_submit();
 }
 
@@ -185,10 +212,17 @@ void Log::maybe_checkpoint() {
       std::max(kFilesPerCheckpoint * options_.file_bytes, 2 * checkpoint_bytes_)) {
     checkpoint_wanted_ = true;
   }
+  // Consumption that emptied the old files compacts the log as soon as the next file would not
+  // fit under max-bytes, not on the first publish that finds no room (which would get a 507).
+  if (!checkpoint_wanted_ && figures().bytes + options_.file_bytes > options_.max_bytes &&
+      compaction_frees_room()) {
+    checkpoint_wanted_ = true;
+  }
   if (!checkpoint_wanted_) {
     return;
   }
-  if (!next_) {
+  // The checkpoint stays in one file, so that file is reserved for all of it.
+  if (!next_ || files_[*next_] < checkpoint_reservation()) {
     prepare_next();
     return;
   }
@@ -337,19 +371,14 @@ void Log::on_progress(WriteProgress progress) {
     files_[file] = length;
   }
   for (const auto& [file, ok] : progress.prepared) {
-    if (file == file_) {  // the first file, made at start
-      if (!ok) {
-        hooks_.fatal("no room for the log's first file " + directory_->file_path(file).string());
-      }
+    if (file == file_) {  // the first file, made at start: the writer stops when it has no room
       continue;
     }
     preparing_ = false;
     if (ok) {
       next_ = file;
-      no_room_ = false;
     } else {
       files_.erase(file);
-      no_room_ = true;
       retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
     }
   }

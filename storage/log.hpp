@@ -94,9 +94,14 @@ class Log final : public broker::JournalSink {
   };
 
   void roll();
-  void prepare_next();
+  // Prepares the next file with at least `bytes` reserved (and what a wanted checkpoint needs).
+  void prepare_next(std::uint64_t bytes = 0);
   // Whether a checkpoint now would let files go.
   [[nodiscard]] bool checkpoint_frees_files() const;
+  // Whether it would also leave room under max-bytes for the next file.
+  [[nodiscard]] bool compaction_frees_room() const;
+  // What the file a checkpoint starts must have reserved.
+  [[nodiscard]] std::uint64_t checkpoint_reservation() const;
   void schedule_submit();
   void submit();
   // Whether to keep the buffer on the strand until the sync round under way ends: with fsync
@@ -129,12 +134,10 @@ class Log final : public broker::JournalSink {
   // The file being appended to and how much of it is taken.
   std::uint64_t file_ = 0;
   std::uint64_t used_ = 0;
+  std::uint64_t capacity_ = 0;         // reserved in it: nothing is written beyond
   std::optional<std::uint64_t> next_;  // prepared, empty, reserved
   std::uint64_t next_index_;
   bool preparing_ = false;
-  // The last attempt at a new file found no room (the disk, or max-bytes): publishes that do not
-  // fit the current file are refused until one is made.
-  bool no_room_ = false;
   std::chrono::steady_clock::time_point retry_prepare_at_{};
   std::map<std::uint64_t, std::uint64_t> files_;  // index -> bytes on disk
 

@@ -62,6 +62,11 @@ const SharedFile& Writer::open_file(std::uint64_t file) {
   if (found == open_.end()) {
     // A file the log did not prepare in this process: only the one recovery left behind.
     auto path = directory_.file_path(file);
+    // The first file at start, which the log writes to at once: nothing can be written.
+    if (no_room_ && no_room_->first == file) {
+      throw std::system_error(no_room_->second,
+                              "no room on the disk for the log file " + path.string());
+    }
     FileHandle handle(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (handle.get() < 0) {
       throw_errno("open", path);
@@ -95,7 +100,11 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
                      std::error_code no_room;
                      auto path = directory_.file_path(prepare.file);
                      FileHandle handle = create_reserved(path, prepare.bytes, no_room);
-                     if (!no_room) {
+                     // A file prepared again, larger, replaces the one open under its name.
+                     open_.erase(prepare.file);
+                     if (no_room) {
+                       no_room_.emplace(prepare.file, no_room);
+                     } else {
                        directory_.sync();
                        open_.emplace(prepare.file, std::make_shared<OpenFile>(OpenFile{
                                                        std::move(handle), std::move(path)}));

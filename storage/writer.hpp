@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <variant>
 #include <vector>
 
@@ -120,6 +121,8 @@ class Writer {
 
   const Directory& directory_;
   std::map<std::uint64_t, SharedFile> open_;
+  // The last file whose PrepareFile found no room, and why.
+  std::optional<std::pair<std::uint64_t, std::error_code>> no_room_;
 };
 
 }  // namespace gophermq::storage

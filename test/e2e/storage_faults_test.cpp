@@ -506,6 +506,139 @@ TEST(StorageFaults, MaxBytesRefusesPublishesWith507UntilFetchesFreeTheLog) {
       scratch, scratch.arguments("always", {"--storage.max-bytes=262144"}), {}, [] {}, [] {});
 }
 
+// Messages from a third of a log file to more than a whole one, published at once from several
+// connections while the disk is full: each publish either fits space reserved before the disk
+// filled or is refused, and nothing is ever written beyond a reservation (the shim fails such a
+// write with ENOSPC, as a full disk does, and the broker would stop).
+TEST(StorageFaults, EnospcUnderConcurrentLargePublishesAnswersOnly200Or507AndKeepsServing) {
+  Scratch scratch;
+  BrokerProcess broker(scratch.arguments("always"), scratch.shim());
+  HttpClient client(broker.api_port());
+  const std::string id = subscribe(client, "t.a");
+  scratch.fault("enospc");
+  const std::vector<std::size_t> sizes{20000, 40000, 70000};
+  constexpr int kPublishers = 4;
+  constexpr int kEach = 12;
+  std::vector<std::vector<std::string>> stored(kPublishers);
+  std::vector<std::vector<unsigned>> statuses(kPublishers);
+  {
+    std::vector<std::jthread> publishers;
+    for (int p = 0; p < kPublishers; ++p) {
+      publishers.emplace_back([&, p] {
+        HttpClient connection(broker.api_port());
+        for (int n = 0; n < kEach; ++n) {
+          const std::string name = std::to_string(p) + "-" + std::to_string(n);
+          const std::string body = name + "-" + std::string(sizes[(p + n) % sizes.size()], 'x');
+          try {
+            const auto answer = connection.post("/api/publish", publish_body("t.a", body));
+            statuses[p].push_back(answer.status);
+            if (answer.status == 200) stored[p].push_back(name);
+          } catch (const std::exception&) {
+            statuses[p].push_back(0);  // no answer: the broker stopped
+            return;
+          }
+        }
+      });
+    }
+  }
+  std::size_t refused = 0;
+  for (const auto& answers : statuses) {
+    for (const unsigned status : answers) {
+      EXPECT_TRUE(status == 200 || status == 507) << "answered " << status << ": " << broker.log();
+      refused += status == 507 ? 1 : 0;
+    }
+  }
+  EXPECT_GT(refused, 0u) << "the disk never filled";
+  // The broker still serves fetches, and they return exactly what was answered 200.
+  const auto fetched = client.post("/api/fetch", fetch_body("t.a", id, R"(,"max":1000)"));
+  ASSERT_EQ(fetched.status, 200u) << fetched.body;
+  std::multiset<std::string> got;
+  for (const auto& body : data_of(fetched)) got.insert(body.substr(0, body.rfind('-')));
+  std::multiset<std::string> expected;
+  for (const auto& names : stored) expected.insert(names.begin(), names.end());
+  EXPECT_EQ(got, expected);
+  // Space back: the largest publish is taken again, once the broker has made a file for it.
+  scratch.fault("");
+  const std::string large = "after-" + std::string(sizes.back(), 'x');
+  const auto deadline = Clock::now() + 10s;
+  unsigned status = 0;
+  while (Clock::now() < deadline && status != 200) {
+    status = client.post("/api/publish", publish_body("t.a", large)).status;
+    ASSERT_TRUE(status == 200 || status == 507) << status;
+    if (status != 200) std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
+  }
+  EXPECT_EQ(status, 200u);
+  EXPECT_EQ(data_of(client.post("/api/fetch", fetch_body("t.a", id))),
+            std::vector<std::string>{large});
+  broker.send_signal(SIGTERM);
+  EXPECT_EQ(broker.wait_for_exit(), 0) << broker.log();
+}
+
+// A start needs a new file for its checkpoint. On a full disk the broker says so in one line and
+// exits 1, instead of failing on the file it could not make; the log is untouched for a start
+// once space returns.
+TEST(StorageFaults, AStartOnAFullDiskFailsWithOneClearLineAndLosesNothing) {
+  Scratch scratch;
+  std::string id;
+  {
+    BrokerProcess broker(scratch.arguments("always"));
+    HttpClient client(broker.api_port());
+    id = subscribe(client, "t.a");
+    ASSERT_EQ(client.post("/api/publish", publish_body("t.a", "kept")).status, 200u);
+    broker.send_signal(SIGKILL);
+    EXPECT_EQ(broker.wait_for_exit(), 128 + SIGKILL);
+  }
+  scratch.fault("enospc");
+  {
+    BrokerProcess broker(scratch.arguments("always"), scratch.shim(), false);
+    EXPECT_EQ(broker.wait_for_exit(), 1) << broker.log();
+    EXPECT_NE(broker.log().find("no room on the disk for the log file "), std::string::npos)
+        << broker.log();
+    EXPECT_NE(broker.log().find("No space left on device"), std::string::npos) << broker.log();
+    EXPECT_EQ(broker.log().find("No such file or directory"), std::string::npos) << broker.log();
+  }
+  scratch.fault("");
+  BrokerProcess broker(scratch.arguments("always"));
+  EXPECT_EQ(post_once(broker.api_port(), "/api/fetch", fetch_body("t.a", id)).body,
+            fetched("t.a", id, "\"kept\""));
+}
+
+// Consumption that empties the log compacts it at once: with nothing pending, the next publish
+// finds room, instead of being the one that finds no room and starts the compaction (a 507).
+TEST(StorageFaults, MaxBytesNeverRefusesAPublishOnceFetchesEmptiedTheLog) {
+  Scratch scratch;
+  BrokerProcess broker(scratch.arguments("always", {"--storage.max-bytes=300000"}));
+  HttpClient client(broker.api_port());
+  const std::string id = subscribe(client, "f.a");
+  const std::string body(10000, 'x');
+  for (int round = 0; round < 3; ++round) {
+    int published = 0;
+    while (published < 1000) {
+      const auto answer = client.post("/api/publish", publish_body("f.a", body));
+      if (answer.status == 507) break;
+      ASSERT_EQ(answer.status, 200u) << answer.body;
+      ++published;
+    }
+    ASSERT_GT(published, 10) << "round " << round;
+    const double files = metric(broker.metrics_port(), "gophermq_storage_files");
+    ASSERT_GT(files, 2.0);
+    const auto fetched = client.post("/api/fetch", fetch_body("f.a", id, R"(,"max":1000)"));
+    ASSERT_EQ(fetched.status, 200u);
+    ASSERT_EQ(data_of(fetched).size(), static_cast<std::size_t>(published));
+    // The checkpoint that lets the old files go: the current file and the next one are left.
+    const auto deadline = Clock::now() + 10s;
+    while (Clock::now() < deadline &&
+           metric(broker.metrics_port(), "gophermq_storage_files") > 2.0) {
+      std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
+    }
+    ASSERT_LE(metric(broker.metrics_port(), "gophermq_storage_files"), 2.0) << "round " << round;
+    EXPECT_EQ(metric(broker.metrics_port(), "gophermq_pending_messages"), 0.0);
+    const auto answer = client.post("/api/publish", publish_body("f.a", body));
+    EXPECT_EQ(answer.status, 200u) << "round " << round << ": " << answer.body;
+    ASSERT_EQ(data_of(client.post("/api/fetch", fetch_body("f.a", id))).size(), 1u);
+  }
+}
+
 // Recovery is held at its first read of the log (the shim's hold FIFO) for as long as the test
 // needs, so the 503 is observed without racing a fast recovery.
 TEST(StorageFaults, ReadyAnswers503RecoveringUntilRecoveryIsDone) {

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <fstream>
 #include <random>
 #include <string>
@@ -8,6 +12,7 @@
 #include "broker/broker.hpp"
 #include "storage/files.hpp"
 #include "storage/frame.hpp"
+#include "storage/log.hpp"
 #include "storage/recovery.hpp"
 #include "storage/writer.hpp"
 #include "support/temp_files.hpp"
@@ -15,6 +20,7 @@
 namespace gophermq::storage {
 namespace {
 
+namespace asio = boost::asio;
 using broker::Record;
 using broker::RecordType;
 
@@ -470,6 +476,51 @@ TEST(Directory, ASecondBrokerCannotTakeTheSameDirectory) {
     FAIL() << "two brokers share one log";
   } catch (const std::runtime_error& error) {
     EXPECT_NE(std::string(error.what()).find("in use by another broker"), std::string::npos);
+  }
+}
+
+// Publishes admitted back to back, faster than the log makes its next file: each is admitted only
+// into space reserved for it, so no file grows past its reservation (where a full disk would fail
+// the write and stop the broker).
+TEST(Log, APublishIsAdmittedOnlyIntoReservedSpace) {
+  const test::TempDir dir;
+  asio::io_context context;
+  auto work = asio::make_work_guard(context);
+  const auto strand = asio::make_strand(context);
+  Options options;
+  options.dir = dir.string();
+  options.fsync = FsyncMode::never;
+  options.file_bytes = 4096;
+  options.max_bytes = 1 << 20;
+  LogHooks hooks{[](const std::string& error) { ADD_FAILURE() << error; },
+                 [](std::chrono::duration<double>) {}, [](broker::JournalSink&) {},
+                 [] { return std::uint64_t{0}; }};
+  Log log(strand, options, std::make_unique<Directory>(dir.path()), 1, {}, std::move(hooks));
+  int admitted = 0;
+  int refused = 0;
+  asio::post(strand, [&] {
+    log.start();
+    const broker::Message message = broker::Message::create(std::string(1500, 'x'));
+    for (std::uint64_t seq = 1; seq <= 8; ++seq) {
+      if (!log.admit("s", {&message, 1}, {})) {
+        ++refused;
+        continue;
+      }
+      ++admitted;
+      Record record;
+      record.type = RecordType::publish;
+      record.subject = "s";
+      record.seq = seq;
+      record.messages = {&message, 1};
+      log.append(record);
+    }
+    log.close([&] { work.reset(); });
+  });
+  context.run();
+  EXPECT_EQ(admitted, 2);
+  EXPECT_EQ(refused, 6);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_LE(entry.file_size(), options.file_bytes) << entry.path();
   }
 }
 
