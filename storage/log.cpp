@@ -71,7 +71,8 @@ Log::~Log() {
 void Log::start() {
   // The first file is made before anything else is written: without it there is nowhere to go.
   file_ = next_index_++;
-  capacity_ = std::max(options_.file_bytes, checkpoint_reservation());
+  // The checkpoint of what was recovered stays in this file, with a file's room after it.
+  capacity_ = options_.file_bytes + hooks_.live_bytes();
   ops_.emplace_back(PrepareFile{file_, capacity_});
   files_[file_] = capacity_;
   write_checkpoint();
@@ -103,6 +104,9 @@ bool Log::admit(std::string_view subject, std::span<const broker::Message> messa
   record.msg_ids = msg_ids;
   const std::uint64_t needed = frame_header_bytes + broker::encoded_size(record) + headroom_;
   if (used_ + needed <= capacity_) {
+    if (!spare_ && used_ * 2 > capacity_) {
+      prepare_next();
+    }
     return true;
   }
   // A write beyond a file's reservation could meet a full disk, which only a file's creation may
@@ -151,7 +155,8 @@ void Log::roll() {
   ops_.emplace_back(SealFile{file_, used_});
   file_ = *next_;
   capacity_ = files_[file_];
-  next_.reset();
+  next_ = spare_;
+  spare_.reset();
   used_ = 0;
   buffer_offset_ = 0;
   prepare_next();
@@ -168,21 +173,24 @@ bool Log::compaction_frees_room() const {
          hooks_.live_bytes() + 2 * options_.file_bytes <= options_.max_bytes;
 }
 
-std::uint64_t Log::checkpoint_reservation() const {
-  // The estimate is about the size; twice the headroom covers its error and the records after it.
-  return hooks_.live_bytes() + 2 * headroom_;
-}
-
 void Log::prepare_next(std::uint64_t bytes) {
   if (preparing_ || std::chrono::steady_clock::now() < retry_prepare_at_) {
     return;
   }
   bytes = std::max(bytes, options_.file_bytes);
-  if (checkpoint_wanted_) {
-    bytes = std::max(bytes, checkpoint_reservation());
-  }
   const std::uint64_t prepared = next_ ? files_[*next_] : 0;
   if (prepared >= bytes) {
+    // A spare behind it once the current file is half full, while room for one more file is left
+    // under max-bytes:
+    // fast publishers can fill a file in less time than the writer takes to make the next, and a
+    // publish finding none is refused.
+    if (!spare_ && !checkpoint_wanted_ && used_ * 2 > capacity_ &&
+        figures().bytes + 2 * options_.file_bytes <= options_.max_bytes) {
+      preparing_ = true;
+      files_[next_index_] = options_.file_bytes;
+      ops_.emplace_back(PrepareFile{next_index_++, options_.file_bytes});
+      schedule_submit();
+    }
     return;
   }
   if (figures().bytes - prepared + bytes > options_.max_bytes) {
@@ -191,7 +199,6 @@ void Log::prepare_next(std::uint64_t bytes) {
       return;
     }
     checkpoint_wanted_ = true;
-    bytes = std::max(bytes, checkpoint_reservation());
   }
   // A prepared file that is too small is still empty: it is made again, larger, under its name.
   const std::uint64_t file = next_ ? *next_ : next_index_++;
@@ -221,8 +228,7 @@ void Log::maybe_checkpoint() {
   if (!checkpoint_wanted_) {
     return;
   }
-  // The checkpoint stays in one file, so that file is reserved for all of it.
-  if (!next_ || files_[*next_] < checkpoint_reservation()) {
+  if (!next_) {
     prepare_next();
     return;
   }
@@ -376,9 +382,14 @@ void Log::on_progress(WriteProgress progress) {
     }
     preparing_ = false;
     if (ok) {
-      next_ = file;
+      (next_ ? spare_ : next_) = file;
     } else {
       files_.erase(file);
+      // Files are taken in the order of their names, which recovery reads them in.
+      if (!next_ && spare_) {
+        next_ = spare_;
+        spare_.reset();
+      }
       retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
     }
   }

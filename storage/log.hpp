@@ -100,8 +100,6 @@ class Log final : public broker::JournalSink {
   [[nodiscard]] bool checkpoint_frees_files() const;
   // Whether it would also leave room under max-bytes for the next file.
   [[nodiscard]] bool compaction_frees_room() const;
-  // What the file a checkpoint starts must have reserved.
-  [[nodiscard]] std::uint64_t checkpoint_reservation() const;
   void schedule_submit();
   void submit();
   // Whether to keep the buffer on the strand until the sync round under way ends: with fsync
@@ -134,8 +132,9 @@ class Log final : public broker::JournalSink {
   // The file being appended to and how much of it is taken.
   std::uint64_t file_ = 0;
   std::uint64_t used_ = 0;
-  std::uint64_t capacity_ = 0;         // reserved in it: nothing is written beyond
-  std::optional<std::uint64_t> next_;  // prepared, empty, reserved
+  std::uint64_t capacity_ = 0;          // reserved in it: nothing is written beyond
+  std::optional<std::uint64_t> next_;   // prepared, empty, reserved
+  std::optional<std::uint64_t> spare_;  // prepared after next_, taken when next_ is
   std::uint64_t next_index_;
   bool preparing_ = false;
   std::chrono::steady_clock::time_point retry_prepare_at_{};
