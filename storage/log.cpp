@@ -209,15 +209,39 @@ void Log::prepare_next(std::uint64_t bytes) {
   schedule_submit();
 }
 
+void Log::prepare_spare(std::uint64_t bytes) {
+  if (preparing_ || !next_ || std::chrono::steady_clock::now() < retry_prepare_at_) {
+    return;
+  }
+  const std::uint64_t prepared = spare_ ? files_[*spare_] : 0;
+  if (prepared >= bytes || figures().bytes - prepared + bytes > options_.max_bytes) {
+    return;
+  }
+  const std::uint64_t file = spare_ ? *spare_ : next_index_++;
+  spare_.reset();
+  preparing_ = true;
+  files_[file] = bytes;
+  ops_.emplace_back(PrepareFile{file, bytes});
+  schedule_submit();
+}
+
 void Log::maybe_checkpoint() {
   if (checkpointing_ || in_checkpoint_) {
     return;
   }
   // Every few files, and not before the log has grown twice the checkpoint's size again, so
   // rewriting what is pending costs at most as much as writing it did.
-  if (since_checkpoint_ >=
-      std::max(kFilesPerCheckpoint * options_.file_bytes, 2 * checkpoint_bytes_)) {
-    checkpoint_wanted_ = true;
+  // The checkpoint stays in one file, so it waits for a next file reserved for all of it: made as
+  // the spare, so publishes go on into the next file meanwhile.
+  if (!checkpoint_wanted_ &&
+      since_checkpoint_ >=
+          std::max(kFilesPerCheckpoint * options_.file_bytes, 2 * checkpoint_bytes_)) {
+    const std::uint64_t needed = hooks_.live_bytes() + 2 * headroom_;
+    if (next_ && files_[*next_] >= needed) {
+      checkpoint_wanted_ = true;
+    } else {
+      prepare_spare(needed);
+    }
   }
   // Consumption that emptied the old files compacts the log as soon as the next file would not
   // fit under max-bytes, not on the first publish that finds no room (which would get a 507).
@@ -228,8 +252,10 @@ void Log::maybe_checkpoint() {
   if (!checkpoint_wanted_) {
     return;
   }
-  if (!next_) {
-    prepare_next();
+  // Here the log is at max-bytes, where publishes that need a new file are refused anyway.
+  if (const std::uint64_t needed = hooks_.live_bytes() + 2 * headroom_;
+      !next_ || files_[*next_] < needed) {
+    prepare_next(needed);
     return;
   }
   roll();
