@@ -270,6 +270,61 @@ asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
       asio::use_awaitable);
 }
 
+namespace {
+
+broker::PublishStatus status_of(broker::PublishStatus status) {
+  return status;
+}
+broker::PublishStatus status_of(const broker::PublishResult& result) {
+  return result.status;
+}
+
+}  // namespace
+
+template <typename Publish>
+asio::awaitable<std::invoke_result_t<Publish>> BrokerService::publish_when_room(Publish publish) {
+  // Memory only, nothing is refused for room: no coroutine of its own on the hot path.
+  if (storage_.options.dir.empty()) {
+    return on_broker(true, std::move(publish));
+  }
+  return publish_retrying(std::move(publish));
+}
+
+template <typename Publish>
+asio::awaitable<std::invoke_result_t<Publish>> BrokerService::publish_retrying(Publish publish) {
+  for (;;) {
+    bool room_coming = false;
+    auto result = co_await on_broker(true, [this, &publish, &room_coming] {
+      auto answer = publish();
+      room_coming = status_of(answer) == broker::PublishStatus::storage_full && log_ != nullptr &&
+                    log_->making_room();
+      return answer;
+    });
+    if (!room_coming) {
+      co_return result;
+    }
+    co_await wait_for_room();
+  }
+}
+
+asio::awaitable<void> BrokerService::wait_for_room() {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
+      [this](auto handler) {
+        asio::post(broker_strand_, [this, handler = std::move(handler)]() mutable {
+          auto resume = [handler = std::move(handler)]() mutable {
+            auto caller = asio::get_associated_executor(handler);
+            asio::post(caller, std::move(handler));
+          };
+          if (log_ == nullptr) {  // closed since: the retry answers
+            resume();
+            return;
+          }
+          log_->when_room(std::move(resume));
+        });
+      },
+      asio::use_awaitable);
+}
+
 void BrokerService::start(Heartbeat heartbeat,
                           std::function<void(const storage::RecoveryReport&)> ready) {
   asio::post(broker_strand_,
@@ -398,7 +453,7 @@ asio::awaitable<Subscribed> BrokerService::subscribe_with(const std::string& sub
 
 asio::awaitable<broker::PublishStatus> BrokerService::publish(
     const std::string& subject, const std::vector<broker::Message>& messages) {
-  return on_broker(true, [this, &subject = subject, &messages = messages] {
+  return publish_when_room([this, &subject = subject, &messages = messages] {
     return broker_.publish(subject, messages);
   });
 }
@@ -406,7 +461,7 @@ asio::awaitable<broker::PublishStatus> BrokerService::publish(
 asio::awaitable<broker::PublishResult> BrokerService::publish(
     const std::string& subject, const std::vector<broker::Message>& messages,
     const std::vector<std::string>& msg_ids) {
-  return on_broker(true, [this, &subject = subject, &messages = messages, &msg_ids = msg_ids] {
+  return publish_when_room([this, &subject = subject, &messages = messages, &msg_ids = msg_ids] {
     const std::vector<std::string_view> ids(msg_ids.begin(), msg_ids.end());
     return broker_.publish(subject, messages, ids);
   });
@@ -653,19 +708,37 @@ void BrokerService::apply_async_batches(bool all) {
       }
       return;
     }
-    apply_async_batch(async_batches_.front());
+    std::vector<AsyncItem>& batch = async_batches_.front();
+    apply_async_batch(batch, all);
+    if (!batch.empty()) {
+      if (!async_waits_for_room_) {
+        async_waits_for_room_ = true;
+        log_->when_room([this] {
+          async_waits_for_room_ = false;
+          apply_async_batches(false);
+        });
+      }
+      return;
+    }
     async_batches_.pop_front();
   }
 }
 
-void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
+void BrokerService::apply_async_batch(std::vector<AsyncItem>& batch, bool all) {
   std::uint64_t bytes = 0;
-  for (const AsyncItem& item : batch) {
-    bytes += item.message.size();
+  std::size_t applied = 0;
+  for (; applied < batch.size(); ++applied) {
+    const AsyncItem& item = batch[applied];
     const std::string_view msg_id = item.msg_id;
     const std::span<const std::string_view> msg_ids =
         item.msg_id.empty() ? std::span<const std::string_view>() : std::span(&msg_id, 1);
-    switch (broker_.publish(item.subject, {&item.message, 1}, msg_ids).status) {
+    const broker::PublishStatus status =
+        broker_.publish(item.subject, {&item.message, 1}, msg_ids).status;
+    if (status == broker::PublishStatus::storage_full && !all && log_->making_room()) {
+      break;
+    }
+    bytes += item.message.size();
+    switch (status) {
       case broker::PublishStatus::no_subscribers:
         ++async_failures_[static_cast<std::size_t>(AsyncFailure::no_subscribers)];
         break;
@@ -686,8 +759,9 @@ void BrokerService::apply_async_batch(const std::vector<AsyncItem>& batch) {
         break;
     }
   }
+  batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(applied));
   async_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
-  async_depth_.fetch_sub(batch.size(), std::memory_order_relaxed);
+  async_depth_.fetch_sub(applied, std::memory_order_relaxed);
   arm_deadline_timer();  // a publish may have woken an ack-mode fetch
 }
 

@@ -226,6 +226,15 @@ class BrokerService {
                                                                     Function function);
   // On the broker strand: resumes the caller once everything appended is written (and synced).
   boost::asio::awaitable<void> wait_for_log(bool durable);
+  // Runs `publish` (a broker publish) on the broker as on_broker(durable) does. A publish the log
+  // refused while it was making a file is tried again once the file is made: the disk had room,
+  // so the publisher gets a moment's wait, never a 507 "storage full".
+  template <typename Publish>
+  boost::asio::awaitable<std::invoke_result_t<Publish>> publish_when_room(Publish publish);
+  template <typename Publish>
+  boost::asio::awaitable<std::invoke_result_t<Publish>> publish_retrying(Publish publish);
+  // Resumes the caller once the file the log is making is ready, or found no room.
+  boost::asio::awaitable<void> wait_for_room();
   void open_log();
   void schedule_expiry();
   void schedule_heartbeat();
@@ -239,7 +248,9 @@ class BrokerService {
   // async publishes would otherwise pile up in memory behind a slow disk. Batches held back keep
   // their place in the async queue's bounds, so publishers see it fill.
   void apply_async_batches(bool all);
-  void apply_async_batch(const std::vector<AsyncItem>& batch);
+  // Applies the batch from its front, removing what it applied. Stops early, keeping the rest,
+  // when the log refused a publish while making a file (see publish_when_room), unless `all`.
+  void apply_async_batch(std::vector<AsyncItem>& batch, bool all);
 
   using Strand = boost::asio::strand<boost::asio::any_io_executor>;
   Strand broker_strand_;
@@ -279,6 +290,7 @@ class BrokerService {
   std::uint64_t async_failures_[static_cast<std::size_t>(AsyncFailure::count)] = {};  // broker
   std::deque<std::vector<AsyncItem>> async_batches_;  // broker strand: taken, not yet applied
   bool async_waits_for_log_ = false;                  // broker strand
+  bool async_waits_for_room_ = false;                 // broker strand
 };
 
 }  // namespace gophermq::service

@@ -419,6 +419,11 @@ void Log::on_progress(WriteProgress progress) {
       retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
     }
   }
+  if (!progress.prepared.empty()) {
+    for (auto& done : std::exchange(room_waits_, {})) {
+      std::move(done)();
+    }
+  }
   for (const std::uint64_t file : progress.removed) {
     files_.erase(file);
   }
@@ -454,6 +459,14 @@ void Log::when_written(std::uint64_t position, bool durable, Callback done) {
     maybe_sync();  // at once, even while a write is in flight: its end may be all this needs
   }
   schedule_submit();
+}
+
+void Log::when_room(Callback done) {
+  if (!preparing_) {
+    std::move(done)();
+    return;
+  }
+  room_waits_.push_back(std::move(done));
 }
 
 void Log::schedule_interval_sync() {

@@ -82,6 +82,13 @@ class Log final : public broker::JournalSink {
   // with `durable` in fsync mode `always`, synced. Immediately when they already are.
   void when_written(std::uint64_t position, bool durable, Callback done);
 
+  // A publish admit() refused now may be admitted soon: a file is being made (the next one, a
+  // larger one for a large record, or a checkpoint's). The refusal is then not "storage full".
+  [[nodiscard]] bool making_room() const noexcept { return preparing_; }
+  // Calls `done` on the strand once the file being made is ready or found no room (at once when
+  // none is being made): the moment to ask admit() again.
+  void when_room(Callback done);
+
   [[nodiscard]] LogFigures figures() const noexcept;
 
   // Writes and syncs everything appended, then stops the writer thread. Calls `done` on the strand.
@@ -155,6 +162,7 @@ class Log final : public broker::JournalSink {
   bool closing_ = false;
   std::deque<Wait> written_waits_;
   std::deque<Wait> synced_waits_;
+  std::vector<Callback> room_waits_;
   std::optional<Callback> closed_;
 
   std::uint64_t since_checkpoint_ = 0;  // bytes appended since the last checkpoint began

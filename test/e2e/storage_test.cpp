@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -7,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -220,6 +222,40 @@ TEST_F(Storage, ManyRestartsAndFilesLoseNothing) {
     restart_process();
   }
   EXPECT_EQ(fetch("s", id).body, fetched("s", id, expected));
+}
+
+// Publishers filling 4 KiB files faster than the log makes the next one: a publish that finds no
+// file ready waits for it, since the disk has room, instead of being refused 507 "storage full".
+TEST_F(Storage, PublishersOutpacingSmallFilesAreNeverRefusedWhileTheDiskHasRoom) {
+  start({"--storage.file-bytes=4096", "--storage.max-bytes=1073741824"});
+  const std::string id = subscribe("s");
+  constexpr int kPublishers = 8;
+  constexpr int kEach = 50;
+  const std::string data(2000, 'x');  // one a file: every publish needs the next file
+  std::vector<std::vector<unsigned>> statuses(kPublishers);
+  {
+    std::vector<std::jthread> publishers;
+    for (int p = 0; p < kPublishers; ++p) {
+      publishers.emplace_back([&, p] {
+        HttpClient connection(broker->api_port());
+        for (int n = 0; n < kEach; ++n) {
+          statuses[p].push_back(connection.post("/api/publish", publish_body("s", data)).status);
+        }
+      });
+    }
+  }
+  for (const auto& answers : statuses) {
+    EXPECT_EQ(std::count(answers.begin(), answers.end(), 200U), kEach);
+  }
+  HttpClient metrics(broker->metrics_port());
+  EXPECT_NE(metrics.get("/metrics").body.find(limit_hits("storage.max-bytes", 0)),
+            std::string::npos);
+  const std::string one = '"' + data + '"';
+  std::string expected = one;
+  for (int n = 1; n < kPublishers * kEach; ++n) {
+    expected += "," + one;
+  }
+  EXPECT_EQ(fetch("s", id, 100000).body, fetched("s", id, expected));
 }
 
 TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
