@@ -517,16 +517,16 @@ TEST(StorageFaults, EnospcUnderConcurrentLargePublishesAnswersOnly200Or507AndKee
   const std::string id = subscribe(client, "t.a");
   scratch.fault("enospc");
   const std::vector<std::size_t> sizes{20000, 40000, 70000};
-  constexpr int kPublishers = 4;
-  constexpr int kEach = 12;
+  constexpr std::size_t kPublishers = 4;
+  constexpr std::size_t kEach = 12;
   std::vector<std::vector<std::string>> stored(kPublishers);
   std::vector<std::vector<unsigned>> statuses(kPublishers);
   {
     std::vector<std::jthread> publishers;
-    for (int p = 0; p < kPublishers; ++p) {
+    for (std::size_t p = 0; p < kPublishers; ++p) {
       publishers.emplace_back([&, p] {
         HttpClient connection(broker.api_port());
-        for (int n = 0; n < kEach; ++n) {
+        for (std::size_t n = 0; n < kEach; ++n) {
           const std::string name = std::to_string(p) + "-" + std::to_string(n);
           const std::string body = name + "-" + std::string(sizes[(p + n) % sizes.size()], 'x');
           try {

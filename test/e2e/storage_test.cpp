@@ -229,16 +229,16 @@ TEST_F(Storage, ManyRestartsAndFilesLoseNothing) {
 TEST_F(Storage, PublishersOutpacingSmallFilesAreNeverRefusedWhileTheDiskHasRoom) {
   start({"--storage.file-bytes=4096", "--storage.max-bytes=1073741824"});
   const std::string id = subscribe("s");
-  constexpr int kPublishers = 8;
-  constexpr int kEach = 50;
+  constexpr std::size_t kPublishers = 8;
+  constexpr std::ptrdiff_t kEach = 50;
   const std::string data(2000, 'x');  // one a file: every publish needs the next file
   std::vector<std::vector<unsigned>> statuses(kPublishers);
   {
     std::vector<std::jthread> publishers;
-    for (int p = 0; p < kPublishers; ++p) {
+    for (std::size_t p = 0; p < kPublishers; ++p) {
       publishers.emplace_back([&, p] {
         HttpClient connection(broker->api_port());
-        for (int n = 0; n < kEach; ++n) {
+        for (std::ptrdiff_t n = 0; n < kEach; ++n) {
           statuses[p].push_back(connection.post("/api/publish", publish_body("s", data)).status);
         }
       });
@@ -252,7 +252,7 @@ TEST_F(Storage, PublishersOutpacingSmallFilesAreNeverRefusedWhileTheDiskHasRoom)
             std::string::npos);
   const std::string one = '"' + data + '"';
   std::string expected = one;
-  for (int n = 1; n < kPublishers * kEach; ++n) {
+  for (std::size_t n = 1; n < kPublishers * static_cast<std::size_t>(kEach); ++n) {
     expected += "," + one;
   }
   EXPECT_EQ(fetch("s", id, 100000).body, fetched("s", id, expected));

@@ -5,6 +5,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -519,6 +520,63 @@ TEST(Log, APublishIsAdmittedOnlyIntoReservedSpace) {
   context.run();
   EXPECT_EQ(admitted, 2);
   EXPECT_EQ(refused, 6);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+    EXPECT_LE(entry.file_size(), options.file_bytes) << entry.path();
+  }
+}
+
+// A publish refused while the log makes its next file is refused for a moment, not for room:
+// making_room() says so, and when_room() calls back once the file is made, when it is admitted.
+TEST(Log, APublishRefusedWhileAFileIsMadeIsAdmittedOnceItIsReady) {
+  const test::TempDir dir;
+  asio::io_context context;
+  auto work = asio::make_work_guard(context);
+  const auto strand = asio::make_strand(context);
+  Options options;
+  options.dir = dir.string();
+  options.fsync = FsyncMode::never;
+  options.file_bytes = 4096;
+  options.max_bytes = 1 << 20;
+  LogHooks hooks{[](const std::string& error) { ADD_FAILURE() << error; },
+                 [](std::chrono::duration<double>) {}, [](broker::JournalSink&) {},
+                 [] { return std::uint64_t{0}; }};
+  Log log(strand, options, std::make_unique<Directory>(dir.path()), 1, {}, std::move(hooks));
+  const broker::Message message = broker::Message::create(std::string(1500, 'x'));
+  constexpr std::uint64_t kPublishes = 8;
+  std::uint64_t seq = 0;
+  int waits = 0;
+  int refusals_for_room = 0;
+  std::function<void()> publish_next = [&] {
+    while (seq < kPublishes) {
+      if (!log.admit("s", {&message, 1}, {})) {
+        if (!log.making_room()) {
+          ADD_FAILURE() << "refused for good at seq " << seq + 1;
+          break;
+        }
+        ++refusals_for_room;
+        log.when_room([&] {
+          ++waits;
+          publish_next();
+        });
+        return;
+      }
+      Record record;
+      record.type = RecordType::publish;
+      record.subject = "s";
+      record.seq = ++seq;
+      record.messages = {&message, 1};
+      log.append(record);
+    }
+    log.close([&] { work.reset(); });
+  };
+  asio::post(strand, [&] {
+    log.start();
+    publish_next();
+  });
+  context.run();
+  EXPECT_EQ(seq, kPublishes);
+  EXPECT_GT(refusals_for_room, 0) << "no publish found the next file being made";
+  EXPECT_EQ(waits, refusals_for_room);
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
     EXPECT_LE(entry.file_size(), options.file_bytes) << entry.path();
   }
