@@ -286,6 +286,10 @@ void Log::submit() {
     }
   }
   maybe_sync();
+  // A submit that starts nothing ends what a publish waited for.
+  if (!room_waits_.empty() && !making_room()) {
+    complete_room_waits();
+  }
 }
 
 bool Log::hold_for_sync() {
@@ -419,11 +423,6 @@ void Log::on_progress(WriteProgress progress) {
       retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
     }
   }
-  if (!progress.prepared.empty()) {
-    for (auto& done : std::exchange(room_waits_, {})) {
-      std::move(done)();
-    }
-  }
   for (const std::uint64_t file : progress.removed) {
     files_.erase(file);
   }
@@ -434,6 +433,13 @@ void Log::on_progress(WriteProgress progress) {
   complete_waits();
   finish_close_when_done();
   submit();
+  complete_room_waits();
+}
+
+void Log::complete_room_waits() {
+  for (auto& done : std::exchange(room_waits_, {})) {
+    std::move(done)();
+  }
 }
 
 void Log::complete_waits() {
@@ -461,8 +467,16 @@ void Log::when_written(std::uint64_t position, bool durable, Callback done) {
   schedule_submit();
 }
 
+bool Log::making_room() const noexcept {
+  // A wanted checkpoint starts at the next submit, after the write in flight: a publish admit()
+  // refused meanwhile waits for it, but not while a lack of room holds the log's next file back.
+  return preparing_ || checkpointing_ ||
+         (checkpoint_wanted_ && (in_flight_ || submit_scheduled_) &&
+          std::chrono::steady_clock::now() >= retry_prepare_at_);
+}
+
 void Log::when_room(Callback done) {
-  if (!preparing_) {
+  if (!making_room()) {
     std::move(done)();
     return;
   }
