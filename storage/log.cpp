@@ -163,14 +163,19 @@ void Log::roll() {
 }
 
 bool Log::checkpoint_frees_files() const {
-  return !checkpointing_ && (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_);
+  // The current file counts too when it was reserved beyond what a checkpoint now needs: the one
+  // made for a large record that a checkpoint then took, once what it held was consumed.
+  return !checkpointing_ &&
+         (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_ ||
+          capacity_ > std::max(options_.file_bytes, hooks_.live_bytes() + 2 * headroom_));
 }
 
-bool Log::compaction_frees_room() const {
+bool Log::compaction_frees_room(std::uint64_t bytes) const {
   // Only when what a checkpoint keeps leaves room for the next file: otherwise the log is full of
   // what is pending, and rewriting it would only repeat.
   return checkpoint_frees_files() &&
-         hooks_.live_bytes() + 2 * options_.file_bytes <= options_.max_bytes;
+         hooks_.live_bytes() + options_.file_bytes + std::max(bytes, options_.file_bytes) <=
+             options_.max_bytes;
 }
 
 void Log::prepare_next(std::uint64_t bytes) {
@@ -195,8 +200,13 @@ void Log::prepare_next(std::uint64_t bytes) {
   }
   if (figures().bytes - prepared + bytes > options_.max_bytes) {
     // A checkpoint frees the files before it, and may go beyond max-bytes for its file to do so.
-    if (!checkpoint_wanted_ && !compaction_frees_room()) {
+    if (!checkpoint_wanted_ && !compaction_frees_room(bytes)) {
       return;
+    }
+    if (!checkpoint_wanted_ && bytes > options_.file_bytes) {
+      // The checkpoint takes this file first: reserved for both, the record it is made for still
+      // fits after it, instead of needing yet another file (and another checkpoint).
+      bytes += hooks_.live_bytes() + 2 * headroom_;
     }
     checkpoint_wanted_ = true;
   }

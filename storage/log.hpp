@@ -109,8 +109,8 @@ class Log final : public broker::JournalSink {
   void prepare_spare(std::uint64_t bytes);
   // Whether a checkpoint now would let files go.
   [[nodiscard]] bool checkpoint_frees_files() const;
-  // Whether it would also leave room under max-bytes for the next file.
-  [[nodiscard]] bool compaction_frees_room() const;
+  // Whether it would also leave room under max-bytes for the next file, of at least `bytes`.
+  [[nodiscard]] bool compaction_frees_room(std::uint64_t bytes = 0) const;
   void schedule_submit();
   void submit();
   // Whether to keep the buffer on the strand until the sync round under way ends: with fsync

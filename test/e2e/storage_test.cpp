@@ -283,6 +283,23 @@ TEST_F(Storage, APublishWaitsForADueCheckpointInsteadOfBeingRefused) {
   EXPECT_NE(fetch("s", id).body.find('"' + large + "\"]"), std::string::npos);
 }
 
+// A message of most of max-bytes, fetched, leaves the log's checkpoint in the large file made for
+// it. Messages larger than a file are taken again after it (they used to be refused 507 until
+// small publishes moved the log on), and one larger than max-bytes still is not.
+TEST_F(Storage, AfterALargeMessageIsFetchedTheNextLargeOnesAreTaken) {
+  start({"--storage.file-bytes=4096", "--storage.max-bytes=65536"});
+  const std::string id = subscribe("s");
+  ASSERT_EQ(publish("s", std::string(60000, 'x')), 200U);
+  ASSERT_EQ(fetch("s", id).status, 200U);
+  const std::string data(10000, 'y');
+  for (int n = 0; n < 3; ++n) {
+    EXPECT_EQ(publish("s", data), 200U) << n;
+  }
+  const std::string one = '"' + data + '"';
+  EXPECT_EQ(fetch("s", id).body, fetched("s", id, one + "," + one + "," + one));
+  EXPECT_EQ(publish("s", std::string(70000, 'z')), 507U);
+}
+
 TEST_F(Storage, DiskUseFollowsWhatIsPendingAndAFullLogAnswers507) {
   start({"--storage.file-bytes=4096", "--storage.max-bytes=16384"});
   const std::string id = subscribe("s");
