@@ -163,14 +163,19 @@ void Log::roll() {
 }
 
 bool Log::checkpoint_frees_files() const {
-  return !checkpointing_ && (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_);
+  // The current file counts too when it was reserved beyond what a checkpoint now needs: the one
+  // made for a large record that a checkpoint then took, once what it held was consumed.
+  return !checkpointing_ &&
+         (file_ != checkpoint_file_ || files_.begin()->first < checkpoint_file_ ||
+          capacity_ > std::max(options_.file_bytes, hooks_.live_bytes() + 2 * headroom_));
 }
 
-bool Log::compaction_frees_room() const {
+bool Log::compaction_frees_room(std::uint64_t bytes) const {
   // Only when what a checkpoint keeps leaves room for the next file: otherwise the log is full of
   // what is pending, and rewriting it would only repeat.
   return checkpoint_frees_files() &&
-         hooks_.live_bytes() + 2 * options_.file_bytes <= options_.max_bytes;
+         hooks_.live_bytes() + options_.file_bytes + std::max(bytes, options_.file_bytes) <=
+             options_.max_bytes;
 }
 
 void Log::prepare_next(std::uint64_t bytes) {
@@ -195,8 +200,13 @@ void Log::prepare_next(std::uint64_t bytes) {
   }
   if (figures().bytes - prepared + bytes > options_.max_bytes) {
     // A checkpoint frees the files before it, and may go beyond max-bytes for its file to do so.
-    if (!checkpoint_wanted_ && !compaction_frees_room()) {
+    if (!checkpoint_wanted_ && !compaction_frees_room(bytes)) {
       return;
+    }
+    if (!checkpoint_wanted_ && bytes > options_.file_bytes) {
+      // The checkpoint takes this file first: reserved for both, the record it is made for still
+      // fits after it, instead of needing yet another file (and another checkpoint).
+      bytes += hooks_.live_bytes() + 2 * headroom_;
     }
     checkpoint_wanted_ = true;
   }
@@ -286,6 +296,10 @@ void Log::submit() {
     }
   }
   maybe_sync();
+  // A submit that starts nothing ends what a publish waited for.
+  if (!room_waits_.empty() && !making_room()) {
+    complete_room_waits();
+  }
 }
 
 bool Log::hold_for_sync() {
@@ -419,11 +433,6 @@ void Log::on_progress(WriteProgress progress) {
       retry_prepare_at_ = std::chrono::steady_clock::now() + kRetryPrepare;
     }
   }
-  if (!progress.prepared.empty()) {
-    for (auto& done : std::exchange(room_waits_, {})) {
-      std::move(done)();
-    }
-  }
   for (const std::uint64_t file : progress.removed) {
     files_.erase(file);
   }
@@ -434,6 +443,13 @@ void Log::on_progress(WriteProgress progress) {
   complete_waits();
   finish_close_when_done();
   submit();
+  complete_room_waits();
+}
+
+void Log::complete_room_waits() {
+  for (auto& done : std::exchange(room_waits_, {})) {
+    std::move(done)();
+  }
 }
 
 void Log::complete_waits() {
@@ -461,8 +477,16 @@ void Log::when_written(std::uint64_t position, bool durable, Callback done) {
   schedule_submit();
 }
 
+bool Log::making_room() const noexcept {
+  // A wanted checkpoint starts at the next submit, after the write in flight: a publish admit()
+  // refused meanwhile waits for it, but not while a lack of room holds the log's next file back.
+  return preparing_ || checkpointing_ ||
+         (checkpoint_wanted_ && (in_flight_ || submit_scheduled_) &&
+          std::chrono::steady_clock::now() >= retry_prepare_at_);
+}
+
 void Log::when_room(Callback done) {
-  if (!preparing_) {
+  if (!making_room()) {
     std::move(done)();
     return;
   }

@@ -83,10 +83,12 @@ class Log final : public broker::JournalSink {
   void when_written(std::uint64_t position, bool durable, Callback done);
 
   // A publish admit() refused now may be admitted soon: a file is being made (the next one, a
-  // larger one for a large record, or a checkpoint's). The refusal is then not "storage full".
-  [[nodiscard]] bool making_room() const noexcept { return preparing_; }
-  // Calls `done` on the strand once the file being made is ready or found no room (at once when
-  // none is being made): the moment to ask admit() again.
+  // larger one for a large record, or a checkpoint's), or a checkpoint is due or under way, which
+  // admit() waits for and which frees files. The refusal is then not "storage full".
+  [[nodiscard]] bool making_room() const noexcept;
+  // Calls `done` on the strand once the log has moved on (a file made or found no room, a
+  // checkpoint done, a write done), at once when it is not making room: the moment to ask admit()
+  // again.
   void when_room(Callback done);
 
   [[nodiscard]] LogFigures figures() const noexcept;
@@ -107,8 +109,8 @@ class Log final : public broker::JournalSink {
   void prepare_spare(std::uint64_t bytes);
   // Whether a checkpoint now would let files go.
   [[nodiscard]] bool checkpoint_frees_files() const;
-  // Whether it would also leave room under max-bytes for the next file.
-  [[nodiscard]] bool compaction_frees_room() const;
+  // Whether it would also leave room under max-bytes for the next file, of at least `bytes`.
+  [[nodiscard]] bool compaction_frees_room(std::uint64_t bytes = 0) const;
   void schedule_submit();
   void submit();
   // Whether to keep the buffer on the strand until the sync round under way ends: with fsync
@@ -128,6 +130,8 @@ class Log final : public broker::JournalSink {
   void maybe_checkpoint();
   void write_checkpoint();
   void complete_waits();
+  // Resumes every caller of when_room: each asks admit() again, and waits again if it must.
+  void complete_room_waits();
   void schedule_interval_sync();
   void flush_buffer();
 

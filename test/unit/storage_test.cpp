@@ -525,6 +525,82 @@ TEST(Log, APublishIsAdmittedOnlyIntoReservedSpace) {
   }
 }
 
+// Publishes of `sizes` bytes, one after another, each tried again while the log makes room for it
+// (as the broker does); after each, all that is pending is consumed when `consumed` says so.
+// Whether each was admitted.
+std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
+                                  const std::vector<bool>& consumed) {
+  const test::TempDir dir;
+  asio::io_context context;
+  auto work = asio::make_work_guard(context);
+  const auto strand = asio::make_strand(context);
+  Options options;
+  options.dir = dir.string();
+  options.fsync = FsyncMode::never;
+  options.file_bytes = 4096;
+  options.max_bytes = 65536;
+  std::uint64_t live = 0;  // what is pending, which a checkpoint writes again, in a record
+  const auto checkpoint = [&live](broker::JournalSink& sink) {
+    const broker::Message pending = broker::Message::create(std::string(live, 'x'));
+    Record record;
+    record.type = RecordType::publish;
+    record.subject = "s";
+    record.seq = 1;
+    record.messages = {&pending, 1};
+    sink.append(record);
+  };
+  LogHooks hooks{[](const std::string& error) { ADD_FAILURE() << error; },
+                 [](std::chrono::duration<double>) {}, checkpoint, [&live] { return live; }};
+  Log log(strand, options, std::make_unique<Directory>(dir.path()), 1, {}, std::move(hooks));
+  std::vector<bool> admitted;
+  int tries = 0;
+  std::function<void()> publish = [&] {
+    const std::size_t index = admitted.size();
+    if (index == sizes.size()) {
+      log.close([&] { work.reset(); });
+      return;
+    }
+    const broker::Message message = broker::Message::create(std::string(sizes[index], 'x'));
+    if (log.admit("s", {&message, 1}, {})) {
+      Record record;
+      record.type = RecordType::publish;
+      record.subject = "s";
+      record.seq = index + 1;
+      record.messages = {&message, 1};
+      log.append(record);
+      live += sizes[index];
+      admitted.push_back(true);
+    } else if (log.making_room() && ++tries < 100) {
+      log.when_room([&] { publish(); });
+      return;
+    } else {
+      EXPECT_LT(tries, 100) << "the log kept making room for publish " << index;
+      admitted.push_back(false);
+    }
+    tries = 0;
+    if (consumed[index]) {
+      live = 0;
+    }
+    asio::post(strand, publish);
+  };
+  asio::post(strand, [&] {
+    log.start();
+    publish();
+  });
+  context.run();
+  return admitted;
+}
+
+// A message of most of max-bytes, consumed: the file reserved for it may keep the checkpoint that
+// follows, and a checkpoint into a file of its own then frees it. The next messages larger than
+// a file are taken, not refused for a log that holds nothing (nor made room for again and again:
+// a checkpoint taking each file made for one of them); one larger than max-bytes is not.
+TEST(Log, ALargeMessageConsumedLeavesRoomForTheNext) {
+  EXPECT_EQ(publish_in_turn({60000, 60000, 40000, 10000, 10000, 70000},
+                            {false, true, true, true, true, true}),
+            (std::vector<bool>{true, false, true, true, true, false}));
+}
+
 // A publish refused while the log makes its next file is refused for a moment, not for room:
 // making_room() says so, and when_room() calls back once the file is made, when it is admitted.
 TEST(Log, APublishRefusedWhileAFileIsMadeIsAdmittedOnceItIsReady) {
