@@ -527,9 +527,12 @@ TEST(Log, APublishIsAdmittedOnlyIntoReservedSpace) {
 
 // Publishes of `sizes` bytes, one after another, each tried again while the log makes room for it
 // (as the broker does); after each, all that is pending is consumed when `consumed` says so.
-// Whether each was admitted.
-std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
-                                  const std::vector<bool>& consumed) {
+// Whether each was admitted, and how often a publish waited for when_room.
+struct InTurn {
+  std::vector<bool> admitted;
+  int waits = 0;
+};
+InTurn publish_in_turn(const std::vector<std::size_t>& sizes, const std::vector<bool>& consumed) {
   const test::TempDir dir;
   asio::io_context context;
   auto work = asio::make_work_guard(context);
@@ -554,6 +557,7 @@ std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
   Log log(strand, options, std::make_unique<Directory>(dir.path()), 1, {}, std::move(hooks));
   std::vector<bool> admitted;
   int tries = 0;
+  int waits = 0;
   std::function<void()> publish = [&] {
     const std::size_t index = admitted.size();
     if (index == sizes.size()) {
@@ -571,6 +575,7 @@ std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
       live += sizes[index];
       admitted.push_back(true);
     } else if (log.making_room() && ++tries < 100) {
+      ++waits;
       log.when_room([&] { publish(); });
       return;
     } else {
@@ -588,7 +593,7 @@ std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
     publish();
   });
   context.run();
-  return admitted;
+  return {admitted, waits};
 }
 
 // A message of most of max-bytes, consumed: the file reserved for it may keep the checkpoint that
@@ -597,65 +602,18 @@ std::vector<bool> publish_in_turn(const std::vector<std::size_t>& sizes,
 // a checkpoint taking each file made for one of them); one larger than max-bytes is not.
 TEST(Log, ALargeMessageConsumedLeavesRoomForTheNext) {
   EXPECT_EQ(publish_in_turn({60000, 60000, 40000, 10000, 10000, 70000},
-                            {false, true, true, true, true, true}),
+                            {false, true, true, true, true, true})
+                .admitted,
             (std::vector<bool>{true, false, true, true, true, false}));
 }
 
-// A publish refused while the log makes its next file is refused for a moment, not for room:
-// making_room() says so, and when_room() calls back once the file is made, when it is admitted.
+// Publishes that fill 4 KiB files faster than the log makes the next: one refused while a file
+// is made is refused for a moment, not for room (making_room), and admitted once when_room calls
+// back.
 TEST(Log, APublishRefusedWhileAFileIsMadeIsAdmittedOnceItIsReady) {
-  const test::TempDir dir;
-  asio::io_context context;
-  auto work = asio::make_work_guard(context);
-  const auto strand = asio::make_strand(context);
-  Options options;
-  options.dir = dir.string();
-  options.fsync = FsyncMode::never;
-  options.file_bytes = 4096;
-  options.max_bytes = 1 << 20;
-  LogHooks hooks{[](const std::string& error) { ADD_FAILURE() << error; },
-                 [](std::chrono::duration<double>) {}, [](broker::JournalSink&) {},
-                 [] { return std::uint64_t{0}; }};
-  Log log(strand, options, std::make_unique<Directory>(dir.path()), 1, {}, std::move(hooks));
-  const broker::Message message = broker::Message::create(std::string(1500, 'x'));
-  constexpr std::uint64_t kPublishes = 8;
-  std::uint64_t seq = 0;
-  int waits = 0;
-  int refusals_for_room = 0;
-  std::function<void()> publish_next = [&] {
-    while (seq < kPublishes) {
-      if (!log.admit("s", {&message, 1}, {})) {
-        if (!log.making_room()) {
-          ADD_FAILURE() << "refused for good at seq " << seq + 1;
-          break;
-        }
-        ++refusals_for_room;
-        log.when_room([&] {
-          ++waits;
-          publish_next();
-        });
-        return;
-      }
-      Record record;
-      record.type = RecordType::publish;
-      record.subject = "s";
-      record.seq = ++seq;
-      record.messages = {&message, 1};
-      log.append(record);
-    }
-    log.close([&] { work.reset(); });
-  };
-  asio::post(strand, [&] {
-    log.start();
-    publish_next();
-  });
-  context.run();
-  EXPECT_EQ(seq, kPublishes);
-  EXPECT_GT(refusals_for_room, 0) << "no publish found the next file being made";
-  EXPECT_EQ(waits, refusals_for_room);
-  for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
-    EXPECT_LE(entry.file_size(), options.file_bytes) << entry.path();
-  }
+  const InTurn result = publish_in_turn(std::vector<std::size_t>(8, 1500), std::vector<bool>(8));
+  EXPECT_EQ(result.admitted, std::vector<bool>(8, true));
+  EXPECT_GT(result.waits, 0) << "no publish found the next file being made";
 }
 
 }  // namespace
