@@ -824,9 +824,10 @@ Invocation load(const std::vector<std::string>& arguments,
                  std::max<std::uint64_t>(kMinFileBytes,
                                          storage.max_bytes / 4 / kMinFileBytes * kMinFileBytes));
   }
-  if (storage.max_bytes < 2 * storage.file_bytes) {
-    // One file is written while the next is reserved, so less could store nothing.
-    throw ConfigError("storage.max-bytes must be at least twice storage.file-bytes");
+  if (storage.max_bytes < 3 * storage.file_bytes) {
+    // One file is written while the next is reserved, and compaction needs a third for the
+    // checkpoint that lets the full one go: with two, a full log could never be compacted.
+    throw ConfigError("storage.max-bytes must be at least three times storage.file-bytes");
   }
   check_tls(invocation.config);
   return invocation;

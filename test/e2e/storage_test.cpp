@@ -471,7 +471,7 @@ TEST(StorageConfig, BadValuesAreRefusedNamingTheKey) {
   const auto sizes =
       run_to_exit({"broker", "--storage.file-bytes=1048576", "--storage.max-bytes=1048576"});
   EXPECT_EQ(sizes.status, 2);
-  EXPECT_NE(sizes.output.find("storage.max-bytes must be at least twice storage.file-bytes"),
+  EXPECT_NE(sizes.output.find("storage.max-bytes must be at least three times storage.file-bytes"),
             std::string::npos)
       << sizes.output;
 }

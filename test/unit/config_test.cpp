@@ -442,16 +442,18 @@ TEST(Config, AStorageMaxBytesAloneSizesTheFilesToFitFourUnderIt) {
   EXPECT_EQ(load_config({}).storage.file_bytes, kDefaultFile);
   EXPECT_EQ(load_config({"--storage.max-bytes", "1048576"}).storage.file_bytes, 262144U);
   EXPECT_EQ(load_config({}, {"GOPHERMQ_STORAGE_MAX__BYTES=1048576"}).storage.file_bytes, 262144U);
-  // Whole pages, and never below one: the smallest max-bytes holds two.
+  // Whole pages, and never below one: the smallest max-bytes holds three.
   EXPECT_EQ(load_config({"--storage.max-bytes", "100000"}).storage.file_bytes, 24576U);
-  EXPECT_EQ(load_config({"--storage.max-bytes", "8192"}).storage.file_bytes, 4096U);
+  EXPECT_EQ(load_config({"--storage.max-bytes", "12288"}).storage.file_bytes, 4096U);
+  expect_error({"broker", "--storage.max-bytes", "8192"}, {},
+               "storage.max-bytes must be at least three times storage.file-bytes");
   EXPECT_EQ(load_config({"--storage.max-bytes", "1099511627776"}).storage.file_bytes, kDefaultFile);
-  // Given, the file size is kept, and a max-bytes too small for two of them is an error.
+  // Given, the file size is kept, and a max-bytes too small for three of them is an error.
   EXPECT_EQ(load_config({"--storage.max-bytes", "1048576", "--storage.file-bytes", "8192"})
                 .storage.file_bytes,
             8192U);
-  expect_error({"broker", "--storage.max-bytes", "1048576", "--storage.file-bytes", "1048576"}, {},
-               "storage.max-bytes must be at least twice storage.file-bytes");
+  expect_error({"broker", "--storage.max-bytes", "2097152", "--storage.file-bytes", "1048576"}, {},
+               "storage.max-bytes must be at least three times storage.file-bytes");
 }
 
 TEST(Config, TlsFilesGoTogether) {
