@@ -26,6 +26,8 @@
 #        SERVER_CPUS, CLIENT_CPUS (as in compare.sh)
 # Needs python3 and taskset. Leaves nothing running and removes its directories.
 set -euo pipefail
+# shellcheck source=bench/broker.sh
+source "$(dirname "$0")/broker.sh"
 
 build=${1:?usage: bench/storage.sh BUILD_DIR}
 rounds=${ROUNDS:-3}
@@ -81,18 +83,8 @@ start_broker() {
     storage_dir="$storage_root/run-$runs"
     storage=(--storage.dir="$storage_dir" --storage.fsync="$mode")
   fi
-  # A log of its own: the shell may not have opened it yet when the wait below first reads it.
-  local log="$work/broker-$runs.log"
-  : >"$log"
-  taskset -c "$server_cpus" "$build/gophermq" broker "${broker_args[@]}" "${storage[@]}" "$@" \
-    2>"$log" &
-  broker_pid=$!
-  until grep -q 'msg=ready' "$log"; do
-    kill -0 "$broker_pid" 2>/dev/null || { cat "$log"; exit 1; }
-    sleep 0.05
-  done
-  broker_port=$(sed -n 's/.*listener=api .* port=\([0-9]*\).*/\1/p' "$log")
-  metrics_port=$(sed -n 's/.*listener=metrics .* port=\([0-9]*\).*/\1/p' "$log")
+  launch_broker "$work/broker-$runs.log" taskset -c "$server_cpus" "$build/gophermq" broker \
+    "${broker_args[@]}" "${storage[@]}" "$@"
 }
 
 stop_broker() {

@@ -11,6 +11,8 @@
 #   e.g. bench/storage_ab.sh 4 5 mem:build:memory always:build:always new:build-new:always
 # STORAGE_PARENT (default /var/tmp) must be on the disk being measured.
 set -euo pipefail
+# shellcheck source=bench/broker.sh
+source "$(dirname "$0")/broker.sh"
 
 rounds=${1:?usage: bench/storage_ab.sh ROUNDS SECONDS CASE...}
 seconds=${2:?usage: bench/storage_ab.sh ROUNDS SECONDS CASE...}
@@ -35,20 +37,11 @@ for round in $(seq "$rounds"); do
     if [ "$mode" != memory ]; then
       storage=(--storage.dir="$dir" --storage.fsync="$mode")
     fi
-    log="$work/broker.log"
-    : >"$log"
     # shellcheck disable=SC2086 # an empty environment adds nothing
-    env $environment taskset -c 0 "$build/gophermq" broker --broker.host=127.0.0.1 \
-      --broker.port=0 --monitoring.port=127.0.0.1:0 --broker.max-pending=100000000 \
-      --broker.max-pending-bytes=17179869184 "${storage[@]}" 2>"$log" &
-    broker_pid=$!
-    until grep -q 'msg=ready' "$log"; do
-      kill -0 "$broker_pid" 2>/dev/null || { cat "$log"; exit 1; }
-      sleep 0.05
-    done
-    port=$(sed -n 's/.*listener=api .* port=\([0-9]*\).*/\1/p' "$log")
-    metrics_port=$(sed -n 's/.*listener=metrics .* port=\([0-9]*\).*/\1/p' "$log")
-    result=$(taskset -c 1 "$build/bench/gophermq-bench" --port "$port" --connections 64 \
+    launch_broker "$work/broker.log" env $environment taskset -c 0 "$build/gophermq" broker \
+      --broker.host=127.0.0.1 --broker.port=0 --monitoring.port=127.0.0.1:0 \
+      --broker.max-pending=100000000 --broker.max-pending-bytes=17179869184 "${storage[@]}"
+    result=$(taskset -c 1 "$build/bench/gophermq-bench" --port "$broker_port" --connections 64 \
       --duration "$seconds" --json)
     cpu_ns=$(cat /proc/"$broker_pid"/task/*/schedstat | awk '{n += $1} END {print n}')
     published=$(python3 -c '

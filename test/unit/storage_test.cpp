@@ -480,6 +480,16 @@ TEST(Directory, ASecondBrokerCannotTakeTheSameDirectory) {
   }
 }
 
+// A log of 4 KiB files, never synced, in `dir`.
+Options small_log(const test::TempDir& dir, std::uint64_t max_bytes) {
+  Options options;
+  options.dir = dir.string();
+  options.fsync = FsyncMode::never;
+  options.file_bytes = 4096;
+  options.max_bytes = max_bytes;
+  return options;
+}
+
 // Publishes admitted back to back, faster than the log makes its next file: each is admitted only
 // into space reserved for it, so no file grows past its reservation (where a full disk would fail
 // the write and stop the broker).
@@ -488,11 +498,7 @@ TEST(Log, APublishIsAdmittedOnlyIntoReservedSpace) {
   asio::io_context context;
   auto work = asio::make_work_guard(context);
   const auto strand = asio::make_strand(context);
-  Options options;
-  options.dir = dir.string();
-  options.fsync = FsyncMode::never;
-  options.file_bytes = 4096;
-  options.max_bytes = 1 << 20;
+  const Options options = small_log(dir, 1 << 20);
   LogHooks hooks{[](const std::string& error) { ADD_FAILURE() << error; },
                  [](std::chrono::duration<double>) {}, [](broker::JournalSink&) {},
                  [] { return std::uint64_t{0}; }};
@@ -537,11 +543,7 @@ InTurn publish_in_turn(const std::vector<std::size_t>& sizes, const std::vector<
   asio::io_context context;
   auto work = asio::make_work_guard(context);
   const auto strand = asio::make_strand(context);
-  Options options;
-  options.dir = dir.string();
-  options.fsync = FsyncMode::never;
-  options.file_bytes = 4096;
-  options.max_bytes = 65536;
+  const Options options = small_log(dir, 65536);
   std::uint64_t live = 0;  // what is pending, which a checkpoint writes again, in a record
   const auto checkpoint = [&live](broker::JournalSink& sink) {
     const broker::Message pending = broker::Message::create(std::string(live, 'x'));
