@@ -134,6 +134,31 @@ std::string_view name_of(AsyncFailure failure) {
   return "unknown";
 }
 
+namespace {
+
+broker::PublishStatus status_of(broker::PublishStatus status) {
+  return status;
+}
+broker::PublishStatus status_of(const broker::PublishResult& result) {
+  return result.status;
+}
+
+// Whether a durable answer must wait for the log even when its call appended nothing (see
+// on_broker). Not a refused publish: its answer rests on nothing stored, and it must not wait
+// behind a write that waits for space on a full disk.
+template <typename Result>
+bool rests_on_the_log(const Result& /*result*/) {
+  return true;
+}
+bool rests_on_the_log(broker::PublishStatus status) {
+  return status == broker::PublishStatus::ok;
+}
+bool rests_on_the_log(const broker::PublishResult& result) {
+  return rests_on_the_log(status_of(result));
+}
+
+}  // namespace
+
 template <typename Function>
 asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool durable,
                                                                           Function function) {
@@ -145,7 +170,10 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
         asio::post(broker_strand_, [this, durable, handler = std::move(handler),
                                     work = std::move(work), caller = std::move(caller)]() mutable {
           const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
-          auto resume = [handler = std::move(handler), result = work(),
+          auto result = work();
+          const bool wait =
+              log_ != nullptr && ((durable && rests_on_the_log(result)) || log_->end() != before);
+          auto resume = [handler = std::move(handler), result = std::move(result),
                          caller = std::move(caller)]() mutable {
             asio::post(caller,
                        [handler = std::move(handler), result = std::move(result)]() mutable {
@@ -153,7 +181,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
                        });
           };
           arm_deadline_timer();
-          if (log_ == nullptr || (!durable && log_->end() == before)) {
+          if (!wait) {
             resume();
             return;
           }
@@ -253,7 +281,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool du
   const std::uint64_t before = log_ != nullptr ? log_->end() : 0;
   auto result = function();
   arm_deadline_timer();
-  if (log_ != nullptr && (durable || log_->end() != before)) {
+  if (log_ != nullptr && ((durable && rests_on_the_log(result)) || log_->end() != before)) {
     co_await wait_for_log(durable);
   }
   co_return result;
@@ -269,17 +297,6 @@ asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
       },
       asio::use_awaitable);
 }
-
-namespace {
-
-broker::PublishStatus status_of(broker::PublishStatus status) {
-  return status;
-}
-broker::PublishStatus status_of(const broker::PublishResult& result) {
-  return result.status;
-}
-
-}  // namespace
 
 template <typename Publish>
 asio::awaitable<std::invoke_result_t<Publish>> BrokerService::publish_when_room(Publish publish) {

@@ -145,17 +145,25 @@ std::string read_whole_file(const std::filesystem::path& path) {
   return bytes;
 }
 
-void write_all_at(int fd, std::string_view bytes, std::uint64_t offset,
-                  const std::filesystem::path& path) {
-  while (!bytes.empty()) {
-    const auto wrote = retry_on_eintr(
-        [&] { return ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)); });
+std::size_t write_all_at(int fd, std::string_view bytes, std::uint64_t offset,
+                         const std::filesystem::path& path, std::error_code& no_room) {
+  no_room.clear();
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const auto wrote = retry_on_eintr([&] {
+      return ::pwrite(fd, bytes.data() + done, bytes.size() - done,
+                      static_cast<off_t>(offset + done));
+    });
     if (wrote < 0) {
+      if (errno == ENOSPC || errno == EDQUOT) {
+        no_room = std::error_code(errno, std::generic_category());
+        return done;
+      }
       throw_errno("write", path);
     }
-    bytes.remove_prefix(static_cast<std::size_t>(wrote));
-    offset += static_cast<std::uint64_t>(wrote);
+    done += static_cast<std::size_t>(wrote);
   }
+  return done;
 }
 
 void sync_data(int fd, const std::filesystem::path& path) {

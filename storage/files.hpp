@@ -52,9 +52,10 @@ class Directory {
 // The file's whole content.
 [[nodiscard]] std::string read_whole_file(const std::filesystem::path& path);
 
-// Writes all of `bytes` at `offset`, retrying short writes.
-void write_all_at(int fd, std::string_view bytes, std::uint64_t offset,
-                  const std::filesystem::path& path);
+// Writes all of `bytes` at `offset`, retrying short writes. On a disk without room (ENOSPC or
+// EDQUOT) sets `no_room` and returns how many bytes it wrote; throws on any other failure.
+std::size_t write_all_at(int fd, std::string_view bytes, std::uint64_t offset,
+                         const std::filesystem::path& path, std::error_code& no_room);
 void sync_data(int fd, const std::filesystem::path& path);
 void truncate_file(int fd, std::uint64_t length, const std::filesystem::path& path);
 

@@ -44,6 +44,7 @@ Log::Log(const asio::any_io_executor& strand, const Options& options,
       headroom_(options.file_bytes / 16),
       next_index_(next_file),
       interval_timer_(strand),
+      retry_timer_(strand),
       writer_(*directory_) {
   for (const std::uint64_t file : directory_->list()) {
     files_[file] = std::filesystem::file_size(directory_->file_path(file));
@@ -314,6 +315,10 @@ bool Log::hold_for_sync() {
 void Log::write_ops() {
   WriteRequest request{std::move(ops_), appended_};
   ops_.clear();
+  perform(std::move(request));
+}
+
+void Log::perform(WriteRequest request) {
   in_flight_ = true;
   asio::post(writer_context_, [this, request = std::move(request)]() mutable {
     try {
@@ -408,10 +413,15 @@ void Log::finish_close_when_done() {
 }
 
 void Log::on_progress(WriteProgress progress) {
-  in_flight_ = false;
-  written_ = progress.written;
-  if (progress.synced) {
-    synced_ = std::max(synced_, progress.written);
+  stalled_ = progress.stalled.has_value();
+  if (stalled_) {
+    retry_stalled(std::move(*progress.stalled));
+  } else {
+    in_flight_ = false;
+    written_ = progress.written;
+    if (progress.synced) {
+      synced_ = std::max(synced_, progress.written);
+    }
   }
   for (const auto& [file, length] : progress.sealed) {
     files_[file] = length;
@@ -478,6 +488,9 @@ void Log::when_written(std::uint64_t position, bool durable, Callback done) {
 }
 
 bool Log::making_room() const noexcept {
+  if (stalled_) {  // only space freed on the disk ends it, which may never come
+    return false;
+  }
   // A wanted checkpoint starts at the next submit, after the write in flight: a publish admit()
   // refused meanwhile waits for it, but not while a lack of room holds the log's next file back.
   return preparing_ || checkpointing_ ||
@@ -516,7 +529,24 @@ LogFigures Log::figures() const noexcept {
     figures.bytes += bytes;
   }
   figures.files = files_.size();
+  figures.stalled = stalled_;
   return figures;
+}
+
+void Log::retry_stalled(WriteRequest request) {
+  if (closing_) {
+    // Nothing stalled was answered: exiting loses nothing acknowledged, waiting could be forever.
+    hooks_.fatal("no room on the disk for the log's last records at shutdown");
+    return;
+  }
+  retry_timer_.expires_after(kRetryPrepare);
+  retry_timer_.async_wait(
+      [this, request = std::move(request)](const boost::system::error_code& error) mutable {
+        if (error) {
+          return;
+        }
+        perform(std::move(request));
+      });
 }
 
 void Log::close(Callback done) {

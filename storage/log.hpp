@@ -43,6 +43,7 @@ struct LogHooks {
 struct LogFigures {
   std::uint64_t bytes = 0;  // on disk, reserved space included
   std::uint64_t files = 0;
+  bool stalled = false;  // a write found the disk full and waits for space
 };
 
 // The write-ahead log, on the broker strand. The core reports each state change through append();
@@ -120,6 +121,13 @@ class Log final : public broker::JournalSink {
   bool hold_for_sync();
   // Hands ops_ to the writer.
   void write_ops();
+  // Has the writer perform `request`: in flight until its progress comes back.
+  void perform(WriteRequest request);
+  // A write beyond reserved space found the disk full (records other than publishes, which the
+  // room kept in each file did not hold): performs the rest again every kRetryPrepare, holding
+  // back what follows and the answers that wait for it, until the disk has room. Nothing is
+  // lost and nothing stops; publishes meanwhile get 507. At shutdown the broker exits instead.
+  void retry_stalled(WriteRequest request);
   // Asks for a sync up to what the waiting publishes (or the interval, or close) need.
   void maybe_sync();
   // Runs `job` and the rounds due after it on the sync thread; from any thread.
@@ -161,6 +169,7 @@ class Log final : public broker::JournalSink {
   std::uint64_t synced_ = 0;
   std::uint64_t requested_ = 0;  // the highest sync asked of schedule_
   bool in_flight_ = false;       // a write request is with the writer
+  bool stalled_ = false;         // it found the disk full and is performed again on retry_timer_
   bool submit_scheduled_ = false;
   bool sync_wanted_ = false;
   bool closing_ = false;
@@ -177,6 +186,7 @@ class Log final : public broker::JournalSink {
   bool in_checkpoint_ = false;          // records are being appended by the checkpoint
 
   boost::asio::steady_timer interval_timer_;
+  boost::asio::steady_timer retry_timer_;
   std::string scratch_;  // one record's encoding, reused
 
   // Shared by the strand, the writer and the sync thread.

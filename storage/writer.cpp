@@ -3,6 +3,7 @@
 #include <fcntl.h>
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 namespace gophermq::storage {
@@ -86,14 +87,25 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
     sync_data(open.handle.get(), open.path);
     fsync_observed(std::chrono::steady_clock::now() - started);
   };
-  for (WriteOp& op : request.ops) {
+  for (std::size_t index = 0; index < request.ops.size() && !progress.stalled; ++index) {
     std::visit(Overloaded{
                    [&](WriteBytes& write) {
                      const SharedFile& open = open_file(write.file);
-                     write_all_at(open->handle.get(), write.bytes, write.offset, open->path);
+                     std::error_code no_room;
+                     const std::size_t wrote = write_all_at(open->handle.get(), write.bytes,
+                                                            write.offset, open->path, no_room);
                      if (std::find(progress.dirtied.begin(), progress.dirtied.end(), open) ==
                          progress.dirtied.end()) {
                        progress.dirtied.push_back(open);
+                     }
+                     if (no_room) {
+                       write.bytes.erase(0, wrote);
+                       write.offset += wrote;
+                       progress.stalled.emplace(WriteRequest{
+                           {std::make_move_iterator(request.ops.begin() +
+                                                    static_cast<std::ptrdiff_t>(index)),
+                            std::make_move_iterator(request.ops.end())},
+                           request.end});
                      }
                    },
                    [&](const PrepareFile& prepare) {
@@ -139,10 +151,12 @@ WriteProgress Writer::perform(WriteRequest request, const FsyncObserved& fsync_o
                      progress.checkpointed = true;
                    },
                },
-               op);
+               request.ops[index]);
   }
-  progress.written = request.end;
-  progress.synced = progress.checkpointed && progress.dirtied.empty();
+  if (!progress.stalled) {
+    progress.written = request.end;
+    progress.synced = progress.checkpointed && progress.dirtied.empty();
+  }
   return progress;
 }
 

@@ -60,6 +60,9 @@ struct WriteProgress {
   bool synced = false;        // all the request wrote is on disk: it ended with a RemoveBefore
   std::vector<std::pair<std::uint64_t, std::uint64_t>> sealed;  // file, length
   std::vector<SharedFile> dirtied;  // written by the request and not synced by it
+  // A write beyond reserved space found the disk full: the rest of the request, from the bytes not
+  // yet written, to perform again once there may be room. Nothing of it counts as written.
+  std::optional<WriteRequest> stalled;
 };
 
 // What one fdatasync round covers: the files written since the last round began.

@@ -20,6 +20,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -572,6 +573,69 @@ TEST(StorageFaults, EnospcUnderConcurrentLargePublishesAnswersOnly200Or507AndKee
             std::vector<std::string>{large});
   broker.send_signal(SIGTERM);
   EXPECT_EQ(broker.wait_for_exit(), 0) << broker.log();
+}
+
+// On a disk that stays full, records other than publishes (fetch removals, subscribes) can use up
+// the room each file keeps for them. The write past it waits for space instead of stopping the
+// broker: the requests behind it are answered once space returns, and nothing is lost or fetched
+// twice.
+TEST(StorageFaults, WritesBeyondTheRoomKeptWaitForSpaceOnAFullDiskInsteadOfStoppingTheBroker) {
+  Scratch scratch;
+  const auto arguments = scratch.arguments("always");
+  std::optional<BrokerProcess> broker;
+  broker.emplace(arguments, scratch.shim());
+  HttpClient client(broker->api_port());
+  const std::string id = subscribe(client, "t.a");
+  scratch.fault("enospc");
+  std::vector<std::string> stored;
+  while (stored.size() < 1000) {
+    const std::string body = std::to_string(stored.size()) + "-" + std::string(1000, 'x');
+    const unsigned status = client.post("/api/publish", publish_body("t.a", body)).status;
+    if (status == 507) break;
+    ASSERT_EQ(status, 200u);
+    stored.push_back(body);
+  }
+  ASSERT_GT(stored.size(), 10u);
+  // Each fetch and each subscribe writes a record that only the room kept can take.
+  std::vector<std::string> got;
+  std::vector<unsigned> statuses;
+  std::jthread consumer([&] {
+    try {
+      HttpClient connection(broker->api_port());
+      for (std::size_t n = 0; n < stored.size(); ++n) {
+        const auto answer =
+            connection.post("/api/fetch", fetch_body("t.a", id, R"(,"max":1)"), 60s);
+        statuses.push_back(answer.status);
+        for (auto& data : data_of(answer)) got.push_back(std::move(data));
+      }
+      for (int n = 0; n < 200; ++n) {
+        statuses.push_back(connection.post("/api/subscribe", subscribe_body("t.b"), 60s).status);
+      }
+    } catch (const std::exception& error) {
+      ADD_FAILURE() << "no answer: " << error.what();
+    }
+  });
+  const auto deadline = Clock::now() + 30s;
+  while (Clock::now() < deadline &&
+         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 1.0) {
+    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
+  }
+  EXPECT_EQ(metric(broker->metrics_port(), "gophermq_storage_write_stalled"), 1.0)
+      << "the room kept was never used up";
+  // Still serving: a publish is refused at once, not made to wait for the disk.
+  EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "refused")).status, 507u);
+  scratch.fault("");
+  consumer.join();
+  EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200u),
+            static_cast<std::ptrdiff_t>(statuses.size()));
+  EXPECT_EQ(got, stored);
+  EXPECT_EQ(metric(broker->metrics_port(), "gophermq_storage_write_stalled"), 0.0);
+  // A restart fetches nothing again: the stalled removals reached the disk.
+  broker->send_signal(SIGTERM);
+  EXPECT_EQ(broker->wait_for_exit(), 0) << broker->log();
+  broker.emplace(arguments);
+  EXPECT_EQ(post_once(broker->api_port(), "/api/fetch", fetch_body("t.a", id)).body,
+            fetched("t.a", id, ""));
 }
 
 // A start needs a new file for its checkpoint. On a full disk the broker says so in one line and
