@@ -192,10 +192,7 @@ void Log::prepare_next(std::uint64_t bytes) {
     // publish finding none is refused.
     if (!spare_ && !checkpoint_wanted_ && used_ * 2 > capacity_ &&
         figures().bytes + 2 * options_.file_bytes <= options_.max_bytes) {
-      preparing_ = true;
-      files_[next_index_] = options_.file_bytes;
-      ops_.emplace_back(PrepareFile{next_index_++, options_.file_bytes});
-      schedule_submit();
+      make_file(next_index_++, options_.file_bytes);
     }
     return;
   }
@@ -214,10 +211,7 @@ void Log::prepare_next(std::uint64_t bytes) {
   // A prepared file that is too small is still empty: it is made again, larger, under its name.
   const std::uint64_t file = next_ ? *next_ : next_index_++;
   next_.reset();
-  preparing_ = true;
-  files_[file] = bytes;
-  ops_.emplace_back(PrepareFile{file, bytes});
-  schedule_submit();
+  make_file(file, bytes);
 }
 
 void Log::prepare_spare(std::uint64_t bytes) {
@@ -230,6 +224,10 @@ void Log::prepare_spare(std::uint64_t bytes) {
   }
   const std::uint64_t file = spare_ ? *spare_ : next_index_++;
   spare_.reset();
+  make_file(file, bytes);
+}
+
+void Log::make_file(std::uint64_t file, std::uint64_t bytes) {
   preparing_ = true;
   files_[file] = bytes;
   ops_.emplace_back(PrepareFile{file, bytes});

@@ -108,6 +108,8 @@ class Log final : public broker::JournalSink {
   void prepare_next(std::uint64_t bytes = 0);
   // Prepares (or makes again, larger) the spare behind a prepared next file with `bytes`.
   void prepare_spare(std::uint64_t bytes);
+  // Has the writer create `file` with `bytes` reserved (or again, larger, under its name).
+  void make_file(std::uint64_t file, std::uint64_t bytes);
   // Whether a checkpoint now would let files go.
   [[nodiscard]] bool checkpoint_frees_files() const;
   // Whether it would also leave room under max-bytes for the next file, of at least `bytes`.
