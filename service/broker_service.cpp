@@ -185,7 +185,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
             resume();
             return;
           }
-          log_->when_written(log_->end(), durable, std::move(resume));
+          wait_for_records(durable, std::move(resume));
         });
       },
       asio::use_awaitable, std::move(function));
@@ -230,7 +230,7 @@ class BrokerService::PendingFetch final : public broker::Waiter {
       resume();
       return;
     }
-    log_->when_written(log_->end(), false, std::move(resume));
+    log_->when_taken(log_->end(), std::move(resume));
   }
 
   asio::cancellation_slot& slot() { return slot_; }
@@ -290,12 +290,21 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool du
 asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
       [this, durable](auto handler) {
-        log_->when_written(log_->end(), durable, [handler = std::move(handler)]() mutable {
+        wait_for_records(durable, [handler = std::move(handler)]() mutable {
           auto caller = asio::get_associated_executor(handler);
           asio::post(caller, std::move(handler));
         });
       },
       asio::use_awaitable);
+}
+
+void BrokerService::wait_for_records(bool durable, storage::Log::Callback done) {
+  // What is not durable here is a fetch (or a read, which appends nothing).
+  if (durable) {
+    log_->when_written(log_->end(), true, std::move(done));
+  } else {
+    log_->when_taken(log_->end(), std::move(done));
+  }
 }
 
 template <typename Publish>
@@ -786,6 +795,9 @@ void BrokerService::stop_waiting() {
   asio::post(broker_strand_, [this] {
     waits_allowed_ = false;
     broker_.wake_all_waiters();
+    if (log_ != nullptr) {
+      log_->stop_waiting_for_space();
+    }
   });
 }
 

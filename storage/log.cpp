@@ -20,6 +20,10 @@ constexpr std::chrono::milliseconds kRetryPrepare{100};
 // now takes work off the write that starts the next round.
 constexpr std::size_t kHoldBytes = 1024 * 1024;
 
+// The most a log waiting for space holds in memory and still answers fetches for (when_taken):
+// their records are small next to the messages they free, but ack-mode redeliveries are not.
+constexpr std::uint64_t kHeldForSpace = 64ULL * 1024 * 1024;
+
 // Recovery reads at most about this many files after the checkpoint.
 constexpr std::uint64_t kFilesPerCheckpoint = 4;
 
@@ -470,6 +474,20 @@ void Log::complete_waits() {
   };
   complete(written_waits_, written_);
   complete(synced_waits_, synced_);
+  complete(taken_waits_, answers_fetches_unwritten() ? appended_ : written_);
+}
+
+bool Log::answers_fetches_unwritten() const noexcept {
+  return stalled_ && appended_ - written_ <= kHeldForSpace;
+}
+
+void Log::when_taken(std::uint64_t position, Callback done) {
+  if (position <= written_ || answers_fetches_unwritten()) {
+    std::move(done)();
+    return;
+  }
+  taken_waits_.push_back({position, std::move(done)});
+  schedule_submit();
 }
 
 void Log::when_written(std::uint64_t position, bool durable, Callback done) {
@@ -532,9 +550,8 @@ LogFigures Log::figures() const noexcept {
 }
 
 void Log::retry_stalled(WriteRequest request) {
-  if (closing_) {
-    // Nothing stalled was answered: exiting loses nothing acknowledged, waiting could be forever.
-    hooks_.fatal("no room on the disk for the log's last records at shutdown");
+  if (closing_ || stopping_) {
+    give_up_on_space();
     return;
   }
   retry_timer_.expires_after(kRetryPrepare);
@@ -543,8 +560,24 @@ void Log::retry_stalled(WriteRequest request) {
         if (error) {
           return;
         }
+        if (stopping_) {
+          give_up_on_space();
+          return;
+        }
         perform(std::move(request));
       });
+}
+
+void Log::give_up_on_space() {
+  // No publish, subscribe or ack that waits was answered: exiting loses nothing acknowledged but
+  // the removals of fetches answered meanwhile, whose messages come again after the restart.
+  // Waiting could be forever.
+  hooks_.fatal("no room on the disk for the log's last " + std::to_string(appended_ - written_) +
+               " bytes at shutdown; messages fetched since the disk filled may be delivered again");
+}
+
+void Log::stop_waiting_for_space() {
+  stopping_ = true;
 }
 
 void Log::close(Callback done) {

@@ -82,6 +82,11 @@ class Log final : public broker::JournalSink {
   // Calls `done` on the strand once the records up to `position` are written to the file, and,
   // with `durable` in fsync mode `always`, synced. Immediately when they already are.
   void when_written(std::uint64_t position, bool durable, Callback done);
+  // For the records of a fetch, which take messages out: as when_written without `durable`, but
+  // while a write waits for space on a full disk, at once (up to a bound on what is held), so that
+  // the broker keeps serving fetches there (API.md §8). Such a removal reaches the disk once space
+  // returns; a crash before that delivers its messages again, which at-least-once allows.
+  void when_taken(std::uint64_t position, Callback done);
 
   // A publish admit() refused now may be admitted soon: a file is being made (the next one, a
   // larger one for a large record, or a checkpoint's), or a checkpoint is due or under way, which
@@ -96,6 +101,9 @@ class Log final : public broker::JournalSink {
 
   // Writes and syncs everything appended, then stops the writer thread. Calls `done` on the strand.
   void close(Callback done);
+  // The broker is shutting down: a write that waits for space ends the broker at its next try
+  // (exit 1) instead of holding the shutdown until space returns, which may be never.
+  void stop_waiting_for_space();
 
  private:
   struct Wait {
@@ -130,6 +138,8 @@ class Log final : public broker::JournalSink {
   // back what follows and the answers that wait for it, until the disk has room. Nothing is
   // lost and nothing stops; publishes meanwhile get 507. At shutdown the broker exits instead.
   void retry_stalled(WriteRequest request);
+  // Ends the broker over a write that waits for space at shutdown.
+  void give_up_on_space();
   // Asks for a sync up to what the waiting publishes (or the interval, or close) need.
   void maybe_sync();
   // Runs `job` and the rounds due after it on the sync thread; from any thread.
@@ -140,6 +150,8 @@ class Log final : public broker::JournalSink {
   void maybe_checkpoint();
   void write_checkpoint();
   void complete_waits();
+  // While a write waits for space: fetches are answered before their records are written.
+  [[nodiscard]] bool answers_fetches_unwritten() const noexcept;
   // Resumes every caller of when_room: each asks admit() again, and waits again if it must.
   void complete_room_waits();
   void schedule_interval_sync();
@@ -175,7 +187,9 @@ class Log final : public broker::JournalSink {
   bool submit_scheduled_ = false;
   bool sync_wanted_ = false;
   bool closing_ = false;
+  bool stopping_ = false;  // stop_waiting_for_space
   std::deque<Wait> written_waits_;
+  std::deque<Wait> taken_waits_;
   std::deque<Wait> synced_waits_;
   std::vector<Callback> room_waits_;
   std::optional<Callback> closed_;
