@@ -263,6 +263,9 @@ SubscribeStatus Broker::subscribe(std::string_view id, std::string_view subject,
   if (subscriptions_.size() >= limits_.max_subscriptions) {
     return SubscribeStatus::too_many_subscriptions;
   }
+  if (!journal_admits_change()) {
+    return SubscribeStatus::storage_full;
+  }
   Subscription& added = add_subscription(id, subject, group, clock_.now());
   added.ephemeral = ephemeral;
   if (existing == nullptr) {
@@ -466,7 +469,7 @@ PublishStatus Broker::publish_with(std::string_view subject, std::span<const Mes
       pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
-  if (journal_ != nullptr && !journal_->admit(subject, stored, msg_ids)) {
+  if (journal_ != nullptr && !dead_lettering_ && !journal_->admit(subject, stored, msg_ids)) {
     return PublishStatus::storage_full;
   }
   const TimePoint now = at ? *at : limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
@@ -650,6 +653,10 @@ AckQueue* Broker::find_ack_queue(std::string_view subject, std::string_view id, 
     status = AckStatus::not_ack_mode;
     return nullptr;
   }
+  if (!journal_admits_change()) {
+    status = AckStatus::storage_full;
+    return nullptr;
+  }
   touch(*subscription, clock_.now());
   return queue->ack();
 }
@@ -830,7 +837,12 @@ void Broker::retire(Queue& queue, const Message& message) {
   shrank(queue, QueueChange{1, message.size()});
   if (state.options.dead_letter.empty()) {
     ++counters_.dropped[static_cast<std::size_t>(DropReason::max_deliveries)];
-  } else if (publish(state.options.dead_letter, {&message, 1}) == PublishStatus::ok) {
+    return;
+  }
+  dead_lettering_ = true;
+  const PublishStatus status = publish(state.options.dead_letter, {&message, 1});
+  dead_lettering_ = false;
+  if (status == PublishStatus::ok) {
     ++counters_.dead_lettered;
   } else {
     ++counters_.dead_letter_dropped;
@@ -935,8 +947,16 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view subject, std::string_view
   if (subscription == nullptr) {
     return UnsubscribeStatus::bad_id;
   }
+  // Recovery removes an ephemeral subscription anyway: its removal needs nothing written.
+  if (!subscription->ephemeral && !journal_admits_change()) {
+    return UnsubscribeStatus::storage_full;
+  }
   remove_subscription(*subscription, DropReason::unsubscribe);
   return UnsubscribeStatus::ok;
+}
+
+bool Broker::journal_admits_change() const {
+  return journal_ == nullptr || journal_->admit_change();
 }
 
 namespace {
@@ -1001,6 +1021,9 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view id) {
   if (found == subscriptions_.end()) {
     return UnsubscribeStatus::bad_id;
   }
+  if (!found->second.ephemeral && !journal_admits_change()) {
+    return UnsubscribeStatus::storage_full;
+  }
   remove_subscription(found->second, DropReason::unsubscribe);
   return UnsubscribeStatus::ok;
 }
@@ -1008,6 +1031,9 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view id) {
 PurgeResult Broker::purge(std::string_view pattern) {
   PurgeResult result;
   result.status = check_pattern(pattern, limits_.max_subject_length);
+  if (result.status == AdminStatus::ok && !journal_admits_change()) {
+    result.status = AdminStatus::storage_full;
+  }
   if (result.status != AdminStatus::ok) {
     return result;
   }
@@ -1028,6 +1054,9 @@ PurgeResult Broker::purge_subscription(std::string_view id) {
   const auto found = subscriptions_.find(id);
   if (found == subscriptions_.end()) {
     return PurgeResult{AdminStatus::bad_id, 0};
+  }
+  if (!journal_admits_change()) {
+    return PurgeResult{AdminStatus::storage_full, 0};
   }
   return PurgeResult{AdminStatus::ok, purge_queue(*found->second.queue, true,
                                                   [](std::string_view) { return true; })};

@@ -38,7 +38,8 @@ enum class SubscribeStatus {
   too_many_subscriptions,
   // AckOptions out of range, set without ack, a dead_letter with wildcards or without
   // max_deliveries, or a group member whose options differ from those the group was made with
-  invalid_ack_options
+  invalid_ack_options,
+  storage_full  // the journal takes no change now (JournalSink::admit_change)
 };
 // overflow: max-pending or max-pending-bytes; queue_full: max-pending-per-queue under `reject`.
 enum class PublishStatus {
@@ -72,7 +73,8 @@ struct Delivery {
 using Deliveries = std::vector<Delivery>;
 
 // ack, nack and extend: ok, or why nothing was looked at. not_ack_mode: the subscription is plain.
-enum class AckStatus { ok, invalid_subject, subject_too_long, bad_id, not_ack_mode };
+// storage_full: as for SubscribeStatus.
+enum class AckStatus { ok, invalid_subject, subject_too_long, bad_id, not_ack_mode, storage_full };
 // Per call: the receipts applied, and the stale ones (redelivered since, already acked, unknown)
 // in input order.
 struct AckResult {
@@ -87,7 +89,8 @@ struct ResumeResult {
   std::size_t redelivered = 0;
 };
 enum class FetchStatus { ok, waiting, invalid_subject, subject_too_long, bad_id };
-enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id };
+// storage_full: as for SubscribeStatus; an ephemeral subscription's removal is never refused.
+enum class UnsubscribeStatus { ok, invalid_subject, subject_too_long, bad_id, storage_full };
 
 // Why pending messages left a queue without being fetched. The values are journal records', so
 // a new reason goes last; stats list them by name (drop_reasons_by_name).
@@ -168,7 +171,8 @@ struct SubscriptionInfo {
 };
 
 // The admin calls' statuses: a pattern that is no valid subscribe subject, or an unknown id.
-enum class AdminStatus { ok, invalid_subject, subject_too_long, bad_id };
+// storage_full (purges only): as for SubscribeStatus.
+enum class AdminStatus { ok, invalid_subject, subject_too_long, bad_id, storage_full };
 
 struct SubscriptionList {
   AdminStatus status = AdminStatus::ok;
@@ -632,6 +636,9 @@ class Broker {
   void journal_taken(const Subscription& subscription, TimePoint now, std::size_t count);
   // Reports an ack, nack or extend of the seqs in seqs_ by the subscription, at its activity.
   void journal_answer(RecordType type, const Subscription& subscription);
+  // Whether the journal takes a change a client asked for that is neither a publish nor a fetch
+  // (subscribe, unsubscribe, purge, ack, nack, extend): asked before anything changes.
+  [[nodiscard]] bool journal_admits_change() const;
   void remove_subscription(Subscription& subscription, DropReason reason);
   void leave_group(Subscription& subscription, DropReason reason);
   void wake_waiters_of(Queue& queue, const Subscription* subscription);
@@ -715,6 +722,11 @@ class Broker {
   std::size_t waiting_fetches_ = 0;
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   JournalSink* journal_ = nullptr;
+  // A dead letter moves a message the journal already holds, answered 200 when it was published:
+  // the journal is not asked to admit it, as a refusal would lose that message (on a full disk,
+  // or at storage.max-bytes). Its record may go into the room kept for records that are not
+  // publishes, or wait for space.
+  bool dead_lettering_ = false;
   Counters counters_;
   std::vector<Queue*> matched_;      // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;   // per matched queue, likewise

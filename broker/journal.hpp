@@ -112,6 +112,11 @@ class JournalSink {
                      std::span<const std::string_view> /*msg_ids*/) {
     return true;
   }
+  // Asked before a subscribe, unsubscribe, purge, ack, nack or extend a client asked for changes
+  // anything: false refuses it (storage_full), for a sink that cannot write now (a full disk). Not
+  // asked for a fetch, which a broker keeps serving on a full disk, nor for what the broker does
+  // by itself (expiry).
+  virtual bool admit_change() { return true; }
 
  protected:
   JournalSink() = default;

@@ -103,6 +103,7 @@ constexpr Answer<broker::SubscribeStatus> kSubscribeAnswers[] = {
     {broker::SubscribeStatus::invalid_group, &kInvalidGroup},
     {broker::SubscribeStatus::too_many_subscriptions, &kTooManySubscriptions},
     {broker::SubscribeStatus::invalid_ack_options, &kInvalidAckOptions},
+    {broker::SubscribeStatus::storage_full, &kStorageFull},
 };
 
 // not_ack_mode: a plain subscription has no deliveries, so the receipts are stale.
@@ -110,6 +111,7 @@ constexpr Answer<broker::AckStatus> kReceiptsAnswers[] = {
     {broker::AckStatus::ok, nullptr},
     {broker::AckStatus::not_ack_mode, nullptr},
     {broker::AckStatus::bad_id, &kBadId},
+    {broker::AckStatus::storage_full, &kStorageFull},
 };
 
 // waiting is not here: the service only returns once the wait is over.
@@ -121,6 +123,7 @@ constexpr Answer<broker::FetchStatus> kFetchAnswers[] = {
 constexpr Answer<broker::UnsubscribeStatus> kUnsubscribeAnswers[] = {
     {broker::UnsubscribeStatus::ok, nullptr},
     {broker::UnsubscribeStatus::bad_id, &kBadId},
+    {broker::UnsubscribeStatus::storage_full, &kStorageFull},
 };
 
 // The call's own table first, then the subject refusals; a status neither lists is a bug, answered
@@ -178,6 +181,7 @@ std::optional<std::size_t> stats_limit(std::string_view target) {
 constexpr Answer<broker::AdminStatus> kAdminAnswers[] = {
     {broker::AdminStatus::ok, nullptr},
     {broker::AdminStatus::bad_id, &kBadId},
+    {broker::AdminStatus::storage_full, &kStorageFull},
 };
 
 }  // namespace

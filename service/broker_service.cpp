@@ -144,8 +144,8 @@ broker::PublishStatus status_of(const broker::PublishResult& result) {
 }
 
 // Whether a durable answer must wait for the log even when its call appended nothing (see
-// on_broker). Not a refused publish: its answer rests on nothing stored, and it must not wait
-// behind a write that waits for space on a full disk.
+// on_broker). Not a call the log refused (storage_full): its answer rests on nothing stored, and
+// it must not wait behind a write that waits for space on a full disk. Nor a refused publish.
 template <typename Result>
 bool rests_on_the_log(const Result& /*result*/) {
   return true;
@@ -155,6 +155,21 @@ bool rests_on_the_log(broker::PublishStatus status) {
 }
 bool rests_on_the_log(const broker::PublishResult& result) {
   return rests_on_the_log(status_of(result));
+}
+bool rests_on_the_log(const Subscribed& result) {
+  return result.status != broker::SubscribeStatus::storage_full;
+}
+bool rests_on_the_log(broker::UnsubscribeStatus status) {
+  return status != broker::UnsubscribeStatus::storage_full;
+}
+bool rests_on_the_log(const broker::PurgeResult& result) {
+  return result.status != broker::AdminStatus::storage_full;
+}
+bool rests_on_the_log(const ReceiptsResult& result) {
+  return result.status != broker::AckStatus::storage_full;
+}
+bool rests_on_the_log(const broker::ResumeResult& result) {
+  return result.status != broker::AckStatus::storage_full;
 }
 
 }  // namespace
@@ -185,7 +200,7 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::run_logged(bool d
             resume();
             return;
           }
-          wait_for_records(durable, std::move(resume));
+          wait_for_records(before, durable, std::move(resume));
         });
       },
       asio::use_awaitable, std::move(function));
@@ -230,7 +245,7 @@ class BrokerService::PendingFetch final : public broker::Waiter {
       resume();
       return;
     }
-    log_->when_taken(log_->end(), std::move(resume));
+    log_->when_taken(log_->end(), false, std::move(resume));
   }
 
   asio::cancellation_slot& slot() { return slot_; }
@@ -282,15 +297,15 @@ asio::awaitable<std::invoke_result_t<Function>> BrokerService::on_broker(bool du
   auto result = function();
   arm_deadline_timer();
   if (log_ != nullptr && ((durable && rests_on_the_log(result)) || log_->end() != before)) {
-    co_await wait_for_log(durable);
+    co_await wait_for_log(before, durable);
   }
   co_return result;
 }
 
-asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
+asio::awaitable<void> BrokerService::wait_for_log(std::uint64_t before, bool durable) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void()>(
-      [this, durable](auto handler) {
-        wait_for_records(durable, [handler = std::move(handler)]() mutable {
+      [this, before, durable](auto handler) {
+        wait_for_records(before, durable, [handler = std::move(handler)]() mutable {
           auto caller = asio::get_associated_executor(handler);
           asio::post(caller, std::move(handler));
         });
@@ -298,12 +313,12 @@ asio::awaitable<void> BrokerService::wait_for_log(bool durable) {
       asio::use_awaitable);
 }
 
-void BrokerService::wait_for_records(bool durable, storage::Log::Callback done) {
-  // What is not durable here is a fetch (or a read, which appends nothing).
-  if (durable) {
-    log_->when_written(log_->end(), true, std::move(done));
+void BrokerService::wait_for_records(std::uint64_t before, bool durable,
+                                     storage::Log::Callback done) {
+  if (log_->only_taken_since(before)) {
+    log_->when_taken(log_->end(), durable, std::move(done));
   } else {
-    log_->when_taken(log_->end(), std::move(done));
+    log_->when_written(log_->end(), durable, std::move(done));
   }
 }
 

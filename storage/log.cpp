@@ -27,6 +27,13 @@ constexpr std::uint64_t kHeldForSpace = 64ULL * 1024 * 1024;
 // Recovery reads at most about this many files after the checkpoint.
 constexpr std::uint64_t kFilesPerCheckpoint = 4;
 
+// The records that only take messages out of queues (when_taken): a fetch's removals, and the
+// drops the broker makes by itself. Not ack mode's deliveries and acks, which API.md §9 has
+// survive any restart: a crash loop must not reset a delivery count.
+bool takes_messages_out(broker::RecordType type) {
+  return type == broker::RecordType::fetch || type == broker::RecordType::drop;
+}
+
 }  // namespace
 
 TimeBase TimeBase::now() {
@@ -141,6 +148,9 @@ void Log::append(const broker::Record& record) {
   buffer_.append(scratch_);
   used_ += scratch_.size();
   appended_ += scratch_.size();
+  if (!takes_messages_out(record.type)) {
+    changed_ = appended_;
+  }
   since_checkpoint_ += scratch_.size();
   schedule_submit();
 }
@@ -474,29 +484,52 @@ void Log::complete_waits() {
   };
   complete(written_waits_, written_);
   complete(synced_waits_, synced_);
-  complete(taken_waits_, answers_fetches_unwritten() ? appended_ : written_);
+  if (!answers_taken_unwritten()) {
+    return;
+  }
+  std::vector<Callback> released;
+  for (std::deque<Wait>* waits : {&written_waits_, &synced_waits_}) {
+    for (auto wait = waits->begin(); wait != waits->end();) {
+      if (wait->taken) {
+        released.push_back(std::move(wait->done));
+        wait = waits->erase(wait);
+      } else {
+        ++wait;
+      }
+    }
+  }
+  for (auto& done : released) {
+    std::move(done)();
+  }
 }
 
-bool Log::answers_fetches_unwritten() const noexcept {
+bool Log::answers_taken_unwritten() const noexcept {
   return stalled_ && appended_ - written_ <= kHeldForSpace;
 }
 
-void Log::when_taken(std::uint64_t position, Callback done) {
-  if (position <= written_ || answers_fetches_unwritten()) {
+bool Log::only_taken_since(std::uint64_t position) const noexcept {
+  return appended_ > position && changed_ <= position;
+}
+
+void Log::when_taken(std::uint64_t position, bool durable, Callback done) {
+  if (answers_taken_unwritten()) {
     std::move(done)();
     return;
   }
-  taken_waits_.push_back({position, std::move(done)});
-  schedule_submit();
+  push_wait(position, durable, true, std::move(done));
 }
 
 void Log::when_written(std::uint64_t position, bool durable, Callback done) {
+  push_wait(position, durable, false, std::move(done));
+}
+
+void Log::push_wait(std::uint64_t position, bool durable, bool taken, Callback done) {
   const bool sync = durable && options_.fsync == FsyncMode::always;
   if (position <= (sync ? synced_ : written_)) {
     std::move(done)();
     return;
   }
-  (sync ? synced_waits_ : written_waits_).push_back({position, std::move(done)});
+  (sync ? synced_waits_ : written_waits_).push_back({position, std::move(done), taken});
   if (sync) {
     maybe_sync();  // at once, even while a write is in flight: its end may be all this needs
   }

@@ -82,11 +82,17 @@ class Log final : public broker::JournalSink {
   // Calls `done` on the strand once the records up to `position` are written to the file, and,
   // with `durable` in fsync mode `always`, synced. Immediately when they already are.
   void when_written(std::uint64_t position, bool durable, Callback done);
-  // For the records of a fetch, which take messages out: as when_written without `durable`, but
-  // while a write waits for space on a full disk, at once (up to a bound on what is held), so that
-  // the broker keeps serving fetches there (API.md §8). Such a removal reaches the disk once space
-  // returns; a crash before that delivers its messages again, which at-least-once allows.
-  void when_taken(std::uint64_t position, Callback done);
+  // For records that only take messages out (a fetch's removals, drops): as when_written, but
+  // while a write waits for space on a full disk, at once (up to a bound on what is held), so
+  // that the broker keeps serving fetches there (API.md §8). Such records reach the disk once
+  // space returns; a crash before that delivers their messages again, which at-least-once
+  // allows.
+  void when_taken(std::uint64_t position, bool durable, Callback done);
+  // Whether records were appended after `position` and every one of them only takes messages out.
+  [[nodiscard]] bool only_taken_since(std::uint64_t position) const noexcept;
+  // No subscribe, unsubscribe, purge, ack, nack or extend while a write waits for space: its answer
+  // could only wait, holding its connection, for as long as the disk stays full.
+  bool admit_change() override { return !stalled_; }
 
   // A publish admit() refused now may be admitted soon: a file is being made (the next one, a
   // larger one for a large record, or a checkpoint's), or a checkpoint is due or under way, which
@@ -109,6 +115,7 @@ class Log final : public broker::JournalSink {
   struct Wait {
     std::uint64_t position;
     Callback done;
+    bool taken = false;  // when_taken's
   };
 
   void roll();
@@ -150,8 +157,10 @@ class Log final : public broker::JournalSink {
   void maybe_checkpoint();
   void write_checkpoint();
   void complete_waits();
-  // While a write waits for space: fetches are answered before their records are written.
-  [[nodiscard]] bool answers_fetches_unwritten() const noexcept;
+  // While a write waits for space: when_taken's callers are answered before their records are
+  // written.
+  [[nodiscard]] bool answers_taken_unwritten() const noexcept;
+  void push_wait(std::uint64_t position, bool durable, bool taken, Callback done);
   // Resumes every caller of when_room: each asks admit() again, and waits again if it must.
   void complete_room_waits();
   void schedule_interval_sync();
@@ -179,6 +188,7 @@ class Log final : public broker::JournalSink {
   std::uint64_t buffer_offset_ = 0;
   std::vector<WriteOp> ops_;  // not yet handed to the writer
   std::uint64_t appended_ = 0;
+  std::uint64_t changed_ = 0;  // the end of the last record that does not only take messages out
   std::uint64_t written_ = 0;
   std::uint64_t synced_ = 0;
   std::uint64_t requested_ = 0;  // the highest sync asked of schedule_
@@ -189,7 +199,6 @@ class Log final : public broker::JournalSink {
   bool closing_ = false;
   bool stopping_ = false;  // stop_waiting_for_space
   std::deque<Wait> written_waits_;
-  std::deque<Wait> taken_waits_;
   std::deque<Wait> synced_waits_;
   std::vector<Callback> room_waits_;
   std::optional<Callback> closed_;

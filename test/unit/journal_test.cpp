@@ -697,6 +697,101 @@ std::string fetch_bytes(std::string_view time, std::string_view count) {
   return bytes;
 }
 
+// A sink that cannot write now (a full disk): the changes a client asks for that are neither a
+// publish (which admit() judges) nor a fetch are refused before anything changes; fetches go on,
+// and so does the removal of an ephemeral subscription (recovery removes it anyway).
+class FullSink final : public JournalSink {
+ public:
+  void append(const Record& record) override { types.push_back(record.type); }
+  bool admit_change() override { return !full; }
+  bool admit(std::string_view /*subject*/, std::span<const Message> /*messages*/,
+             std::span<const std::string_view> /*msg_ids*/) override {
+    return !full;
+  }
+  bool full = false;
+  std::vector<RecordType> types;
+};
+
+TEST(Journal, ASinkThatTakesNoChangeRefusesEverythingButPublishesAndFetches) {
+  const ManualClock clock;
+  const Limits limits;
+  Broker broker(limits, clock);
+  FullSink sink;
+  broker.set_journal(&sink);
+  ASSERT_EQ(broker.subscribe("s", "a", std::nullopt), SubscribeStatus::ok);
+  AckOptions ack_mode;
+  ack_mode.ack = true;
+  ASSERT_EQ(broker.subscribe("k", "a", std::nullopt, ack_mode), SubscribeStatus::ok);
+  ASSERT_EQ(
+      broker.subscribe("e", "a", std::nullopt, AckOptions{}, /*owner=*/{}, /*ephemeral=*/true),
+      SubscribeStatus::ok);
+  const std::vector<Message> batch = {Message::create("m1"), Message::create("m2")};
+  ASSERT_EQ(broker.publish("a", batch), PublishStatus::ok);
+  sink.full = true;
+  const std::string before = broker.dump();
+  sink.types.clear();
+
+  EXPECT_EQ(broker.subscribe("t", "a", std::nullopt), SubscribeStatus::storage_full);
+  EXPECT_EQ(broker.unsubscribe("a", "s"), UnsubscribeStatus::storage_full);
+  EXPECT_EQ(broker.unsubscribe("s"), UnsubscribeStatus::storage_full);
+  EXPECT_EQ(broker.purge("a").status, AdminStatus::storage_full);
+  EXPECT_EQ(broker.purge_subscription("s").status, AdminStatus::storage_full);
+  EXPECT_EQ(broker.dump(), before);
+  EXPECT_TRUE(sink.types.empty());
+  // What is not admitted is checked first: a bad request is still told what is wrong with it.
+  EXPECT_EQ(broker.unsubscribe("a", "nobody"), UnsubscribeStatus::bad_id);
+  EXPECT_EQ(broker.subscribe("t", "a..", std::nullopt), SubscribeStatus::invalid_subject);
+
+  FetchedMessages out;
+  EXPECT_EQ(broker.fetch("a", "s", 1, out), FetchStatus::ok);
+  EXPECT_EQ(out.size(), 1U);
+  Fetched delivered;
+  ASSERT_EQ(broker.fetch("a", "k", 2, false, delivered), FetchStatus::ok);
+  ASSERT_EQ(delivered.deliveries.size(), 2U);
+  const std::vector<Receipt> receipts = {delivered.deliveries[0].receipt};
+  EXPECT_EQ(broker.ack("a", "k", receipts).status, AckStatus::storage_full);
+  EXPECT_EQ(broker.nack("a", "k", receipts, milliseconds(0)).status, AckStatus::storage_full);
+  EXPECT_EQ(broker.unsubscribe("a", "e"), UnsubscribeStatus::ok);
+  EXPECT_EQ(sink.types, (std::vector<RecordType>{RecordType::fetch, RecordType::deliver,
+                                                 RecordType::drop, RecordType::unsubscribe}));
+
+  sink.full = false;
+  EXPECT_EQ(broker.subscribe("t", "a", std::nullopt), SubscribeStatus::ok);
+  EXPECT_EQ(broker.unsubscribe("a", "s"), UnsubscribeStatus::ok);
+}
+
+// A message past max_deliveries moves to its dead_letter subject even when the journal refuses
+// publishes (a full disk, storage.max-bytes): it was answered 200 once, and a refusal here would
+// lose it (it used to be counted as a dead letter dropped).
+TEST(Journal, ADeadLetterIsNotRefusedByAFullJournal) {
+  ManualClock clock;
+  const Limits limits;
+  Broker broker(limits, clock);
+  FullSink sink;
+  broker.set_journal(&sink);
+  AckOptions options;
+  options.ack = true;
+  options.max_deliveries = 1;
+  options.dead_letter = "dl";
+  ASSERT_EQ(broker.subscribe("k", "a", std::nullopt, options), SubscribeStatus::ok);
+  ASSERT_EQ(broker.subscribe("d", "dl", std::nullopt), SubscribeStatus::ok);
+  ASSERT_EQ(broker.publish("a", std::vector<Message>{Message::create("m")}), PublishStatus::ok);
+  Fetched delivered;
+  ASSERT_EQ(broker.fetch("a", "k", 1, false, delivered), FetchStatus::ok);
+  ASSERT_EQ(delivered.deliveries.size(), 1U);
+  sink.full = true;
+  EXPECT_EQ(broker.publish("a", std::vector<Message>{Message::create("refused")}),
+            PublishStatus::storage_full);
+  clock.advance(options.ack_wait + milliseconds(1));
+  broker.expire_deliveries();
+  EXPECT_EQ(broker.totals().counters.dead_lettered, 1U);
+  EXPECT_EQ(broker.totals().counters.dead_letter_dropped, 0U);
+  FetchedMessages out;
+  ASSERT_EQ(broker.fetch("dl", "d", 10, out), FetchStatus::ok);
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out.front().data(), "m");
+}
+
 TEST(Journal, NumbersAreShortestVarintsOfUpTo64Bits) {
   struct Case {
     std::uint64_t bits;
