@@ -83,8 +83,10 @@ Log::~Log() {
 void Log::start() {
   // The first file is made before anything else is written: without it there is nowhere to go.
   file_ = next_index_++;
-  // The checkpoint of what was recovered stays in this file, with a file's room after it.
-  capacity_ = options_.file_bytes + hooks_.live_bytes();
+  // The checkpoint of what was recovered stays in this file, with the room kept for other records
+  // after it and no more: this file is made while the old ones are still there, and the next file
+  // is made once the checkpoint let them go.
+  capacity_ = hooks_.live_bytes() + 2 * headroom_;
   ops_.emplace_back(PrepareFile{file_, capacity_});
   files_[file_] = capacity_;
   write_checkpoint();

@@ -290,6 +290,17 @@ RecoveryReport recover(const Directory& directory, broker::Broker& broker, TimeB
       refuse_if_frames_follow(bytes, scan.valid_bytes, path);
       report.truncated_bytes += written_bytes_from(bytes, scan.valid_bytes);
       cut_file(directory, file.index, scan.valid_bytes);
+    } else if (scan.valid_bytes < bytes.size() &&
+               written_bytes_from(bytes, scan.valid_bytes) == 0) {
+      // Space the last run reserved and never wrote (in the file it was writing, and the ones it
+      // prepared ahead) is given back: the start makes a file for its checkpoint before the old
+      // ones go, and on a disk the last run filled it would otherwise find no room.
+      if (scan.valid_bytes == 0) {
+        directory.remove(file.index);
+        directory.sync();
+      } else {
+        cut_file(directory, file.index, scan.valid_bytes);
+      }
     }
     ++report.files;
   }
