@@ -84,6 +84,16 @@ struct Scratch {
   fs::path dir;
 };
 
+// Polls gophermq_storage_write_stalled until it reads `value`, for up to 30 s: the gauge is all a
+// client can see of the log's write waiting for space.
+void write_stalled_reads(std::uint16_t metrics_port, double value) {
+  const auto deadline = Clock::now() + 30s;
+  while (Clock::now() < deadline &&
+         metric(metrics_port, "gophermq_storage_write_stalled") != value) {
+    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
+  }
+}
+
 std::vector<std::string> data_of(const HttpResponse& response) {
   std::vector<std::string> data;
   const json::value answer = json::parse(response.body);
@@ -616,22 +626,14 @@ TEST(StorageFaults, WritesBeyondTheRoomKeptWaitForSpaceOnAFullDiskInsteadOfStopp
       ADD_FAILURE() << "no answer: " << error.what();
     }
   });
-  const auto deadline = Clock::now() + 30s;
-  while (Clock::now() < deadline &&
-         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 1.0) {
-    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
-  }
+  write_stalled_reads(broker->metrics_port(), 1.0);
   EXPECT_EQ(metric(broker->metrics_port(), "gophermq_storage_write_stalled"), 1.0)
       << "the room kept was never used up";
   // Still serving: a publish is refused at once, not made to wait for the disk.
   EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "refused")).status, 507u);
   scratch.fault("");
   consumer.join();
-  const auto back = Clock::now() + 20s;
-  while (Clock::now() < back &&
-         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 0.0) {
-    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
-  }
+  write_stalled_reads(broker->metrics_port(), 0.0);
   // A subscribe is refused 507 once the log knows its write waits, and answered once space
   // returns when it came before.
   EXPECT_EQ(std::count(statuses.begin(), statuses.end(), 200u) +
@@ -670,6 +672,27 @@ std::vector<std::string> fill_with_small_messages(std::uint16_t port) {
   return stored;
 }
 
+// A broker on a full disk (the shim's enospc) with a subscription on t.a, whose queue holds as many
+// small messages as the room reserved before the disk filled took. `before` runs first, while the
+// disk has room.
+struct FilledDisk {
+  explicit FilledDisk(const std::function<void(HttpClient&)>& before = {})
+      : arguments(scratch.arguments("always")) {
+    broker.emplace(arguments, scratch.shim());
+    HttpClient client(broker->api_port());
+    id = subscribe(client, "t.a");
+    if (before) before(client);
+    scratch.fault("enospc");
+    stored = fill_with_small_messages(broker->api_port());
+  }
+
+  Scratch scratch;
+  std::vector<std::string> arguments;
+  std::optional<BrokerProcess> broker;
+  std::string id;
+  std::vector<std::string> stored;
+};
+
 // One message by fetch, answered within `timeout`, or a failure saying the fetch hung.
 std::vector<std::string> fetch_one(HttpClient& client, const std::string& id) {
   try {
@@ -688,15 +711,10 @@ std::vector<std::string> fetch_one(HttpClient& client, const std::string& id) {
 // after the room ran out hung until space returned). Once space returns, every removal reaches
 // the disk and nothing is fetched again after a restart.
 TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
-  Scratch scratch;
-  const auto arguments = scratch.arguments("always");
-  std::optional<BrokerProcess> broker;
-  broker.emplace(arguments, scratch.shim());
-  HttpClient client(broker->api_port());
-  const std::string id = subscribe(client, "t.a");
-  scratch.fault("enospc");
-  const std::vector<std::string> stored = fill_with_small_messages(broker->api_port());
+  FilledDisk disk;
+  auto& [scratch, arguments, broker, id, stored] = disk;
   ASSERT_GT(stored.size(), 1000u);
+  HttpClient client(broker->api_port());
   std::vector<std::string> got;
   bool stalled = false;
   while (got.size() < stored.size()) {
@@ -710,11 +728,7 @@ TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
   EXPECT_TRUE(stalled) << "the room kept was never used up";
   EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "refused")).status, 507u);
   scratch.fault("");
-  const auto deadline = Clock::now() + 20s;
-  while (Clock::now() < deadline &&
-         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 0.0) {
-    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
-  }
+  write_stalled_reads(broker->metrics_port(), 0.0);
   EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "after")).status, 200u);
   broker->send_signal(SIGTERM);
   EXPECT_EQ(broker->wait_for_exit(), 0) << broker->log();
@@ -728,14 +742,8 @@ TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
 // The request waiting here is the subscribe whose record found the room kept used up: later ones
 // are refused 507. Nothing answered is lost.
 TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
-  Scratch scratch;
-  const auto arguments = scratch.arguments("always");
-  std::optional<BrokerProcess> broker;
-  broker.emplace(arguments, scratch.shim());
-  HttpClient client(broker->api_port());
-  const std::string id = subscribe(client, "t.a");
-  scratch.fault("enospc");
-  const std::vector<std::string> stored = fill_with_small_messages(broker->api_port());
+  FilledDisk disk;
+  auto& [scratch, arguments, broker, id, stored] = disk;
   ASSERT_GT(stored.size(), 1000u);
   std::atomic<bool> cut{false};
   std::jthread subscriber([&] {
@@ -753,11 +761,7 @@ TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
       cut = true;  // by the exit: what the test expects
     }
   });
-  const auto deadline = Clock::now() + 20s;
-  while (Clock::now() < deadline &&
-         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 1.0) {
-    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
-  }
+  write_stalled_reads(broker->metrics_port(), 1.0);
   ASSERT_EQ(metric(broker->metrics_port(), "gophermq_storage_write_stalled"), 1.0);
   const auto started = Clock::now();
   broker->send_signal(SIGTERM);
@@ -783,25 +787,24 @@ TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
 // (subscribe, unsubscribe, purge, ack) is refused 507 at once and changes nothing, instead of
 // waiting for the disk with its connection held for as long as the disk stays full.
 TEST(StorageFaults, WhileTheLogWaitsForSpaceChangesAre507AndFetchesAreServed) {
-  Scratch scratch;
-  std::optional<BrokerProcess> broker;
-  broker.emplace(scratch.arguments("always"), scratch.shim());
-  HttpClient client(broker->api_port());
-  const std::string id = subscribe(client, "t.a");
-  const auto made = client.post("/api/subscribe", R"({"subject":"t.k","ack":true})");
-  ASSERT_EQ(made.status, 200u) << made.body;
-  const std::string acked_id(json::parse(made.body).as_object().at("id").as_string());
-  ASSERT_EQ(client.post("/api/publish", publish_body("t.k", "k1")).status, 200u);
-  const auto delivered = client.post("/api/fetch", fetch_body("t.k", acked_id));
-  ASSERT_EQ(delivered.status, 200u) << delivered.body;
-  const auto messages = json::parse(delivered.body).as_object().at("messages").as_array();
-  ASSERT_EQ(messages.size(), 1u) << delivered.body;
-  const std::string ack_body = R"({"subject":"t.k","id":")" + acked_id + R"(","receipts":[")" +
-                               std::string(messages[0].as_object().at("receipt").as_string()) +
-                               "\"]}";
-  scratch.fault("enospc");
-  const std::vector<std::string> stored = fill_with_small_messages(broker->api_port());
+  std::string acked_id;
+  std::string ack_body;
+  FilledDisk disk([&](HttpClient& client) {
+    const auto made = client.post("/api/subscribe", R"({"subject":"t.k","ack":true})");
+    ASSERT_EQ(made.status, 200u) << made.body;
+    acked_id = json::parse(made.body).as_object().at("id").as_string();
+    ASSERT_EQ(client.post("/api/publish", publish_body("t.k", "k1")).status, 200u);
+    const auto delivered = client.post("/api/fetch", fetch_body("t.k", acked_id));
+    ASSERT_EQ(delivered.status, 200u) << delivered.body;
+    const auto messages = json::parse(delivered.body).as_object().at("messages").as_array();
+    ASSERT_EQ(messages.size(), 1u) << delivered.body;
+    ack_body = R"({"subject":"t.k","id":")" + acked_id + R"(","receipts":[")" +
+               std::string(messages[0].as_object().at("receipt").as_string()) + "\"]}";
+  });
+  auto& [scratch, arguments, broker, id, stored] = disk;
+  ASSERT_FALSE(ack_body.empty());
   ASSERT_GT(stored.size(), 1000u);
+  HttpClient client(broker->api_port());
   std::size_t fetched_count = 0;
   while (fetched_count < stored.size() &&
          (fetched_count % 10 != 0 ||
@@ -827,11 +830,7 @@ TEST(StorageFaults, WhileTheLogWaitsForSpaceChangesAre507AndFetchesAreServed) {
   EXPECT_EQ(data_of(client.post("/api/fetch", fetch_body("t.a", id, R"(,"max":1)"), 10s)).size(),
             1u);
   scratch.fault("");
-  const auto deadline = Clock::now() + 20s;
-  while (Clock::now() < deadline &&
-         metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 0.0) {
-    std::this_thread::sleep_for(2ms);  // a poll interval, not a wait
-  }
+  write_stalled_reads(broker->metrics_port(), 0.0);
   const auto ack = client.post("/api/ack", ack_body);
   EXPECT_EQ(ack.status, 200u) << ack.body;
   EXPECT_NE(ack.body.find("\"acked\":1"), std::string::npos) << ack.body;
