@@ -712,7 +712,11 @@ std::vector<std::string> fetch_one(HttpClient& client, const std::string& id) {
 // the disk and nothing is fetched again after a restart.
 TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
   FilledDisk disk;
-  auto& [scratch, arguments, broker, id, stored] = disk;
+  Scratch& scratch = disk.scratch;
+  const std::vector<std::string>& arguments = disk.arguments;
+  std::optional<BrokerProcess>& broker = disk.broker;
+  const std::string& id = disk.id;
+  const std::vector<std::string>& stored = disk.stored;
   ASSERT_GT(stored.size(), 1000u);
   HttpClient client(broker->api_port());
   std::vector<std::string> got;
@@ -743,7 +747,11 @@ TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
 // are refused 507. Nothing answered is lost.
 TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
   FilledDisk disk;
-  auto& [scratch, arguments, broker, id, stored] = disk;
+  Scratch& scratch = disk.scratch;
+  const std::vector<std::string>& arguments = disk.arguments;
+  std::optional<BrokerProcess>& broker = disk.broker;
+  const std::string& id = disk.id;
+  const std::vector<std::string>& stored = disk.stored;
   ASSERT_GT(stored.size(), 1000u);
   std::atomic<bool> cut{false};
   std::jthread subscriber([&] {
@@ -801,7 +809,10 @@ TEST(StorageFaults, WhileTheLogWaitsForSpaceChangesAre507AndFetchesAreServed) {
     ack_body = R"({"subject":"t.k","id":")" + acked_id + R"(","receipts":[")" +
                std::string(messages[0].as_object().at("receipt").as_string()) + "\"]}";
   });
-  auto& [scratch, arguments, broker, id, stored] = disk;
+  Scratch& scratch = disk.scratch;
+  std::optional<BrokerProcess>& broker = disk.broker;
+  const std::string& id = disk.id;
+  const std::vector<std::string>& stored = disk.stored;
   ASSERT_FALSE(ack_body.empty());
   ASSERT_GT(stored.size(), 1000u);
   HttpClient client(broker->api_port());
