@@ -245,7 +245,12 @@ class BrokerService::PendingFetch final : public broker::Waiter {
       resume();
       return;
     }
-    log_->when_taken(log_->end(), false, std::move(resume));
+    // An ack-mode delivery is written before it is answered, full disk or not (Log::when_taken).
+    if (ack) {
+      log_->when_written(log_->end(), false, std::move(resume));
+    } else {
+      log_->when_taken(log_->end(), false, std::move(resume));
+    }
   }
 
   asio::cancellation_slot& slot() { return slot_; }

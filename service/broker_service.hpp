@@ -227,8 +227,8 @@ class BrokerService {
   // On the broker strand: resumes the caller once everything appended is written (and synced).
   boost::asio::awaitable<void> wait_for_log(std::uint64_t before, bool durable);
   // On the broker strand: calls `done` once everything appended is written (and synced, when
-  // `durable`); when what the call appended since `before` only takes messages out (a fetch, an
-  // ack), as Log::when_taken says.
+  // `durable`); when what the call appended since `before` only takes messages out (a plain
+  // fetch), as Log::when_taken says.
   void wait_for_records(std::uint64_t before, bool durable, storage::Log::Callback done);
   // Runs `publish` (a broker publish) on the broker as on_broker(durable) does. A publish the log
   // refused while it was making a file is tried again once the file is made: the disk had room,

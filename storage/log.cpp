@@ -21,7 +21,7 @@ constexpr std::chrono::milliseconds kRetryPrepare{100};
 constexpr std::size_t kHoldBytes = 1024 * 1024;
 
 // The most a log waiting for space holds in memory and still answers fetches for (when_taken):
-// their records are small next to the messages they free, but ack-mode redeliveries are not.
+// their records are small next to the messages they free, but a full disk may last for hours.
 constexpr std::uint64_t kHeldForSpace = 64ULL * 1024 * 1024;
 
 // Recovery reads at most about this many files after the checkpoint.
