@@ -712,33 +712,28 @@ std::vector<std::string> fetch_one(HttpClient& client, const std::string& id) {
 // the disk and nothing is fetched again after a restart.
 TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
   FilledDisk disk;
-  Scratch& scratch = disk.scratch;
-  const std::vector<std::string>& arguments = disk.arguments;
-  std::optional<BrokerProcess>& broker = disk.broker;
-  const std::string& id = disk.id;
-  const std::vector<std::string>& stored = disk.stored;
-  ASSERT_GT(stored.size(), 1000u);
-  HttpClient client(broker->api_port());
+  ASSERT_GT(disk.stored.size(), 1000u);
+  HttpClient client(disk.broker->api_port());
   std::vector<std::string> got;
   bool stalled = false;
-  while (got.size() < stored.size()) {
-    const auto data = fetch_one(client, id);
+  while (got.size() < disk.stored.size()) {
+    const auto data = fetch_one(client, disk.id);
     if (data.empty()) break;
     got.insert(got.end(), data.begin(), data.end());
-    stalled = stalled || (got.size() % 25 == 0 &&
-                          metric(broker->metrics_port(), "gophermq_storage_write_stalled") == 1.0);
+    stalled = stalled || (got.size() % 25 == 0 && metric(disk.broker->metrics_port(),
+                                                         "gophermq_storage_write_stalled") == 1.0);
   }
-  EXPECT_EQ(got, stored);
+  EXPECT_EQ(got, disk.stored);
   EXPECT_TRUE(stalled) << "the room kept was never used up";
   EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "refused")).status, 507u);
-  scratch.fault("");
-  write_stalled_reads(broker->metrics_port(), 0.0);
+  disk.scratch.fault("");
+  write_stalled_reads(disk.broker->metrics_port(), 0.0);
   EXPECT_EQ(client.post("/api/publish", publish_body("t.a", "after")).status, 200u);
-  broker->send_signal(SIGTERM);
-  EXPECT_EQ(broker->wait_for_exit(), 0) << broker->log();
-  broker.emplace(arguments);
-  EXPECT_EQ(post_once(broker->api_port(), "/api/fetch", fetch_body("t.a", id)).body,
-            fetched("t.a", id, "\"after\""));
+  disk.broker->send_signal(SIGTERM);
+  EXPECT_EQ(disk.broker->wait_for_exit(), 0) << disk.broker->log();
+  disk.broker.emplace(disk.arguments);
+  EXPECT_EQ(post_once(disk.broker->api_port(), "/api/fetch", fetch_body("t.a", disk.id)).body,
+            fetched("t.a", disk.id, "\"after\""));
 }
 
 // A SIGTERM while the log waits for space ends the broker at once with exit 1 and one line, not
@@ -747,16 +742,11 @@ TEST(StorageFaults, FetchesAreAnsweredWhileTheLogWaitsForSpaceOnAFullDisk) {
 // are refused 507. Nothing answered is lost.
 TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
   FilledDisk disk;
-  Scratch& scratch = disk.scratch;
-  const std::vector<std::string>& arguments = disk.arguments;
-  std::optional<BrokerProcess>& broker = disk.broker;
-  const std::string& id = disk.id;
-  const std::vector<std::string>& stored = disk.stored;
-  ASSERT_GT(stored.size(), 1000u);
+  ASSERT_GT(disk.stored.size(), 1000u);
   std::atomic<bool> cut{false};
   std::jthread subscriber([&] {
     try {
-      HttpClient connection(broker->api_port());
+      HttpClient connection(disk.broker->api_port());
       for (int n = 0; n < 1000; ++n) {
         const auto answer = connection.post("/api/subscribe", subscribe_body("t.b"), 30s);
         if (answer.status != 200) {
@@ -769,26 +759,27 @@ TEST(StorageFaults, ASigtermWhileTheLogWaitsForSpaceEndsTheBrokerAtOnce) {
       cut = true;  // by the exit: what the test expects
     }
   });
-  write_stalled_reads(broker->metrics_port(), 1.0);
-  ASSERT_EQ(metric(broker->metrics_port(), "gophermq_storage_write_stalled"), 1.0);
+  write_stalled_reads(disk.broker->metrics_port(), 1.0);
+  ASSERT_EQ(metric(disk.broker->metrics_port(), "gophermq_storage_write_stalled"), 1.0);
   const auto started = Clock::now();
-  broker->send_signal(SIGTERM);
-  EXPECT_EQ(broker->wait_for_exit(), 1) << broker->log();
+  disk.broker->send_signal(SIGTERM);
+  EXPECT_EQ(disk.broker->wait_for_exit(), 1) << disk.broker->log();
   EXPECT_LT(Clock::now() - started, 5s);
-  EXPECT_NE(broker->log().find("no room on the disk for the log's last "), std::string::npos)
-      << broker->log();
+  EXPECT_NE(disk.broker->log().find("no room on the disk for the log's last "), std::string::npos)
+      << disk.broker->log();
   subscriber.join();
   EXPECT_TRUE(cut.load());
-  scratch.fault("");
-  broker.emplace(arguments);
+  disk.scratch.fault("");
+  disk.broker.emplace(disk.arguments);
   std::vector<std::string> again;
-  HttpClient after(broker->api_port());
+  HttpClient after(disk.broker->api_port());
   for (;;) {
-    const auto data = data_of(after.post("/api/fetch", fetch_body("t.a", id, R"(,"max":500)")));
+    const auto data =
+        data_of(after.post("/api/fetch", fetch_body("t.a", disk.id, R"(,"max":500)")));
     if (data.empty()) break;
     again.insert(again.end(), data.begin(), data.end());
   }
-  EXPECT_EQ(again, stored);
+  EXPECT_EQ(again, disk.stored);
 }
 
 // While the log waits for space, what a client asks to change besides publishing and fetching
@@ -809,27 +800,23 @@ TEST(StorageFaults, WhileTheLogWaitsForSpaceChangesAre507AndFetchesAreServed) {
     ack_body = R"({"subject":"t.k","id":")" + acked_id + R"(","receipts":[")" +
                std::string(messages[0].as_object().at("receipt").as_string()) + "\"]}";
   });
-  Scratch& scratch = disk.scratch;
-  std::optional<BrokerProcess>& broker = disk.broker;
-  const std::string& id = disk.id;
-  const std::vector<std::string>& stored = disk.stored;
   ASSERT_FALSE(ack_body.empty());
-  ASSERT_GT(stored.size(), 1000u);
-  HttpClient client(broker->api_port());
+  ASSERT_GT(disk.stored.size(), 1000u);
+  HttpClient client(disk.broker->api_port());
   std::size_t fetched_count = 0;
-  while (fetched_count < stored.size() &&
+  while (fetched_count < disk.stored.size() &&
          (fetched_count % 10 != 0 ||
-          metric(broker->metrics_port(), "gophermq_storage_write_stalled") != 1.0)) {
-    const auto data = fetch_one(client, id);
+          metric(disk.broker->metrics_port(), "gophermq_storage_write_stalled") != 1.0)) {
+    const auto data = fetch_one(client, disk.id);
     if (data.empty()) break;
     fetched_count += data.size();
   }
-  ASSERT_LT(fetched_count, stored.size()) << "the room kept was never used up";
+  ASSERT_LT(fetched_count, disk.stored.size()) << "the room kept was never used up";
   const std::string full = "{\"message\":\"storage full\"}\n";
   for (const auto& [path, body] : std::vector<std::pair<std::string, std::string>>{
            {"/api/subscribe", subscribe_body("t.b")},
-           {"/api/unsubscribe", fetch_body("t.a", id)},
-           {"/api/admin/unsubscribe", R"({"id":")" + id + "\"}"},
+           {"/api/unsubscribe", fetch_body("t.a", disk.id)},
+           {"/api/admin/unsubscribe", R"({"id":")" + disk.id + "\"}"},
            {"/api/admin/purge", R"({"subject":"t.>"})"},
            {"/api/ack", ack_body}}) {
     const auto answer = client.post(path, body, 10s);
@@ -838,15 +825,16 @@ TEST(StorageFaults, WhileTheLogWaitsForSpaceChangesAre507AndFetchesAreServed) {
   }
   // Nothing refused changed anything: the subscription is there with what it had, and the
   // message acked in vain is still in flight.
-  EXPECT_EQ(data_of(client.post("/api/fetch", fetch_body("t.a", id, R"(,"max":1)"), 10s)).size(),
-            1u);
-  scratch.fault("");
-  write_stalled_reads(broker->metrics_port(), 0.0);
+  EXPECT_EQ(
+      data_of(client.post("/api/fetch", fetch_body("t.a", disk.id, R"(,"max":1)"), 10s)).size(),
+      1u);
+  disk.scratch.fault("");
+  write_stalled_reads(disk.broker->metrics_port(), 0.0);
   const auto ack = client.post("/api/ack", ack_body);
   EXPECT_EQ(ack.status, 200u) << ack.body;
   EXPECT_NE(ack.body.find("\"acked\":1"), std::string::npos) << ack.body;
   EXPECT_EQ(client.post("/api/subscribe", subscribe_body("t.b")).status, 200u);
-  EXPECT_EQ(client.post("/api/unsubscribe", fetch_body("t.a", id)).status, 200u);
+  EXPECT_EQ(client.post("/api/unsubscribe", fetch_body("t.a", disk.id)).status, 200u);
 }
 
 // A start needs a new file for its checkpoint. On a full disk the broker says so in one line and
