@@ -397,7 +397,7 @@ PublishResult Broker::publish(std::string_view subject, std::span<const Message>
     counters_.duplicates += duplicates;
     return {PublishStatus::ok, duplicates};
   }
-  const PublishStatus status = publish_with(subject, fresh, fresh_ids, now);
+  const PublishStatus status = publish_with(subject, fresh, fresh_ids, now, Admission::asked);
   if (status != PublishStatus::ok) {
     return {status, 0};
   }
@@ -409,12 +409,12 @@ PublishResult Broker::publish(std::string_view subject, std::span<const Message>
 }
 
 PublishStatus Broker::publish(std::string_view subject, std::span<const Message> messages) {
-  return publish_with(subject, messages, {}, std::nullopt);
+  return publish_with(subject, messages, {}, std::nullopt, Admission::asked);
 }
 
 PublishStatus Broker::publish_with(std::string_view subject, std::span<const Message> messages,
                                    std::span<const std::string_view> msg_ids,
-                                   std::optional<TimePoint> at) {
+                                   std::optional<TimePoint> at, Admission admission) {
   if (subject.size() > limits_.max_subject_length) {
     return PublishStatus::subject_too_long;
   }
@@ -469,7 +469,8 @@ PublishStatus Broker::publish_with(std::string_view subject, std::span<const Mes
       pending_bytes_ - freed_bytes + copies * stored_bytes > limits_.max_pending_bytes) {
     return PublishStatus::overflow;
   }
-  if (journal_ != nullptr && !dead_lettering_ && !journal_->admit(subject, stored, msg_ids)) {
+  if (journal_ != nullptr && admission == Admission::asked &&
+      !journal_->admit(subject, stored, msg_ids)) {
     return PublishStatus::storage_full;
   }
   const TimePoint now = at ? *at : limits_.message_ttl.count() > 0 ? clock_.now() : TimePoint{};
@@ -839,10 +840,8 @@ void Broker::retire(Queue& queue, const Message& message) {
     ++counters_.dropped[static_cast<std::size_t>(DropReason::max_deliveries)];
     return;
   }
-  dead_lettering_ = true;
-  const PublishStatus status = publish(state.options.dead_letter, {&message, 1});
-  dead_lettering_ = false;
-  if (status == PublishStatus::ok) {
+  if (publish_with(state.options.dead_letter, {&message, 1}, {}, std::nullopt,
+                   Admission::already_held) == PublishStatus::ok) {
     ++counters_.dead_lettered;
   } else {
     ++counters_.dead_letter_dropped;
@@ -947,11 +946,15 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view subject, std::string_view
   if (subscription == nullptr) {
     return UnsubscribeStatus::bad_id;
   }
+  return unsubscribe_found(*subscription);
+}
+
+UnsubscribeStatus Broker::unsubscribe_found(Subscription& subscription) {
   // Recovery removes an ephemeral subscription anyway: its removal needs nothing written.
-  if (!subscription->ephemeral && !journal_admits_change()) {
+  if (!subscription.ephemeral && !journal_admits_change()) {
     return UnsubscribeStatus::storage_full;
   }
-  remove_subscription(*subscription, DropReason::unsubscribe);
+  remove_subscription(subscription, DropReason::unsubscribe);
   return UnsubscribeStatus::ok;
 }
 
@@ -1021,11 +1024,7 @@ UnsubscribeStatus Broker::unsubscribe(std::string_view id) {
   if (found == subscriptions_.end()) {
     return UnsubscribeStatus::bad_id;
   }
-  if (!found->second.ephemeral && !journal_admits_change()) {
-    return UnsubscribeStatus::storage_full;
-  }
-  remove_subscription(found->second, DropReason::unsubscribe);
-  return UnsubscribeStatus::ok;
+  return unsubscribe_found(found->second);
 }
 
 PurgeResult Broker::purge(std::string_view pattern) {

@@ -679,11 +679,18 @@ class Broker {
                    Deliveries& deliveries, std::uint64_t member);
   // Returns how many never-delivered messages it took; the seqs it redelivered go to seqs_.
   std::size_t deliver(Queue& queue, std::size_t max, Deliveries& out, std::uint64_t member);
+  // How a publish_with is admitted by the journal. A dead letter moves a message the journal
+  // already holds, answered 200 when it was published: the journal is not asked, as a refusal
+  // would lose that message (on a full disk, or at storage.max-bytes). Its record may go into the
+  // room kept for records that are not publishes, or wait for space.
+  enum class Admission { asked, already_held };
   // publish, with the msg_ids of an idempotent publish (then journaled as publish_ids) and the
   // time it was taken at (read from the clock when message-ttl needs it, otherwise).
   PublishStatus publish_with(std::string_view subject, std::span<const Message> messages,
-                             std::span<const std::string_view> msg_ids,
-                             std::optional<TimePoint> at);
+                             std::span<const std::string_view> msg_ids, std::optional<TimePoint> at,
+                             Admission admission);
+  // unsubscribe's removal of a subscription found by either overload.
+  UnsubscribeStatus unsubscribe_found(Subscription& subscription);
   void drop_front(Queue& queue, std::size_t count, DropReason reason);
   // Purges the queue's pending messages `chosen(subject)` returns true for, by the subject each
   // was published to; `all` when every one is chosen. Returns how many.
@@ -722,11 +729,6 @@ class Broker {
   std::size_t waiting_fetches_ = 0;
   std::uint64_t last_seq_ = 0;  // the sequence number of the newest published message
   JournalSink* journal_ = nullptr;
-  // A dead letter moves a message the journal already holds, answered 200 when it was published:
-  // the journal is not asked to admit it, as a refusal would lose that message (on a full disk,
-  // or at storage.max-bytes). Its record may go into the room kept for records that are not
-  // publishes, or wait for space.
-  bool dead_lettering_ = false;
   Counters counters_;
   std::vector<Queue*> matched_;      // reused by publish to avoid an allocation per call
   std::vector<std::size_t> drops_;   // per matched queue, likewise

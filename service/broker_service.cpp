@@ -145,31 +145,27 @@ broker::PublishStatus status_of(const broker::PublishResult& result) {
 
 // Whether a durable answer must wait for the log even when its call appended nothing (see
 // on_broker). Not a call the log refused (storage_full): its answer rests on nothing stored, and
-// it must not wait behind a write that waits for space on a full disk. Nor a refused publish.
-template <typename Result>
-bool rests_on_the_log(const Result& /*result*/) {
-  return true;
-}
+// it must not wait behind a write that waits for space on a full disk. Nor a publish refused for
+// any reason.
 bool rests_on_the_log(broker::PublishStatus status) {
   return status == broker::PublishStatus::ok;
 }
-bool rests_on_the_log(const broker::PublishResult& result) {
-  return rests_on_the_log(status_of(result));
+template <typename Status>
+requires std::is_enum_v<Status>
+bool rests_on_the_log(Status status) {
+  if constexpr (requires { Status::storage_full; }) {
+    return status != Status::storage_full;
+  } else {
+    return true;
+  }
 }
-bool rests_on_the_log(const Subscribed& result) {
-  return result.status != broker::SubscribeStatus::storage_full;
-}
-bool rests_on_the_log(broker::UnsubscribeStatus status) {
-  return status != broker::UnsubscribeStatus::storage_full;
-}
-bool rests_on_the_log(const broker::PurgeResult& result) {
-  return result.status != broker::AdminStatus::storage_full;
-}
-bool rests_on_the_log(const ReceiptsResult& result) {
-  return result.status != broker::AckStatus::storage_full;
-}
-bool rests_on_the_log(const broker::ResumeResult& result) {
-  return result.status != broker::AckStatus::storage_full;
+template <typename Result>
+requires(!std::is_enum_v<Result>) bool rests_on_the_log(const Result& result) {
+  if constexpr (requires { result.status; }) {
+    return rests_on_the_log(result.status);
+  } else {
+    return true;
+  }
 }
 
 }  // namespace
